@@ -1,0 +1,46 @@
+# The two Quickstart commands: `make run` and `make test` (see README.md). Both create .venv themselves.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEMO   := examples/demo.toml
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test demo browser-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# gazette.toml (git-ignored) points at the demo, so that `.venv/bin/gazette ...` works without --config.
+gazette.toml:
+	ln -s $(DEMO) gazette.toml
+
+demo: $(VENV)/.installed gazette.toml
+	$(BIN)/python examples/build_demo.py var/demo
+	$(BIN)/gazette --config $(DEMO) db upgrade
+	$(BIN)/gazette --config $(DEMO) subscribers import examples/subscribers.csv --confirmed
+	$(BIN)/gazette --config $(DEMO) ingest
+
+run: demo
+	$(BIN)/gazette --config $(DEMO) serve --host $(HOST) --port $(PORT)
+
+# Browser tests drive Debian's chromium with a Korean font; install them where we may (root + apt).
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi nanum; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium and fonts-nanum for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum >/dev/null; \
+	else echo "chromium or fonts-nanum missing and not root: the browser tests will skip and say why"; fi
+
+test: $(VENV)/.installed-test browser-deps
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,14 @@
+"""The content side of Gazette: sources, fetching, parsing, the article store, views and feeds.
+
+    settings   TOML + environment -> Settings          parse      bytes -> RawEntry
+    fetch      files and http(s), conditional GET      normalise  RawEntry -> Article (sanitised)
+    db/store   schema, migrations, ArticleStore        ingest     fetch + parse + normalise + store
+    render     FeedDoc -> RSS / Atom / JSON Feed       publish    which feeds, cached bytes
+    schedule   APScheduler behind a database lease     web        feed routes, OPML, health
+
+Errors: see `feeds.errors` (FeedsError and its children).
+"""
+
+from .errors import ConfigError, FeedsError, FetchError, ParseError, StoreError
+
+__all__ = ["ConfigError", "FeedsError", "FetchError", "ParseError", "StoreError"]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the one Gazette database (both packages' tables)."""

@@ -1,0 +1,78 @@
+"""The plain data that flows through the content side: what a parser yields and what the store keeps.
+
+    source bytes --parse--> RawEntry --normalise--> Article --store--> StoredArticle --render--> feeds
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One item as a source described it, before any cleaning. Strings may hold untrusted HTML."""
+
+    guid: str | None
+    is_guid_trusted: bool
+    url: str | None
+    title: str
+    summary_html: str
+    content_html: str
+    byline: str | None
+    author_email: str | None
+    categories: tuple[str, ...]
+    image_url: str | None
+    published_at: datetime | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Article:
+    """A normalised article, ready for the store: sanitised HTML, plain-text summary, aware datetimes."""
+
+    id: str
+    identity: str
+    guid: str | None
+    url: str | None
+    title: str
+    summary: str
+    content_html: str
+    byline: str | None
+    author_email: str | None
+    category: str | None
+    tags: tuple[str, ...]
+    image_url: str | None
+    published_at: datetime
+    updated_at: datetime
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class StoredArticle:
+    """An article as read back from the store, with its bookkeeping."""
+
+    id: str
+    guid: str | None
+    url: str | None
+    title: str
+    summary: str
+    content_html: str
+    byline: str | None
+    author_email: str | None
+    category: str | None
+    tags: tuple[str, ...]
+    image_url: str | None
+    published_at: datetime
+    updated_at: datetime
+    changed_at: datetime
+    revision: int
+    views: int = 0
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: tuple[str, ...] = field(default_factory=tuple)

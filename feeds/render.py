@@ -1,0 +1,194 @@
+"""Feed rendering: a format-neutral `FeedDoc` -> the bytes of RSS 2.0, Atom 1.0 or JSON Feed 1.1.
+
+Pure functions; feedgen writes RSS and Atom, json writes JSON Feed. Each format gets its own FeedGenerator so
+that no value meant for one leaks into the other (feedgen shares fields between them). Specs followed:
+RSS 2.0 (rssboard.org/rss-specification), RFC 4287 (Atom), jsonfeed.org/version/1.1.
+
+Traps handled here rather than by callers:
+- feedgen makes the RSS channel <link> the *last* link added, so the site link is added after the self link;
+- feedgen fills `updated`/`lastBuildDate` with the current time when unset, which would change the bytes
+  (and the ETag) on every build: they are always set from the items;
+- feedgen prepends entries by default; items are appended to keep newest-first order;
+- Atom entries with identical `updated` draw a validator warning: later duplicates are moved back a second.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from urllib.parse import urlsplit
+
+from feedgen.feed import FeedGenerator
+
+FORMATS = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    id: str  # permanent, not a URL that may change: see item_id()
+    url: str | None
+    title: str
+    summary: str
+    content_html: str | None  # None: summary only
+    byline: str | None
+    author_email: str | None
+    category: str | None
+    category_label: str | None
+    tags: tuple[str, ...]
+    image_url: str | None
+    published_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class FeedDoc:
+    slug: str
+    title: str
+    description: str
+    home_url: str
+    language: str
+    author: str
+    timezone: tzinfo
+    items: tuple[FeedItem, ...]
+    hubs: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def updated_at(self) -> datetime | None:
+        return max((i.updated_at for i in self.items), default=None)
+
+
+def item_id(base_url: str, article_id: str, published_at: datetime) -> str:
+    """An RFC 4151 tag URI: stable when the article's URL changes, the same in every format."""
+    host = urlsplit(base_url).hostname or "localhost"
+    return f"tag:{host},{published_at.date().isoformat()}:article/{article_id}"
+
+
+def render(doc: FeedDoc, fmt: str, self_url: str, fallback_updated: datetime) -> bytes:
+    if fmt == "rss":
+        return render_rss(doc, self_url, fallback_updated)
+    if fmt == "atom":
+        return render_atom(doc, self_url, fallback_updated)
+    if fmt == "json":
+        return render_json(doc, self_url)
+    raise ValueError(f"unknown feed format {fmt!r}")
+
+
+def render_rss(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes:
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.load_extension("media", atom=False, rss=True)
+    fg.title(doc.title)
+    fg.description(doc.description or doc.title)
+    fg.language(doc.language)
+    fg.link(href=self_url, rel="self", type=FORMATS["rss"].split(";")[0])
+    for hub in doc.hubs:
+        fg.link(href=hub, rel="hub")
+    fg.link(href=doc.home_url, rel="alternate")  # last: feedgen's RSS <link> is the last link added
+    fg.lastBuildDate((doc.updated_at or fallback_updated).astimezone(doc.timezone))
+    fg.generator("Gazette")
+    for item in doc.items:
+        fe = fg.add_entry(order="append")
+        fe.title(item.title)
+        if item.url:
+            fe.link(href=item.url)
+        fe.guid(item.id, permalink=False)
+        fe.pubDate(item.published_at.astimezone(doc.timezone))
+        fe.description(item.summary or item.title)
+        if item.content_html:
+            fe.content(item.content_html, type="CDATA")
+        if item.byline:
+            fe.dc.dc_creator(item.byline)
+        if item.category_label:
+            fe.category(term=item.category_label)
+        if item.image_url:
+            fe.media.content(url=item.image_url, medium="image")
+    return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+
+
+def _distinct_updated(items: tuple[FeedItem, ...]) -> list[datetime]:
+    seen: set[datetime] = set()
+    out = []
+    for item in items:
+        value = item.updated_at.replace(microsecond=0)
+        while value in seen:
+            value -= timedelta(seconds=1)
+        seen.add(value)
+        out.append(value)
+    return out
+
+
+def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes:
+    fg = FeedGenerator()
+    fg.id(self_url)
+    fg.title(doc.title)
+    if doc.description:
+        fg.subtitle(doc.description)
+    fg.language(doc.language)
+    fg.author(name=doc.author)
+    fg.link(href=doc.home_url, rel="alternate", type="text/html")
+    fg.link(href=self_url, rel="self", type=FORMATS["atom"].split(";")[0])
+    for hub in doc.hubs:
+        fg.link(href=hub, rel="hub")
+    fg.updated((doc.updated_at or fallback_updated).replace(microsecond=0).astimezone(doc.timezone))
+    fg.generator("Gazette")
+    for item, updated in zip(doc.items, _distinct_updated(doc.items)):
+        fe = fg.add_entry(order="append")
+        fe.id(item.id)
+        fe.title(item.title)
+        if item.url:
+            fe.link(href=item.url, rel="alternate", type="text/html")
+        fe.published(item.published_at.replace(microsecond=0).astimezone(doc.timezone))
+        fe.updated(updated.astimezone(doc.timezone))
+        if item.byline:
+            author = {"name": item.byline}
+            if item.author_email:
+                author["email"] = item.author_email
+            fe.author(author)
+        if item.category:
+            fe.category(term=item.category, label=item.category_label or item.category)
+        if item.summary:
+            fe.summary(item.summary, type="text")
+        if item.content_html:
+            fe.content(item.content_html, type="html")
+    return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+
+
+def render_json(doc: FeedDoc, self_url: str) -> bytes:
+    items = []
+    for item in doc.items:
+        entry: dict[str, object] = {"id": item.id}
+        if item.url:
+            entry["url"] = item.url
+        entry["title"] = item.title
+        entry["content_html"] = item.content_html if item.content_html else item.summary
+        if item.summary:
+            entry["summary"] = item.summary
+        if item.image_url:
+            entry["image"] = item.image_url
+        entry["date_published"] = item.published_at.replace(microsecond=0).astimezone(doc.timezone).isoformat()
+        entry["date_modified"] = item.updated_at.replace(microsecond=0).astimezone(doc.timezone).isoformat()
+        if item.byline:
+            entry["authors"] = [{"name": item.byline}]
+        tags = ([item.category_label] if item.category_label else []) + list(item.tags)
+        if tags:
+            entry["tags"] = tags
+        items.append(entry)
+    feed: dict[str, object] = {
+        "version": "https://jsonfeed.org/version/1.1",
+        "title": doc.title,
+        "home_page_url": doc.home_url,
+        "feed_url": self_url,
+        "language": doc.language,
+    }
+    if doc.description:
+        feed["description"] = doc.description
+    if doc.hubs:
+        feed["hubs"] = [{"type": "WebSub", "url": hub} for hub in doc.hubs]
+    feed["authors"] = [{"name": doc.author}]
+    feed["items"] = items
+    return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8")

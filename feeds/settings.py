@@ -1,0 +1,460 @@
+"""Settings: one TOML file plus GAZETTE_<SECTION>_<KEY> environment overrides, validated once.
+
+`load_settings()` returns an immutable `Settings` that the service passes to whatever needs it; nothing
+reads the file or the environment anywhere else. Every problem raises `ConfigError` naming the key as the
+user wrote it (`sources[2].interval`, `GAZETTE_DATABASE_URL`) and the reason.
+
+It lives in `feeds` because `feeds` is the lower layer: `newsletter` may import it, not the other way round.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from .errors import ConfigError
+
+SOURCE_KINDS = ("feed", "html", "jsonl")
+MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
+LANGUAGES = ("ko", "en")
+FREQUENCIES = ("daily", "weekly")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+RESERVED_FEED_SLUGS = frozenset({"all", "popular"})
+_DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    name: str
+    base_url: str
+    timezone: ZoneInfo
+    language: str
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    url: str
+    from_address: str
+    reply_to: str | None
+    postal_address: str
+    dkim_selector: str | None
+    dkim_key_file: Path | None
+    rate_per_second: float
+    concurrency: int
+
+    @property
+    def scheme(self) -> str:
+        return self.url.split("://", 1)[0]
+
+    @property
+    def maildir_path(self) -> Path:
+        """The folder of a `maildir://` URL: `maildir://var/outbox` is relative, `maildir:///srv/out` absolute."""
+        return Path(self.url.split("://", 1)[1])
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    items: int
+    full_content: bool
+    max_age: int
+
+
+@dataclass(frozen=True)
+class Category:
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    name: str
+    kind: str
+    url: str | None
+    path: Path | None
+    interval: timedelta
+    category: str | None
+    category_map: Mapping[str, str]
+
+    @property
+    def location(self) -> str:
+        return self.url if self.url is not None else str(self.path)
+
+
+@dataclass(frozen=True)
+class PartnerSettings:
+    slug: str
+    name: str
+    key: str | None
+    categories: tuple[str, ...]
+    full_content: bool
+
+
+@dataclass(frozen=True)
+class EditionSettings:
+    name: str
+    schedule: str
+    window: timedelta
+    max_articles: int
+    most_viewed: int
+
+    def trigger(self, timezone: ZoneInfo) -> CronTrigger:
+        return CronTrigger.from_crontab(self.schedule, timezone=timezone)
+
+
+@dataclass(frozen=True)
+class Settings:
+    site: SiteSettings
+    database_url: str
+    mail: MailSettings
+    feeds: FeedSettings
+    signing_key: str
+    admin_token: str | None
+    categories: tuple[Category, ...]
+    sources: tuple[SourceSettings, ...]
+    partners: tuple[PartnerSettings, ...]
+    digests: tuple[EditionSettings, ...]
+    scheduler_lease_ttl: timedelta = timedelta(seconds=30)
+    path: Path | None = field(default=None, compare=False)
+
+    def category(self, slug: str) -> Category | None:
+        return next((c for c in self.categories if c.slug == slug), None)
+
+    def source(self, name: str) -> SourceSettings | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+    def edition(self, name: str) -> EditionSettings | None:
+        return next((e for e in self.digests if e.name == name), None)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'10m', '1h30m', '7d', '45s' -> timedelta. Raises ValueError on anything else or on zero."""
+    compact = text.strip().lower()
+    matches = list(_DURATION_RE.finditer(compact))
+    if not matches or "".join(m.group(0) for m in matches).replace(" ", "") != compact.replace(" ", ""):
+        raise ValueError(f'"{text}" is not a duration such as "30s", "10m", "1h30m" or "7d"')
+    seconds = sum(int(m.group(1)) * _DURATION_UNITS[m.group(2)] for m in matches)
+    if seconds <= 0:
+        raise ValueError(f'"{text}" must be longer than zero')
+    return timedelta(seconds=seconds)
+
+
+# --- the schema -------------------------------------------------------------------------------------
+# Each table section maps key -> (type, default). REQUIRED marks a key without a default.
+
+REQUIRED = object()
+_Spec = Mapping[str, tuple[type | tuple[type, ...], Any]]
+
+_SECTIONS: dict[str, _Spec] = {
+    "site": {
+        "name": (str, "Gazette"),
+        "base_url": (str, "http://127.0.0.1:8000"),
+        "timezone": (str, "Asia/Seoul"),
+        "language": (str, "ko"),
+    },
+    "database": {"url": (str, "sqlite:///var/gazette.db")},
+    "mail": {
+        "url": (str, "maildir://var/outbox"),
+        "from": (str, "Gazette <newsletter@localhost>"),
+        "reply_to": (str, None),
+        "postal_address": (str, ""),
+        "dkim_selector": (str, None),
+        "dkim_key_file": (str, None),
+        "rate_per_second": ((int, float), 50.0),
+        "concurrency": (int, 4),
+    },
+    "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300)},
+    "secrets": {"signing_key": (str, REQUIRED)},
+    "admin": {"token": (str, None)},
+    "scheduler": {"lease_ttl": (str, "30s")},
+}
+_CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
+_SOURCE: _Spec = {
+    "name": (str, REQUIRED),
+    "kind": (str, REQUIRED),
+    "url": (str, None),
+    "path": (str, None),
+    "interval": (str, "10m"),
+    "category": (str, None),
+    "category_map": (dict, None),
+}
+_PARTNER: _Spec = {
+    "slug": (str, REQUIRED),
+    "name": (str, REQUIRED),
+    "key": (str, None),
+    "categories": (list, REQUIRED),
+    "full_content": (bool, True),
+}
+_EDITION: _Spec = {
+    "schedule": (str, REQUIRED),
+    "window": (str, None),
+    "max_articles": (int, 30),
+    "most_viewed": (int, 5),
+}
+_DEFAULT_EDITIONS = {
+    "daily": {"schedule": "0 7 * * *", "window": "24h"},
+    "weekly": {"schedule": "0 8 * * mon", "window": "7d"},
+}
+_ARRAYS = {"categories": _CATEGORY, "sources": _SOURCE, "partners": _PARTNER}
+_TOP_LEVEL = set(_SECTIONS) | set(_ARRAYS) | {"digests"}
+
+
+def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
+    """--config, else $GAZETTE_CONFIG, else ./gazette.toml."""
+    return Path(explicit or environ.get("GAZETTE_CONFIG") or "gazette.toml")
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no such configuration file (use --config or $GAZETTE_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    settings = build_settings(apply_environment(raw, environ))
+    return Settings(**{**settings.__dict__, "path": path})
+
+
+def apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay GAZETTE_<SECTION>_<KEY> variables on the scalar keys of the table sections."""
+    merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    for name, value in environ.items():
+        if not name.startswith("GAZETTE_") or name == "GAZETTE_CONFIG":
+            continue
+        section, key = _match_override(name)
+        expected = _SECTIONS[section][key][0]
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(section, "must be a table")
+        target[key] = _coerce(name, value, expected)
+    return merged
+
+
+def _match_override(name: str) -> tuple[str, str]:
+    rest = name[len("GAZETTE_"):].lower()
+    for section, spec in _SECTIONS.items():
+        prefix = section + "_"
+        if rest.startswith(prefix) and rest[len(prefix):] in spec:
+            return section, rest[len(prefix):]
+    raise ConfigError(name, "unknown setting: overrides are GAZETTE_<SECTION>_<KEY> for a scalar key such as GAZETTE_DATABASE_URL")
+
+
+def _coerce(name: str, value: str, expected: type | tuple[type, ...]) -> Any:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if bool in types:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, f'"{value}" is not a boolean (true or false)')
+    if int in types and float not in types:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(name, f'"{value}" is not a whole number') from None
+    if float in types:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(name, f'"{value}" is not a number') from None
+    return value
+
+
+def _table(where: str, raw: Any, spec: _Spec) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be a table")
+    for key in raw:
+        if key not in spec:
+            raise ConfigError(f"{where}.{key}", f"unknown key (known: {', '.join(spec)})")
+    values: dict[str, Any] = {}
+    for key, (kind, default) in spec.items():
+        if key not in raw:
+            if default is REQUIRED:
+                raise ConfigError(f"{where}.{key}", "is required")
+            values[key] = default
+            continue
+        value = raw[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a `true` where a number belongs is still a mistake.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            names = " or ".join(_TYPE_NAMES[k] for k in kinds)
+            raise ConfigError(f"{where}.{key}", f"must be {names}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+        values[key] = value
+    return values
+
+
+_TYPE_NAMES = {str: "a string", int: "a whole number", float: "a number", bool: "a boolean (true/false)",
+               list: "an array", dict: "a table"}
+
+
+def _check(key: str, ok: bool, reason: str) -> None:
+    if not ok:
+        raise ConfigError(key, reason)
+
+
+def _convert(key: str, value: str, fn: Callable[[str], Any]) -> Any:
+    try:
+        return fn(value)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from exc
+
+
+def build_settings(raw: Mapping[str, Any]) -> Settings:
+    for key in raw:
+        if key not in _TOP_LEVEL:
+            raise ConfigError(key, f"unknown section (known: {', '.join(sorted(_TOP_LEVEL))})")
+    sec = {name: _table(name, raw.get(name, {}), spec) for name, spec in _SECTIONS.items()}
+
+    site = _build_site(sec["site"])
+    database_url = sec["database"]["url"]
+    _check("database.url", database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")),
+           'must start with "sqlite:///" or "postgresql://"')
+    mail = _build_mail(sec["mail"])
+    feeds = FeedSettings(**sec["feeds"])
+    _check("feeds.items", 1 <= feeds.items <= 1000, "must be between 1 and 1000")
+    _check("feeds.max_age", feeds.max_age >= 0, "must not be negative")
+    signing_key = sec["secrets"]["signing_key"]
+    _check("secrets.signing_key", len(signing_key) >= 16, "must be at least 16 characters (a long random string)")
+    admin_token = sec["admin"]["token"]
+    _check("admin.token", admin_token is None or len(admin_token) >= 16, "must be at least 16 characters")
+
+    lease_ttl = _convert("scheduler.lease_ttl", sec["scheduler"]["lease_ttl"], parse_duration)
+    _check("scheduler.lease_ttl", lease_ttl >= timedelta(seconds=1), "must be at least 1s")
+
+    categories = _build_categories(raw.get("categories", []))
+    known = {c.slug for c in categories}
+    sources = _build_sources(raw.get("sources", []), known)
+    partners = _build_partners(raw.get("partners", []), known)
+    digests = _build_digests(raw.get("digests", {}), site.timezone)
+    return Settings(site=site, database_url=database_url, mail=mail, feeds=feeds, signing_key=signing_key,
+                    admin_token=admin_token, categories=categories, sources=sources, partners=partners,
+                    digests=digests, scheduler_lease_ttl=lease_ttl)
+
+
+def _build_site(v: dict[str, Any]) -> SiteSettings:
+    try:
+        timezone = ZoneInfo(v["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("site.timezone", f'"{v["timezone"]}" is not a known time zone such as "Asia/Seoul"') from None
+    _check("site.language", v["language"] in LANGUAGES, f"must be one of {', '.join(LANGUAGES)}")
+    parts = urlsplit(v["base_url"])
+    _check("site.base_url", parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query,
+           "must be an absolute http(s) URL such as https://news.example.com")
+    _check("site.name", bool(v["name"].strip()), "must not be empty")
+    return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
+                        language=v["language"])
+
+
+def _build_mail(v: dict[str, Any]) -> MailSettings:
+    scheme, sep, rest = v["url"].partition("://")
+    _check("mail.url", bool(sep) and scheme in MAIL_SCHEMES and bool(rest),
+           f"must be one of {', '.join(s + '://' for s in MAIL_SCHEMES)} followed by a path or host:port")
+    if scheme != "maildir":
+        parts = urlsplit(v["url"])
+        _check("mail.url", bool(parts.hostname), "needs a host, as in smtp://mail.example.com:587")
+        try:
+            parts.port
+        except ValueError:
+            raise ConfigError("mail.url", "has a port that is not a number") from None
+    _check("mail.rate_per_second", v["rate_per_second"] > 0, "must be above zero")
+    _check("mail.concurrency", 1 <= v["concurrency"] <= 64, "must be between 1 and 64")
+    _check("mail.from", "@" in v["from"], "must be an address such as 'Newsroom <news@example.com>'")
+    _check("mail.dkim_key_file", (v["dkim_selector"] is None) == (v["dkim_key_file"] is None),
+           "dkim_selector and dkim_key_file go together")
+    return MailSettings(url=v["url"], from_address=v["from"], reply_to=v["reply_to"],
+                        postal_address=v["postal_address"], dkim_selector=v["dkim_selector"],
+                        dkim_key_file=Path(v["dkim_key_file"]) if v["dkim_key_file"] else None,
+                        rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"])
+
+
+def _array(name: str, raw: Any) -> list[Any]:
+    if not isinstance(raw, list):
+        raise ConfigError(name, f"must be an array of tables ([[{name}]])")
+    return raw
+
+
+def _build_categories(raw: Any) -> tuple[Category, ...]:
+    out: list[Category] = []
+    for i, item in enumerate(_array("categories", raw)):
+        v = _table(f"categories[{i}]", item, _CATEGORY)
+        _check(f"categories[{i}].slug", bool(SLUG_RE.match(v["slug"])),
+               f'"{v["slug"]}" must be lowercase letters, digits and hyphens')
+        _check(f"categories[{i}].slug", v["slug"] not in RESERVED_FEED_SLUGS, f'"{v["slug"]}" is reserved for a built-in feed')
+        _check(f"categories[{i}].slug", v["slug"] not in {c.slug for c in out}, f'"{v["slug"]}" is defined twice')
+        out.append(Category(slug=v["slug"], name=v["name"]))
+    return tuple(out)
+
+
+def _build_sources(raw: Any, categories: set[str]) -> tuple[SourceSettings, ...]:
+    out: list[SourceSettings] = []
+    for i, item in enumerate(_array("sources", raw)):
+        where = f"sources[{i}]"
+        v = _table(where, item, _SOURCE)
+        _check(f"{where}.name", bool(v["name"].strip()), "must not be empty")
+        _check(f"{where}.name", v["name"] not in {s.name for s in out}, f'"{v["name"]}" is used by another source')
+        _check(f"{where}.kind", v["kind"] in SOURCE_KINDS, f'"{v["kind"]}" is not one of {", ".join(SOURCE_KINDS)}')
+        _check(where, (v["url"] is None) != (v["path"] is None), "needs exactly one of url or path")
+        if v["url"] is not None:
+            parts = urlsplit(v["url"])
+            _check(f"{where}.url", parts.scheme in ("http", "https") and bool(parts.netloc), "must be an http(s) URL")
+        interval = _convert(f"{where}.interval", v["interval"], parse_duration)
+        category_map = v["category_map"] or {}
+        _check(where, v["category"] is not None or bool(category_map), "needs a category or a category_map")
+        if v["category"] is not None:
+            _check(f"{where}.category", v["category"] in categories, f'"{v["category"]}" is not a configured category')
+        for upstream, slug in category_map.items():
+            _check(f"{where}.category_map.{upstream}", isinstance(slug, str) and slug in categories,
+                   f'"{slug}" is not a configured category')
+        out.append(SourceSettings(name=v["name"], kind=v["kind"], url=v["url"],
+                                  path=Path(v["path"]) if v["path"] is not None else None, interval=interval,
+                                  category=v["category"], category_map=dict(category_map)))
+    return tuple(out)
+
+
+def _build_partners(raw: Any, categories: set[str]) -> tuple[PartnerSettings, ...]:
+    out: list[PartnerSettings] = []
+    for i, item in enumerate(_array("partners", raw)):
+        where = f"partners[{i}]"
+        v = _table(where, item, _PARTNER)
+        _check(f"{where}.slug", bool(SLUG_RE.match(v["slug"])), f'"{v["slug"]}" must be lowercase letters, digits and hyphens')
+        _check(f"{where}.slug", v["slug"] not in {p.slug for p in out}, f'"{v["slug"]}" is defined twice')
+        for j, slug in enumerate(v["categories"]):
+            _check(f"{where}.categories[{j}]", slug in categories or slug == "all", f'"{slug}" is not a configured category')
+        _check(f"{where}.key", v["key"] is None or len(v["key"]) >= 16, "must be at least 16 characters")
+        out.append(PartnerSettings(slug=v["slug"], name=v["name"], key=v["key"], categories=tuple(v["categories"]),
+                                   full_content=v["full_content"]))
+    return tuple(out)
+
+
+def _build_digests(raw: Any, timezone: ZoneInfo) -> tuple[EditionSettings, ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError("digests", "must be a table of editions, as in [digests.daily]")
+    tables = raw or _DEFAULT_EDITIONS
+    out: list[EditionSettings] = []
+    for name, item in tables.items():
+        where = f"digests.{name}"
+        _check(where, bool(SLUG_RE.match(name)), "an edition name must be lowercase letters, digits and hyphens")
+        v = _table(where, item, _EDITION)
+        try:
+            CronTrigger.from_crontab(v["schedule"], timezone=timezone)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.schedule", f'"{v["schedule"]}" is not a cron expression ({exc})') from None
+        window = v["window"] or _DEFAULT_EDITIONS.get(name, {}).get("window", "24h")
+        _check(f"{where}.max_articles", 1 <= v["max_articles"] <= 200, "must be between 1 and 200")
+        _check(f"{where}.most_viewed", 0 <= v["most_viewed"] <= 50, "must be between 0 and 50")
+        out.append(EditionSettings(name=name, schedule=v["schedule"],
+                                   window=_convert(f"{where}.window", window, parse_duration),
+                                   max_articles=v["max_articles"], most_viewed=v["most_viewed"]))
+    return tuple(out)

@@ -1,0 +1,272 @@
+"""The article store: categories, sources and their health, articles, view counts, partners.
+
+`ArticleStore` wraps an SQLAlchemy engine (SQLite or PostgreSQL) with the few queries the content side needs.
+It knows nothing of HTTP or of the newsletter. Times are passed in by the caller, never read from a clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine, and_, func, select, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from . import db
+from .errors import StoreError
+from .model import Article, StoredArticle, UpsertCounts
+from .settings import Category, PartnerSettings, SourceSettings
+
+
+@dataclass(frozen=True)
+class SourceState:
+    id: int
+    name: str
+    kind: str
+    location: str
+    category: str | None
+    interval_seconds: int
+    etag: str | None
+    last_modified: str | None
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_check_at: datetime | None
+    disabled_reason: str | None
+
+
+@dataclass(frozen=True)
+class FeedVersion:
+    """Cheap validator of a feed's content: changes whenever an article in it is added or changed."""
+
+    count: int
+    last_changed_at: datetime | None
+    last_updated_at: datetime | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ArticleStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- configuration ------------------------------------------------------------------------------
+
+    def sync_config(self, categories: Sequence[Category], sources: Sequence[SourceSettings],
+                    partners: Sequence[PartnerSettings], now: datetime) -> None:
+        """Make the stored categories, sources and partners match the configuration.
+
+        Sources keep their health and validators across restarts; a source whose location changed starts
+        afresh. Articles keep their category even if it leaves the configuration.
+        """
+        with self.engine.begin() as conn:
+            existing = {r.slug for r in conn.execute(select(db.categories.c.slug))}
+            for position, category in enumerate(categories):
+                values = {"name": category.name, "position": position}
+                if category.slug in existing:
+                    conn.execute(db.categories.update().where(db.categories.c.slug == category.slug).values(**values))
+                else:
+                    conn.execute(db.categories.insert().values(slug=category.slug, **values))
+            stored = {r.name: r for r in conn.execute(select(db.sources))}
+            for source in sources:
+                values = {"kind": source.kind, "location": source.location, "category": source.category,
+                          "interval_seconds": int(source.interval.total_seconds())}
+                row = stored.get(source.name)
+                if row is None:
+                    conn.execute(db.sources.insert().values(name=source.name, created_at=now, consecutive_failures=0,
+                                                            **values))
+                elif row.location != source.location or row.kind != source.kind:
+                    conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(
+                        etag=None, last_modified=None, consecutive_failures=0, disabled_reason=None,
+                        next_check_at=None, **values))
+                else:
+                    conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
+            known = {r.slug for r in conn.execute(select(db.partners.c.slug))}
+            for partner in partners:
+                values = {"name": partner.name, "categories": list(partner.categories),
+                          "full_content": partner.full_content}
+                if partner.slug in known:
+                    conn.execute(db.partners.update().where(db.partners.c.slug == partner.slug).values(**values))
+                else:
+                    conn.execute(db.partners.insert().values(slug=partner.slug, created_at=now, **values))
+                if partner.key:
+                    digest = hash_key(partner.key)
+                    found = conn.execute(select(db.partner_keys.c.id).where(db.partner_keys.c.key_hash == digest)).first()
+                    if found is None:
+                        conn.execute(db.partner_keys.insert().values(partner_slug=partner.slug, key_hash=digest,
+                                                                     label="config", created_at=now))
+
+    def categories(self) -> list[Category]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(db.categories).order_by(db.categories.c.position, db.categories.c.slug))
+            return [Category(slug=r.slug, name=r.name) for r in rows]
+
+    # --- sources ------------------------------------------------------------------------------------
+
+    def source(self, name: str) -> SourceState | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.sources).where(db.sources.c.name == name)).first()
+        return _source_state(row) if row else None
+
+    def sources(self) -> list[SourceState]:
+        with self.engine.connect() as conn:
+            return [_source_state(r) for r in conn.execute(select(db.sources).order_by(db.sources.c.name))]
+
+    def record_success(self, source_id: int, *, etag: str | None, last_modified: str | None, now: datetime,
+                       next_check_at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(db.sources.update().where(db.sources.c.id == source_id).values(
+                etag=etag, last_modified=last_modified, last_checked_at=now, last_success_at=now,
+                consecutive_failures=0, next_check_at=next_check_at))
+
+    def record_failure(self, source_id: int, reason: str, *, now: datetime, next_check_at: datetime) -> int:
+        """Store the error and return the new count of consecutive failures."""
+        with self.engine.begin() as conn:
+            conn.execute(db.sources.update().where(db.sources.c.id == source_id).values(
+                last_checked_at=now, last_error=reason[:2000], last_error_at=now, next_check_at=next_check_at,
+                consecutive_failures=db.sources.c.consecutive_failures + 1))
+            return conn.execute(select(db.sources.c.consecutive_failures).where(db.sources.c.id == source_id)).scalar_one()
+
+    # --- articles -----------------------------------------------------------------------------------
+
+    def upsert_articles(self, articles: Iterable[Article], *, source_id: int | None, now: datetime) -> UpsertCounts:
+        """Insert new articles, update changed ones (revision + 1), leave unchanged ones untouched."""
+        batch = list({a.identity: a for a in articles}.values())
+        if not batch:
+            return UpsertCounts()
+        try:
+            return self._upsert(batch, source_id, now)
+        except IntegrityError:
+            # Another writer inserted one of these identities between our read and our write; the second
+            # pass sees its row and updates or skips instead.
+            return self._upsert(batch, source_id, now)
+
+    def _upsert(self, batch: list[Article], source_id: int | None, now: datetime) -> UpsertCounts:
+        new = updated = unchanged = 0
+        known = {c for c in self._category_slugs()}
+        with self.engine.begin() as conn:
+            existing = {}
+            for i in range(0, len(batch), 500):
+                chunk = [a.identity for a in batch[i:i + 500]]
+                for row in conn.execute(select(db.articles.c.identity, db.articles.c.id, db.articles.c.content_hash,
+                                               db.articles.c.published_at)
+                                        .where(db.articles.c.identity.in_(chunk))):
+                    existing[row.identity] = row
+            inserts = []
+            for article in batch:
+                values = _article_values(article, known)
+                row = existing.get(article.identity)
+                if row is None:
+                    inserts.append({**values, "id": article.id, "identity": article.identity, "source_id": source_id,
+                                    "fetched_at": now, "changed_at": now, "revision": 1})
+                    new += 1
+                elif row.content_hash == article.content_hash:
+                    unchanged += 1
+                else:
+                    # An edit (기사수정): keep the first publication time, move updated_at forward.
+                    values["published_at"] = row.published_at
+                    # A source that does not say when it edited gets the time we saw the edit.
+                    values["updated_at"] = article.updated_at if article.updated_at > row.published_at else now
+                    conn.execute(db.articles.update().where(db.articles.c.id == row.id).values(
+                        **values, changed_at=now, revision=db.articles.c.revision + 1))
+                    updated += 1
+            if inserts:
+                conn.execute(db.articles.insert(), inserts)
+        return UpsertCounts(new=new, updated=updated, unchanged=unchanged)
+
+    def _category_slugs(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(db.categories.c.slug)).scalars())
+
+    def articles(self, *, category: str | None = None, limit: int = 50, published_after: datetime | None = None,
+                 published_until: datetime | None = None, categories: Sequence[str] | None = None) -> list[StoredArticle]:
+        """Newest first."""
+        query = select(db.articles).order_by(db.articles.c.published_at.desc(), db.articles.c.id).limit(limit)
+        if category is not None:
+            query = query.where(db.articles.c.category == category)
+        if categories is not None:
+            query = query.where(db.articles.c.category.in_(list(categories)))
+        if published_after is not None:
+            query = query.where(db.articles.c.published_at > published_after)
+        if published_until is not None:
+            query = query.where(db.articles.c.published_at <= published_until)
+        with self.engine.connect() as conn:
+            return [_stored(r) for r in conn.execute(query)]
+
+    def article(self, article_id: str) -> StoredArticle | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(db.articles).where(db.articles.c.id == article_id)).first()
+        return _stored(row) if row else None
+
+    def most_viewed(self, *, since: datetime, until: datetime, limit: int, category: str | None = None,
+                    published_after: datetime | None = None) -> list[StoredArticle]:
+        """Articles by views counted in [since, until), ties broken by recency; only articles with views."""
+        views = func.sum(db.article_views.c.views).label("views")
+        counted = (select(db.article_views.c.article_id, views)
+                   .where(db.article_views.c.hour_at >= since, db.article_views.c.hour_at < until)
+                   .group_by(db.article_views.c.article_id).subquery())
+        query = (select(db.articles, counted.c.views)
+                 .join(counted, counted.c.article_id == db.articles.c.id)
+                 .order_by(counted.c.views.desc(), db.articles.c.published_at.desc(), db.articles.c.id)
+                 .limit(limit))
+        if category is not None:
+            query = query.where(db.articles.c.category == category)
+        if published_after is not None:
+            query = query.where(db.articles.c.published_at > published_after)
+        with self.engine.connect() as conn:
+            return [_stored(r, views=int(r.views)) for r in conn.execute(query)]
+
+    def add_views(self, article_id: str, hour_at: datetime, views: int) -> None:
+        hour_at = hour_at.replace(minute=0, second=0, microsecond=0)
+        with self.engine.begin() as conn:
+            changed = conn.execute(db.article_views.update().where(and_(
+                db.article_views.c.article_id == article_id, db.article_views.c.hour_at == hour_at))
+                .values(views=db.article_views.c.views + views)).rowcount
+            if not changed:
+                conn.execute(db.article_views.insert().values(article_id=article_id, hour_at=hour_at, views=views))
+
+    def feed_version(self, category: str | None = None) -> FeedVersion:
+        query = select(func.count(), func.max(db.articles.c.changed_at), func.max(db.articles.c.updated_at))
+        if category is not None:
+            query = query.where(db.articles.c.category == category)
+        with self.engine.connect() as conn:
+            count, changed, updated = conn.execute(query).one()
+        # Aggregates bypass the column type on SQLite; tag them as the column would.
+        return FeedVersion(count=count, last_changed_at=db.UTCDateTime().process_result_value(changed, None),
+                           last_updated_at=db.UTCDateTime().process_result_value(updated, None))
+
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {type(exc).__name__}") from exc
+
+
+def _article_values(article: Article, known_categories: set[str]) -> dict[str, object]:
+    return {
+        "guid": article.guid, "url": article.url, "title": article.title, "summary": article.summary,
+        "content_html": article.content_html, "byline": article.byline, "author_email": article.author_email,
+        "category": article.category if article.category in known_categories else None,
+        "tags": list(article.tags), "image_url": article.image_url, "published_at": article.published_at,
+        "updated_at": article.updated_at, "content_hash": article.content_hash,
+    }
+
+
+def _stored(row, views: int = 0) -> StoredArticle:  # type: ignore[no-untyped-def]
+    return StoredArticle(
+        id=row.id, guid=row.guid, url=row.url, title=row.title, summary=row.summary, content_html=row.content_html,
+        byline=row.byline, author_email=row.author_email, category=row.category, tags=tuple(row.tags or ()),
+        image_url=row.image_url, published_at=row.published_at, updated_at=row.updated_at,
+        changed_at=row.changed_at, revision=row.revision, views=views,
+    )
+
+
+def _source_state(row) -> SourceState:  # type: ignore[no-untyped-def]
+    return SourceState(**{name: getattr(row, name) for name in SourceState.__dataclass_fields__})

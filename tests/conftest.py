@@ -1,0 +1,144 @@
+"""Shared fixtures: settings written as real TOML, a store on SQLite and on PostgreSQL, a fixed clock.
+
+PostgreSQL: $GAZETTE_TEST_POSTGRES_URL, else the server on 127.0.0.1:5432 (database `test`, trust auth).
+Each test gets its own schema, dropped afterwards. Where no server answers, those tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import textwrap
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from feeds import db
+from feeds.settings import Settings, load_settings
+from feeds.store import ArticleStore
+from newsletter import db as newsletter_db  # noqa: F401  (declares its tables on the metadata)
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+PG_URL = os.environ.get("GAZETTE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+NOW = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc)  # 09:00 KST
+
+BASE_CONFIG = """
+[site]
+name = "한빛일보"
+base_url = "https://news.example.com"
+
+[database]
+url = "{database_url}"
+
+[mail]
+url = "{mail_url}"
+from = "한빛일보 <news@example.com>"
+postal_address = "한빛시 중앙로 1"
+
+[secrets]
+signing_key = "test-signing-key-0123456789"
+
+[scheduler]
+lease_ttl = "{lease_ttl}"
+
+[[categories]]
+slug = "politics"
+name = "정치"
+
+[[categories]]
+slug = "economy"
+name = "경제"
+"""
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def write_config(path: Path, *, database_url: str, mail_url: str = "maildir://var/outbox", extra: str = "",
+                 lease_ttl: str = "30s") -> Path:
+    path.write_text(BASE_CONFIG.format(database_url=database_url, mail_url=mail_url, lease_ttl=lease_ttl)
+                    + textwrap.dedent(extra), encoding="utf-8")
+    return path
+
+
+def postgres_reachable() -> str | None:
+    """None if reachable, else the reason."""
+    try:
+        engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+                                  connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:  # any failure means: not reachable here
+        return f"PostgreSQL not reachable at {PG_URL}: {type(exc).__name__}"
+    return None
+
+
+_PG_REASON = postgres_reachable()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if _PG_REASON:
+        pytest.skip(_PG_REASON)
+    schema = f"gz_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gazette.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = db.make_engine(database_url)
+    db.migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
+                                      mail_url=f"maildir://{tmp_path / 'outbox'}"), environ={})
+
+
+@pytest.fixture
+def store(engine: sa.Engine, settings: Settings, clock: Clock) -> ArticleStore:
+    store = ArticleStore(engine)
+    store.sync_config(settings.categories, settings.sources, settings.partners, clock())
+    return store
+
+
+def gazette_command() -> list[str]:
+    """The installed console script, as a user runs it."""
+    script = shutil.which("gazette", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "service"]
