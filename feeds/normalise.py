@@ -81,7 +81,7 @@ def cut_text(text: str, budget: int = SUMMARY_BUDGET) -> str:
     ends = [m.end() for m in _SENTENCE_END.finditer(window) if m.end() >= budget // 2]
     if ends:
         return window[: ends[-1]].rstrip()
-    space = window.rfind(" ", budget // 2)
+    space = window.rfind(" ", budget // 2, budget - 1)  # room for the ellipsis
     cut = window[:space] if space > 0 else text[: budget - 1]
     return cut.rstrip(" ,.;:·") + "…"
 

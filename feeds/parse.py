@@ -64,8 +64,9 @@ def _from_feedparser(e: Any) -> RawEntry:
         author_email=author.get("email") or None,
         categories=tuple(t["term"] for t in e.get("tags") or () if t.get("term")),
         image_url=_feedparser_image(e),
-        published_at=_struct_to_datetime(e.get("published_parsed")),
-        updated_at=_struct_to_datetime(e.get("updated_parsed")),
+        # dict.get: FeedParserDict.get would fall back from updated to published with a DeprecationWarning.
+        published_at=_struct_to_datetime(dict.get(e, "published_parsed")),
+        updated_at=_struct_to_datetime(dict.get(e, "updated_parsed")),
     )
 
 
@@ -73,7 +74,7 @@ def _feedparser_image(e: Any) -> str | None:
     for enclosure in e.get("enclosures") or ():
         if (enclosure.get("type") or "").lower() in _IMAGE_TYPES and enclosure.get("href"):
             return enclosure["href"]
-    for media in (e.get("media_content") or ()) + (e.get("media_thumbnail") or ()):
+    for media in [*(e.get("media_content") or ()), *(e.get("media_thumbnail") or ())]:
         if media.get("url") and (media.get("medium") in (None, "image") or "image" in (media.get("type") or "")):
             return media["url"]
     for link in e.get("links") or ():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -54,9 +55,14 @@ def render_digest(env: Environment, settings: Settings, digest: Digest, subscrib
     return RenderedMail(subject=subject, html=html, text=text)
 
 
+# Python's header folder drops the space between two RFC 2047 encoded words when it splits a long Korean
+# subject ("2026년 11월" arrives as "2026년11월"), so headers are not folded below the RFC 5322 hard limit.
+MAIL_POLICY = policy.default.clone(max_line_length=998)
+
+
 def build_message(settings: Settings, mail: RenderedMail, *, to: str, to_name: str | None, now: datetime,
                   list_id: str) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=MAIL_POLICY)
     name, address = parseaddr(settings.mail.from_address)
     domain = address.rpartition("@")[2] or "localhost"
     message["From"] = Address(display_name=name, addr_spec=address) if name else address

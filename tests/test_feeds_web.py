@@ -1,0 +1,151 @@
+"""Feeds over real HTTP: formats, conditional GET, gzip, HEAD, discovery, OPML, errors, health."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import httpx
+import pytest
+import sqlalchemy
+
+from feeds.ingest import ingest_all
+from feeds.fetch import HttpFetcher
+from feeds.settings import load_settings
+from tests.conftest import DATA, ServerThread, write_config
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+EXTRA = f"""
+[[sources]]
+name = "wire"
+kind = "feed"
+path = "{DATA / 'sources' / 'rss_hostile.xml'}"
+category_map = {{ "정치" = "politics", "경제" = "economy" }}
+"""
+
+
+@pytest.fixture
+def app_server(tmp_path, database_url, clock):  # type: ignore[no-untyped-def]
+    import service
+
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url, extra=EXTRA), {})
+    services = service.Services(settings, clock=clock)
+    services.prepare_database(migrate=True)
+    fetcher = HttpFetcher()
+    results = ingest_all(settings.sources, store=services.store, fetcher=fetcher, clock=clock)
+    fetcher.close()
+    assert [r.status for r in results] == ["new"]
+    with ServerThread(service.create_app(services)) as server:
+        yield server, services
+    services.store.engine.dispose()
+    services.engine.dispose()
+
+
+def test_feeds_in_every_format(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    rss = httpx.get(f"{server.url}/feeds/all.rss")
+    assert rss.status_code == 200
+    assert rss.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    channel = ET.fromstring(rss.content).find("channel")
+    assert channel.findtext("link") == "https://news.example.com/"  # the site, not the feed
+    assert [i.findtext("title") for i in channel.findall("item")] == ["시의회 & 시청, ‘예산 협의’ 시작", "guid 없는 기사"]
+    assert channel.find("item/guid").get("isPermaLink") == "false"
+    assert channel.find("item/{http://purl.org/dc/elements/1.1/}creator").text == "김하늘"
+
+    atom = httpx.get(f"{server.url}/feeds/politics.atom")
+    assert atom.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    feed = ET.fromstring(atom.content)
+    entries = feed.findall(f"{ATOM}entry")
+    assert len(entries) == 1
+    assert entries[0].find(f"{ATOM}content").get("type") == "html"
+    assert entries[0].find(f"{ATOM}category").get("label") == "정치"
+    assert feed.find(f"{ATOM}link[@rel='self']").get("href") == "https://news.example.com/feeds/politics.atom"
+
+    doc = httpx.get(f"{server.url}/feeds/economy.json").json()
+    assert doc["version"] == "https://jsonfeed.org/version/1.1"
+    assert doc["feed_url"] == "https://news.example.com/feeds/economy.json"
+    assert [i["title"] for i in doc["items"]] == ["guid 없는 기사"]
+    assert doc["items"][0]["date_published"].endswith("+09:00")
+
+
+def test_feed_bytes_are_stable_between_requests(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, services = app_server
+    first = httpx.get(f"{server.url}/feeds/all.atom")
+    services.clock.now += timedelta(hours=3)  # time passes, nothing changes
+    second = httpx.get(f"{server.url}/feeds/all.atom")
+    assert first.content == second.content
+    assert first.headers["etag"] == second.headers["etag"]
+
+
+def test_conditional_get_and_head(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    url = f"{server.url}/feeds/all.rss"
+    first = httpx.get(url)
+    etag, last_modified = first.headers["etag"], first.headers["last-modified"]
+    assert etag.startswith('"') and first.headers["cache-control"] == "public, max-age=300"
+    assert last_modified == "Tue, 24 Nov 2026 23:30:00 GMT"  # the newest item, not the time of the request
+
+    not_modified = httpx.get(url, headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+    assert not_modified.headers["etag"] == etag
+    assert httpx.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+    assert httpx.get(url, headers={"If-Modified-Since": last_modified}).status_code == 304
+    older = format_datetime(datetime(2026, 11, 1, tzinfo=timezone.utc), usegmt=True)
+    assert httpx.get(url, headers={"If-Modified-Since": older}).status_code == 200
+    assert httpx.get(url, headers={"If-Modified-Since": "garbage"}).status_code == 200
+    # If-None-Match wins over If-Modified-Since (RFC 9110)
+    assert httpx.get(url, headers={"If-None-Match": '"other"', "If-Modified-Since": last_modified}).status_code == 200
+
+    head = httpx.head(url)
+    assert head.status_code == 200 and head.content == b"" and head.headers["etag"] == etag
+
+
+def test_gzip_when_asked(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    url = f"{server.url}/feeds/all.atom"
+    with httpx.Client(headers={"Accept-Encoding": "identity"}) as plain_client:
+        plain = plain_client.get(url)
+    assert "content-encoding" not in plain.headers
+    raw = httpx.get(url, headers={"Accept-Encoding": "gzip"})  # httpx decodes; check the header and the bytes
+    assert raw.headers["content-encoding"] == "gzip" and raw.headers["vary"] == "Accept-Encoding"
+    assert raw.content == plain.content
+    assert int(raw.headers["content-length"]) == len(gzip.compress(plain.content, mtime=0, compresslevel=9))
+    refused = httpx.get(url, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
+def test_index_has_discovery_links_and_opml(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert '<link rel="alternate" type="application/atom+xml" title="한빛일보 — 정치 (Atom 1.0)" ' \
+           'href="https://news.example.com/feeds/politics.atom">' in page.text
+    assert "시의회 &amp; 시청" in page.text  # escaped
+    opml = ET.fromstring(httpx.get(server.url + "/opml").content)
+    urls = [o.get("xmlUrl") for o in opml.iter("outline")]
+    assert "https://news.example.com/feeds/all.rss" in urls and len(urls) == 4  # all, popular, 2 categories
+
+
+@pytest.mark.parametrize("path", ["/feeds/sports.rss", "/feeds/all.xml", "/nowhere"])
+def test_unknown_paths_get_a_404_page(app_server, path: str) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    response = httpx.get(server.url + path)
+    assert response.status_code == 404 and "text/html" in response.headers["content-type"]
+
+
+def test_health_checks_the_database(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, services = app_server
+    response = httpx.get(server.url + "/healthz")
+    assert response.status_code == 200 and response.json()["database"] == "ok"
+    services.store.engine = sqlalchemy.create_engine("sqlite:////nonexistent/dir/x.db")
+    broken = httpx.get(server.url + "/healthz")
+    assert broken.status_code == 503 and broken.json()["status"] == "error"
+
+
+def test_json_feed_is_valid_json_with_content(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    doc = json.loads(httpx.get(f"{server.url}/feeds/all.json").content)
+    assert all(item["id"].startswith("tag:news.example.com,") and item["content_html"] for item in doc["items"])

@@ -1,0 +1,135 @@
+"""The store on SQLite and PostgreSQL: migrations, identity, edits, ranking, aware datetimes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from feeds import db
+from feeds.model import Article
+from feeds.normalise import article_id
+from feeds.store import ArticleStore
+from tests.conftest import NOW
+
+
+def make_article(n: int, *, category: str | None = "politics", published_at: datetime = NOW,
+                 title: str | None = None) -> Article:
+    identity = f"guid:article-{n}"
+    return Article(id=article_id(identity), identity=identity, guid=f"article-{n}", url=f"https://news.example.com/{n}",
+                   title=title or f"기사 {n}", summary=f"요약 {n}", content_html=f"<p>본문 {n}</p>", byline="홍길동",
+                   author_email="hong@example.com", category=category, tags=("태그",), image_url=None,
+                   published_at=published_at, updated_at=published_at, content_hash=f"hash-{n}-{title}")
+
+
+def test_migrations_create_exactly_the_declared_schema(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={
+            "include_name": lambda name, type_, parent: not (type_ == "table" and name == db.SCHEDULER_JOBS_TABLE)})
+        diff = compare_metadata(context, db.metadata)
+    assert diff == []
+    assert db.current_revision(engine) == db.head_revision(engine)
+
+
+def test_migrate_is_safe_to_run_again(engine: sa.Engine) -> None:
+    db.migrate(engine)
+    assert db.current_revision(engine) == db.head_revision(engine)
+
+
+def test_upsert_new_unchanged_updated(store: ArticleStore) -> None:
+    first = store.upsert_articles([make_article(1), make_article(2)], source_id=None, now=NOW)
+    assert (first.new, first.updated, first.unchanged) == (2, 0, 0)
+    again = store.upsert_articles([make_article(1), make_article(2)], source_id=None, now=NOW + timedelta(minutes=10))
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 2)
+    assert store.article(make_article(1).id).changed_at == NOW  # unchanged writes nothing
+
+    later = NOW + timedelta(hours=1)
+    edited = replace(make_article(1, title="기사 1 (수정)"), published_at=later, updated_at=later)
+    result = store.upsert_articles([edited], source_id=None, now=later)
+    assert (result.new, result.updated) == (0, 1)
+    stored = store.article(edited.id)
+    assert stored.title == "기사 1 (수정)"
+    assert stored.revision == 2
+    assert stored.published_at == NOW  # the first publication time is kept
+    assert stored.updated_at == later and stored.changed_at == later
+
+
+def test_same_identity_twice_in_one_batch_is_stored_once(store: ArticleStore) -> None:
+    result = store.upsert_articles([make_article(1), make_article(1)], source_id=None, now=NOW)
+    assert result.new == 1
+    assert len(store.articles()) == 1
+
+
+def test_datetimes_come_back_aware_in_utc(store: ArticleStore) -> None:
+    kst = timezone(timedelta(hours=9))
+    store.upsert_articles([make_article(1, published_at=datetime(2026, 11, 25, 9, 0, tzinfo=kst))], source_id=None, now=NOW)
+    stored = store.articles()[0]
+    assert stored.published_at == datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc)
+    assert stored.published_at.utcoffset() == timedelta(0)
+
+
+def test_naive_datetimes_are_refused(store: ArticleStore) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"):
+        store.upsert_articles([make_article(1, published_at=datetime(2026, 11, 25, 9, 0))], source_id=None, now=NOW)
+
+
+def test_articles_filter_and_order(store: ArticleStore) -> None:
+    store.upsert_articles([make_article(i, category="politics" if i % 2 else "economy",
+                                        published_at=NOW - timedelta(hours=i)) for i in range(1, 7)],
+                          source_id=None, now=NOW)
+    assert [a.title for a in store.articles(category="politics")] == ["기사 1", "기사 3", "기사 5"]
+    assert [a.title for a in store.articles(limit=2)] == ["기사 1", "기사 2"]
+    window = store.articles(published_after=NOW - timedelta(hours=3), published_until=NOW - timedelta(hours=1))
+    assert [a.title for a in window] == ["기사 1", "기사 2"]
+
+
+def test_unknown_category_is_stored_as_none(store: ArticleStore) -> None:
+    store.upsert_articles([make_article(1, category="sports")], source_id=None, now=NOW)
+    assert store.articles()[0].category is None
+
+
+def test_most_viewed_counts_the_window_and_breaks_ties_by_recency(store: ArticleStore) -> None:
+    articles = [make_article(i, published_at=NOW - timedelta(hours=i)) for i in range(1, 5)]
+    store.upsert_articles(articles, source_id=None, now=NOW)
+    store.add_views(articles[0].id, NOW - timedelta(hours=1), 5)
+    store.add_views(articles[1].id, NOW - timedelta(hours=1), 9)
+    store.add_views(articles[2].id, NOW - timedelta(hours=2), 5)
+    store.add_views(articles[3].id, NOW - timedelta(days=3), 100)  # outside the window
+    store.add_views(articles[0].id, NOW - timedelta(hours=1, minutes=-30), 1)  # same hour bucket, adds up
+    ranked = store.most_viewed(since=NOW - timedelta(hours=24), until=NOW, limit=10)
+    assert [(a.title, a.views) for a in ranked] == [("기사 2", 9), ("기사 1", 6), ("기사 3", 5)]
+
+
+def test_feed_version_moves_with_changes(store: ArticleStore) -> None:
+    empty = store.feed_version("politics")
+    assert empty.count == 0 and empty.last_changed_at is None
+    store.upsert_articles([make_article(1)], source_id=None, now=NOW)
+    version = store.feed_version("politics")
+    assert version.count == 1 and version.last_changed_at == NOW
+    assert store.feed_version("economy").count == 0
+
+
+def test_sync_config_keeps_source_health_and_hashes_partner_keys(engine: sa.Engine, settings, clock) -> None:  # type: ignore[no-untyped-def]
+    from feeds.settings import PartnerSettings, SourceSettings
+
+    store = ArticleStore(engine)
+    source = SourceSettings(name="wire", kind="feed", url=None, path=Path("a.xml"),
+                            interval=timedelta(minutes=10), category="politics", category_map={})
+    partner = PartnerSettings(slug="portal", name="포털", key="partner-key-0123456789", categories=("politics",),
+                              full_content=True)
+    store.sync_config(settings.categories, [source], [partner], NOW)
+    state = store.source("wire")
+    store.record_failure(state.id, "HTTP 500", now=NOW, next_check_at=NOW + timedelta(minutes=20))
+    store.sync_config(settings.categories, [source], [partner], NOW)  # a restart
+    assert store.source("wire").consecutive_failures == 1
+    moved = replace(source, path=Path("b.xml"))
+    store.sync_config(settings.categories, [moved], [partner], NOW)
+    assert store.source("wire").consecutive_failures == 0  # a new location starts afresh
+    with engine.connect() as conn:
+        hashes = conn.execute(sa.select(db.partner_keys.c.key_hash)).scalars().all()
+    assert len(hashes) == 1 and "partner-key" not in hashes[0]
