@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import click
 from apscheduler.triggers.interval import IntervalTrigger
@@ -36,8 +37,8 @@ from feeds.store import ArticleStore
 from feeds.web import routes as feed_routes
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
 from newsletter.errors import NewsletterError
-from newsletter.send import DeliveryStore, send_edition
-from newsletter.subscribers import SubscriberStore
+from newsletter.send import DeliveryStore, SendReport, send_edition
+from newsletter.subscribers import Subscriber, SubscriberStore
 from newsletter.transport import make_transport
 
 log = logging.getLogger("gazette")
@@ -96,15 +97,15 @@ class Services:
         assert source is not None
         return ingest_source(source, store=self.store, fetcher=self.fetcher, now=self.clock())
 
-    def send(self, edition_name: str, scheduled_at: datetime, *, dry_run: bool = False, progress=None):  # type: ignore[no-untyped-def]
+    def send(self, edition_name: str, scheduled_at: datetime, *, dry_run: bool = False,
+             progress: Callable[[Subscriber, str], None] = lambda subscriber, outcome: None) -> SendReport:
         edition = self.settings.edition(edition_name)
         assert edition is not None
         transport = make_transport(self.settings.mail)
         try:
             return send_edition(edition, scheduled_at=scheduled_at, settings=self.settings, articles=self.store,
                                 subscribers=self.subscribers, deliveries_=self.deliveries, transport=transport,
-                                templates=self.templates, clock=self.clock, dry_run=dry_run,
-                                **({"progress": progress} if progress else {}))
+                                templates=self.templates, clock=self.clock, dry_run=dry_run, progress=progress)
         finally:
             transport.close()
 

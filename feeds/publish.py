@@ -19,7 +19,7 @@ from typing import Callable
 from .model import StoredArticle
 from .render import FORMATS, FeedDoc, FeedItem, item_id, render
 from .settings import Settings
-from .store import ArticleStore, FeedVersion
+from .store import ArticleStore
 
 POPULAR_WINDOW = timedelta(hours=24)
 

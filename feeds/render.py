@@ -136,7 +136,7 @@ def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> byte
         fg.link(href=hub, rel="hub")
     fg.updated((doc.updated_at or fallback_updated).replace(microsecond=0).astimezone(doc.timezone))
     fg.generator("Gazette")
-    for item, updated in zip(doc.items, _distinct_updated(doc.items)):
+    for item, updated in zip(doc.items, _distinct_updated(doc.items), strict=True):
         fe = fg.add_entry(order="append")
         fe.id(item.id)
         fe.title(item.title)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -223,8 +223,7 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
         raise ConfigError(str(path), f"cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
-    settings = build_settings(apply_environment(raw, environ))
-    return Settings(**{**settings.__dict__, "path": path})
+    return replace(build_settings(apply_environment(raw, environ)), path=path)
 
 
 def apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -365,7 +364,7 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
         parts = urlsplit(v["url"])
         _check("mail.url", bool(parts.hostname), "needs a host, as in smtp://mail.example.com:587")
         try:
-            parts.port
+            _ = parts.port  # urlsplit checks the port only when asked
         except ValueError:
             raise ConfigError("mail.url", "has a port that is not a number") from None
     _check("mail.rate_per_second", v["rate_per_second"] > 0, "must be above zero")
