@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import click
 from apscheduler.triggers.interval import IntervalTrigger
@@ -28,11 +28,11 @@ import templates
 from feeds import db
 from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
-from feeds.fetch import HttpFetcher
-from feeds.ingest import IngestResult, ingest_all, ingest_source
+from feeds.fetch import HostLimiter, HttpFetcher
+from feeds.ingest import IngestPolicy, IngestResult, ingest_all, ingest_source
 from feeds.publish import FeedPublisher
 from feeds.schedule import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
-from feeds.settings import Settings, config_path, load_settings
+from feeds.settings import Settings, SourceSettings, config_path, load_settings
 from feeds.store import ArticleStore
 from feeds.web import routes as feed_routes
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
@@ -77,7 +77,14 @@ class Services:
 
     @cached_property
     def fetcher(self) -> HttpFetcher:
-        return HttpFetcher(user_agent=f"Gazette/0.1 (+{self.settings.site.base_url})")
+        f = self.settings.fetch
+        return HttpFetcher(user_agent=f"Gazette/0.1 (+{self.settings.site.base_url})", max_bytes=f.max_bytes,
+                           timeout=f.timeout.total_seconds(), deadline=f.deadline.total_seconds(),
+                           limiter=HostLimiter(f.host_concurrency, f.host_delay))
+
+    @cached_property
+    def ingest_policy(self) -> IngestPolicy:
+        return IngestPolicy(failure_limit=self.settings.fetch.failure_limit, timezone=self.settings.site.timezone)
 
     @cached_property
     def publisher(self) -> FeedPublisher:
@@ -92,10 +99,16 @@ class Services:
         s = self.settings
         self.store.sync_config(s.categories, s.sources, s.partners, self.clock())
 
-    def ingest(self, name: str) -> IngestResult:
+    def ingest(self, name: str, *, force: bool = True) -> IngestResult:
         source = self.settings.source(name)
         assert source is not None
-        return ingest_source(source, store=self.store, fetcher=self.fetcher, now=self.clock())
+        return ingest_source(source, store=self.store, fetcher=self.fetcher, now=self.clock(),
+                             policy=self.ingest_policy, force=force)
+
+    def ingest_many(self, sources: Sequence[SourceSettings],
+                    on_result: Callable[[IngestResult], None]) -> list[IngestResult]:
+        return ingest_all(sources, store=self.store, fetcher=self.fetcher, clock=self.clock, policy=self.ingest_policy,
+                          workers=self.settings.fetch.workers, on_result=on_result)
 
     def send(self, edition_name: str, scheduled_at: datetime, *, dry_run: bool = False,
              progress: Callable[[Subscriber, str], None] = lambda subscriber, outcome: None) -> SendReport:
@@ -114,7 +127,7 @@ class Services:
         specs = [TaskSpec(key=f"ingest:{source.name}", name=f"ingest {source.name}",
                           trigger=IntervalTrigger(seconds=int(source.interval.total_seconds()), timezone=s.site.timezone,
                                                   jitter=min(30, int(source.interval.total_seconds() * 0.1))),
-                          run=lambda _at, name=source.name: self.ingest(name).line(),
+                          run=lambda _at, name=source.name: self.ingest(name, force=False).line(),
                           misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True)
                  for source in s.sources]
         specs += [TaskSpec(key=f"digest:{edition.name}", name=f"digest {edition.name}",
@@ -283,16 +296,13 @@ def ingest(ctx: click.Context, sources: tuple[str, ...]) -> None:
                                + ", ".join(s.name for s in settings.sources))
     services.prepare_database(migrate=False)
     chosen = [s for s in settings.sources if not sources or s.name in sources]
-    lines: list[str] = []
     if len(chosen) > 5 and sys.stderr.isatty():
-        with click.progressbar(length=len(chosen), label="ingesting", file=sys.stderr) as bar:
-            results = ingest_all(chosen, store=services.store, fetcher=services.fetcher, clock=services.clock,
-                                 on_result=lambda r: (lines.append(r.line()), bar.update(1)))
+        with click.progressbar(length=len(chosen), label="ingesting", file=sys.stderr, show_pos=True) as bar:
+            results = services.ingest_many(chosen, on_result=lambda r: bar.update(1))
     else:
-        results = ingest_all(chosen, store=services.store, fetcher=services.fetcher, clock=services.clock,
-                             on_result=lambda r: click.echo(r.line()))
-    for line in lines:
-        click.echo(line)
+        results = services.ingest_many(chosen, on_result=lambda r: None)
+    for result in results:  # in configuration order, whatever order they finished in
+        click.echo(result.line())
     if any(r.status == "error" for r in results):
         sys.exit(1)
 

@@ -76,8 +76,10 @@ sources = Table(
     Column("location", Text, nullable=False),
     Column("category", String(64), nullable=True),
     Column("interval_seconds", Integer, nullable=False),
+    Column("fetch_url", Text, nullable=True),  # where a permanent redirect moved `location`
     Column("etag", Text, nullable=True),
     Column("last_modified", Text, nullable=True),
+    Column("body_hash", String(64), nullable=True),  # a 200 with the same bytes is not parsed again
     Column("last_checked_at", UTCDateTime, nullable=True),
     Column("last_success_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
@@ -110,6 +112,7 @@ articles = Table(
     Column("revision", Integer, nullable=False, default=1),
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
     Index(None, "category", "published_at"),
+    Index(None, "url"),
     Index(None, "published_at"),
     Index(None, "changed_at"),
 )

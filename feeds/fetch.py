@@ -1,14 +1,23 @@
-"""Fetching a source's bytes: a local file or an http(s) URL, with conditional GET and a size cap.
+"""Fetching a source's bytes: a local file or an http(s) URL, politely and within bounds.
 
-`Fetcher` is the small interface ingest needs; `HttpFetcher` is the real one. Tests hand it an
-`httpx.Client` on a loopback server or with `httpx.MockTransport` for the outside internet.
+`Fetcher` is the small interface ingest needs; `HttpFetcher` is the real one. Over HTTP it sends the stored
+validators (a 304 costs one round trip), follows at most five redirects itself so that it can tell a
+permanent move (every hop 301/308: the caller stores the new URL) from a temporary one, turns 410 Gone into
+`GoneError` (the caller disables the source), caps the body while streaming and the whole exchange in time,
+and keeps at most `host_concurrency` requests per host in flight, `host_delay` seconds apart. Tests hand it
+an `httpx.Client` for a loopback server, or one with `httpx.MockTransport` for the outside internet.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -16,6 +25,12 @@ from .errors import FetchError
 
 USER_AGENT = "Gazette/0.1 (feed fetcher)"
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 5
+PERMANENT_REDIRECTS = (301, 308)
+
+
+class GoneError(FetchError):
+    """The source answered 410 Gone: it will not come back at this URL."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,7 @@ class Fetched:
     url: str
     content_type: str | None
     validators: Validators
+    moved_to: str | None = None  # set when every redirect hop was permanent
 
     @property
     def is_not_modified(self) -> bool:
@@ -42,15 +58,42 @@ class Fetcher(Protocol):
     def fetch(self, location: str, validators: Validators) -> Fetched: ...
 
 
+class HostLimiter:
+    """At most `concurrency` requests per host at once, starting at least `delay` seconds apart."""
+
+    def __init__(self, concurrency: int = 2, delay: float = 0.0) -> None:
+        self._concurrency = concurrency
+        self._delay = delay
+        self._lock = threading.Lock()
+        self._slots: dict[str, threading.Semaphore] = defaultdict(lambda: threading.Semaphore(self._concurrency))
+        self._next_start: dict[str, float] = {}
+
+    @contextmanager
+    def slot(self, host: str) -> Iterator[None]:
+        with self._lock:
+            semaphore = self._slots[host]
+        with semaphore:
+            if self._delay:
+                with self._lock:
+                    now = time.monotonic()
+                    start = max(now, self._next_start.get(host, now))
+                    self._next_start[host] = start + self._delay
+                if start > now:
+                    time.sleep(start - now)
+            yield
+
+
 class HttpFetcher:
     """Reads http(s) URLs through httpx and everything else as a local path."""
 
     def __init__(self, client: httpx.Client | None = None, *, max_bytes: int = DEFAULT_MAX_BYTES,
-                 timeout: float = 20.0, user_agent: str = USER_AGENT) -> None:
-        self._client = client or httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=10.0), follow_redirects=True, headers={"User-Agent": user_agent},
-        )
+                 timeout: float = 20.0, deadline: float = 60.0, user_agent: str = USER_AGENT,
+                 limiter: HostLimiter | None = None) -> None:
+        self._client = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                                              follow_redirects=False, headers={"User-Agent": user_agent})
         self._max_bytes = max_bytes
+        self._deadline = deadline
+        self._limiter = limiter or HostLimiter()
 
     def close(self) -> None:
         self._client.close()
@@ -73,28 +116,53 @@ class HttpFetcher:
         return Fetched(body=body, url=str(path), content_type=None, validators=Validators())
 
     def _fetch_http(self, url: str, validators: Validators) -> Fetched:
-        headers = {}
+        headers = {"Accept": "application/rss+xml, application/atom+xml, application/feed+json, "
+                             "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5"}
         if validators.etag:
             headers["If-None-Match"] = validators.etag
         if validators.last_modified:
             headers["If-Modified-Since"] = validators.last_modified
+        started = time.monotonic()
+        current, is_permanent = url, True
         try:
-            with self._client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 304:
-                    return Fetched(body=None, url=str(response.url), content_type=None, validators=validators)
-                if response.status_code >= 400:
-                    raise FetchError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
-                chunks, total = [], 0
-                for chunk in response.iter_bytes():
-                    total += len(chunk)
-                    if total > self._max_bytes:
-                        raise FetchError(f"{url}: body over the {self._max_bytes}-byte limit")
-                    chunks.append(chunk)
-                return Fetched(
-                    body=b"".join(chunks), url=str(response.url), content_type=response.headers.get("content-type"),
-                    validators=Validators(response.headers.get("etag"), response.headers.get("last-modified")),
-                )
+            for _ in range(MAX_REDIRECTS + 1):
+                with self._limiter.slot(urlsplit(current).hostname or ""):
+                    with self._client.stream("GET", current, headers=headers) as response:
+                        if response.is_redirect and "location" in response.headers:
+                            is_permanent = is_permanent and response.status_code in PERMANENT_REDIRECTS
+                            target = urljoin(current, response.headers["location"])
+                            if urlsplit(target).scheme not in ("http", "https"):
+                                raise FetchError(f"{url}: redirected to a non-HTTP URL {target!r}")
+                            current = target
+                            continue
+                        moved_to = current if current != url and is_permanent else None
+                        return self._read(url, response, validators, started, moved_to)
+            raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
         except httpx.TimeoutException as exc:
             raise FetchError(f"{url}: timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
             raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from exc
+
+    def _read(self, url: str, response: httpx.Response, validators: Validators, started: float,
+              moved_to: str | None) -> Fetched:
+        final = str(response.url)
+        if response.status_code == 304:
+            return Fetched(body=None, url=final, content_type=None, validators=validators, moved_to=moved_to)
+        if response.status_code == 410:
+            raise GoneError(f"{url}: HTTP 410 Gone")
+        if response.status_code >= 400:
+            raise FetchError(f"{url}: HTTP {response.status_code} {response.reason_phrase}")
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self._max_bytes:
+            raise FetchError(f"{url}: body of {declared} bytes is over the {self._max_bytes}-byte limit")
+        chunks, total = [], 0
+        for chunk in response.iter_bytes():
+            total += len(chunk)
+            if total > self._max_bytes:
+                raise FetchError(f"{url}: body over the {self._max_bytes}-byte limit")
+            if time.monotonic() - started > self._deadline:
+                raise FetchError(f"{url}: took longer than {self._deadline:.0f} s")
+            chunks.append(chunk)
+        return Fetched(body=b"".join(chunks), url=final, content_type=response.headers.get("content-type"),
+                       validators=Validators(response.headers.get("etag"), response.headers.get("last-modified")),
+                       moved_to=moved_to)

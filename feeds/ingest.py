@@ -1,95 +1,178 @@
 """Ingesting: fetch a source, parse it, normalise its items and store them; record the source's health.
 
 `ingest_source` never raises for a bad source: the error is recorded on the source and returned in the
-result, so that a batch of sources always runs to its end. Failing sources back off exponentially (with
-jitter) up to a cap and recover by themselves on the next success.
+result, so a batch of sources always runs to its end. A failing source backs off exponentially (with jitter);
+past the failure limit it is checked only every MAX_BACKOFF, and one success puts it back on its interval.
+A 410 Gone disables the source until its location changes; a permanent redirect moves it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
 from typing import Callable, Sequence
 
 from .errors import FeedsError
-from .fetch import Fetcher, Validators
-from .model import UpsertCounts
+from .fetch import Fetcher, GoneError, Validators
+from .model import RawEntry, UpsertCounts
 from .normalise import normalise
-from .parse import parse_feed, parse_jsonl
+from .parse import charset_of, parse_feed, parse_jsonl_lines
 from .settings import SourceSettings
-from .store import ArticleStore
+from .store import ArticleStore, SourceState
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=6)
+FUTURE_TOLERANCE = timedelta(minutes=10)  # clocks differ; beyond this a date in the future is a mistake
 
 
 @dataclass(frozen=True)
 class IngestResult:
     source: str
-    status: str  # new | updated | unchanged | error
+    status: str  # new | updated | unchanged | skipped | error
     counts: UpsertCounts
     error: str | None = None
+    notes: tuple[str, ...] = ()
 
     def line(self) -> str:
         if self.status == "error":
             return f"{self.source}: error: {self.error}"
+        if self.status == "skipped":
+            return f"{self.source}: skipped: {'; '.join(self.notes)}"
         c = self.counts
-        return f"{self.source}: {self.status} ({c.new} new, {c.updated} updated, {c.unchanged} unchanged)"
+        text = f"{self.source}: {self.status} ({c.new} new, {c.updated} updated, {c.unchanged} unchanged)"
+        return text + "".join(f"; {note}" for note in self.notes)
 
 
-def backoff(interval: timedelta, failures: int, rand: Callable[[], float] = random.random) -> timedelta:
-    """Delay before the next check after `failures` consecutive failures: doubling, capped, ±20 % jitter."""
+@dataclass(frozen=True)
+class IngestPolicy:
+    """How a batch treats failing sources; built from the [fetch] settings."""
+
+    failure_limit: int = 5
+    timezone: tzinfo | None = None  # for dates that carry no zone; None: UTC
+
+
+def backoff(interval: timedelta, failures: int, failure_limit: int = 5,
+            rand: Callable[[], float] = random.random) -> timedelta:
+    """Delay before the next check after `failures` consecutive failures: doubling, ±20 % jitter, capped;
+    from the failure limit on, the cap."""
+    if failures >= failure_limit:
+        return max(MAX_BACKOFF, interval)
     base = min(interval * (2 ** max(failures - 1, 0)), max(MAX_BACKOFF, interval))
     return base * (0.8 + 0.4 * rand())
 
 
-def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetcher, now: datetime) -> IngestResult:
+def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetcher, now: datetime,
+                  policy: IngestPolicy = IngestPolicy(), force: bool = True) -> IngestResult:
+    """Poll one source. `force=False` (the scheduler) respects the source's backoff; the CLI forces."""
     state = store.source(source.name)
     if state is None:
         raise FeedsError(f"source {source.name!r} is not in the store; run the configuration sync first")
     empty = UpsertCounts()
     if state.disabled_reason:
         return IngestResult(source.name, "error", empty, f"disabled: {state.disabled_reason}")
+    if not force and state.next_check_at is not None and state.next_check_at > now:
+        return IngestResult(source.name, "skipped", empty,
+                            notes=(f"backing off after {state.consecutive_failures} failures until "
+                                   f"{state.next_check_at.isoformat()}",))
     try:
-        fetched = fetcher.fetch(source.location, Validators(state.etag, state.last_modified))
-        if fetched.is_not_modified:
-            counts = empty
-        else:
-            assert fetched.body is not None
-            if source.kind == "jsonl":
-                raw = parse_jsonl(fetched.body)
-            elif source.kind == "feed":
-                raw = parse_feed(fetched.body, content_type=fetched.content_type)
-            else:
-                raise FeedsError(f"sources of kind {source.kind!r} are not read by this version")
-            base_url = fetched.url if fetched.url.startswith(("http://", "https://")) else None
-            articles = [normalise(entry, source_url=base_url, default_category=source.category,
-                                  category_map=source.category_map, fetched_at=now) for entry in raw]
-            counts = store.upsert_articles(articles, source_id=state.id, now=now)
+        return _ingest(source, state, store=store, fetcher=fetcher, now=now, policy=policy)
+    except GoneError as exc:
+        store.disable(state.id, str(exc), now=now)
+        log.warning("source %s disabled: %s", source.name, exc)
+        return IngestResult(source.name, "error", empty, f"{exc} (source disabled)")
     except Exception as exc:  # one bad source must not stop the batch; a bug is logged with its traceback
         reason = str(exc) if isinstance(exc, FeedsError) else f"unexpected {type(exc).__name__}: {exc}"
         if not isinstance(exc, FeedsError):
             log.exception("source %s: unexpected error", source.name)
-        failures = store.record_failure(state.id, reason, now=now,
-                                        next_check_at=now + backoff(source.interval, state.consecutive_failures + 1))
+        failures = state.consecutive_failures + 1
+        store.record_failure(state.id, reason, now=now,
+                             next_check_at=now + backoff(source.interval, failures, policy.failure_limit))
         log.warning("source %s failed (%d in a row): %s", source.name, failures, reason)
         return IngestResult(source.name, "error", empty, reason)
+
+
+def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, fetcher: Fetcher, now: datetime,
+            policy: IngestPolicy) -> IngestResult:
+    location = state.fetch_url or source.location
+    fetched = fetcher.fetch(location, Validators(state.etag, state.last_modified))
+    notes: list[str] = []
+    if fetched.moved_to:
+        notes.append(f"moved permanently to {fetched.moved_to}")
+    body_hash = None
+    counts = UpsertCounts()
+    if not fetched.is_not_modified:
+        assert fetched.body is not None
+        body_hash = hashlib.sha256(fetched.body).hexdigest()
+        if body_hash == state.body_hash:
+            notes.append("same bytes as last time")
+        else:
+            raw, problems = _parse(source, fetched.body, fetched.content_type)
+            if problems:
+                notes.append(f"{len(problems)} unreadable items skipped (first: {problems[0]})")
+            raw, clamped = _clamp_future(raw, now)
+            if clamped:
+                notes.append(f"{clamped} dates in the future set to the time of fetching")
+            base_url = fetched.url if fetched.url.startswith(("http://", "https://")) else None
+            articles = [normalise(entry, source_url=base_url, default_category=source.category,
+                                  category_map=source.category_map, fetched_at=now) for entry in raw]
+            counts = store.upsert_articles(articles, source_id=state.id, now=now)
     store.record_success(state.id, etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
-                         now=now, next_check_at=now + source.interval)
+                         now=now, next_check_at=now + source.interval, body_hash=body_hash, moved_to=fetched.moved_to)
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
     log.info("source %s: %s new, %s updated, %s unchanged", source.name, counts.new, counts.updated, counts.unchanged)
-    return IngestResult(source.name, status, counts)
+    return IngestResult(source.name, status, counts, notes=tuple(notes))
+
+
+def _parse(source: SourceSettings, body: bytes, content_type: str | None) -> tuple[list[RawEntry], list[str]]:
+    if source.kind == "jsonl":
+        entries, problems = parse_jsonl_lines(body, charset_of(content_type))
+        if not entries and problems:
+            raise FeedsError(f"no readable line; first error: {problems[0]}")
+        return entries, problems
+    if source.kind == "feed":
+        return parse_feed(body, content_type=content_type), []
+    raise FeedsError(f"sources of kind {source.kind!r} are not read by this version")
+
+
+def _clamp_future(entries: list[RawEntry], now: datetime) -> tuple[list[RawEntry], int]:
+    limit = now + FUTURE_TOLERANCE
+    out, clamped = [], 0
+    for entry in entries:
+        changes = {}
+        if entry.published_at is not None and entry.published_at > limit:
+            changes["published_at"] = now
+        if entry.updated_at is not None and entry.updated_at > limit:
+            changes["updated_at"] = now
+        if changes:
+            clamped += 1
+            entry = replace(entry, **changes)
+        out.append(entry)
+    return out, clamped
 
 
 def ingest_all(sources: Sequence[SourceSettings], *, store: ArticleStore, fetcher: Fetcher,
-               clock: Callable[[], datetime],
+               clock: Callable[[], datetime], policy: IngestPolicy = IngestPolicy(), workers: int = 1,
+               force: bool = True,
                on_result: Callable[[IngestResult], None] = lambda result: None) -> list[IngestResult]:
-    results = []
-    for source in sources:
-        result = ingest_source(source, store=store, fetcher=fetcher, now=clock())
-        on_result(result)
-        results.append(result)
-    return results
+    """Poll `sources` with up to `workers` at once; results in the order of `sources`, `on_result` as they end."""
+    def one(source: SourceSettings) -> IngestResult:
+        return ingest_source(source, store=store, fetcher=fetcher, now=clock(), policy=policy, force=force)
+
+    if workers <= 1 or len(sources) <= 1:
+        results = []
+        for source in sources:
+            results.append(one(source))
+            on_result(results[-1])
+        return results
+    by_name: dict[str, IngestResult] = {}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gazette-ingest") as pool:
+        for future in as_completed([pool.submit(one, source) for source in sources]):
+            result = future.result()
+            by_name[result.source] = result
+            on_result(result)
+    return [by_name[source.name] for source in sources]

@@ -11,7 +11,9 @@ one that yields nothing raises ParseError with feedparser's reason.
 from __future__ import annotations
 
 import calendar
+import codecs
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -23,12 +25,75 @@ from .model import RawEntry
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 
 
+_EUC_KR_NAMES = {"euc-kr", "euc_kr", "euckr", "cp949", "ms949", "uhc", "x-windows-949", "windows-949",
+                 "ks_c_5601-1987", "ks_c_5601", "ksc5601", "ksc_5601", "korean"}
+_PROLOG = re.compile(rb"^(\s*<\?xml[^>]*?encoding\s*=\s*)([\"'])([A-Za-z0-9._:-]+)\2", re.IGNORECASE)
+_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
+
+
+def charset_of(content_type: str | None) -> str | None:
+    match = _CHARSET.search(content_type or "")
+    return match.group(1).lower() if match else None
+
+
+def decode_document(body: bytes, declared: str | None = None) -> str:
+    """Bytes of an XML or JSON document -> text, right for Korean sources.
+
+    Order: a byte-order mark; the HTTP charset, else the XML prolog's encoding; else strict UTF-8, then CP949.
+    EUC-KR is read as CP949, its superset, because Korean CMSs that declare EUC-KR emit CP949's extra
+    syllables (똠, 햏, …) that a strict EUC-KR decoder rejects.
+    """
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if body.startswith(bom):
+            return body[len(bom):].decode(codec, errors="replace")
+    if declared is None:
+        match = _PROLOG.match(body[:200])
+        declared = match.group(3).decode("ascii").lower() if match else None
+    if declared in _EUC_KR_NAMES:
+        return body.decode("cp949", errors="replace")
+    if declared and declared not in ("utf-8", "utf8"):
+        try:
+            return body.decode(declared)
+        except (LookupError, UnicodeDecodeError):
+            pass  # a wrong or unknown label: fall back to what the bytes say
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return body.decode("cp949")
+    except UnicodeDecodeError:
+        return body.decode("utf-8", errors="replace")
+
+
+def to_utf8_xml(body: bytes, declared: str | None = None) -> bytes:
+    """The document re-encoded as UTF-8, its prolog saying so, for a parser that trusts the prolog."""
+    text = decode_document(body, declared)
+    data = text.encode("utf-8")
+    return _PROLOG.sub(lambda m: m.group(1) + m.group(2) + b"utf-8" + m.group(2), data, count=1)
+
+
+_ENTITY_DECLARATION = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?<!ENTITY", re.IGNORECASE | re.DOTALL)
+
+
+def refuse_entities(data: bytes, where: str = "document") -> None:
+    """No feed needs its own entity declarations; they are how XML bombs and external-entity attacks work.
+
+    Expat already caps entity amplification and never reads external entities, but feedparser then falls back
+    to a lenient parser that yields garbage items; refusing up front gives a clear reason instead.
+    """
+    if _ENTITY_DECLARATION.search(data[:65536]):
+        raise ParseError(f"{where} declares XML entities (an XML bomb or an external entity): refused")
+
+
 def parse_feed(body: bytes, *, content_type: str | None = None) -> list[RawEntry]:
-    head = body.lstrip()[:1]
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"["):
-        return parse_json_feed(body)
-    headers = {"content-type": content_type} if content_type else {}
-    parsed = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False, response_headers=headers)
+        return parse_json_feed(decode_document(body, charset_of(content_type)).encode("utf-8"))
+    utf8 = to_utf8_xml(body, charset_of(content_type))
+    refuse_entities(utf8, "feed")
+    parsed = feedparser.parse(utf8, sanitize_html=False, resolve_relative_uris=False,
+                              response_headers={"content-type": "application/xml; charset=utf-8"})
     if not parsed.entries:
         if parsed.get("bozo"):
             raise ParseError(f"not a readable feed: {parsed.get('bozo_exception')}")
@@ -131,18 +196,18 @@ def parse_json_feed(body: bytes) -> list[RawEntry]:
     return out
 
 
-def parse_jsonl(body: bytes) -> list[RawEntry]:
+def parse_jsonl(body: bytes, declared: str | None = None) -> list[RawEntry]:
     """A CMS export: one article object per line. A bad line is skipped and reported, never fatal."""
-    entries, errors = parse_jsonl_lines(body)
+    entries, errors = parse_jsonl_lines(body, declared)
     if not entries and errors:
         raise ParseError(f"no readable line; first error: {errors[0]}")
     return entries
 
 
-def parse_jsonl_lines(body: bytes) -> tuple[list[RawEntry], list[str]]:
+def parse_jsonl_lines(body: bytes, declared: str | None = None) -> tuple[list[RawEntry], list[str]]:
     entries: list[RawEntry] = []
     errors: list[str] = []
-    for number, line in _lines(body):
+    for number, line in _lines(body, declared):
         try:
             entries.append(_from_jsonl(json.loads(line), number))
         except json.JSONDecodeError as exc:
@@ -152,8 +217,8 @@ def parse_jsonl_lines(body: bytes) -> tuple[list[RawEntry], list[str]]:
     return entries, errors
 
 
-def _lines(body: bytes) -> Iterator[tuple[int, str]]:
-    text = body.decode("utf-8-sig", errors="replace")
+def _lines(body: bytes, declared: str | None) -> Iterator[tuple[int, str]]:
+    text = decode_document(body, declared)
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield number, line

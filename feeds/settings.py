@@ -70,6 +70,17 @@ class FeedSettings:
 
 
 @dataclass(frozen=True)
+class FetchSettings:
+    timeout: timedelta
+    deadline: timedelta
+    max_bytes: int
+    workers: int
+    host_concurrency: int
+    host_delay: float
+    failure_limit: int
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     name: str
@@ -124,6 +135,9 @@ class Settings:
     partners: tuple[PartnerSettings, ...]
     digests: tuple[EditionSettings, ...]
     scheduler_lease_ttl: timedelta = timedelta(seconds=30)
+    fetch: FetchSettings = FetchSettings(timeout=timedelta(seconds=20), deadline=timedelta(seconds=60),
+                                         max_bytes=10 * 1024 * 1024, workers=4, host_concurrency=2, host_delay=0.5,
+                                         failure_limit=5)
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -176,6 +190,15 @@ _SECTIONS: dict[str, _Spec] = {
     "secrets": {"signing_key": (str, REQUIRED)},
     "admin": {"token": (str, None)},
     "scheduler": {"lease_ttl": (str, "30s")},
+    "fetch": {
+        "timeout": (str, "20s"),
+        "deadline": (str, "60s"),
+        "max_bytes": (int, 10 * 1024 * 1024),
+        "workers": (int, 4),
+        "host_concurrency": (int, 2),
+        "host_delay": ((int, float), 0.5),
+        "failure_limit": (int, 5),
+    },
 }
 _CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
 _SOURCE: _Spec = {
@@ -332,6 +355,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     lease_ttl = _convert("scheduler.lease_ttl", sec["scheduler"]["lease_ttl"], parse_duration)
     _check("scheduler.lease_ttl", lease_ttl >= timedelta(seconds=1), "must be at least 1s")
 
+    fetch = _build_fetch(sec["fetch"])
+
     categories = _build_categories(raw.get("categories", []))
     known = {c.slug for c in categories}
     sources = _build_sources(raw.get("sources", []), known)
@@ -339,7 +364,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     digests = _build_digests(raw.get("digests", {}), site.timezone)
     return Settings(site=site, database_url=database_url, mail=mail, feeds=feeds, signing_key=signing_key,
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
-                    digests=digests, scheduler_lease_ttl=lease_ttl)
+                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -354,6 +379,20 @@ def _build_site(v: dict[str, Any]) -> SiteSettings:
     _check("site.name", bool(v["name"].strip()), "must not be empty")
     return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
                         language=v["language"])
+
+
+def _build_fetch(v: dict[str, Any]) -> FetchSettings:
+    timeout = _convert("fetch.timeout", v["timeout"], parse_duration)
+    deadline = _convert("fetch.deadline", v["deadline"], parse_duration)
+    _check("fetch.deadline", deadline >= timeout, "must not be shorter than fetch.timeout")
+    _check("fetch.max_bytes", 1024 <= v["max_bytes"] <= 1024 ** 3, "must be between 1024 and 1073741824")
+    _check("fetch.workers", 1 <= v["workers"] <= 64, "must be between 1 and 64")
+    _check("fetch.host_concurrency", 1 <= v["host_concurrency"] <= 64, "must be between 1 and 64")
+    _check("fetch.host_delay", 0 <= v["host_delay"] <= 60, "must be between 0 and 60 seconds")
+    _check("fetch.failure_limit", 1 <= v["failure_limit"] <= 100, "must be between 1 and 100")
+    return FetchSettings(timeout=timeout, deadline=deadline, max_bytes=v["max_bytes"], workers=v["workers"],
+                         host_concurrency=v["host_concurrency"], host_delay=float(v["host_delay"]),
+                         failure_limit=v["failure_limit"])
 
 
 def _build_mail(v: dict[str, Any]) -> MailSettings:

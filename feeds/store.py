@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, and_, func, select, text
+from sqlalchemy import Engine, and_, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import db
@@ -28,8 +28,10 @@ class SourceState:
     location: str
     category: str | None
     interval_seconds: int
+    fetch_url: str | None
     etag: str | None
     last_modified: str | None
+    body_hash: str | None
     last_checked_at: datetime | None
     last_success_at: datetime | None
     last_error: str | None
@@ -37,6 +39,17 @@ class SourceState:
     consecutive_failures: int
     next_check_at: datetime | None
     disabled_reason: str | None
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """An article inserted earlier in the same batch, found again by URL."""
+
+    identity: str
+    url: str
+    id: str
+    content_hash: str
+    published_at: datetime
 
 
 @dataclass(frozen=True)
@@ -83,8 +96,8 @@ class ArticleStore:
                                                             **values))
                 elif row.location != source.location or row.kind != source.kind:
                     conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(
-                        etag=None, last_modified=None, consecutive_failures=0, disabled_reason=None,
-                        next_check_at=None, **values))
+                        fetch_url=None, etag=None, last_modified=None, body_hash=None, consecutive_failures=0,
+                        disabled_reason=None, next_check_at=None, **values))
                 else:
                     conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
             known = {r.slug for r in conn.execute(select(db.partners.c.slug))}
@@ -119,11 +132,22 @@ class ArticleStore:
             return [_source_state(r) for r in conn.execute(select(db.sources).order_by(db.sources.c.name))]
 
     def record_success(self, source_id: int, *, etag: str | None, last_modified: str | None, now: datetime,
-                       next_check_at: datetime) -> None:
+                       next_check_at: datetime, body_hash: str | None = None, moved_to: str | None = None) -> None:
+        values: dict[str, object] = {"etag": etag, "last_modified": last_modified, "last_checked_at": now,
+                                     "last_success_at": now, "consecutive_failures": 0, "next_check_at": next_check_at}
+        if body_hash is not None:
+            values["body_hash"] = body_hash
+        if moved_to is not None:
+            values["fetch_url"] = moved_to
+        with self.engine.begin() as conn:
+            conn.execute(db.sources.update().where(db.sources.c.id == source_id).values(**values))
+
+    def disable(self, source_id: int, reason: str, *, now: datetime) -> None:
+        """Stop polling a source (410 Gone) until its location changes in the configuration."""
         with self.engine.begin() as conn:
             conn.execute(db.sources.update().where(db.sources.c.id == source_id).values(
-                etag=etag, last_modified=last_modified, last_checked_at=now, last_success_at=now,
-                consecutive_failures=0, next_check_at=next_check_at))
+                disabled_reason=reason[:2000], last_checked_at=now, last_error=reason[:2000], last_error_at=now,
+                consecutive_failures=db.sources.c.consecutive_failures + 1, next_check_at=None))
 
     def record_failure(self, source_id: int, reason: str, *, now: datetime, next_check_at: datetime) -> int:
         """Store the error and return the new count of consecutive failures."""
@@ -149,35 +173,48 @@ class ArticleStore:
 
     def _upsert(self, batch: list[Article], source_id: int | None, now: datetime) -> UpsertCounts:
         new = updated = unchanged = 0
-        known = {c for c in self._category_slugs()}
+        known = self._category_slugs()
+        a = db.articles
+        columns = (a.c.identity, a.c.url, a.c.id, a.c.content_hash, a.c.published_at)
         with self.engine.begin() as conn:
-            existing = {}
-            for i in range(0, len(batch), 500):
-                chunk = [a.identity for a in batch[i:i + 500]]
-                for row in conn.execute(select(db.articles.c.identity, db.articles.c.id, db.articles.c.content_hash,
-                                               db.articles.c.published_at)
-                                        .where(db.articles.c.identity.in_(chunk))):
-                    existing[row.identity] = row
-            inserts = []
+            by_identity, by_url = {}, {}
+            for i in range(0, len(batch), 400):
+                chunk = batch[i:i + 400]
+                identities = [x.identity for x in chunk]
+                urls = [x.url for x in chunk if x.url]
+                query = select(*columns).where(a.c.identity.in_(identities) | a.c.url.in_(urls) if urls
+                                               else a.c.identity.in_(identities))
+                for row in conn.execute(query):
+                    by_identity[row.identity] = row
+                    if row.url:
+                        by_url.setdefault(row.url, row)
+            inserts, updates = [], []
             for article in batch:
                 values = _article_values(article, known)
-                row = existing.get(article.identity)
+                # The same story through a second source (another guid, the same canonical URL) is one article.
+                row = by_identity.get(article.identity) or (by_url.get(article.url) if article.url else None)
                 if row is None:
                     inserts.append({**values, "id": article.id, "identity": article.identity, "source_id": source_id,
                                     "fetched_at": now, "changed_at": now, "revision": 1})
+                    if article.url:
+                        by_url[article.url] = _Seen(article.identity, article.url, article.id, article.content_hash,
+                                                    article.published_at)
                     new += 1
                 elif row.content_hash == article.content_hash:
                     unchanged += 1
                 else:
-                    # An edit (기사수정): keep the first publication time, move updated_at forward.
+                    # An edit (기사수정): keep the first publication time, move updated_at forward; a source that
+                    # does not say when it edited gets the time we saw the edit.
                     values["published_at"] = row.published_at
-                    # A source that does not say when it edited gets the time we saw the edit.
                     values["updated_at"] = article.updated_at if article.updated_at > row.published_at else now
-                    conn.execute(db.articles.update().where(db.articles.c.id == row.id).values(
-                        **values, changed_at=now, revision=db.articles.c.revision + 1))
+                    updates.append({**values, "_id": row.id, "changed_at": now})
                     updated += 1
             if inserts:
-                conn.execute(db.articles.insert(), inserts)
+                conn.execute(a.insert(), inserts)
+            if updates:
+                conn.execute(a.update().where(a.c.id == bindparam("_id"))
+                             .values(revision=a.c.revision + 1, **{k: bindparam(k) for k in updates[0] if k != "_id"}),
+                             updates)
         return UpsertCounts(new=new, updated=updated, unchanged=unchanged)
 
     def _category_slugs(self) -> set[str]:
