@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 import templates
+from feeds import api as feeds_api
 from feeds import db
 from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
@@ -162,14 +163,15 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
                   redoc_url=None, on_startup=[start], on_shutdown=[stop])
     for route in feed_routes(settings, services.store, services.publisher, services.templates, services.clock):
         app.router.routes.append(route)
+    app.include_router(feeds_api.router(settings, services.store))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+            return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         page = services.templates.get_template("pages/error.html").render(
             site=settings.site, title=str(exc.status_code), message=exc.detail)
-        return HTMLResponse(page, status_code=exc.status_code)
+        return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
 
     app.add_exception_handler(HTTPException, http_error)
     return app

@@ -37,10 +37,16 @@ class IngestResult:
     counts: UpsertCounts
     error: str | None = None
     notes: tuple[str, ...] = ()
+    failures: int = 0  # consecutive, after this poll
+    next_check_at: datetime | None = None
 
     def line(self) -> str:
         if self.status == "error":
-            return f"{self.source}: error: {self.error}"
+            health = ""
+            if self.failures:
+                when = f", next check {self.next_check_at.isoformat(timespec='minutes')}" if self.next_check_at else ""
+                health = f" ({self.failures} failure{'s' if self.failures > 1 else ''} in a row{when})"
+            return f"{self.source}: error: {self.error}{health}"
         if self.status == "skipped":
             return f"{self.source}: skipped: {'; '.join(self.notes)}"
         c = self.counts
@@ -84,16 +90,17 @@ def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetch
     except GoneError as exc:
         store.disable(state.id, str(exc), now=now)
         log.warning("source %s disabled: %s", source.name, exc)
-        return IngestResult(source.name, "error", empty, f"{exc} (source disabled)")
+        return IngestResult(source.name, "error", empty, f"{exc} (source disabled until its location changes)")
     except Exception as exc:  # one bad source must not stop the batch; a bug is logged with its traceback
         reason = str(exc) if isinstance(exc, FeedsError) else f"unexpected {type(exc).__name__}: {exc}"
         if not isinstance(exc, FeedsError):
             log.exception("source %s: unexpected error", source.name)
         failures = state.consecutive_failures + 1
-        store.record_failure(state.id, reason, now=now,
-                             next_check_at=now + backoff(source.interval, failures, policy.failure_limit))
+        next_check_at = now + backoff(source.interval, failures, policy.failure_limit)
+        store.record_failure(state.id, reason, now=now, next_check_at=next_check_at)
         log.warning("source %s failed (%d in a row): %s", source.name, failures, reason)
-        return IngestResult(source.name, "error", empty, reason)
+        shown = next_check_at.astimezone(policy.timezone) if policy.timezone else next_check_at
+        return IngestResult(source.name, "error", empty, reason, failures=failures, next_check_at=shown)
 
 
 def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, fetcher: Fetcher, now: datetime,

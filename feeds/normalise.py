@@ -24,9 +24,10 @@ from .model import Article, RawEntry
 
 SUMMARY_BUDGET = 200
 
-# Tags and attributes that survive sanitising. No script, style, forms, event handlers or iframes (embedded
-# video arrives with the sources issue, from an allow-list of hosts).
+# Tags and attributes that survive sanitising. No script, style, forms or event handlers; iframes only when
+# their src is an embed URL on one of VIDEO_HOSTS (others lose their src and are then dropped).
 ALLOWED_TAGS = frozenset({
+    "iframe",
     "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "dd", "del", "dl", "dt", "em",
     "figcaption", "figure", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "ins", "li", "mark", "ol", "p",
     "pre", "q", "s", "small", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr",
@@ -39,7 +40,14 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan", "scope"},
     "blockquote": {"cite"},
     "q": {"cite"},
+    "iframe": {"src", "width", "height", "title", "allowfullscreen"},
 }
+VIDEO_HOSTS = frozenset({
+    "www.youtube.com", "youtube.com", "www.youtube-nocookie.com", "player.vimeo.com", "tv.naver.com",
+    "play-tv.kakao.com", "tv.kakao.com", "serviceapi.nmv.naver.com",
+})
+_EMPTY_IFRAME = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.IGNORECASE | re.DOTALL)
+_FIRST_IMG = re.compile(r'<img\b[^>]*\ssrc="(https?://[^"]+)"', re.IGNORECASE)
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ref_src)$", re.IGNORECASE)
 _ROLE_WORDS = re.compile(r"\s*(기자|특파원|논설위원|선임기자|객원기자|인턴기자)\s*$")
@@ -54,14 +62,20 @@ def sanitise_html(fragment: str, base_url: str | None = None) -> str:
     def resolve(tag: str, attribute: str, value: str) -> str | None:
         if attribute in ("href", "src", "cite"):
             absolute = urljoin(base_url, value.strip()) if base_url else value.strip()
-            if urlsplit(absolute).scheme.lower() not in URL_SCHEMES:
+            parts = urlsplit(absolute)
+            if parts.scheme.lower() not in URL_SCHEMES:
+                return None
+            if tag == "iframe" and (parts.scheme != "https" or parts.hostname not in VIDEO_HOSTS):
                 return None
             return absolute
         return value
 
-    return nh3.clean(fragment, tags=set(ALLOWED_TAGS), attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-                     url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer", attribute_filter=resolve,
-                     strip_comments=True).strip()
+    cleaned = nh3.clean(fragment, tags=set(ALLOWED_TAGS), attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+                        url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer", attribute_filter=resolve,
+                        strip_comments=True)
+    if "<iframe" in cleaned:
+        cleaned = _EMPTY_IFRAME.sub("", cleaned)
+    return cleaned.strip()
 
 
 def html_to_text(fragment: str) -> str:
@@ -138,6 +152,9 @@ def normalise(entry: RawEntry, *, source_url: str | None, default_category: str 
             tags.append(term)
 
     image = entry.image_url
+    if not image:  # the lead image is the first picture of the body when the source names none
+        first = _FIRST_IMG.search(content_html)
+        image = html.unescape(first.group(1)) if first else None
     if image:
         image = urljoin(base, image) if base else image
         if urlsplit(image).scheme not in ("http", "https"):

@@ -149,3 +149,42 @@ def test_json_feed_is_valid_json_with_content(app_server) -> None:  # type: igno
     server, _ = app_server
     doc = json.loads(httpx.get(f"{server.url}/feeds/all.json").content)
     assert all(item["id"].startswith("tag:news.example.com,") and item["content_html"] for item in doc["items"])
+
+
+def test_admin_api_shows_source_health(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    import service
+
+    token = "admin-token-0123456789"
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+                                          extra=EXTRA + f"""
+[[sources]]
+name = "missing"
+kind = "feed"
+path = "{tmp_path / 'absent.xml'}"
+category = "politics"
+
+[admin]
+token = "{token}"
+"""), {})
+    services = service.Services(settings, clock=clock)
+    services.prepare_database(migrate=True)
+    services.ingest_many(settings.sources, on_result=lambda r: None)
+    with ServerThread(service.create_app(services)) as server:
+        assert httpx.get(server.url + "/api/sources").status_code == 401
+        wrong = httpx.get(server.url + "/api/sources", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+        assert wrong.json() == {"error": "missing or wrong admin token (Authorization: Bearer <token>)"}
+        health = httpx.get(server.url + "/api/sources", headers={"Authorization": f"Bearer {token}"}).json()
+        spec = httpx.get(server.url + "/api/openapi.json").json()
+    by_name = {s["name"]: s for s in health}
+    assert by_name["wire"]["status"] == "ok" and by_name["wire"]["last_success_at"] is not None
+    assert by_name["missing"]["status"] == "failing" and by_name["missing"]["consecutive_failures"] == 1
+    assert "no such file" in by_name["missing"]["last_error"] and by_name["missing"]["next_check_at"]
+    assert "/api/sources" in spec["paths"]
+    services.engine.dispose()
+
+
+def test_admin_api_is_off_without_a_token(app_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = app_server
+    response = httpx.get(server.url + "/api/sources", headers={"Authorization": "Bearer whatever-it-is"})
+    assert response.status_code == 403 and "admin API is off" in response.json()["error"]

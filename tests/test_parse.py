@@ -116,7 +116,11 @@ def test_canonical_url(url: str | None, expected: str | None) -> None:
     ('<a href="/x" onclick="y()">링크</a>', '<a href="https://news.example.com/x" rel="noopener noreferrer">링크</a>'),
     ('<img src="data:image/png;base64,xx" alt="a">', '<img alt="a">'),
     ("<p>a<script>b</script>c</p>", "<p>ac</p>"),
-    ('<iframe src="https://www.youtube.com/embed/x"></iframe>', ""),
+    pytest.param('<iframe src="https://www.youtube.com/embed/x" onload="y()"></iframe>',
+                 '<iframe src="https://www.youtube.com/embed/x"></iframe>', id="video-iframe-kept"),
+    pytest.param('<p>a</p><iframe src="https://evil.example/x"></iframe>', "<p>a</p>", id="other-iframe-dropped"),
+    pytest.param('<iframe src="http://www.youtube.com/embed/x"></iframe>', "", id="plain-http-iframe-dropped"),
+    pytest.param('<iframe srcdoc="<script>x</script>"></iframe>', "", id="srcdoc-dropped"),
 ])
 def test_sanitise_html(fragment: str, expected: str) -> None:
     assert sanitise_html(fragment, "https://news.example.com/news/1") == expected
@@ -124,3 +128,13 @@ def test_sanitise_html(fragment: str, expected: str) -> None:
 
 def test_html_to_text_unescapes_and_spaces_blocks() -> None:
     assert html_to_text("<p>가&amp;나</p><p>다</p>") == "가&나 다"
+
+
+def test_lead_image_falls_back_to_the_first_picture() -> None:
+    from feeds.model import RawEntry
+
+    entry = RawEntry(guid="1", is_guid_trusted=True, url="https://news.example.com/news/1", title="t", summary_html="",
+                     content_html='<p>글</p><img src="/img/a.jpg?w=1&amp;h=2"><img src="/img/b.jpg">', byline=None,
+                     author_email=None, categories=(), image_url=None, published_at=None, updated_at=None)
+    article = normalise(entry, source_url=None, default_category=None, category_map={}, fetched_at=FETCHED_AT)
+    assert article.image_url == "https://news.example.com/img/a.jpg?w=1&h=2"
