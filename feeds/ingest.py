@@ -13,9 +13,10 @@ import logging
 import random
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Callable, Sequence
 
+from .crawl import candidates, read_pages
 from .errors import FeedsError
 from .fetch import Fetcher, GoneError, Validators
 from .model import RawEntry, UpsertCounts
@@ -81,7 +82,8 @@ def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetch
     empty = UpsertCounts()
     if state.disabled_reason:
         return IngestResult(source.name, "error", empty, f"disabled: {state.disabled_reason}")
-    if not force and state.next_check_at is not None and state.next_check_at > now:
+    # Only a failing source waits longer than its job's interval; a healthy one runs whenever its job fires.
+    if not force and state.consecutive_failures and state.next_check_at is not None and state.next_check_at > now:
         return IngestResult(source.name, "skipped", empty,
                             notes=(f"backing off after {state.consecutive_failures} failures until "
                                    f"{state.next_check_at.isoformat()}",))
@@ -118,7 +120,8 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
         if body_hash == state.body_hash:
             notes.append("same bytes as last time")
         else:
-            raw, problems = _parse(source, fetched.body, fetched.content_type)
+            raw, problems = _parse(source, fetched.body, fetched.url, fetched.content_type, fetcher=fetcher, store=store,
+                                   timezone=policy.timezone or UTC)
             if problems:
                 notes.append(f"{len(problems)} unreadable items skipped (first: {problems[0]})")
             raw, clamped = _clamp_future(raw, now)
@@ -127,7 +130,7 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
             base_url = fetched.url if fetched.url.startswith(("http://", "https://")) else None
             articles = [normalise(entry, source_url=base_url, default_category=source.category,
                                   category_map=source.category_map, fetched_at=now) for entry in raw]
-            counts = store.upsert_articles(articles, source_id=state.id, now=now)
+            counts = store.upsert_articles(articles, source_id=state.id, now=now, touch_unchanged=source.kind == "html")
     store.record_success(state.id, etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
                          now=now, next_check_at=now + source.interval, body_hash=body_hash, moved_to=fetched.moved_to)
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
@@ -135,14 +138,23 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
     return IngestResult(source.name, status, counts, notes=tuple(notes))
 
 
-def _parse(source: SourceSettings, body: bytes, content_type: str | None) -> tuple[list[RawEntry], list[str]]:
+def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | None, *, fetcher: Fetcher,
+           store: ArticleStore, timezone: tzinfo) -> tuple[list[RawEntry], list[str]]:
     if source.kind == "jsonl":
-        entries, problems = parse_jsonl_lines(body, charset_of(content_type))
+        entries, problems = parse_jsonl_lines(body, charset_of(content_type), timezone=timezone)
         if not entries and problems:
             raise FeedsError(f"no readable line; first error: {problems[0]}")
         return entries, problems
     if source.kind == "feed":
-        return parse_feed(body, content_type=content_type), []
+        return parse_feed(body, content_type=content_type, timezone=timezone), []
+    if source.kind == "html":
+        found = candidates(body, url, content_type, fetcher=fetcher, timezone=timezone)
+        if not found:
+            raise FeedsError("no article links found on the page (is it a section page or a sitemap?)")
+        entries, problems = read_pages(found, fetcher=fetcher, known=store.known_urls, timezone=timezone)
+        if not entries and problems:
+            raise FeedsError(f"no article page could be read; first error: {problems[0]}")
+        return entries, problems
     raise FeedsError(f"sources of kind {source.kind!r} are not read by this version")
 
 

@@ -50,7 +50,12 @@ _EMPTY_IFRAME = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.IGNOR
 _FIRST_IMG = re.compile(r'<img\b[^>]*\ssrc="(https?://[^"]+)"', re.IGNORECASE)
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ref_src)$", re.IGNORECASE)
-_ROLE_WORDS = re.compile(r"\s*(기자|특파원|논설위원|선임기자|객원기자|인턴기자)\s*$")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+ROLES = (r"(?:선임|수석|객원|인턴|수습|전문|사진|영상|취재)?기자|특파원|논설위원|편집위원|통신원|앵커|에디터|칼럼니스트"
+          r"|reporter|correspondent")
+ROLE_END = re.compile(rf"(?:{ROLES})$", re.IGNORECASE)
+_CREDIT = re.compile(r"^(?:by\s+|(?:글|사진|영상|그래픽|취재|정리)(?:\s*[·/,]\s*(?:글|사진|영상|그래픽|취재|정리))*"
+                     r"\s*[:=]?\s*)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?다요])[\"'”’)]?\s")
 _SPACES = re.compile(r"\s+")
 
@@ -100,11 +105,23 @@ def cut_text(text: str, budget: int = SUMMARY_BUDGET) -> str:
     return cut.rstrip(" ,.;:·") + "…"
 
 
+def parse_byline(text: str | None) -> str | None:
+    """Reporter names without role words, comma-joined: "[한빛일보=홍길동·김철수 기자]" -> "홍길동, 김철수"."""
+    text = re.sub(r"[\[\]()<>{}【】]", " ", EMAIL.sub(" ", text or ""))
+    text = _CREDIT.sub("", text.rsplit("=", 1)[-1].strip())  # "매체=이름 기자", "사진=이름 기자"
+    names: list[str] = []
+    for part in re.split(r"\s*(?:[,·/&|;]|\s및\s|\sand\s)\s*", text):
+        named = re.fullmatch(rf"(.*?)\s*(?:{ROLES})", part.strip(), re.IGNORECASE)
+        # With a role word, the name is the word just before it ("한빛일보 홍길동 기자" -> "홍길동").
+        name = named.group(1).split()[-1:] if named else part.split()
+        if name and " ".join(name) not in names:
+            names.append(" ".join(name))
+    return ", ".join(names) or None
+
+
 def clean_byline(byline: str | None) -> str | None:
-    if not byline:
-        return None
-    name = _ROLE_WORDS.sub("", html_to_text(byline)).strip()
-    return name or None
+    """A byline as a source gave it (text or HTML) -> the reporters' names."""
+    return parse_byline(html_to_text(byline)) if byline else None
 
 
 def canonical_url(url: str | None) -> str | None:

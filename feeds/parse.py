@@ -14,11 +14,12 @@ import calendar
 import codecs
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Iterator
 
 import feedparser
 
+from .dates import parse_date
 from .errors import ParseError
 from .model import RawEntry
 
@@ -86,10 +87,11 @@ def refuse_entities(data: bytes, where: str = "document") -> None:
         raise ParseError(f"{where} declares XML entities (an XML bomb or an external entity): refused")
 
 
-def parse_feed(body: bytes, *, content_type: str | None = None) -> list[RawEntry]:
+def parse_feed(body: bytes, *, content_type: str | None = None, timezone: tzinfo = UTC) -> list[RawEntry]:
+    """`timezone` reads dates that name no zone ("2022-11-18 16:55:02" in a pubDate): the site's."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"["):
-        return parse_json_feed(decode_document(body, charset_of(content_type)).encode("utf-8"))
+        return parse_json_feed(decode_document(body, charset_of(content_type)).encode("utf-8"), timezone=timezone)
     utf8 = to_utf8_xml(body, charset_of(content_type))
     refuse_entities(utf8, "feed")
     parsed = feedparser.parse(utf8, sanitize_html=False, resolve_relative_uris=False,
@@ -99,16 +101,22 @@ def parse_feed(body: bytes, *, content_type: str | None = None) -> list[RawEntry
             raise ParseError(f"not a readable feed: {parsed.get('bozo_exception')}")
         if not parsed.get("version"):
             raise ParseError("not a feed: no RSS, Atom or JSON Feed document found")
-    return [_from_feedparser(e) for e in parsed.entries]
+    return [_from_feedparser(e, timezone) for e in parsed.entries]
 
 
-def _struct_to_datetime(value: Any) -> datetime | None:
-    if not value:
-        return None
-    return datetime.fromtimestamp(calendar.timegm(value), tz=timezone.utc)
+def _entry_date(e: Any, key: str, timezone: tzinfo) -> datetime | None:
+    """Our reading of the raw string first (Korean forms, no zone = the site's), then feedparser's.
+
+    dict.get: FeedParserDict.get would fall back from updated to published with a DeprecationWarning.
+    """
+    raw = dict.get(e, key)
+    if raw and (value := parse_date(raw, timezone)) is not None:
+        return value.astimezone(UTC)
+    parsed = dict.get(e, key + "_parsed")
+    return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC) if parsed else None
 
 
-def _from_feedparser(e: Any) -> RawEntry:
+def _from_feedparser(e: Any, timezone: tzinfo) -> RawEntry:
     content = ""
     for part in e.get("content") or ():
         if part.get("value"):
@@ -129,9 +137,8 @@ def _from_feedparser(e: Any) -> RawEntry:
         author_email=author.get("email") or None,
         categories=tuple(t["term"] for t in e.get("tags") or () if t.get("term")),
         image_url=_feedparser_image(e),
-        # dict.get: FeedParserDict.get would fall back from updated to published with a DeprecationWarning.
-        published_at=_struct_to_datetime(dict.get(e, "published_parsed")),
-        updated_at=_struct_to_datetime(dict.get(e, "updated_parsed")),
+        published_at=_entry_date(e, "published", timezone),
+        updated_at=_entry_date(e, "updated", timezone),
     )
 
 
@@ -148,21 +155,18 @@ def _feedparser_image(e: Any) -> str | None:
     return None
 
 
-def _iso(value: Any, where: str) -> datetime | None:
+def _date(value: Any, where: str, timezone: tzinfo) -> datetime | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str):
         raise ParseError(f"{where}: a date must be a string, not {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ParseError(f'{where}: "{value}" is not an ISO 8601 date') from None
-    if parsed.tzinfo is None:
-        raise ParseError(f'{where}: "{value}" has no time zone')
-    return parsed.astimezone(timezone.utc)
+    parsed = parse_date(value, timezone)
+    if parsed is None:
+        raise ParseError(f'{where}: "{value}" is not a date')
+    return parsed.astimezone(UTC)
 
 
-def parse_json_feed(body: bytes) -> list[RawEntry]:
+def parse_json_feed(body: bytes, *, timezone: tzinfo = UTC) -> list[RawEntry]:
     try:
         doc = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -190,26 +194,27 @@ def parse_json_feed(body: bytes) -> list[RawEntry]:
             author_email=None,
             categories=tuple(str(t) for t in item.get("tags") or ()),
             image_url=item.get("image") or item.get("banner_image") or None,
-            published_at=_iso(item.get("date_published"), f"items[{i}].date_published"),
-            updated_at=_iso(item.get("date_modified"), f"items[{i}].date_modified"),
+            published_at=_date(item.get("date_published"), f"items[{i}].date_published", timezone),
+            updated_at=_date(item.get("date_modified"), f"items[{i}].date_modified", timezone),
         ))
     return out
 
 
-def parse_jsonl(body: bytes, declared: str | None = None) -> list[RawEntry]:
+def parse_jsonl(body: bytes, declared: str | None = None, *, timezone: tzinfo = UTC) -> list[RawEntry]:
     """A CMS export: one article object per line. A bad line is skipped and reported, never fatal."""
-    entries, errors = parse_jsonl_lines(body, declared)
+    entries, errors = parse_jsonl_lines(body, declared, timezone=timezone)
     if not entries and errors:
         raise ParseError(f"no readable line; first error: {errors[0]}")
     return entries
 
 
-def parse_jsonl_lines(body: bytes, declared: str | None = None) -> tuple[list[RawEntry], list[str]]:
+def parse_jsonl_lines(body: bytes, declared: str | None = None, *,
+                      timezone: tzinfo = UTC) -> tuple[list[RawEntry], list[str]]:
     entries: list[RawEntry] = []
     errors: list[str] = []
     for number, line in _lines(body, declared):
         try:
-            entries.append(_from_jsonl(json.loads(line), number))
+            entries.append(_from_jsonl(json.loads(line), number, timezone))
         except json.JSONDecodeError as exc:
             errors.append(f"line {number}: not JSON ({exc.msg})")
         except ParseError as exc:
@@ -224,7 +229,7 @@ def _lines(body: bytes, declared: str | None) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def _from_jsonl(obj: Any, number: int) -> RawEntry:
+def _from_jsonl(obj: Any, number: int, timezone: tzinfo) -> RawEntry:
     where = f"line {number}"
     if not isinstance(obj, dict):
         raise ParseError(f"{where}: not a JSON object")
@@ -245,6 +250,6 @@ def _from_jsonl(obj: Any, number: int) -> RawEntry:
         author_email=obj.get("author_email") or obj.get("email") or None,
         categories=((str(category),) if category else ()) + tuple(str(t) for t in tags),
         image_url=obj.get("image") or None,
-        published_at=_iso(obj.get("published_at"), f"{where}.published_at"),
-        updated_at=_iso(obj.get("updated_at"), f"{where}.updated_at"),
+        published_at=_date(obj.get("published_at"), f"{where}.published_at", timezone),
+        updated_at=_date(obj.get("updated_at"), f"{where}.updated_at", timezone),
     )

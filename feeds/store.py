@@ -159,19 +159,33 @@ class ArticleStore:
 
     # --- articles -----------------------------------------------------------------------------------
 
-    def upsert_articles(self, articles: Iterable[Article], *, source_id: int | None, now: datetime) -> UpsertCounts:
-        """Insert new articles, update changed ones (revision + 1), leave unchanged ones untouched."""
+    def upsert_articles(self, articles: Iterable[Article], *, source_id: int | None, now: datetime,
+                        touch_unchanged: bool = False) -> UpsertCounts:
+        """Insert new articles, update changed ones (revision + 1), leave unchanged ones untouched.
+
+        `touch_unchanged` records that unchanged articles were fetched again (their `fetched_at`), for sources
+        that fetch article pages one by one and must not fetch an unchanged page again and again.
+        """
         batch = list({a.identity: a for a in articles}.values())
         if not batch:
             return UpsertCounts()
         try:
-            return self._upsert(batch, source_id, now)
+            return self._upsert(batch, source_id, now, touch_unchanged)
         except IntegrityError:
             # Another writer inserted one of these identities between our read and our write; the second
             # pass sees its row and updates or skips instead.
-            return self._upsert(batch, source_id, now)
+            return self._upsert(batch, source_id, now, touch_unchanged)
 
-    def _upsert(self, batch: list[Article], source_id: int | None, now: datetime) -> UpsertCounts:
+    def known_urls(self, urls: Sequence[str]) -> dict[str, datetime]:
+        """For each URL already stored, when its article was last fetched."""
+        found: dict[str, datetime] = {}
+        with self.engine.connect() as conn:
+            for i in range(0, len(urls), 400):
+                query = select(db.articles.c.url, db.articles.c.fetched_at).where(db.articles.c.url.in_(urls[i:i + 400]))
+                found.update({row.url: row.fetched_at for row in conn.execute(query)})
+        return found
+
+    def _upsert(self, batch: list[Article], source_id: int | None, now: datetime, touch_unchanged: bool) -> UpsertCounts:
         new = updated = unchanged = 0
         known = self._category_slugs()
         a = db.articles
@@ -188,7 +202,7 @@ class ArticleStore:
                     by_identity[row.identity] = row
                     if row.url:
                         by_url.setdefault(row.url, row)
-            inserts, updates = [], []
+            inserts, updates, touched = [], [], []
             for article in batch:
                 values = _article_values(article, known)
                 # The same story through a second source (another guid, the same canonical URL) is one article.
@@ -202,6 +216,7 @@ class ArticleStore:
                     new += 1
                 elif row.content_hash == article.content_hash:
                     unchanged += 1
+                    touched.append(row.id)
                 else:
                     # An edit (기사수정): keep the first publication time, move updated_at forward; a source that
                     # does not say when it edited gets the time we saw the edit.
@@ -211,6 +226,8 @@ class ArticleStore:
                     updated += 1
             if inserts:
                 conn.execute(a.insert(), inserts)
+            if touch_unchanged and touched:
+                conn.execute(a.update().where(a.c.id.in_(touched)).values(fetched_at=now))
             if updates:
                 conn.execute(a.update().where(a.c.id == bindparam("_id"))
                              .values(revision=a.c.revision + 1, **{k: bindparam(k) for k in updates[0] if k != "_id"}),

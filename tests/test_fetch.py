@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from feeds.errors import FetchError, ParseError
-from feeds.fetch import GoneError, HostLimiter, HttpFetcher, Validators
+from feeds.fetch import HostLimiter, HttpFetcher, Validators
 from feeds.ingest import IngestPolicy, backoff, ingest_source
 from feeds.parse import decode_document, parse_feed, parse_jsonl
 from feeds.settings import SourceSettings

@@ -11,6 +11,7 @@ import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,11 +23,12 @@ from tests.conftest import DATA
 SOURCES = DATA / "sources"
 FETCHED_AT = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
 CATEGORY_MAP = {"정치": "politics", "경제": "economy", "문화": "culture"}
+KST = ZoneInfo("Asia/Seoul")
 
 
 def normalised(path: Path) -> list[dict[str, object]]:
     body = path.read_bytes()
-    entries = parse_jsonl(body) if path.suffix == ".jsonl" else parse_feed(body)
+    entries = parse_jsonl(body, timezone=KST) if path.suffix == ".jsonl" else parse_feed(body, timezone=KST)
     out = []
     for entry in entries:
         article = normalise(entry, source_url=None, default_category="society", category_map=CATEGORY_MAP,
@@ -59,10 +61,12 @@ def test_hostile_content_is_sanitised() -> None:
 
 
 def test_jsonl_bad_lines_are_reported_not_fatal() -> None:
-    entries, errors = parse_jsonl_lines((SOURCES / "cms_export.jsonl").read_bytes())
-    assert [e.guid for e in entries] == ["cms-1", "cms-4"]
+    entries, errors = parse_jsonl_lines((SOURCES / "cms_export.jsonl").read_bytes(), timezone=KST)
+    assert [e.guid for e in entries] == ["cms-1", "cms-3", "cms-4", "cms-5"]
     assert errors == ["line 2: not JSON (Expecting value)", "line 3: no title",
-                      'line 4.published_at: "2026-11-25T05:00:00" has no time zone']
+                      'line 7.published_at: "어제 오후" is not a date']
+    naive = entries[1]
+    assert naive.published_at == datetime(2026, 11, 24, 20, 0, tzinfo=timezone.utc)  # 05:00 in Seoul
 
 
 @pytest.mark.parametrize("body, message", [
