@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -84,8 +86,22 @@ class Services:
                            limiter=HostLimiter(f.host_concurrency, f.host_delay))
 
     @cached_property
+    def parse_pool(self) -> ProcessPoolExecutor | None:
+        processes = self.settings.fetch.parse_processes
+        return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) if processes else None
+
+    @cached_property
     def ingest_policy(self) -> IngestPolicy:
-        return IngestPolicy(failure_limit=self.settings.fetch.failure_limit, timezone=self.settings.site.timezone)
+        return IngestPolicy(failure_limit=self.settings.fetch.failure_limit, timezone=self.settings.site.timezone,
+                            parse_pool=self.parse_pool)
+
+    def close(self) -> None:
+        if "parse_pool" in self.__dict__ and self.parse_pool is not None:
+            self.parse_pool.shutdown(wait=True, cancel_futures=True)
+        if "fetcher" in self.__dict__:
+            self.fetcher.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
 
     @cached_property
     def publisher(self) -> FeedPublisher:
@@ -158,6 +174,7 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
     async def stop() -> None:
         if runner is not None:
             runner.stop()
+            services.close()
 
     app = FastAPI(title=f"{settings.site.name} (Gazette)", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, on_startup=[start], on_shutdown=[stop])

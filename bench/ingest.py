@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import platform
 import random
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timedelta, timezone
+from concurrent.futures import ProcessPoolExecutor
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,7 +36,7 @@ import feedparser  # noqa: E402
 
 from feeds import db  # noqa: E402
 from feeds.fetch import HostLimiter, HttpFetcher  # noqa: E402
-from feeds.ingest import ingest_all  # noqa: E402
+from feeds.ingest import IngestPolicy, ingest_all, parse_body  # noqa: E402
 from feeds.settings import build_settings  # noqa: E402
 from feeds.store import ArticleStore  # noqa: E402
 
@@ -68,26 +69,29 @@ def make_feed(n: int, items: int, body_chars: int, paragraphs: list[str], revisi
 {''.join(entries)}</channel></rss>""").encode("utf-8")
 
 
-class Feeds:
-    """The bytes each path serves; `honour_etag` off makes unchanged feeds answer 200 with the same bytes."""
+def serve_folder(folder: str, honour_etag: "multiprocessing.sharedctypes.Synchronized[bool]", port: "multiprocessing.sharedctypes.Synchronized[int]") -> None:
+    """The upstream feeds, served from files by another process (as a real upstream is another machine),
+    over HTTP/1.1 keep-alive, with a strong ETag; `honour_etag` off answers 200 with the same bytes instead."""
+    cache: dict[str, tuple[float, bytes, str]] = {}
 
-    def __init__(self) -> None:
-        self.bodies: dict[str, bytes] = {}
-        self.honour_etag = True
-        self.lock = threading.Lock()
-
-
-def serve(feeds: Feeds) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def do_GET(self) -> None:  # noqa: N802
-            body = feeds.bodies.get(self.path)
-            if body is None:
+            path = Path(folder) / self.path.lstrip("/").replace("/", "_")
+            try:
+                mtime = path.stat().st_mtime
+            except FileNotFoundError:
                 self.send_error(404)
                 return
-            etag = '"' + hashlib.md5(body).hexdigest() + '"'
-            if feeds.honour_etag and self.headers.get("If-None-Match") == etag:
+            if self.path not in cache or cache[self.path][0] != mtime:
+                body = path.read_bytes()
+                cache[self.path] = (mtime, body, '"' + hashlib.md5(body).hexdigest() + '"')
+            _, body, etag = cache[self.path]
+            if honour_etag.value and self.headers.get("If-None-Match") == etag:
                 self.send_response(304)
                 self.send_header("ETag", etag)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             self.send_response(200)
@@ -102,30 +106,38 @@ def serve(feeds: Feeds) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    port.value = server.server_address[1]
+    server.serve_forever()
 
 
 def run_once(args: argparse.Namespace, paragraphs: list[str]) -> dict[str, float]:
-    feeds = Feeds()
-    server = serve(feeds)
-    base = f"http://127.0.0.1:{server.server_address[1]}"
-    for n in range(args.feeds):
-        feeds.bodies[f"/feed/{n}.xml"] = make_feed(n, args.items, args.body, paragraphs, revision=0)
+    context = multiprocessing.get_context("spawn")
+    honour_etag, port = context.Value("b", True), context.Value("i", 0)
     total_items = args.feeds * args.items
-
-    start = time.perf_counter()
-    for body in feeds.bodies.values():
-        parsed = feedparser.parse(body)
-        assert len(parsed.entries) == args.items
-    baseline = time.perf_counter() - start
-
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "upstream"
+        folder.mkdir()
+        bodies = {n: make_feed(n, args.items, args.body, paragraphs, revision=0) for n in range(args.feeds)}
+        for n, body in bodies.items():
+            (folder / f"feed_{n}.xml").write_bytes(body)
+        server = context.Process(target=serve_folder, args=(str(folder), honour_etag, port), daemon=True)
+        server.start()
+        while not port.value:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port.value}"
+
+        start = time.perf_counter()
+        for body in bodies.values():
+            parsed = feedparser.parse(body)
+            assert len(parsed.entries) == args.items
+        baseline = time.perf_counter() - start
+
         settings = build_settings({
             "secrets": {"signing_key": "bench-signing-key-0123456789"},
             "database": {"url": f"sqlite:///{tmp}/bench.db"},
             # The server is ours, on loopback: no politeness delay between requests to it.
-            "fetch": {"host_delay": 0, "host_concurrency": args.workers, "workers": args.workers},
+            "fetch": {"host_delay": 0, "host_concurrency": args.workers, "workers": args.workers,
+                      "parse_processes": args.processes},
             "categories": [{"slug": "politics", "name": "정치"}],
             "sources": [{"name": f"feed-{n}", "kind": "feed", "url": f"{base}/feed/{n}.xml", "category": "politics",
                          "category_map": {"정치": "politics"}} for n in range(args.feeds)],
@@ -136,11 +148,20 @@ def run_once(args: argparse.Namespace, paragraphs: list[str]) -> dict[str, float
         store.sync_config(settings.categories, settings.sources, settings.partners, NOW)
         fetcher = HttpFetcher(limiter=HostLimiter(settings.fetch.host_concurrency, settings.fetch.host_delay))
         clock = lambda: NOW  # noqa: E731
+        pool = (ProcessPoolExecutor(args.processes, mp_context=multiprocessing.get_context("spawn"))
+                if args.processes else None)
+        policy = IngestPolicy(parse_pool=pool)
+        if pool is not None:  # start the processes and their imports before the clock runs
+            sample = make_feed(0, 1, 100, paragraphs, revision=0)
+            warm = [pool.submit(parse_body, "feed", sample, base, None, default_category="politics", category_map={},
+                                timezone=timezone.utc, now=NOW) for _ in range(args.processes * 2)]
+            for future in warm:
+                future.result()
 
         def timed(expect: str) -> float:
             start = time.perf_counter()
             results = ingest_all(settings.sources, store=store, fetcher=fetcher, clock=clock,
-                                 workers=settings.fetch.workers)
+                                 workers=settings.fetch.workers, policy=policy)
             elapsed = time.perf_counter() - start
             bad = [r.line() for r in results if r.status != expect]
             assert not bad, bad[:3]
@@ -148,14 +169,17 @@ def run_once(args: argparse.Namespace, paragraphs: list[str]) -> dict[str, float
 
         new = timed("new")
         not_modified = timed("unchanged")
-        feeds.honour_etag = False
+        honour_etag.value = False
         same_bytes = timed("unchanged")
         for n in range(args.feeds):
-            feeds.bodies[f"/feed/{n}.xml"] = make_feed(n, args.items, args.body, paragraphs, revision=1)
+            (folder / f"feed_{n}.xml").write_bytes(make_feed(n, args.items, args.body, paragraphs, revision=1))
         changed = timed("updated")
+        if pool is not None:
+            pool.shutdown()
         fetcher.close()
         engine.dispose()
-    server.shutdown()
+        server.terminate()
+        server.join()
     return {"baseline": baseline, "new": new, "changed": changed, "not_modified": not_modified,
             "same_bytes": same_bytes, "items": total_items}
 
@@ -167,6 +191,7 @@ def main() -> None:
     parser.add_argument("--body", type=int, default=3000, help="characters of Korean body text per item")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4, help="sources fetched at once ([fetch] workers)")
+    parser.add_argument("--processes", type=int, default=2, help="parse processes ([fetch] parse_processes)")
     args = parser.parse_args()
     paragraphs = korean_paragraphs()
     runs = [run_once(args, paragraphs) for _ in range(args.repeat)]
@@ -175,7 +200,7 @@ def main() -> None:
     rate = {key: items / seconds for key, seconds in best.items()}
     print(f"machine: {platform.processor() or platform.machine()}, {platform.python_implementation()} "
           f"{platform.python_version()}, {args.feeds} feeds x {args.items} items x ~{args.body} chars, "
-          f"{args.workers} workers, best of {args.repeat}")
+          f"{args.workers} workers, {args.processes} parse processes, best of {args.repeat}")
     print(f"baseline feedparser.parse():        {rate['baseline']:8.0f} items/s")
     print(f"gazette ingest, new items:          {rate['new']:8.0f} items/s  ({rate['new'] / rate['baseline']:.2f}x baseline)")
     print(f"gazette ingest, every item changed: {rate['changed']:8.0f} items/s  ({rate['changed'] / rate['baseline']:.2f}x baseline)")

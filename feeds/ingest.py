@@ -11,15 +11,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from .crawl import candidates, read_pages
 from .errors import FeedsError
 from .fetch import Fetcher, GoneError, Validators
-from .model import RawEntry, UpsertCounts
+from .model import Article, RawEntry, UpsertCounts
 from .normalise import normalise
 from .parse import charset_of, parse_feed, parse_jsonl_lines
 from .settings import SourceSettings
@@ -57,10 +57,45 @@ class IngestResult:
 
 @dataclass(frozen=True)
 class IngestPolicy:
-    """How a batch treats failing sources; built from the [fetch] settings."""
+    """How a batch treats failing sources and where it parses; built from the [fetch] settings."""
 
     failure_limit: int = 5
     timezone: tzinfo | None = None  # for dates that carry no zone; None: UTC
+    # Parsing and normalising are CPU-bound pure Python; a process pool puts every core to work on them
+    # while the ingest threads wait on the network and the database. None: parse in the calling thread.
+    parse_pool: Executor | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A source body turned into articles: what crosses back from a parse process."""
+
+    articles: tuple[Article, ...]
+    problems: tuple[str, ...]
+    clamped: int
+
+
+def parse_body(kind: str, body: bytes, url: str, content_type: str | None, *, default_category: str | None,
+               category_map: Mapping[str, str], timezone: tzinfo, now: datetime) -> Parsed:
+    """Bytes of a `feed` or `jsonl` source -> normalised articles. Pure, and picklable for a process pool."""
+    if kind == "jsonl":
+        raw, problems = parse_jsonl_lines(body, charset_of(content_type), timezone=timezone)
+        if not raw and problems:
+            raise FeedsError(f"no readable line; first error: {problems[0]}")
+    elif kind == "feed":
+        raw, problems = parse_feed(body, content_type=content_type, timezone=timezone), []
+    else:
+        raise FeedsError(f"sources of kind {kind!r} are not parsed from one body")
+    return _normalise_all(raw, problems, url, default_category, category_map, now)
+
+
+def _normalise_all(raw: list[RawEntry], problems: list[str], url: str, default_category: str | None,
+                   category_map: Mapping[str, str], now: datetime) -> Parsed:
+    raw, clamped = _clamp_future(raw, now)
+    base_url = url if url.startswith(("http://", "https://")) else None
+    articles = tuple(normalise(entry, source_url=base_url, default_category=default_category,
+                               category_map=category_map, fetched_at=now) for entry in raw)
+    return Parsed(articles=articles, problems=tuple(problems), clamped=clamped)
 
 
 def backoff(interval: timedelta, failures: int, failure_limit: int = 5,
@@ -74,9 +109,11 @@ def backoff(interval: timedelta, failures: int, failure_limit: int = 5,
 
 
 def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetcher, now: datetime,
-                  policy: IngestPolicy = IngestPolicy(), force: bool = True) -> IngestResult:
-    """Poll one source. `force=False` (the scheduler) respects the source's backoff; the CLI forces."""
-    state = store.source(source.name)
+                  policy: IngestPolicy = IngestPolicy(), force: bool = True,
+                  state: SourceState | None = None) -> IngestResult:
+    """Poll one source. `force=False` (the scheduler) respects the source's backoff; the CLI forces.
+    `state` saves a query when the caller read every source's state at once."""
+    state = state or store.source(source.name)
     if state is None:
         raise FeedsError(f"source {source.name!r} is not in the store; run the configuration sync first")
     empty = UpsertCounts()
@@ -120,17 +157,14 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
         if body_hash == state.body_hash:
             notes.append("same bytes as last time")
         else:
-            raw, problems = _parse(source, fetched.body, fetched.url, fetched.content_type, fetcher=fetcher, store=store,
-                                   timezone=policy.timezone or UTC)
-            if problems:
-                notes.append(f"{len(problems)} unreadable items skipped (first: {problems[0]})")
-            raw, clamped = _clamp_future(raw, now)
-            if clamped:
-                notes.append(f"{clamped} dates in the future set to the time of fetching")
-            base_url = fetched.url if fetched.url.startswith(("http://", "https://")) else None
-            articles = [normalise(entry, source_url=base_url, default_category=source.category,
-                                  category_map=source.category_map, fetched_at=now) for entry in raw]
-            counts = store.upsert_articles(articles, source_id=state.id, now=now, touch_unchanged=source.kind == "html")
+            parsed = _parse(source, fetched.body, fetched.url, fetched.content_type, fetcher=fetcher, store=store,
+                            policy=policy, now=now)
+            if parsed.problems:
+                notes.append(f"{len(parsed.problems)} unreadable items skipped (first: {parsed.problems[0]})")
+            if parsed.clamped:
+                notes.append(f"{parsed.clamped} dates in the future set to the time of fetching")
+            counts = store.upsert_articles(parsed.articles, source_id=state.id, now=now,
+                                           touch_unchanged=source.kind == "html")
     store.record_success(state.id, etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
                          now=now, next_check_at=now + source.interval, body_hash=body_hash, moved_to=fetched.moved_to)
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
@@ -139,23 +173,21 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
 
 
 def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | None, *, fetcher: Fetcher,
-           store: ArticleStore, timezone: tzinfo) -> tuple[list[RawEntry], list[str]]:
-    if source.kind == "jsonl":
-        entries, problems = parse_jsonl_lines(body, charset_of(content_type), timezone=timezone)
-        if not entries and problems:
-            raise FeedsError(f"no readable line; first error: {problems[0]}")
-        return entries, problems
-    if source.kind == "feed":
-        return parse_feed(body, content_type=content_type, timezone=timezone), []
-    if source.kind == "html":
+           store: ArticleStore, policy: IngestPolicy, now: datetime) -> Parsed:
+    timezone = policy.timezone or UTC
+    if source.kind == "html":  # fetches article pages as it goes: stays in this thread
         found = candidates(body, url, content_type, fetcher=fetcher, timezone=timezone)
         if not found:
             raise FeedsError("no article links found on the page (is it a section page or a sitemap?)")
         entries, problems = read_pages(found, fetcher=fetcher, known=store.known_urls, timezone=timezone)
         if not entries and problems:
             raise FeedsError(f"no article page could be read; first error: {problems[0]}")
-        return entries, problems
-    raise FeedsError(f"sources of kind {source.kind!r} are not read by this version")
+        return _normalise_all(entries, problems, url, source.category, source.category_map, now)
+    options = {"default_category": source.category, "category_map": dict(source.category_map),
+               "timezone": timezone, "now": now}
+    if policy.parse_pool is None:
+        return parse_body(source.kind, body, url, content_type, **options)
+    return policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, **options).result()
 
 
 def _clamp_future(entries: list[RawEntry], now: datetime) -> tuple[list[RawEntry], int]:
@@ -179,8 +211,11 @@ def ingest_all(sources: Sequence[SourceSettings], *, store: ArticleStore, fetche
                force: bool = True,
                on_result: Callable[[IngestResult], None] = lambda result: None) -> list[IngestResult]:
     """Poll `sources` with up to `workers` at once; results in the order of `sources`, `on_result` as they end."""
+    states = {state.name: state for state in store.sources()}
+
     def one(source: SourceSettings) -> IngestResult:
-        return ingest_source(source, store=store, fetcher=fetcher, now=clock(), policy=policy, force=force)
+        return ingest_source(source, store=store, fetcher=fetcher, now=clock(), policy=policy, force=force,
+                             state=states.get(source.name))
 
     if workers <= 1 or len(sources) <= 1:
         results = []

@@ -78,6 +78,7 @@ class FetchSettings:
     host_concurrency: int
     host_delay: float
     failure_limit: int
+    parse_processes: int = 2
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ _SECTIONS: dict[str, _Spec] = {
         "host_concurrency": (int, 2),
         "host_delay": ((int, float), 0.5),
         "failure_limit": (int, 5),
+        "parse_processes": (int, 2),
     },
 }
 _CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
@@ -390,9 +392,10 @@ def _build_fetch(v: dict[str, Any]) -> FetchSettings:
     _check("fetch.host_concurrency", 1 <= v["host_concurrency"] <= 64, "must be between 1 and 64")
     _check("fetch.host_delay", 0 <= v["host_delay"] <= 60, "must be between 0 and 60 seconds")
     _check("fetch.failure_limit", 1 <= v["failure_limit"] <= 100, "must be between 1 and 100")
+    _check("fetch.parse_processes", 0 <= v["parse_processes"] <= 64, "must be between 0 and 64")
     return FetchSettings(timeout=timeout, deadline=deadline, max_bytes=v["max_bytes"], workers=v["workers"],
                          host_concurrency=v["host_concurrency"], host_delay=float(v["host_delay"]),
-                         failure_limit=v["failure_limit"])
+                         failure_limit=v["failure_limit"], parse_processes=v["parse_processes"])
 
 
 def _build_mail(v: dict[str, Any]) -> MailSettings:

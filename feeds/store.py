@@ -192,15 +192,14 @@ class ArticleStore:
         columns = (a.c.identity, a.c.url, a.c.id, a.c.content_hash, a.c.published_at)
         with self.engine.begin() as conn:
             by_identity, by_url = {}, {}
+            # Two indexed lookups: SQLite does not use both indexes for "identity IN … OR url IN …".
             for i in range(0, len(batch), 400):
                 chunk = batch[i:i + 400]
-                identities = [x.identity for x in chunk]
-                urls = [x.url for x in chunk if x.url]
-                query = select(*columns).where(a.c.identity.in_(identities) | a.c.url.in_(urls) if urls
-                                               else a.c.identity.in_(identities))
-                for row in conn.execute(query):
+                for row in conn.execute(select(*columns).where(a.c.identity.in_([x.identity for x in chunk]))):
                     by_identity[row.identity] = row
-                    if row.url:
+                urls = [x.url for x in chunk if x.url and x.identity not in by_identity]
+                if urls:
+                    for row in conn.execute(select(*columns).where(a.c.url.in_(urls))):
                         by_url.setdefault(row.url, row)
             inserts, updates, touched = [], [], []
             for article in batch:
