@@ -337,3 +337,28 @@ def test_random_xml_gives_items_or_parse_error(items: list[tuple[str, str, str]]
     except ParseError:
         return
     assert all(isinstance(e.title, str) for e in entries)
+
+
+def test_dates_in_the_future_are_clamped_and_said(site, fetcher, store, settings) -> None:  # type: ignore[no-untyped-def]
+    future = RSS.replace(b"Wed, 25 Nov 2026 08:30:00 +0900", b"Wed, 25 Nov 2099 08:30:00 +0900")
+    site.routes["/feed.xml"] = respond(200, future)
+    source = source_at(site.url + "/feed.xml")
+    sync(store, settings, source)
+    result = ingest_source(source, store=store, fetcher=fetcher, now=NOW)
+    assert "1 dates in the future set to the time of fetching" in result.notes
+    assert max(a.published_at for a in store.articles()) == NOW
+
+
+def test_parse_processes_give_the_same_articles(site, store, settings) -> None:  # type: ignore[no-untyped-def]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    site.routes["/feed.xml"] = respond(200, RSS)
+    source = source_at(site.url + "/feed.xml")
+    sync(store, settings, source)
+    fetcher = HttpFetcher()
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        result = ingest_source(source, store=store, fetcher=fetcher, now=NOW, policy=IngestPolicy(parse_pool=pool))
+    fetcher.close()
+    assert result.counts.new == 2
+    assert [a.title for a in store.articles()] == ["시의회 & 시청, ‘예산 협의’ 시작", "guid 없는 기사"]

@@ -26,9 +26,13 @@ CATEGORY_MAP = {"정치": "politics", "경제": "economy", "문화": "culture"}
 KST = ZoneInfo("Asia/Seoul")
 
 
-def normalised(path: Path) -> list[dict[str, object]]:
+def normalised(path: Path) -> list[dict[str, object]] | dict[str, str]:
+    """The normalised articles of a golden input, or {"error": ...} for an input that must be refused."""
     body = path.read_bytes()
-    entries = parse_jsonl(body, timezone=KST) if path.suffix == ".jsonl" else parse_feed(body, timezone=KST)
+    try:
+        entries = parse_jsonl(body, timezone=KST) if path.suffix == ".jsonl" else parse_feed(body, timezone=KST)
+    except ParseError as exc:
+        return {"error": str(exc)}
     out = []
     for entry in entries:
         article = normalise(entry, source_url=None, default_category="society", category_map=CATEGORY_MAP,

@@ -133,3 +133,13 @@ def test_sync_config_keeps_source_health_and_hashes_partner_keys(engine: sa.Engi
     with engine.connect() as conn:
         hashes = conn.execute(sa.select(db.partner_keys.c.key_hash)).scalars().all()
     assert len(hashes) == 1 and "partner-key" not in hashes[0]
+
+
+def test_same_story_through_two_sources_is_stored_once(store: ArticleStore) -> None:
+    wire = make_article(1)
+    identity = "guid:portal-77"  # another source, another guid, the same canonical URL
+    portal = replace(wire, id=article_id(identity), identity=identity, guid="portal-77")
+    store.upsert_articles([wire], source_id=None, now=NOW)
+    result = store.upsert_articles([portal], source_id=None, now=NOW + timedelta(minutes=5))
+    assert (result.new, result.unchanged) == (0, 1)
+    assert [a.id for a in store.articles()] == [wire.id]
