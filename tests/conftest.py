@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -142,6 +143,24 @@ def gazette_command() -> list[str]:
     """The installed console script, as a user runs it."""
     script = shutil.which("gazette", path=str(Path(sys.executable).parent))
     return [script] if script else [sys.executable, "-m", "service"]
+
+
+def wait_healthy(port: int, process: "subprocess.Popen[bytes]", seconds: float = 30) -> None:
+    """Wait until a `gazette serve` child answers /healthz; fail if it exits or never answers."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "gazette serve exited early"
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("gazette serve did not become healthy")
 
 
 def free_port() -> int:

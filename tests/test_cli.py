@@ -6,13 +6,12 @@ import mailbox
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port, gazette_command, write_config
+from tests.conftest import ROOT, free_port, gazette_command, wait_healthy, write_config
 
 
 def run(args: list[str], cwd: Path, expect: int = 0) -> subprocess.CompletedProcess[str]:
@@ -52,13 +51,7 @@ def test_demo_thin_path(demo: Path) -> None:
     with subprocess.Popen(gazette_command() + ["serve", "--port", str(port)], cwd=demo, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL) as server:
         try:
-            for _ in range(150):
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+            wait_healthy(port, server)
             for slug in ("all", "politics", "economy", "society", "culture"):
                 for fmt in ("rss", "atom", "json"):
                     served = httpx.get(f"http://127.0.0.1:{port}/feeds/{slug}.{fmt}")

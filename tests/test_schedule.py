@@ -9,14 +9,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feeds import db
 from feeds.schedule import Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, run_task, SchedulerError
-from tests.conftest import DATA, NOW, Clock, free_port, gazette_command, write_config
+from tests.conftest import DATA, NOW, Clock, free_port, gazette_command, wait_healthy, write_config
 
 
 def test_lease_is_held_by_one_holder_until_it_lapses(engine: sa.Engine) -> None:
@@ -85,19 +84,6 @@ def _serve(config: Path, cwd: Path, port: int, log: Path) -> subprocess.Popen[by
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "gazette serve exited early"
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("gazette serve did not become healthy")
-
-
 def _runs(engine: sa.Engine) -> list[sa.Row]:
     with engine.connect() as conn:
         return list(conn.execute(sa.select(db.task_runs).where(db.task_runs.c.task == "ingest:wire")
@@ -121,10 +107,10 @@ def test_two_serve_processes_run_each_job_once_and_take_over(tmp_path: Path, dat
     first = _serve(config, tmp_path, ports[0], logs[0])
     processes = [first]
     try:
-        _wait_healthy(ports[0], first)
+        wait_healthy(ports[0], first)
         second = _serve(config, tmp_path, ports[1], logs[1])
         processes.append(second)
-        _wait_healthy(ports[1], second)
+        wait_healthy(ports[1], second)
         engine = db.make_engine(database_url)
         deadline = time.monotonic() + 30
         while len(_runs(engine)) < 6 and time.monotonic() < deadline:
