@@ -33,11 +33,12 @@ from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.ingest import IngestPolicy, IngestResult, ingest_all, ingest_source
-from feeds.publish import FeedPublisher
+from feeds.publish import FeedPublisher, FeedRefresher
 from feeds.schedule import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
 from feeds.settings import Settings, SourceSettings, config_path, load_settings
 from feeds.store import ArticleStore
 from feeds.web import routes as feed_routes
+from feeds.websub import HubNotifier
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
 from newsletter.errors import NewsletterError
 from newsletter.send import DeliveryStore, SendReport, send_edition
@@ -166,12 +167,22 @@ class Services:
 
 def create_app(services: Services, runner: SchedulerRunner | None = None) -> FastAPI:
     settings = services.settings
+    notifier = HubNotifier(settings.feeds.hubs) if settings.feeds.hubs else None
+    # With a scheduler, its lease holder speaks for every process; alone, this process does.
+    refresher = FeedRefresher(services.publisher, services.store, settings.feeds.refresh,
+                              announce=notifier.publish if notifier else None,
+                              is_announcer=(lambda: runner.is_leader) if runner else (lambda: True),
+                              clock=services.clock)
 
     async def start() -> None:
+        refresher.start()
         if runner is not None:
             runner.start()
 
     async def stop() -> None:
+        refresher.stop()
+        if notifier is not None:
+            notifier.close()
         if runner is not None:
             runner.stop()
             services.close()

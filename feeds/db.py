@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -142,6 +143,25 @@ partner_keys = Table(
     Column("label", String(200), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+# What each public feed looked like when subscribers' hubs were last told (WebSub), so that a change made while
+# no server ran is still announced, and announced once.
+published_feeds = Table(
+    "published_feeds", metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+)
+
+# RFC 5005 archive documents of months that are over, frozen the first time they are built: an archive never
+# changes once its month has ended, whatever happens to the articles later.
+feed_archives = Table(
+    "feed_archives", metadata,
+    Column("slug", String(64), primary_key=True),
+    Column("month", String(7), primary_key=True),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # Scheduling: a lease so that only one process runs the scheduler, and one row per job run so that a

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import random
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Callable, Mapping, Sequence
@@ -185,9 +186,12 @@ def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | No
         return _normalise_all(entries, problems, url, source.category, source.category_map, now)
     options = {"default_category": source.category, "category_map": dict(source.category_map),
                "timezone": timezone, "now": now}
-    if policy.parse_pool is None:
-        return parse_body(source.kind, body, url, content_type, **options)
-    return policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, **options).result()
+    if policy.parse_pool is not None:
+        try:
+            return policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, **options).result()
+        except BrokenProcessPool:  # a parse process died (killed, out of memory): parse here rather than fail
+            log.error("the parse process pool is broken; parsing %s in this thread", source.name)
+    return parse_body(source.kind, body, url, content_type, **options)
 
 
 def _clamp_future(entries: list[RawEntry], now: datetime) -> tuple[list[RawEntry], int]:

@@ -1,27 +1,35 @@
 """Publishing: which public feeds exist, what goes in each, and their bytes, built once per change.
 
-A feed's bytes depend only on its articles, so they are cached keyed by the feed's `FeedVersion` (count and
-newest change, read from the store with one cheap query). A request renders nothing unless an article of that
-feed changed since the last build; `gazette feeds build` writes the same bytes to files.
+A feed's bytes depend only on its articles, so they are rebuilt when the feed's `FeedVersion` (count and
+newest change per category, one grouped query) moves, and served from memory in between; `gazette feeds
+build` writes the same bytes to files. Also here: RFC 5005 monthly archives (frozen once the month is over)
+and the Google News sitemap.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
+import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Callable
 
 from .model import StoredArticle
-from .render import FORMATS, FeedDoc, FeedItem, item_id, render
+from .render import CONTENT_TYPES, FORMATS, FeedDoc, FeedItem, item_id, render, render_news_sitemap
 from .settings import Settings
-from .store import ArticleStore
+from .store import ArticleStore, FeedVersion
+
+log = logging.getLogger(__name__)
 
 POPULAR_WINDOW = timedelta(hours=24)
+# An empty feed's dates come from this fixed instant, not the clock, so its bytes (and ETag) are stable.
+EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,40 @@ class Rendered:
 
     @property
     def last_modified_http(self) -> str:
-        return format_datetime(self.last_modified.replace(microsecond=0), usegmt=True)
+        return format_datetime(self.last_modified.replace(microsecond=0).astimezone(UTC), usegmt=True)
+
+
+def rendered_bytes(body: bytes, fmt: str, last_modified: datetime | None) -> Rendered:
+    return Rendered(body=body, gzipped=gzip.compress(body, compresslevel=9, mtime=0),
+                    etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+                    last_modified=last_modified or EPOCH, content_type=CONTENT_TYPES[fmt])
+
+
+def month_of(when: datetime, tz: tzinfo) -> str:
+    return when.astimezone(tz).strftime("%Y-%m")
+
+
+def month_before(month: str) -> str:
+    year, number = map(int, month.split("-"))
+    return f"{year - 1}-12" if number == 1 else f"{year}-{number - 1:02d}"
+
+
+def month_after(month: str) -> str:
+    year, number = map(int, month.split("-"))
+    return f"{year + 1}-01" if number == 12 else f"{year}-{number + 1:02d}"
+
+
+def month_bounds(month: str, tz: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar month in the site's time zone."""
+    year, number = map(int, month.split("-"))
+    start = datetime(year, number, 1, tzinfo=tz)
+    following = month_after(month)
+    end = datetime(int(following[:4]), int(following[5:]), 1, tzinfo=tz)
+    return start, end
+
+
+def archive_url(settings: Settings, slug: str, month: str) -> str:
+    return f"{settings.site.base_url}/feeds/{slug}/archive/{month}.atom"
 
 
 def public_feeds(settings: Settings) -> list[FeedInfo]:
@@ -63,13 +104,23 @@ def feed_url(settings: Settings, slug: str, fmt: str) -> str:
 
 
 class FeedPublisher:
+    """Public feeds, rendered when their articles change and served from memory.
+
+    `refresh()` reads every feed's version with one grouped query (plus one over recent views for
+    `popular`) and rebuilds, in every format, only the feeds whose version moved: a new politics article
+    rebuilds `politics`, `all` and `popular`, nothing else. Servers call it every `[feeds] refresh`; a
+    request never touches the database unless nothing was built yet.
+    """
+
     def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime]) -> None:
         self._settings = settings
         self._store = store
         self._clock = clock
         self._feeds = {f.slug: f for f in public_feeds(settings)}
         self._labels = {c.slug: c.name for c in settings.categories}
-        self._cache: dict[tuple[str, str], tuple[object, Rendered]] = {}
+        self._versions: dict[str, object] = {}
+        self._cache: dict[tuple[str, str], Rendered] = {}
+        self._sitemap: tuple[object, Rendered] | None = None
         self._lock = threading.Lock()
 
     def feeds(self) -> list[FeedInfo]:
@@ -80,28 +131,60 @@ class FeedPublisher:
 
     def get(self, slug: str, fmt: str) -> Rendered | None:
         """The feed's current bytes; None for an unknown slug or format."""
-        info = self._feeds.get(slug)
-        if info is None or fmt not in FORMATS:
+        if slug not in self._feeds or fmt not in FORMATS:
             return None
-        key = (slug, fmt)
-        version = self._version(info)
-        cached = self._cache.get(key)
-        if cached and cached[0] == version:
-            return cached[1]
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached and cached[0] == version:
-                return cached[1]
-            rendered = self._render(info, fmt)
-            self._cache[key] = (version, rendered)
-            return rendered
+        rendered = self._cache.get((slug, fmt))
+        if rendered is None:
+            self.refresh()
+            rendered = self._cache[(slug, fmt)]
+        return rendered
 
-    def _version(self, info: FeedInfo) -> object:
-        if info.slug == "popular":
-            # The ranking moves with views and time; the hour bucket bounds how stale it can be.
-            now = self._clock()
-            return (self._store.feed_version(None), now.replace(minute=0, second=0, microsecond=0))
-        return self._store.feed_version(info.category)
+    def versions(self) -> dict[str, object]:
+        """Each public feed's version now: equal versions, equal bytes."""
+        by_category = self._store.feed_versions()
+        everything = FeedVersion(count=sum(v.count for v in by_category.values()),
+                                 last_changed_at=max((v.last_changed_at for v in by_category.values()
+                                                      if v.last_changed_at), default=None),
+                                 last_updated_at=max((v.last_updated_at for v in by_category.values()
+                                                      if v.last_updated_at), default=None))
+        now = self._clock()
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        out: dict[str, object] = {}
+        for slug, info in self._feeds.items():
+            if slug == "all":
+                out[slug] = everything
+            elif slug == "popular":
+                # The ranking moves with views and with the sliding window; the hour bounds its staleness.
+                out[slug] = (everything, self._store.views_version(now - POPULAR_WINDOW), hour)
+            else:
+                out[slug] = by_category.get(info.category, FeedVersion(0, None, None))
+        return out
+
+    def refresh(self) -> list[str]:
+        """Rebuild the feeds whose articles changed; returns their slugs."""
+        with self._lock:
+            changed = []
+            for slug, version in self.versions().items():
+                if self._versions.get(slug) == version:
+                    continue
+                info = self._feeds[slug]
+                doc = self.document(info)
+                for fmt in FORMATS:
+                    self._cache[(slug, fmt)] = self._render(doc, fmt)
+                self._versions[slug] = version
+                changed.append(slug)
+            return changed
+
+    def topics(self, slug: str) -> list[str]:
+        """The URLs a WebSub hub knows the feed by: one per format."""
+        return [feed_url(self._settings, slug, fmt) for fmt in FORMATS]
+
+    def fingerprint(self, slug: str) -> str:
+        """A digest of the feed's bytes in every format: what WebSub announcements compare."""
+        h = hashlib.sha256()
+        for fmt in FORMATS:
+            h.update(self.get(slug, fmt).etag.encode())  # type: ignore[union-attr]
+        return h.hexdigest()[:32]
 
     def articles(self, info: FeedInfo) -> list[StoredArticle]:
         limit = self._settings.feeds.items
@@ -114,7 +197,7 @@ class FeedPublisher:
             return ranked
         return self._store.articles(category=info.category, limit=limit)
 
-    def document(self, info: FeedInfo) -> FeedDoc:
+    def document(self, info: FeedInfo, articles: list[StoredArticle] | None = None) -> FeedDoc:
         settings = self._settings
         full = settings.feeds.full_content
         items = tuple(
@@ -122,20 +205,77 @@ class FeedPublisher:
                      summary=a.summary, content_html=(a.content_html or None) if full else None, byline=a.byline,
                      author_email=a.author_email, category=a.category, category_label=self._labels.get(a.category or ""),
                      tags=a.tags, image_url=a.image_url, published_at=a.published_at, updated_at=a.updated_at)
-            for a in self.articles(info))
+            for a in (self.articles(info) if articles is None else articles))
         home = settings.site.base_url + "/"
+        links: tuple[tuple[str, str], ...] = ()
+        if info.slug != "popular":  # RFC 5005: the subscription document points at the last finished month
+            first = self._store.first_published_at(info.category)
+            previous = month_before(month_of(self._clock(), settings.site.timezone))
+            if first is not None and month_of(first, settings.site.timezone) <= previous:
+                links = (("prev-archive", archive_url(settings, info.slug, previous)),)
         return FeedDoc(slug=info.slug, title=info.title, description=info.description, home_url=home,
                        language=settings.site.language, author=settings.site.name, timezone=settings.site.timezone,
-                       items=items)
+                       items=items, hubs=settings.feeds.hubs, links=links)
 
-    def _render(self, info: FeedInfo, fmt: str) -> Rendered:
-        doc = self.document(info)
-        # An empty feed's dates come from the configuration's epoch, not the clock, so its bytes are stable.
-        fallback = datetime.fromisoformat("2020-01-01T00:00:00+00:00")
-        body = render(doc, fmt, feed_url(self._settings, info.slug, fmt), fallback)
-        return Rendered(body=body, gzipped=gzip.compress(body, compresslevel=9, mtime=0),
-                        etag='"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-                        last_modified=doc.updated_at or fallback, content_type=FORMATS[fmt])
+    def _render(self, doc: FeedDoc, fmt: str) -> Rendered:
+        return rendered_bytes(render(doc, fmt, feed_url(self._settings, doc.slug, fmt), EPOCH), fmt,
+                              doc.updated_at or EPOCH)
+
+    def archive(self, slug: str, month: str) -> Rendered | None:
+        """The Atom archive document of `slug` for `month` (YYYY-MM), or None when there is none.
+
+        A finished month's document is built once and kept in the store, so it never changes afterwards; the
+        current month has no archive (its articles are in the subscription feed).
+        """
+        info = self._feeds.get(slug)
+        settings = self._settings
+        tz = settings.site.timezone
+        current = month_of(self._clock(), tz)
+        if info is None or info.slug == "popular" or not MONTH_RE.match(month) or month >= current:
+            return None
+        kept = self._store.archive(slug, month)
+        start, end = month_bounds(month, tz)
+        if kept is None:
+            first = self._store.first_published_at(info.category)
+            if first is None or month < month_of(first, tz):
+                return None
+            articles = self._store.articles(category=info.category, published_after=start - timedelta(microseconds=1),
+                                            published_until=end - timedelta(microseconds=1), limit=100_000)
+            links = [("current", feed_url(settings, slug, "atom"))]
+            if month_of(first, tz) < month:
+                links.append(("prev-archive", archive_url(settings, slug, month_before(month))))
+            following = month_after(month)
+            links.append(("next-archive", archive_url(settings, slug, following) if following < current
+                          else feed_url(settings, slug, "atom")))
+            doc = replace(self.document(info, articles), links=tuple(links), is_archive=True,
+                          title=f"{info.title} ({month})")
+            body = render(doc, "atom", archive_url(settings, slug, month), end)
+            kept = self._store.save_archive(slug, month, body, self._clock())
+        return rendered_bytes(kept, "atom", end)
+
+    def news_sitemap(self) -> Rendered:
+        """Google News sitemap: articles of the last two days, at most 1,000, newest first.
+
+        Rebuilt when any article changed or the hour turned (the two-day window slides), else from memory.
+        """
+        if "all" not in self._versions:
+            self.refresh()
+        key = (self._versions["all"], self._clock().replace(minute=0, second=0, microsecond=0))
+        cached = self._sitemap
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        rendered = self._news_sitemap()
+        self._sitemap = (key, rendered)
+        return rendered
+
+    def _news_sitemap(self) -> Rendered:
+        settings = self._settings
+        articles = [a for a in self._store.articles(published_after=self._clock() - timedelta(days=2), limit=1000)
+                    if a.url]
+        body = render_news_sitemap(articles, publication=settings.site.name, language=settings.site.language,
+                                   timezone=settings.site.timezone)
+        newest = max((a.updated_at for a in articles), default=EPOCH)
+        return rendered_bytes(body, "sitemap", newest)
 
     def build(self, out: Path, on_file: Callable[[Path], None] = lambda path: None) -> list[Path]:
         """Write every public feed (and a .gz sibling) under out/feeds/, the same bytes as served."""
@@ -152,6 +292,53 @@ class FeedPublisher:
                     on_file(path)
                     written.append(path)
         return written
+
+
+class FeedRefresher:
+    """Keeps a publisher's feeds current in a server process, and has changes announced.
+
+    Every `interval` it refreshes the publisher (one query when nothing changed). When `is_announcer()` — the
+    process that holds the scheduler lease, so that one process speaks for all — it compares each feed's
+    fingerprint with the one last announced (stored, so a change made while no server ran is announced too)
+    and hands the topics of changed feeds to `announce`.
+    """
+
+    def __init__(self, publisher: FeedPublisher, store: ArticleStore, interval: timedelta, *,
+                 announce: Callable[[list[str]], None] | None, is_announcer: Callable[[], bool],
+                 clock: Callable[[], datetime]) -> None:
+        self._publisher, self._store, self._interval = publisher, store, interval.total_seconds()
+        self._announce, self._is_announcer, self._clock = announce, is_announcer, clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gazette-feeds", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def step(self) -> list[str]:
+        """One round; returns the slugs announced."""
+        self._publisher.refresh()
+        if self._announce is None or not self._is_announcer():
+            return []
+        announced = []
+        for info in self._publisher.feeds():
+            if self._store.record_published(info.slug, self._publisher.fingerprint(info.slug), self._clock()):
+                announced.append(info.slug)
+        if announced:
+            self._announce([topic for slug in announced for topic in self._publisher.topics(slug)])
+        return announced
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # a database hiccup: serve what we have, try again next round
+                log.exception("refreshing feeds failed")
+            self._stop.wait(self._interval)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

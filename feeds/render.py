@@ -17,15 +17,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
+from typing import Sequence
+from xml.sax.saxutils import escape
 from urllib.parse import urlsplit
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from .model import StoredArticle
 
 FORMATS = {
     "rss": "application/rss+xml; charset=utf-8",
     "atom": "application/atom+xml; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
 }
+CONTENT_TYPES = {**FORMATS, "sitemap": "application/xml; charset=utf-8"}
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,8 @@ class FeedDoc:
     timezone: tzinfo
     items: tuple[FeedItem, ...]
     hubs: tuple[str, ...] = field(default_factory=tuple)
+    links: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (rel, href): RFC 5005 paging
+    is_archive: bool = False  # an RFC 5005 archive document: <fh:archive/>
 
     @property
     def updated_at(self) -> datetime | None:
@@ -86,8 +96,6 @@ def render_rss(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes
     fg.description(doc.description or doc.title)
     fg.language(doc.language)
     fg.link(href=self_url, rel="self", type=FORMATS["rss"].split(";")[0])
-    for hub in doc.hubs:
-        fg.link(href=hub, rel="hub")
     fg.link(href=doc.home_url, rel="alternate")  # last: feedgen's RSS <link> is the last link added
     fg.lastBuildDate((doc.updated_at or fallback_updated).astimezone(doc.timezone))
     fg.generator("Gazette")
@@ -107,7 +115,17 @@ def render_rss(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes
             fe.category(term=item.category_label)
         if item.image_url:
             fe.media.content(url=item.image_url, medium="image")
-    return fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    body = fg.rss_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    if doc.hubs:  # feedgen writes only the self atom:link into RSS; WebSub discovery wants the hubs too
+        root = etree.fromstring(body)
+        channel = root.find("channel")
+        self_link = channel.find(f"{{{ATOM_NS}}}link")
+        for position, hub in enumerate(doc.hubs, start=channel.index(self_link) + 1):
+            link = etree.Element(f"{{{ATOM_NS}}}link", href=hub, rel="hub")
+            channel.insert(position, link)
+        etree.indent(root, space="  ")
+        body = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return body
 
 
 def _distinct_updated(items: tuple[FeedItem, ...]) -> list[datetime]:
@@ -134,6 +152,8 @@ def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> byte
     fg.link(href=self_url, rel="self", type=FORMATS["atom"].split(";")[0])
     for hub in doc.hubs:
         fg.link(href=hub, rel="hub")
+    for rel, href in doc.links:
+        fg.link(href=href, rel=rel, type=FORMATS["atom"].split(";")[0])
     fg.updated((doc.updated_at or fallback_updated).replace(microsecond=0).astimezone(doc.timezone))
     fg.generator("Gazette")
     for item, updated in zip(doc.items, _distinct_updated(doc.items), strict=True):
@@ -155,7 +175,32 @@ def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> byte
             fe.summary(item.summary, type="text")
         if item.content_html:
             fe.content(item.content_html, type="html")
-    return fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    body = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
+    if doc.is_archive:
+        root = etree.fromstring(body)
+        marker = etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS})
+        root.insert(next(i for i, child in enumerate(root) if child.tag == f"{{{ATOM_NS}}}entry")
+                    if root.find(f"{{{ATOM_NS}}}entry") is not None else len(root), marker)
+        etree.indent(root, space="  ")
+        body = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return body
+
+
+def render_news_sitemap(articles: Sequence[StoredArticle], *, publication: str, language: str,
+                        timezone: tzinfo) -> bytes:
+    """A Google News sitemap (sitemaps.org urlset with the news: extension)."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
+             'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">']
+    for a in articles:
+        lines += ["  <url>", f"    <loc>{escape(a.url or '')}</loc>", "    <news:news>",
+                  "      <news:publication>", f"        <news:name>{escape(publication)}</news:name>",
+                  f"        <news:language>{escape(language)}</news:language>", "      </news:publication>",
+                  f"      <news:publication_date>{a.published_at.replace(microsecond=0).astimezone(timezone).isoformat()}"
+                  "</news:publication_date>",
+                  f"      <news:title>{escape(a.title)}</news:title>", "    </news:news>", "  </url>"]
+    lines.append("</urlset>")
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 def render_json(doc: FeedDoc, self_url: str) -> bytes:

@@ -67,6 +67,8 @@ class FeedSettings:
     items: int
     full_content: bool
     max_age: int
+    refresh: timedelta = timedelta(seconds=2)
+    hubs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,8 @@ _SECTIONS: dict[str, _Spec] = {
         "rate_per_second": ((int, float), 50.0),
         "concurrency": (int, 4),
     },
-    "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300)},
+    "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
+              "hubs": (list, [])},
     "secrets": {"signing_key": (str, REQUIRED)},
     "admin": {"token": (str, None)},
     "scheduler": {"lease_ttl": (str, "30s")},
@@ -346,9 +349,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     _check("database.url", database_url.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://")),
            'must start with "sqlite:///" or "postgresql://"')
     mail = _build_mail(sec["mail"])
-    feeds = FeedSettings(**sec["feeds"])
-    _check("feeds.items", 1 <= feeds.items <= 1000, "must be between 1 and 1000")
-    _check("feeds.max_age", feeds.max_age >= 0, "must not be negative")
+    feeds = _build_feeds(sec["feeds"])
     signing_key = sec["secrets"]["signing_key"]
     _check("secrets.signing_key", len(signing_key) >= 16, "must be at least 16 characters (a long random string)")
     admin_token = sec["admin"]["token"]
@@ -381,6 +382,17 @@ def _build_site(v: dict[str, Any]) -> SiteSettings:
     _check("site.name", bool(v["name"].strip()), "must not be empty")
     return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
                         language=v["language"])
+
+
+def _build_feeds(v: dict[str, Any]) -> FeedSettings:
+    _check("feeds.items", 1 <= v["items"] <= 1000, "must be between 1 and 1000")
+    _check("feeds.max_age", v["max_age"] >= 0, "must not be negative")
+    for i, hub in enumerate(v["hubs"]):
+        parts = urlsplit(hub) if isinstance(hub, str) else None
+        _check(f"feeds.hubs[{i}]", parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc),
+               "must be the http(s) URL of a WebSub hub")
+    return FeedSettings(items=v["items"], full_content=v["full_content"], max_age=v["max_age"],
+                        refresh=_convert("feeds.refresh", v["refresh"], parse_duration), hubs=tuple(v["hubs"]))
 
 
 def _build_fetch(v: dict[str, Any]) -> FetchSettings:

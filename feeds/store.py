@@ -294,6 +294,67 @@ class ArticleStore:
         return FeedVersion(count=count, last_changed_at=db.UTCDateTime().process_result_value(changed, None),
                            last_updated_at=db.UTCDateTime().process_result_value(updated, None))
 
+    def feed_versions(self) -> dict[str | None, FeedVersion]:
+        """Every category's FeedVersion in one grouped query (key None: articles without a category)."""
+        a = db.articles
+        query = select(a.c.category, func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at)).group_by(a.c.category)
+        tag = db.UTCDateTime().process_result_value
+        with self.engine.connect() as conn:
+            return {category: FeedVersion(count, tag(changed, None), tag(updated, None))
+                    for category, count, changed, updated in conn.execute(query)}
+
+    def views_version(self, since: datetime) -> tuple[int, int]:
+        """(total views, buckets) counted since `since`: moves whenever a view is counted."""
+        v = db.article_views
+        with self.engine.connect() as conn:
+            total, buckets = conn.execute(select(func.coalesce(func.sum(v.c.views), 0), func.count())
+                                          .where(v.c.hour_at >= since)).one()
+        return int(total), int(buckets)
+
+    def first_published_at(self, category: str | None = None) -> datetime | None:
+        query = select(func.min(db.articles.c.published_at))
+        if category is not None:
+            query = query.where(db.articles.c.category == category)
+        with self.engine.connect() as conn:
+            return db.UTCDateTime().process_result_value(conn.execute(query).scalar(), None)
+
+    def published_versions(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {row.slug: row.version for row in conn.execute(select(db.published_feeds))}
+
+    def record_published(self, slug: str, version: str, now: datetime) -> bool:
+        """Store the feed's announced version; False if it was already stored (another process announced it)."""
+        t = db.published_feeds
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.c.version).where(t.c.slug == slug)).first()
+            if row is not None and row.version == version:
+                return False
+            if row is None:
+                try:
+                    with conn.begin_nested():
+                        conn.execute(t.insert().values(slug=slug, version=version, changed_at=now))
+                except IntegrityError:
+                    return False
+                return True
+            return conn.execute(t.update().where(t.c.slug == slug, t.c.version == row.version)
+                                .values(version=version, changed_at=now)).rowcount == 1
+
+    def archive(self, slug: str, month: str) -> bytes | None:
+        t = db.feed_archives
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.body).where(t.c.slug == slug, t.c.month == month)).scalar()
+
+    def save_archive(self, slug: str, month: str, body: bytes, now: datetime) -> bytes:
+        """Keep the first body saved for a finished month and return what is kept."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(db.feed_archives.insert().values(slug=slug, month=month, body=body, created_at=now))
+        except IntegrityError:
+            kept = self.archive(slug, month)
+            assert kept is not None
+            return kept
+        return body
+
     def ping(self) -> None:
         try:
             with self.engine.connect() as conn:

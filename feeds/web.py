@@ -50,13 +50,16 @@ def accepts_gzip(request: Request) -> bool:
     return False
 
 
-def feed_response(request: Request, rendered: Rendered, max_age: int) -> Response:
+def feed_response(request: Request, rendered: Rendered, max_age: int, links: dict[str, list[str]] | None = None,
+                  ) -> Response:
     headers = {
         "ETag": rendered.etag,
         "Last-Modified": rendered.last_modified_http,
         "Cache-Control": f"public, max-age={max_age}",
         "Vary": "Accept-Encoding",
     }
+    if links:  # WebSub discovery (W3C WebSub §4): the hubs and the topic URL, also in HTTP
+        headers["Link"] = ", ".join(f'<{href}>; rel="{rel}"' for rel, hrefs in links.items() for href in hrefs)
     if is_fresh(request, rendered):
         return Response(status_code=304, headers=headers)
     body = rendered.body
@@ -91,7 +94,21 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
             known = ", ".join(info.slug for info in publisher.feeds())
             return page("error.html", status=404, title="404",
                         message=f"'{slug}.{fmt}' 피드는 없습니다. 있는 피드: {known} (형식: rss, atom, json)")
-        return feed_response(request, rendered, settings.feeds.max_age)
+        links = {"hub": list(settings.feeds.hubs), "self": [feed_url(settings, slug, fmt)]} if settings.feeds.hubs else None
+        return feed_response(request, rendered, settings.feeds.max_age, links)
+
+    async def archive(request: Request) -> Response:
+        slug, month = request.path_params["slug"], request.path_params["month"]
+        rendered = publisher.archive(slug, month)
+        if rendered is None:
+            return page("error.html", status=404, title="404",
+                        message=f"'{slug}' 피드에는 {month} 보관 문서가 없습니다. 보관 문서는 지난 달까지, "
+                                f"YYYY-MM 형식입니다 (예: /feeds/{slug}/archive/2026-10.atom).")
+        # A finished month never changes: caches may keep it for a long time.
+        return feed_response(request, rendered, max(settings.feeds.max_age, 86400))
+
+    async def news_sitemap(request: Request) -> Response:
+        return feed_response(request, publisher.news_sitemap(), settings.feeds.max_age)
 
     async def opml(request: Request) -> Response:
         outlines = "\n".join(
@@ -114,6 +131,8 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/feeds/{slug}.{fmt}", feed, methods=["GET", "HEAD"]),
+        Route("/feeds/{slug}/archive/{month}.atom", archive, methods=["GET", "HEAD"]),
+        Route("/sitemap-news.xml", news_sitemap, methods=["GET", "HEAD"]),
         Route("/opml", opml, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
     ]
