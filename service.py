@@ -352,7 +352,7 @@ def feeds_build(ctx: click.Context, out: Path) -> None:
     services = services_of(ctx)
     services.prepare_database(migrate=False)
     written = services.publisher.build(out)
-    click.echo(f"wrote {len(written)} files under {out / 'feeds'}")
+    click.echo(f"wrote {len(written)} files under {out}")
 
 
 @main.group("digest")

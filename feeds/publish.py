@@ -187,7 +187,7 @@ class FeedPublisher:
         return h.hexdigest()[:32]
 
     def articles(self, info: FeedInfo) -> list[StoredArticle]:
-        limit = self._settings.feeds.items
+        limit = self._settings.feeds.items_for(info.slug)
         if info.slug == "popular":
             now = self._clock()
             ranked = self._store.most_viewed(since=now - POPULAR_WINDOW, until=now + timedelta(hours=1), limit=limit)
@@ -199,7 +199,7 @@ class FeedPublisher:
 
     def document(self, info: FeedInfo, articles: list[StoredArticle] | None = None) -> FeedDoc:
         settings = self._settings
-        full = settings.feeds.full_content
+        full = settings.feeds.full_content_for(info.slug)
         items = tuple(
             FeedItem(id=item_id(settings.site.base_url, a.id, a.published_at), url=a.url, title=a.title,
                      summary=a.summary, content_html=(a.content_html or None) if full else None, byline=a.byline,
@@ -278,19 +278,23 @@ class FeedPublisher:
         return rendered_bytes(body, "sitemap", newest)
 
     def build(self, out: Path, on_file: Callable[[Path], None] = lambda path: None) -> list[Path]:
-        """Write every public feed (and a .gz sibling) under out/feeds/, the same bytes as served."""
-        written = []
+        """Write every public feed under out/feeds/ and the news sitemap under out/, each with a .gz sibling
+        (for nginx's gzip_static), the same bytes as served."""
         target = out / "feeds"
         target.mkdir(parents=True, exist_ok=True)
+        files: list[tuple[Path, Rendered]] = []
         for info in self.feeds():
             for fmt in FORMATS:
                 rendered = self.get(info.slug, fmt)
                 assert rendered is not None
-                for path, data in ((target / f"{info.slug}.{fmt}", rendered.body),
-                                   (target / f"{info.slug}.{fmt}.gz", rendered.gzipped)):
-                    _write_atomic(path, data)
-                    on_file(path)
-                    written.append(path)
+                files.append((target / f"{info.slug}.{fmt}", rendered))
+        files.append((out / "sitemap-news.xml", self.news_sitemap()))
+        written = []
+        for path, rendered in files:
+            for name, data in ((path, rendered.body), (path.with_name(path.name + ".gz"), rendered.gzipped)):
+                _write_atomic(name, data)
+                on_file(name)
+                written.append(name)
         return written
 
 

@@ -69,6 +69,23 @@ class FeedSettings:
     max_age: int
     refresh: timedelta = timedelta(seconds=2)
     hubs: tuple[str, ...] = ()
+    per_feed: Mapping[str, FeedOverride] = field(default_factory=dict)
+
+    def items_for(self, slug: str) -> int:
+        override = self.per_feed.get(slug)
+        return override.items if override and override.items is not None else self.items
+
+    def full_content_for(self, slug: str) -> bool:
+        override = self.per_feed.get(slug)
+        return override.full_content if override and override.full_content is not None else self.full_content
+
+
+@dataclass(frozen=True)
+class FeedOverride:
+    """One feed's own item count and full-content choice; None keeps the [feeds] default."""
+
+    items: int | None = None
+    full_content: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -190,7 +207,7 @@ _SECTIONS: dict[str, _Spec] = {
         "concurrency": (int, 4),
     },
     "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
-              "hubs": (list, [])},
+              "hubs": (list, []), "per_feed": (dict, {})},
     "secrets": {"signing_key": (str, REQUIRED)},
     "admin": {"token": (str, None)},
     "scheduler": {"lease_ttl": (str, "30s")},
@@ -206,6 +223,7 @@ _SECTIONS: dict[str, _Spec] = {
     },
 }
 _CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
+_FEED_OVERRIDE: _Spec = {"items": (int, None), "full_content": (bool, None)}
 _SOURCE: _Spec = {
     "name": (str, REQUIRED),
     "kind": (str, REQUIRED),
@@ -362,6 +380,9 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
 
     categories = _build_categories(raw.get("categories", []))
     known = {c.slug for c in categories}
+    for slug in feeds.per_feed:
+        _check(f"feeds.per_feed.{slug}", slug in known | RESERVED_FEED_SLUGS,
+               f'"{slug}" is not a feed (a category slug, "all" or "popular")')
     sources = _build_sources(raw.get("sources", []), known)
     partners = _build_partners(raw.get("partners", []), known)
     digests = _build_digests(raw.get("digests", {}), site.timezone)
@@ -391,8 +412,14 @@ def _build_feeds(v: dict[str, Any]) -> FeedSettings:
         parts = urlsplit(hub) if isinstance(hub, str) else None
         _check(f"feeds.hubs[{i}]", parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc),
                "must be the http(s) URL of a WebSub hub")
+    per_feed = {}
+    for slug, table in v["per_feed"].items():
+        o = _table(f"feeds.per_feed.{slug}", table, _FEED_OVERRIDE)
+        _check(f"feeds.per_feed.{slug}.items", o["items"] is None or 1 <= o["items"] <= 1000, "must be between 1 and 1000")
+        per_feed[slug] = FeedOverride(items=o["items"], full_content=o["full_content"])
     return FeedSettings(items=v["items"], full_content=v["full_content"], max_age=v["max_age"],
-                        refresh=_convert("feeds.refresh", v["refresh"], parse_duration), hubs=tuple(v["hubs"]))
+                        refresh=_convert("feeds.refresh", v["refresh"], parse_duration), hubs=tuple(v["hubs"]),
+                        per_feed=per_feed)
 
 
 def _build_fetch(v: dict[str, Any]) -> FetchSettings:

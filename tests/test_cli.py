@@ -45,7 +45,7 @@ def test_demo_thin_path(demo: Path) -> None:
         "hanbit-rss: unchanged (0 new, 0 updated, 0 unchanged); same bytes as last time"
 
     out = demo / "static"
-    assert "wrote 36 files" in run(["feeds", "build", "--out", str(out)], demo).stdout  # 6 feeds × 3 formats × 2
+    assert "wrote 38 files" in run(["feeds", "build", "--out", str(out)], demo).stdout  # (6 × 3 + sitemap) × 2
 
     port = free_port()
     with subprocess.Popen(gazette_command() + ["serve", "--port", str(port)], cwd=demo, stdout=subprocess.DEVNULL,

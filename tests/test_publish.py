@@ -226,3 +226,19 @@ def test_archive_and_sitemap_routes(tmp_path, clock) -> None:  # type: ignore[no
         sitemap = httpx.get(server.url + "/sitemap-news.xml")
         assert sitemap.status_code == 200 and b"<news:title>" in sitemap.content
     services.engine.dispose()
+
+
+def test_item_count_and_full_content_per_feed(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    import service
+
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+                                          extra="\n[feeds]\nitems = 3\nper_feed.popular = { items = 2, full_content = false }\n"), {})
+    services = service.Services(settings, clock=clock)
+    services.prepare_database(migrate=True)
+    services.store.upsert_articles([make_article(i, published_at=NOW - timedelta(hours=i)) for i in range(5)],
+                                   source_id=None, now=NOW)
+    popular = ET.fromstring(services.publisher.get("popular", "atom").body)
+    everything = ET.fromstring(services.publisher.get("all", "atom").body)
+    assert len(popular.findall(f"{ATOM}entry")) == 2 and popular.find(f"{ATOM}entry/{ATOM}content") is None
+    assert len(everything.findall(f"{ATOM}entry")) == 3 and everything.find(f"{ATOM}entry/{ATOM}content") is not None
+    services.engine.dispose()

@@ -169,3 +169,15 @@ def test_check_command_prints_what_would_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "hanbit-rss: feed var/demo/politics-society.rss, every 10m" in result.stdout
     assert "daily: cron '0 7 * * *', next " in result.stdout and "KST" in result.stdout
+
+
+@pytest.mark.parametrize("extra, key", [
+    pytest.param("[feeds]\nper_feed.sports = { items = 3 }\n", "feeds.per_feed.sports", id="unknown-feed"),
+    pytest.param("[feeds]\nper_feed.all = { items = 0 }\n", "feeds.per_feed.all.items", id="zero-items"),
+    pytest.param("[feeds]\nper_feed.all = { size = 3 }\n", "feeds.per_feed.all.size", id="unknown-key"),
+    pytest.param("[feeds]\nhubs = ['not a url']\n", "feeds.hubs[0]", id="bad-hub"),
+])
+def test_bad_feed_settings(tmp_path: Path, extra: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, MINIMAL + extra)
+    assert info.value.key == key
