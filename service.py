@@ -37,6 +37,7 @@ from feeds.publish import FeedPublisher, FeedRefresher
 from feeds.schedule import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
 from feeds.settings import Settings, SourceSettings, config_path, load_settings
 from feeds.store import ArticleStore
+from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules, read_views_csv
 from feeds.web import routes as feed_routes
 from feeds.websub import HubNotifier
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
@@ -85,6 +86,20 @@ class Services:
         return HttpFetcher(user_agent=f"Gazette/0.1 (+{self.settings.site.base_url})", max_bytes=f.max_bytes,
                            timeout=f.timeout.total_seconds(), deadline=f.deadline.total_seconds(),
                            limiter=HostLimiter(f.host_concurrency, f.host_delay))
+
+    @cached_property
+    def known_articles(self) -> KnownArticles:
+        return KnownArticles(self.store)
+
+    @cached_property
+    def view_counter(self) -> ViewCounter:
+        v = self.settings.views
+        return ViewCounter(self.store, ViewRules(dedupe=v.dedupe, per_ip_cap=v.per_ip_cap, flush_interval=v.flush_interval,
+                                                flush_events=v.flush_events), self.clock, self.known_articles)
+
+    @cached_property
+    def redirects(self) -> Redirects:
+        return Redirects(self.settings.signing_key, self.settings.site.base_url)
 
     @cached_property
     def parse_pool(self) -> ProcessPoolExecutor | None:
@@ -172,14 +187,19 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
     refresher = FeedRefresher(services.publisher, services.store, settings.feeds.refresh,
                               announce=notifier.publish if notifier else None,
                               is_announcer=(lambda: runner.is_leader) if runner else (lambda: True),
-                              clock=services.clock)
+                              clock=services.clock,
+                              after_refresh=lambda: services.known_articles.refresh(services.publisher.version("all")))
+    counter = services.view_counter
 
     async def start() -> None:
+        refresher.step()  # feeds and the known article ids are ready before the first request
         refresher.start()
+        counter.start()
         if runner is not None:
             runner.start()
 
     async def stop() -> None:
+        counter.stop()  # buffered views reach the database before the process ends
         refresher.stop()
         if notifier is not None:
             notifier.close()
@@ -189,9 +209,10 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
 
     app = FastAPI(title=f"{settings.site.name} (Gazette)", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, on_startup=[start], on_shutdown=[stop])
-    for route in feed_routes(settings, services.store, services.publisher, services.templates, services.clock):
+    for route in feed_routes(settings, services.store, services.publisher, services.templates, services.clock,
+                             counter, services.redirects):
         app.router.routes.append(route)
-    app.include_router(feeds_api.router(settings, services.store))
+    app.include_router(feeds_api.router(settings, services.store, services.clock))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -353,6 +374,39 @@ def feeds_build(ctx: click.Context, out: Path) -> None:
     services.prepare_database(migrate=False)
     written = services.publisher.build(out)
     click.echo(f"wrote {len(written)} files under {out}")
+
+
+@main.group("views")
+def views_group() -> None:
+    """View counts."""
+
+
+@views_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@config_option
+@click.pass_context
+def views_import(ctx: click.Context, file) -> None:  # type: ignore[no-untyped-def]
+    """Add views from an analytics export: CSV with a header url_or_id,views[,from,to].
+
+    Views go into the hour of `from` (else now). Importing the same file twice counts it twice."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    rows, problems = read_views_csv(file.read(), timezone=services.settings.site.timezone, now=services.clock())
+    batch, total = [], 0
+    for row in rows:
+        article = services.store.find_article(row.url_or_id)
+        if article is None:
+            problems.append((row.line, f"no article {row.url_or_id!r}"))
+            continue
+        batch.append((article.id, row.counted_at, row.views))
+        total += row.views
+    services.store.add_views_batch(batch)
+    click.echo(f"{total} views added to {len({a for a, _, _ in batch})} articles from {len(batch)} rows; "
+               f"{len(problems)} rows skipped")
+    for line, reason in sorted(problems):
+        click.echo(f"line {line}: {reason}")
+    if problems:
+        sys.exit(1)
 
 
 @main.group("digest")

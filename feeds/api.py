@@ -1,4 +1,4 @@
-"""The admin API of the content side (`/api/...`): bearer-token auth and source health.
+"""The admin API of the content side (`/api/...`): bearer-token auth, source health, the most viewed.
 
 Routes are FastAPI's so that they appear in `/api/openapi.json`. Errors are JSON (`{"error": ...}`), mapped by
 the app's exception handler; the token is compared in constant time.
@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hmac
 from datetime import datetime
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from .settings import Settings
 from .store import ArticleStore
+from .views import WINDOWS, most_viewed
 
 
 class SourceHealth(BaseModel):
@@ -34,6 +35,17 @@ class SourceHealth(BaseModel):
     disabled_reason: str | None
 
 
+class RankedArticle(BaseModel):
+    rank: int
+    id: str
+    title: str
+    url: str | None
+    category: str | None
+    byline: str | None
+    published_at: datetime
+    views: int
+
+
 def admin_auth(settings: Settings) -> Callable[[Request], None]:
     def check(request: Request) -> None:
         if settings.admin_token is None:
@@ -45,7 +57,7 @@ def admin_auth(settings: Settings) -> Callable[[Request], None]:
     return check
 
 
-def router(settings: Settings, store: ArticleStore) -> APIRouter:
+def router(settings: Settings, store: ArticleStore, clock: Callable[[], datetime]) -> APIRouter:
     api = APIRouter(prefix="/api", dependencies=[Depends(admin_auth(settings))], tags=["sources"])
 
     @api.get("/sources", response_model=list[SourceHealth], summary="Every source with its health")
@@ -68,5 +80,17 @@ def router(settings: Settings, store: ArticleStore) -> APIRouter:
             out.append(SourceHealth(status=status, **{k: getattr(state, k) for k in SourceHealth.model_fields
                                                       if k != "status"}))
         return out
+
+    @api.get("/popular", response_model=list[RankedArticle], summary="Most viewed articles (많이 본 뉴스)",
+             tags=["views"])
+    def popular(window: Literal["1h", "24h", "7d", "30d"] = "24h", category: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RankedArticle]:
+        if category is not None and settings.category(category) is None:
+            raise HTTPException(404, f"no category {category!r}; configured: "
+                                + ", ".join(c.slug for c in settings.categories))
+        ranked = most_viewed(store, window=WINDOWS[window], now=clock(), limit=limit, category=category,
+                             max_age=max(settings.views.max_age, WINDOWS[window]))
+        return [RankedArticle(rank=i, id=a.id, title=a.title, url=a.url, category=a.category, byline=a.byline,
+                              published_at=a.published_at, views=a.views) for i, a in enumerate(ranked, start=1)]
 
     return api

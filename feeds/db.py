@@ -126,6 +126,15 @@ article_views = Table(
     Index(None, "hour_at"),
 )
 
+# Clicks through signed /r/ links, by channel (email, feed, partner, web), in hourly buckets.
+article_clicks = Table(
+    "article_clicks", metadata,
+    Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("hour_at", UTCDateTime, primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("clicks", Integer, nullable=False, default=0),
+)
+
 partners = Table(
     "partners", metadata,
     Column("slug", String(64), primary_key=True),

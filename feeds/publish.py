@@ -23,10 +23,10 @@ from .model import StoredArticle
 from .render import CONTENT_TYPES, FORMATS, FeedDoc, FeedItem, item_id, render, render_news_sitemap
 from .settings import Settings
 from .store import ArticleStore, FeedVersion
+from .views import most_viewed
 
 log = logging.getLogger(__name__)
 
-POPULAR_WINDOW = timedelta(hours=24)
 # An empty feed's dates come from this fixed instant, not the clock, so its bytes (and ETag) are stable.
 EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -38,6 +38,7 @@ class FeedInfo:
     title: str
     description: str
     category: str | None  # None for "all" and "popular"
+    is_popular: bool = False  # ranked by views: "popular" and "<category>/popular"
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,14 @@ def public_feeds(settings: Settings) -> list[FeedInfo]:
     feeds = [FeedInfo("all", f"{site} — {'전체 기사' if ko else 'All articles'}",
                       f"{site}의 모든 기사" if ko else f"Every article from {site}", None),
              FeedInfo("popular", f"{site} — {'많이 본 뉴스' if ko else 'Most viewed'}",
-                      f"{site}에서 최근 24시간 많이 본 기사" if ko else f"Most viewed on {site} in the last 24 hours", None)]
+                      f"{site}에서 많이 본 기사" if ko else f"Most viewed on {site}", None, is_popular=True)]
     for category in settings.categories:
         feeds.append(FeedInfo(category.slug, f"{site} — {category.name}",
                               f"{site} {category.name} 기사" if ko else f"{category.name} from {site}", category.slug))
+    for category in settings.categories:
+        feeds.append(FeedInfo(f"{category.slug}/popular", f"{site} — {category.name} {'많이 본 뉴스' if ko else 'most viewed'}",
+                              f"{site} {category.name}에서 많이 본 기사" if ko else f"Most viewed {category.name} on {site}",
+                              category.slug, is_popular=True))
     return feeds
 
 
@@ -150,14 +155,11 @@ class FeedPublisher:
         now = self._clock()
         hour = now.replace(minute=0, second=0, microsecond=0)
         out: dict[str, object] = {}
+        views = self._store.views_version(now - self._settings.views.popular_window)
         for slug, info in self._feeds.items():
-            if slug == "all":
-                out[slug] = everything
-            elif slug == "popular":
-                # The ranking moves with views and with the sliding window; the hour bounds its staleness.
-                out[slug] = (everything, self._store.views_version(now - POPULAR_WINDOW), hour)
-            else:
-                out[slug] = by_category.get(info.category, FeedVersion(0, None, None))
+            content = everything if info.category is None else by_category.get(info.category, FeedVersion(0, None, None))
+            # A ranking moves with views and with its sliding window; the hour bounds its staleness.
+            out[slug] = (content, views, hour) if info.is_popular else content
         return out
 
     def refresh(self) -> list[str]:
@@ -175,6 +177,10 @@ class FeedPublisher:
                 changed.append(slug)
             return changed
 
+    def version(self, slug: str) -> object:
+        """The version the feed was last built at (None before the first build)."""
+        return self._versions.get(slug)
+
     def topics(self, slug: str) -> list[str]:
         """The URLs a WebSub hub knows the feed by: one per format."""
         return [feed_url(self._settings, slug, fmt) for fmt in FORMATS]
@@ -188,12 +194,14 @@ class FeedPublisher:
 
     def articles(self, info: FeedInfo) -> list[StoredArticle]:
         limit = self._settings.feeds.items_for(info.slug)
-        if info.slug == "popular":
-            now = self._clock()
-            ranked = self._store.most_viewed(since=now - POPULAR_WINDOW, until=now + timedelta(hours=1), limit=limit)
+        if info.is_popular:
+            views = self._settings.views
+            ranked = most_viewed(self._store, window=views.popular_window, now=self._clock(), limit=limit,
+                                 category=info.category, max_age=views.max_age)
             if len(ranked) < limit:  # until enough views exist, fill with the newest articles
                 seen = {a.id for a in ranked}
-                ranked += [a for a in self._store.articles(limit=limit) if a.id not in seen][: limit - len(ranked)]
+                ranked += [a for a in self._store.articles(category=info.category, limit=limit)
+                           if a.id not in seen][: limit - len(ranked)]
             return ranked
         return self._store.articles(category=info.category, limit=limit)
 
@@ -208,7 +216,7 @@ class FeedPublisher:
             for a in (self.articles(info) if articles is None else articles))
         home = settings.site.base_url + "/"
         links: tuple[tuple[str, str], ...] = ()
-        if info.slug != "popular":  # RFC 5005: the subscription document points at the last finished month
+        if not info.is_popular:  # RFC 5005: the subscription document points at the last finished month
             first = self._store.first_published_at(info.category)
             previous = month_before(month_of(self._clock(), settings.site.timezone))
             if first is not None and month_of(first, settings.site.timezone) <= previous:
@@ -231,7 +239,7 @@ class FeedPublisher:
         settings = self._settings
         tz = settings.site.timezone
         current = month_of(self._clock(), tz)
-        if info is None or info.slug == "popular" or not MONTH_RE.match(month) or month >= current:
+        if info is None or info.is_popular or not MONTH_RE.match(month) or month >= current:
             return None
         kept = self._store.archive(slug, month)
         start, end = month_bounds(month, tz)
@@ -309,9 +317,10 @@ class FeedRefresher:
 
     def __init__(self, publisher: FeedPublisher, store: ArticleStore, interval: timedelta, *,
                  announce: Callable[[list[str]], None] | None, is_announcer: Callable[[], bool],
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], after_refresh: Callable[[], None] = lambda: None) -> None:
         self._publisher, self._store, self._interval = publisher, store, interval.total_seconds()
         self._announce, self._is_announcer, self._clock = announce, is_announcer, clock
+        self._after_refresh = after_refresh
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="gazette-feeds", daemon=True)
 
@@ -326,6 +335,7 @@ class FeedRefresher:
     def step(self) -> list[str]:
         """One round; returns the slugs announced."""
         self._publisher.refresh()
+        self._after_refresh()
         if self._announce is None or not self._is_announcer():
             return []
         announced = []
@@ -346,6 +356,7 @@ class FeedRefresher:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)

@@ -101,6 +101,16 @@ class FetchSettings:
 
 
 @dataclass(frozen=True)
+class ViewSettings:
+    dedupe: timedelta = timedelta(minutes=30)
+    per_ip_cap: int = 20
+    flush_interval: timedelta = timedelta(seconds=1)
+    flush_events: int = 1000
+    max_age: timedelta = timedelta(days=7)
+    popular_window: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     name: str
@@ -158,6 +168,7 @@ class Settings:
     fetch: FetchSettings = FetchSettings(timeout=timedelta(seconds=20), deadline=timedelta(seconds=60),
                                          max_bytes=10 * 1024 * 1024, workers=4, host_concurrency=2, host_delay=0.5,
                                          failure_limit=5)
+    views: ViewSettings = ViewSettings()
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -211,6 +222,14 @@ _SECTIONS: dict[str, _Spec] = {
     "secrets": {"signing_key": (str, REQUIRED)},
     "admin": {"token": (str, None)},
     "scheduler": {"lease_ttl": (str, "30s")},
+    "views": {
+        "dedupe": (str, "30m"),
+        "per_ip_cap": (int, 20),
+        "flush_interval": (str, "1s"),
+        "flush_events": (int, 1000),
+        "max_age": (str, "7d"),
+        "popular_window": (str, "24h"),
+    },
     "fetch": {
         "timeout": (str, "20s"),
         "deadline": (str, "60s"),
@@ -377,6 +396,13 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     _check("scheduler.lease_ttl", lease_ttl >= timedelta(seconds=1), "must be at least 1s")
 
     fetch = _build_fetch(sec["fetch"])
+    v = sec["views"]
+    views = ViewSettings(dedupe=_convert("views.dedupe", v["dedupe"], parse_duration), per_ip_cap=v["per_ip_cap"],
+                         flush_interval=_convert("views.flush_interval", v["flush_interval"], parse_duration),
+                         flush_events=v["flush_events"], max_age=_convert("views.max_age", v["max_age"], parse_duration),
+                         popular_window=_convert("views.popular_window", v["popular_window"], parse_duration))
+    _check("views.per_ip_cap", views.per_ip_cap >= 1, "must be at least 1")
+    _check("views.flush_events", views.flush_events >= 1, "must be at least 1")
 
     categories = _build_categories(raw.get("categories", []))
     known = {c.slug for c in categories}
@@ -388,7 +414,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     digests = _build_digests(raw.get("digests", {}), site.timezone)
     return Settings(site=site, database_url=database_url, mail=mail, feeds=feeds, signing_key=signing_key,
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
-                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch)
+                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:

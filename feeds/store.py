@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, and_, bindparam, func, select, text
+from sqlalchemy import Engine, Table, and_, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import db
@@ -283,6 +283,51 @@ class ArticleStore:
                 .values(views=db.article_views.c.views + views)).rowcount
             if not changed:
                 conn.execute(db.article_views.insert().values(article_id=article_id, hour_at=hour_at, views=views))
+
+    def add_views_batch(self, rows: Iterable[tuple[str, datetime, int]]) -> None:
+        """Add (article id, hour, views) to the hourly buckets in one transaction (an upsert per bucket)."""
+        self._add_counts(db.article_views, "views", [{"article_id": a, "hour_at": h.replace(minute=0, second=0,
+                                                      microsecond=0), "views": n} for a, h, n in rows])
+
+    def add_click(self, article_id: str, at: datetime, channel: str) -> None:
+        self._add_counts(db.article_clicks, "clicks", [{"article_id": article_id, "channel": channel, "clicks": 1,
+                                                        "hour_at": at.replace(minute=0, second=0, microsecond=0)}])
+
+    def _add_counts(self, table: Table, column: str, rows: list[dict[str, object]]) -> None:
+        if not rows:
+            return
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        statement = insert(table)
+        keys = [c.name for c in table.primary_key.columns]
+        statement = statement.on_conflict_do_update(
+            index_elements=keys, set_={column: getattr(table.c, column) + getattr(statement.excluded, column)})
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    def clicks(self, article_id: str) -> dict[str, int]:
+        t = db.article_clicks
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.channel, func.sum(t.c.clicks)).where(t.c.article_id == article_id)
+                                .group_by(t.c.channel))
+            return {channel: int(total) for channel, total in rows}
+
+    def article_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(db.articles.c.id)).scalars())
+
+    def find_article(self, url_or_id: str) -> StoredArticle | None:
+        """By article id, else by canonical URL."""
+        found = self.article(url_or_id)
+        if found is None and url_or_id.startswith(("http://", "https://")):
+            from .normalise import canonical_url
+
+            with self.engine.connect() as conn:
+                row = conn.execute(select(db.articles).where(db.articles.c.url == canonical_url(url_or_id))).first()
+            found = _stored(row) if row else None
+        return found
 
     def feed_version(self, category: str | None = None) -> FeedVersion:
         query = select(func.count(), func.max(db.articles.c.changed_at), func.max(db.articles.c.updated_at))

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from jinja2 import Environment
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from .errors import StoreError
@@ -20,6 +20,7 @@ from .publish import FeedPublisher, Rendered, feed_url
 from .render import FORMATS
 from .settings import Settings
 from .store import ArticleStore
+from .views import TRANSPARENT_GIF, Redirects, ViewCounter
 
 FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 
@@ -72,8 +73,13 @@ def feed_response(request: Request, rendered: Rendered, max_age: int, links: dic
     return Response(body, headers=headers, media_type=rendered.content_type)
 
 
+def client_ip(request: Request) -> str:
+    # uvicorn's proxy_headers already put X-Forwarded-For from trusted proxies into request.client.
+    return request.client.host if request.client else ""
+
+
 def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
-           clock: Callable[[], datetime]) -> list[Route]:
+           clock: Callable[[], datetime], counter: ViewCounter, redirects: Redirects) -> list[Route]:
     def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
         html = templates.get_template(f"pages/{name}").render(site=settings.site, **context)
         return HTMLResponse(html, status_code=status)
@@ -89,6 +95,8 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
 
     async def feed(request: Request) -> Response:
         slug, fmt = request.path_params["slug"], request.path_params["fmt"]
+        if request.url.path.endswith(f"/popular.{fmt}") and "/" not in slug:
+            slug = f"{slug}/popular"
         rendered = publisher.get(slug, fmt)
         if rendered is None:
             known = ", ".join(info.slug for info in publisher.feeds())
@@ -109,6 +117,35 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
 
     async def news_sitemap(request: Request) -> Response:
         return feed_response(request, publisher.news_sitemap(), settings.feeds.max_age)
+
+    def count(request: Request) -> str:
+        return counter.record(request.path_params["article_id"], client_ip(request),
+                              request.headers.get("user-agent", ""))
+
+    async def beacon_gif(request: Request) -> Response:
+        if count(request) == "unknown":
+            return Response(b"", status_code=404, headers={"Cache-Control": "no-store"})
+        return Response(TRANSPARENT_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+    async def beacon_post(request: Request) -> Response:
+        if count(request) == "unknown":
+            return JSONResponse({"error": "no such article"}, status_code=404)
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+    async def redirect(request: Request) -> Response:
+        found = redirects.read(request.path_params["token"])
+        article = store.article(found[0]) if found else None
+        if found is None or article is None or not article.url:
+            return page("error.html", status=404, title="404",
+                        message="이 링크는 올바르지 않거나 더 이상 쓸 수 없습니다." if settings.site.language == "ko"
+                        else "This link is not valid or no longer leads anywhere.")
+        if not counter.is_crawler(request.headers.get("user-agent", "")):
+            store.add_click(article.id, clock(), found[1])
+        # Only ever to the URL stored for the signed article: never an open redirect.
+        return RedirectResponse(article.url, status_code=302, headers={"Cache-Control": "no-store"})
+
+    async def livez(request: Request) -> Response:
+        return Response(b"ok\n", media_type="text/plain", headers={"Cache-Control": "no-store"})
 
     async def opml(request: Request) -> Response:
         outlines = "\n".join(
@@ -131,6 +168,11 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/feeds/{slug}.{fmt}", feed, methods=["GET", "HEAD"]),
+        Route("/feeds/{slug}/popular.{fmt}", feed, methods=["GET", "HEAD"]),
+        Route("/v/{article_id}.gif", beacon_gif, methods=["GET"]),
+        Route("/v/{article_id}", beacon_post, methods=["POST"]),
+        Route("/r/{token}", redirect, methods=["GET"]),
+        Route("/livez", livez, methods=["GET", "HEAD"]),
         Route("/feeds/{slug}/archive/{month}.atom", archive, methods=["GET", "HEAD"]),
         Route("/sitemap-news.xml", news_sitemap, methods=["GET", "HEAD"]),
         Route("/opml", opml, methods=["GET", "HEAD"]),

@@ -83,8 +83,8 @@ def test_index_page(demo_server, browser, width: int) -> None:  # type: ignore[n
     page = browser.new_page(viewport={"width": width, "height": 900}, locale="ko-KR")
     page.goto(server.url + "/")
     assert page.title() == "한빛일보"
-    assert page.locator('link[rel="alternate"]').count() == 6 * 3  # all, popular, 4 categories × 3 formats
-    assert page.locator("#feeds > li").count() == 6
+    assert page.locator('link[rel="alternate"]').count() == 10 * 3  # all, popular, 4 categories and theirs × 3
+    assert page.locator("#feeds > li").count() == 10
     assert page.locator("#latest > li").count() == 10
     assert page.evaluate("document.fonts.check('16px NanumGothic', '한')")
     assert page.evaluate("document.documentElement.scrollWidth") <= width  # nothing overflows sideways

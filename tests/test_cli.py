@@ -45,7 +45,7 @@ def test_demo_thin_path(demo: Path) -> None:
         "hanbit-rss: unchanged (0 new, 0 updated, 0 unchanged); same bytes as last time"
 
     out = demo / "static"
-    assert "wrote 38 files" in run(["feeds", "build", "--out", str(out)], demo).stdout  # (6 × 3 + sitemap) × 2
+    assert "wrote 62 files" in run(["feeds", "build", "--out", str(out)], demo).stdout  # (10 × 3 + sitemap) × 2
 
     port = free_port()
     with subprocess.Popen(gazette_command() + ["serve", "--port", str(port)], cwd=demo, stdout=subprocess.DEVNULL,
@@ -124,3 +124,20 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     out = run(["--help"], tmp_path).stdout
     for command in ("serve", "check", "db", "ingest", "feeds", "digest", "subscribers"):
         assert f"  {command} " in out
+
+
+def test_views_import(demo: Path) -> None:
+    run(["db", "upgrade"], demo)
+    run(["ingest"], demo)
+    csv_file = demo / "views.csv"
+    csv_file.write_text("url_or_id,views,from,to\n"
+                        "https://hanbit-ilbo.example/news/articleView.html?idxno=1001&utm_source=x,120,2026-11-24 09:00,\n"
+                        "https://hanbit-ilbo.example/news/articleView.html?idxno=1002,30,,\n"
+                        "https://hanbit-ilbo.example/nowhere,5,,\n"
+                        "https://hanbit-ilbo.example/news/articleView.html?idxno=1003,many,,\n", encoding="utf-8")
+    result = run(["views", "import", str(csv_file)], demo, expect=1)
+    assert result.stdout.splitlines() == [
+        "150 views added to 2 articles from 2 rows; 2 rows skipped",
+        "line 4: no article 'https://hanbit-ilbo.example/nowhere'",
+        "line 5: views 'many' is not a whole number",
+    ]

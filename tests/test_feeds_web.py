@@ -126,7 +126,7 @@ def test_index_has_discovery_links_and_opml(app_server) -> None:  # type: ignore
     assert "시의회 &amp; 시청" in page.text  # escaped
     opml = ET.fromstring(httpx.get(server.url + "/opml").content)
     urls = [o.get("xmlUrl") for o in opml.iter("outline")]
-    assert "https://news.example.com/feeds/all.rss" in urls and len(urls) == 4  # all, popular, 2 categories
+    assert "https://news.example.com/feeds/all.rss" in urls and len(urls) == 6  # all, popular, 2 categories x 2
 
 
 @pytest.mark.parametrize("path", ["/feeds/sports.rss", "/feeds/all.xml", "/nowhere"])

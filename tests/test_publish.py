@@ -26,11 +26,12 @@ def test_a_new_article_rebuilds_only_the_feeds_that_hold_it(store, settings, clo
     publisher = FeedPublisher(settings, store, clock)
     store.upsert_articles([make_article(1, category="politics"), make_article(2, category="economy")],
                           source_id=None, now=NOW)
-    assert set(publisher.refresh()) == {"all", "popular", "politics", "economy"}
+    assert set(publisher.refresh()) == {"all", "popular", "politics", "economy", "politics/popular",
+                                        "economy/popular"}
     assert publisher.refresh() == []  # nothing changed: nothing rebuilt
     before = publisher.get("economy", "rss")
     store.upsert_articles([make_article(3, category="politics")], source_id=None, now=NOW + timedelta(minutes=1))
-    assert set(publisher.refresh()) == {"all", "popular", "politics"}
+    assert set(publisher.refresh()) == {"all", "popular", "politics", "politics/popular"}
     assert publisher.get("economy", "rss") is before  # the same object: not rebuilt
 
 
@@ -160,15 +161,16 @@ def test_websub_hub_is_told_and_reads_the_new_article(tmp_path, clock, hub) -> N
     # The hub fetches each topic where the feeds really are (base_url is their public name).
     hub.topic_source = lambda topic: httpx.get(topic.replace("https://news.example.com", server.url)).content
     with server:
-        wait_for(lambda: len(hub.notices) == 12)  # first round: 4 feeds x 3 formats, after two 503s and retries
+        wait_for(lambda: len(hub.notices) == 18)  # first round: 6 feeds x 3 formats, after two 503s and retries
         hub.notices.clear()
         services.store.upsert_articles([make_article(7, category="economy", title="수출 최대")], source_id=None,
                                        now=NOW)
         economy_atom = "https://news.example.com/feeds/economy.atom"
-        wait_for(lambda: len(hub.notices) == 9)  # all, popular, economy
+        wait_for(lambda: len(hub.notices) == 12)  # all, popular, economy, economy/popular
         assert economy_atom in hub.notices and "https://news.example.com/feeds/politics.rss" not in hub.notices
         assert "수출 최대".encode() in hub.fetched[economy_atom]
-        assert services.store.published_versions().keys() == {"all", "popular", "politics", "economy"}
+        assert services.store.published_versions().keys() == {"all", "popular", "politics", "economy",
+                                                              "politics/popular", "economy/popular"}
 
         response = httpx.get(server.url + "/feeds/economy.atom")
         assert response.headers["link"] == f'<{hub.url}>; rel="hub", <{economy_atom}>; rel="self"'
@@ -189,14 +191,14 @@ def test_only_the_announcer_announces_and_only_once(store, settings, clock) -> N
                            clock=clock)
     follower = FeedRefresher(FeedPublisher(settings, store, clock), store, timedelta(seconds=1),
                              announce=topics.extend, is_announcer=lambda: False, clock=clock)
-    assert set(leader.step()) == {"all", "popular", "politics", "economy"}
+    assert len(leader.step()) == 6
     store.upsert_articles([make_article(1)], source_id=None, now=NOW)
     assert follower.step() == []
-    assert set(leader.step()) == {"all", "popular", "politics"}
+    assert set(leader.step()) == {"all", "popular", "politics", "politics/popular"}
     restarted = FeedRefresher(FeedPublisher(settings, store, clock), store, timedelta(seconds=1),
                               announce=topics.extend, is_announcer=lambda: True, clock=clock)
     assert restarted.step() == []  # the announced versions are stored: a restart does not announce again
-    assert len(topics) == 7 * 3
+    assert len(topics) == 10 * 3
 
 
 def test_notifier_gives_up_after_its_attempts_and_says_why() -> None:

@@ -1,0 +1,230 @@
+"""Counting views honestly and cheaply, and the signed redirects that count clicks.
+
+`ViewCounter.record()` decides whether a beacon hit counts: not a crawler (crawlerdetect's maintained list),
+an article we know, a visitor not already counted for that article in the last `dedupe` window, and an IP
+under its daily cap for that article. The visitor is a hash of a salt that rotates daily, the IP and the
+user agent: no cookie is set and no raw IP is kept, not even in memory. Counts are buffered and written as
+hourly buckets every `flush_interval` or `flush_events`, and on shutdown, so a graceful stop loses nothing
+and a crash at most the last interval.
+
+Dedupe state lives in each process: behind a load balancer, pin a visitor to one process (hash on the client
+address) or accept that a visitor may count once per process.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Callable
+
+from crawlerdetect import CrawlerDetect
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from .dates import parse_date
+from .model import StoredArticle
+from .store import ArticleStore
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("email", "feed", "partner", "web")
+TRANSPARENT_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+                   b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+
+
+def most_viewed(store: ArticleStore, *, window: timedelta, now: datetime, limit: int, category: str | None = None,
+                max_age: timedelta | None = None) -> list[StoredArticle]:
+    """The most viewed articles of the last `window` (by hourly buckets, the current hour included), of one
+    category or all, leaving out articles published more than `max_age` ago; ties go to the newer article."""
+    return store.most_viewed(since=now - window, until=now + timedelta(hours=1), limit=limit, category=category,
+                             published_after=now - max_age if max_age else None)
+
+
+@dataclass(frozen=True)
+class ViewRules:
+    dedupe: timedelta = timedelta(minutes=30)
+    per_ip_cap: int = 20  # counted views of one article from one IP per day
+    flush_interval: timedelta = timedelta(seconds=1)
+    flush_events: int = 1000
+
+
+class ViewCounter:
+    def __init__(self, store: ArticleStore, rules: ViewRules, clock: Callable[[], datetime],
+                 is_known: Callable[[str], bool]) -> None:
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self._is_known = is_known
+        self._crawlers = CrawlerDetect()
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, datetime], int] = {}
+        self._pending_events = 0
+        self._seen: OrderedDict[tuple[bytes, str], datetime] = OrderedDict()  # (visitor, article) -> counted at
+        self._per_ip: dict[tuple[bytes, str], int] = {}
+        self._salt_day: date | None = None
+        self._salt = b""
+        self._stop = threading.Event()
+        self._flushed = threading.Condition(self._lock)
+        self._thread = threading.Thread(target=self._loop, name="gazette-views", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write everything still buffered: a graceful stop loses no view."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.flush()
+
+    def is_crawler(self, user_agent: str) -> bool:
+        return not user_agent.strip() or self._crawlers.isCrawler(user_agent)
+
+    def record(self, article_id: str, ip: str, user_agent: str) -> str:
+        """Returns why the hit did or did not count: counted | crawler | unknown | repeat | capped."""
+        if not self._is_known(article_id):
+            return "unknown"
+        if self.is_crawler(user_agent):
+            return "crawler"
+        now = self._clock()
+        with self._lock:
+            self._rotate_salt(now)
+            ip_hash = hashlib.blake2b(ip.encode(), key=self._salt, digest_size=16).digest()
+            visitor = hashlib.blake2b(user_agent.encode(), key=ip_hash, digest_size=16).digest()
+            last = self._seen.get((visitor, article_id))
+            if last is not None and now - last < self._rules.dedupe:
+                return "repeat"
+            if self._per_ip.get((ip_hash, article_id), 0) >= self._rules.per_ip_cap:
+                return "capped"
+            self._seen[(visitor, article_id)] = now
+            self._seen.move_to_end((visitor, article_id))
+            self._per_ip[(ip_hash, article_id)] = self._per_ip.get((ip_hash, article_id), 0) + 1
+            self._prune(now)
+            hour = now.replace(minute=0, second=0, microsecond=0)
+            self._pending[(article_id, hour)] = self._pending.get((article_id, hour), 0) + 1
+            self._pending_events += 1
+            if self._pending_events >= self._rules.flush_events:
+                self._flushed.notify()
+        return "counted"
+
+    def _rotate_salt(self, now: datetime) -> None:
+        # A new random salt each (UTC) day: yesterday's visitors cannot be linked to today's, nor recomputed.
+        today = now.date()
+        if today != self._salt_day:
+            self._salt_day, self._salt = today, secrets.token_bytes(32)
+            self._seen.clear()
+            self._per_ip.clear()
+
+    def _prune(self, now: datetime) -> None:
+        while self._seen:
+            key, counted_at = next(iter(self._seen.items()))
+            if now - counted_at < self._rules.dedupe:
+                break
+            del self._seen[key]
+
+    def flush(self) -> int:
+        with self._lock:
+            pending, self._pending, self._pending_events = self._pending, {}, 0
+        if not pending:
+            return 0
+        try:
+            self._store.add_views_batch((article_id, hour, count) for (article_id, hour), count in pending.items())
+        except Exception:
+            # Keep the counts for the next round rather than drop them.
+            with self._lock:
+                for key, count in pending.items():
+                    self._pending[key] = self._pending.get(key, 0) + count
+                    self._pending_events += count
+            raise
+        return sum(pending.values())
+
+    def _loop(self) -> None:
+        interval = self._rules.flush_interval.total_seconds()
+        while not self._stop.is_set():
+            with self._lock:
+                self._flushed.wait(interval)
+            try:
+                self.flush()
+            except Exception:
+                log.exception("writing view counts failed; they stay buffered")
+
+
+class KnownArticles:
+    """The ids of stored articles, kept in memory so that a beacon for an unknown id costs no query."""
+
+    def __init__(self, store: ArticleStore) -> None:
+        self._store = store
+        self._ids: frozenset[str] = frozenset()
+        self._version: object = None
+
+    def refresh(self, version: object) -> None:
+        if version != self._version:
+            self._ids = frozenset(self._store.article_ids())
+            self._version = version
+
+    def __call__(self, article_id: str) -> bool:
+        return article_id in self._ids
+
+
+class Redirects:
+    """Signed links to articles (`/r/{token}`) for mails and feeds: they count a click with its channel and
+    can only lead to the article they were made for."""
+
+    def __init__(self, signing_key: str, base_url: str) -> None:
+        self._serializer = URLSafeSerializer(signing_key, salt="gazette.redirect")
+        self._base_url = base_url
+
+    def url(self, article_id: str, channel: str) -> str:
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}")
+        return f"{self._base_url}/r/{self._serializer.dumps([article_id, channel])}"
+
+    def read(self, token: str) -> tuple[str, str] | None:
+        try:
+            article_id, channel = self._serializer.loads(token)
+        except (BadSignature, ValueError, TypeError):
+            return None
+        if not isinstance(article_id, str) or channel not in CHANNELS:
+            return None
+        return article_id, channel
+
+
+@dataclass(frozen=True)
+class ImportedViews:
+    line: int
+    url_or_id: str
+    views: int
+    counted_at: datetime  # the hour bucket the views go into: the period's start, else the import time
+
+
+def read_views_csv(text: str, *, timezone: tzinfo, now: datetime) -> tuple[list[ImportedViews], list[tuple[int, str]]]:
+    """An analytics export: `url_or_id,views[,from,to]` with a header. Bad rows come back with their line."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "url_or_id" not in fields or "views" not in fields:
+        return [], [(1, "the header must name the columns url_or_id and views (optionally from, to)")]
+    rows, problems = [], []
+    for row in reader:
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
+        line = reader.line_num
+        if not row.get("url_or_id"):
+            problems.append((line, "no url_or_id"))
+            continue
+        if not row.get("views", "").isdigit():
+            problems.append((line, f"views {row.get('views')!r} is not a whole number"))
+            continue
+        start = parse_date(row["from"], timezone) if row.get("from") else None
+        if row.get("from") and start is None:
+            problems.append((line, f"from {row['from']!r} is not a date"))
+            continue
+        rows.append(ImportedViews(line, row["url_or_id"], int(row["views"]), start or now))
+    return rows, problems
