@@ -27,6 +27,9 @@ demo: $(VENV)/.installed gazette.toml
 	$(BIN)/gazette --config $(DEMO) db upgrade
 	$(BIN)/gazette --config $(DEMO) subscribers import examples/subscribers.csv --confirmed
 	$(BIN)/gazette --config $(DEMO) ingest
+	@# The analytics export is added once: importing it again would count its views twice.
+	@if [ ! -f var/.demo-views-imported ]; then $(BIN)/gazette --config $(DEMO) views import var/demo/views.csv \
+		&& touch var/.demo-views-imported; fi
 
 run: demo
 	$(BIN)/gazette --config $(DEMO) serve --host $(HOST) --port $(PORT)

@@ -5,7 +5,8 @@
 reads examples/demo/articles.json (original sample articles written for Gazette) and writes
   politics-society.rss   RSS 2.0, as an upstream CMS would publish it (정치 and 사회, told apart by <category>)
   economy.atom           Atom 1.0
-  culture.jsonl          a CMS export, one article per line
+  culture.jsonl          a CMS export, one article per line (with the CMS's view counts)
+  views.csv              an analytics export of the other articles' views (`gazette views import`)
 Guids and ids are fixed, so running it again changes dates only and Gazette stores nothing twice.
 """
 
@@ -119,6 +120,9 @@ def main(out: Path) -> None:
         "economy.atom": atom([x for x in numbered if x[1]["source"] == "atom"], now),
         "culture.jsonl": jsonl([x for x in numbered if x[1]["source"] == "jsonl"], now),
     }
+    files["views.csv"] = "url_or_id,views,from\n" + "".join(
+        f"{link(number)},{a['views']},{when(now, a['hours_ago']).isoformat()}\n"
+        for number, a in numbered if a["source"] != "jsonl")
     for name, text in files.items():
         (out / name).write_text(text, encoding="utf-8")
     print(f"demo sources written to {out}: {', '.join(files)} ({len(numbered)} articles)")

@@ -111,6 +111,7 @@ articles = Table(
     Column("changed_at", UTCDateTime, nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("revision", Integer, nullable=False, default=1),
+    Column("external_views", Integer, nullable=True),  # the CMS's running total, to count its growth
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
     Index(None, "category", "published_at"),
     Index(None, "url"),

@@ -25,6 +25,7 @@ class RawEntry:
     image_url: str | None
     published_at: datetime | None
     updated_at: datetime | None
+    views: int | None = None  # a CMS's own running total (JSON Lines `views`)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Article:
     published_at: datetime
     updated_at: datetime
     content_hash: str
+    external_views: int | None = None
 
 
 @dataclass(frozen=True)

@@ -190,5 +190,5 @@ def normalise(entry: RawEntry, *, source_url: str | None, default_category: str 
         id=article_id(identity), identity=identity, guid=entry.guid, url=url, title=title, summary=summary,
         content_html=content_html, byline=byline, author_email=entry.author_email, category=category,
         tags=tuple(tags), image_url=image, published_at=published_at, updated_at=updated_at,
-        content_hash=content_hash,
+        content_hash=content_hash, external_views=entry.views,
     )

@@ -239,6 +239,9 @@ def _from_jsonl(obj: Any, number: int, timezone: tzinfo) -> RawEntry:
     if not isinstance(tags, list):
         raise ParseError(f"{where}: tags must be an array")
     category = obj.get("category")
+    views = obj.get("views")
+    if views is not None and (not isinstance(views, int) or isinstance(views, bool) or views < 0):
+        raise ParseError(f"{where}: views must be a whole number, not {views!r}")
     return RawEntry(
         guid=str(obj["id"]) if obj.get("id") not in (None, "") else None,
         is_guid_trusted=True,
@@ -252,4 +255,5 @@ def _from_jsonl(obj: Any, number: int, timezone: tzinfo) -> RawEntry:
         image_url=obj.get("image") or None,
         published_at=_date(obj.get("published_at"), f"{where}.published_at", timezone),
         updated_at=_date(obj.get("updated_at"), f"{where}.updated_at", timezone),
+        views=views,
     )

@@ -50,6 +50,7 @@ class _Seen:
     id: str
     content_hash: str
     published_at: datetime
+    external_views: int | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ class ArticleStore:
         new = updated = unchanged = 0
         known = self._category_slugs()
         a = db.articles
-        columns = (a.c.identity, a.c.url, a.c.id, a.c.content_hash, a.c.published_at)
+        columns = (a.c.identity, a.c.url, a.c.id, a.c.content_hash, a.c.published_at, a.c.external_views)
         with self.engine.begin() as conn:
             by_identity, by_url = {}, {}
             # Two indexed lookups: SQLite does not use both indexes for "identity IN … OR url IN …".
@@ -202,16 +203,23 @@ class ArticleStore:
                     for row in conn.execute(select(*columns).where(a.c.url.in_(urls))):
                         by_url.setdefault(row.url, row)
             inserts, updates, touched = [], [], []
+            # A CMS's running view totals: their growth since we last saw them counts as views, in the hour
+            # we saw it (a new article's total goes to the hour it was published).
+            view_growth: list[tuple[str, datetime, int]] = []
+            view_totals: list[dict[str, object]] = []
             for article in batch:
                 values = _article_values(article, known)
                 # The same story through a second source (another guid, the same canonical URL) is one article.
                 row = by_identity.get(article.identity) or (by_url.get(article.url) if article.url else None)
                 if row is None:
                     inserts.append({**values, "id": article.id, "identity": article.identity, "source_id": source_id,
-                                    "fetched_at": now, "changed_at": now, "revision": 1})
+                                    "fetched_at": now, "changed_at": now, "revision": 1,
+                                    "external_views": article.external_views})
+                    if article.external_views:
+                        view_growth.append((article.id, min(article.published_at, now), article.external_views))
                     if article.url:
                         by_url[article.url] = _Seen(article.identity, article.url, article.id, article.content_hash,
-                                                    article.published_at)
+                                                    article.published_at, article.external_views)
                     new += 1
                 elif row.content_hash == article.content_hash:
                     unchanged += 1
@@ -223,14 +231,25 @@ class ArticleStore:
                     values["updated_at"] = article.updated_at if article.updated_at > row.published_at else now
                     updates.append({**values, "_id": row.id, "changed_at": now})
                     updated += 1
+                if row is not None and article.external_views is not None and \
+                        article.external_views != row.external_views:
+                    grown = article.external_views - (row.external_views or 0)
+                    if grown > 0:
+                        view_growth.append((row.id, now, grown))
+                    view_totals.append({"_id": row.id, "external_views": article.external_views})
             if inserts:
                 conn.execute(a.insert(), inserts)
-            if touch_unchanged and touched:
-                conn.execute(a.update().where(a.c.id.in_(touched)).values(fetched_at=now))
             if updates:
                 conn.execute(a.update().where(a.c.id == bindparam("_id"))
                              .values(revision=a.c.revision + 1, **{k: bindparam(k) for k in updates[0] if k != "_id"}),
                              updates)
+            if touch_unchanged and touched:
+                conn.execute(a.update().where(a.c.id.in_(touched)).values(fetched_at=now))
+            if view_totals:
+                conn.execute(a.update().where(a.c.id == bindparam("_id"))
+                             .values(external_views=bindparam("external_views")), view_totals)
+        if view_growth:
+            self.add_views_batch(view_growth)
         return UpsertCounts(new=new, updated=updated, unchanged=unchanged)
 
     def _category_slugs(self) -> set[str]:

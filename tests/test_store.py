@@ -143,3 +143,18 @@ def test_same_story_through_two_sources_is_stored_once(store: ArticleStore) -> N
     result = store.upsert_articles([portal], source_id=None, now=NOW + timedelta(minutes=5))
     assert (result.new, result.unchanged) == (0, 1)
     assert [a.id for a in store.articles()] == [wire.id]
+
+
+def test_growth_of_a_cms_view_total_counts_as_views(store: ArticleStore) -> None:
+    published = NOW - timedelta(hours=5)
+    first = replace(make_article(1, published_at=published), external_views=100)
+    store.upsert_articles([first], source_id=None, now=NOW)
+    store.upsert_articles([replace(first, external_views=100)], source_id=None, now=NOW + timedelta(minutes=10))
+    store.upsert_articles([replace(first, external_views=130)], source_id=None, now=NOW + timedelta(hours=1))
+    store.upsert_articles([replace(first, external_views=90)], source_id=None, now=NOW + timedelta(hours=2))  # a reset
+    store.upsert_articles([replace(first, external_views=95)], source_id=None, now=NOW + timedelta(hours=3))
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(db.article_views.c.hour_at, db.article_views.c.views)
+                            .order_by(db.article_views.c.hour_at)).all()
+    assert [(r.hour_at, r.views) for r in rows] == [(published, 100), (NOW + timedelta(hours=1), 30),
+                                                    (NOW + timedelta(hours=3), 5)]
