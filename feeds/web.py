@@ -1,6 +1,8 @@
-"""HTTP for the content side: the feed list, the feeds themselves, OPML and the health check.
+"""HTTP for the content side: the feed list, feeds and archives, OPML, the view beacon, signed redirects, health.
 
 Only HTTP lives here (conditional GET, gzip, status codes); what a feed contains is `publish`'s business.
+Handlers that reach the database are plain functions, which Starlette runs in its thread pool so that the
+event loop never waits on a query; those served from memory (feeds, the beacon) are coroutines.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
                               "url": feed_url(settings, info.slug, fmt)} for fmt in FORMATS]}
                 for info in publisher.feeds()]
 
-    async def index(request: Request) -> Response:
+    def index(request: Request) -> Response:
         return page("index.html", feeds=feed_links(), latest=store.articles(limit=10))
 
     async def feed(request: Request) -> Response:
@@ -105,7 +107,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
         links = {"hub": list(settings.feeds.hubs), "self": [feed_url(settings, slug, fmt)]} if settings.feeds.hubs else None
         return feed_response(request, rendered, settings.feeds.max_age, links)
 
-    async def archive(request: Request) -> Response:
+    def archive(request: Request) -> Response:
         slug, month = request.path_params["slug"], request.path_params["month"]
         rendered = publisher.archive(slug, month)
         if rendered is None:
@@ -115,7 +117,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
         # A finished month never changes: caches may keep it for a long time.
         return feed_response(request, rendered, max(settings.feeds.max_age, 86400))
 
-    async def news_sitemap(request: Request) -> Response:
+    def news_sitemap(request: Request) -> Response:
         return feed_response(request, publisher.news_sitemap(), settings.feeds.max_age)
 
     def count(request: Request) -> str:
@@ -132,7 +134,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
             return JSONResponse({"error": "no such article"}, status_code=404)
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
-    async def redirect(request: Request) -> Response:
+    def redirect(request: Request) -> Response:
         found = redirects.read(request.path_params["token"])
         article = store.article(found[0]) if found else None
         if found is None or article is None or not article.url:
@@ -147,7 +149,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
     async def livez(request: Request) -> Response:
         return Response(b"ok\n", media_type="text/plain", headers={"Cache-Control": "no-store"})
 
-    async def opml(request: Request) -> Response:
+    def opml(request: Request) -> Response:
         outlines = "\n".join(
             f"    <outline type=\"rss\" text={quoteattr(info['title'])} title={quoteattr(info['title'])} "
             f"xmlUrl={quoteattr(info['formats'][0]['url'])} htmlUrl={quoteattr(settings.site.base_url + '/')}/>"
@@ -157,7 +159,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
         return Response(body.encode("utf-8"), media_type="text/x-opml; charset=utf-8",
                         headers={"Cache-Control": f"public, max-age={settings.feeds.max_age}"})
 
-    async def healthz(request: Request) -> Response:
+    def healthz(request: Request) -> Response:
         try:
             store.ping()
         except StoreError as exc:
