@@ -126,6 +126,8 @@ class FeedPublisher:
         self._versions: dict[str, object] = {}
         self._cache: dict[tuple[str, str], Rendered] = {}
         self._sitemap: tuple[object, Rendered] | None = None
+        self._views: tuple[int, int] = (0, 0)
+        self._views_checked_at: datetime | None = None
         self._lock = threading.Lock()
 
     def feeds(self) -> list[FeedInfo]:
@@ -155,7 +157,12 @@ class FeedPublisher:
         now = self._clock()
         hour = now.replace(minute=0, second=0, microsecond=0)
         out: dict[str, object] = {}
-        views = self._store.views_version(now - self._settings.views.popular_window)
+        # On a busy site views arrive every second; ranked feeds follow them at most once a minute.
+        minute = now.replace(second=0, microsecond=0)
+        if self._views_checked_at != minute:
+            self._views = self._store.views_version(now - self._settings.views.popular_window)
+            self._views_checked_at = minute
+        views = self._views
         for slug, info in self._feeds.items():
             content = everything if info.category is None else by_category.get(info.category, FeedVersion(0, None, None))
             # A ranking moves with views and with its sliding window; the hour bounds its staleness.

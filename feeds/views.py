@@ -34,6 +34,7 @@ from .store import ArticleStore
 log = logging.getLogger(__name__)
 
 CHANNELS = ("email", "feed", "partner", "web")
+CRAWLER_MEMORY = 50_000
 TRANSPARENT_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
                    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
@@ -65,6 +66,7 @@ class ViewCounter:
         self._clock = clock
         self._is_known = is_known
         self._crawlers = CrawlerDetect()
+        self._crawler_verdicts: dict[str, bool] = {}
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, datetime], int] = {}
         self._pending_events = 0
@@ -87,7 +89,15 @@ class ViewCounter:
         self.flush()
 
     def is_crawler(self, user_agent: str) -> bool:
-        return not user_agent.strip() or self._crawlers.isCrawler(user_agent)
+        # crawlerdetect runs one regex of ~1,500 alternatives (about 0.5 ms); readers share a few thousand
+        # user agents, so the verdict is remembered per agent (the memory is bounded and simply starts over).
+        verdict = self._crawler_verdicts.get(user_agent)
+        if verdict is None:
+            verdict = not user_agent.strip() or self._crawlers.isCrawler(user_agent)
+            if len(self._crawler_verdicts) >= CRAWLER_MEMORY:
+                self._crawler_verdicts.clear()
+            self._crawler_verdicts[user_agent] = verdict
+        return verdict
 
     def record(self, article_id: str, ip: str, user_agent: str) -> str:
         """Returns why the hit did or did not count: counted | crawler | unknown | repeat | capped."""
