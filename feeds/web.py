@@ -96,9 +96,12 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
         return page("index.html", feeds=feed_links(), latest=store.articles(limit=10))
 
     async def feed(request: Request) -> Response:
-        slug, fmt = request.path_params["slug"], request.path_params["fmt"]
-        if request.url.path.endswith(f"/popular.{fmt}") and "/" not in slug:
-            slug = f"{slug}/popular"
+        return serve_feed(request, request.path_params["slug"], request.path_params["fmt"])
+
+    async def category_popular(request: Request) -> Response:
+        return serve_feed(request, f"{request.path_params['slug']}/popular", request.path_params["fmt"])
+
+    def serve_feed(request: Request, slug: str, fmt: str) -> Response:
         rendered = publisher.get(slug, fmt)
         if rendered is None:
             known = ", ".join(info.slug for info in publisher.feeds())
@@ -170,7 +173,7 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/feeds/{slug}.{fmt}", feed, methods=["GET", "HEAD"]),
-        Route("/feeds/{slug}/popular.{fmt}", feed, methods=["GET", "HEAD"]),
+        Route("/feeds/{slug}/popular.{fmt}", category_popular, methods=["GET", "HEAD"]),
         Route("/v/{article_id}.gif", beacon_gif, methods=["GET"]),
         Route("/v/{article_id}", beacon_post, methods=["POST"]),
         Route("/r/{token}", redirect, methods=["GET"]),

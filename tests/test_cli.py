@@ -52,7 +52,7 @@ def test_demo_thin_path(demo: Path) -> None:
                           stderr=subprocess.DEVNULL) as server:
         try:
             wait_healthy(port, server)
-            for slug in ("all", "politics", "economy", "society", "culture"):
+            for slug in ("all", "popular", "politics", "economy", "society", "culture", "culture/popular"):
                 for fmt in ("rss", "atom", "json"):
                     served = httpx.get(f"http://127.0.0.1:{port}/feeds/{slug}.{fmt}")
                     assert served.status_code == 200

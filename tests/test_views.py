@@ -154,6 +154,8 @@ def test_beacon_over_http(app) -> None:  # type: ignore[no-untyped-def]
 
 def test_category_popular_feed(app) -> None:  # type: ignore[no-untyped-def]
     server, _, _ = app
+    for fmt in ("rss", "atom", "json"):
+        assert httpx.get(f"{server.url}/feeds/popular.{fmt}").status_code == 200
     response = httpx.get(f"{server.url}/feeds/politics/popular.rss")
     assert response.status_code == 200 and "기사 1" in response.text and "기사 2" not in response.text
     assert httpx.get(f"{server.url}/feeds/sports/popular.rss").status_code == 404
