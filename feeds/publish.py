@@ -48,10 +48,12 @@ class Rendered:
     etag: str
     last_modified: datetime
     content_type: str
+    last_modified_http: str = ""  # the HTTP date, formatted once
 
-    @property
-    def last_modified_http(self) -> str:
-        return format_datetime(self.last_modified.replace(microsecond=0).astimezone(UTC), usegmt=True)
+    def __post_init__(self) -> None:
+        if not self.last_modified_http:
+            http_date = format_datetime(self.last_modified.replace(microsecond=0).astimezone(UTC), usegmt=True)
+            object.__setattr__(self, "last_modified_http", http_date)
 
 
 def rendered_bytes(body: bytes, fmt: str, last_modified: datetime | None) -> Rendered:
@@ -145,6 +147,10 @@ class FeedPublisher:
             self.refresh()
             rendered = self._cache[(slug, fmt)]
         return rendered
+
+    def cached(self, slug: str, fmt: str) -> Rendered | None:
+        """The feed's bytes if built, without touching the database; None otherwise."""
+        return self._cache.get((slug, fmt))
 
     def versions(self) -> dict[str, object]:
         """Each public feed's version now: equal versions, equal bytes."""

@@ -7,6 +7,7 @@ event loop never waits on a query; those served from memory (feeds, the beacon) 
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Callable
@@ -16,6 +17,7 @@ from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import StoreError
 from .publish import FeedPublisher, Rendered, feed_url
@@ -28,12 +30,14 @@ FORMAT_NAMES = {"rss": "RSS 2.0", "atom": "Atom 1.0", "json": "JSON Feed 1.1"}
 
 
 def is_fresh(request: Request, rendered: Rendered) -> bool:
+    return is_fresh_for(request.headers.get("if-none-match"), request.headers.get("if-modified-since"), rendered)
+
+
+def is_fresh_for(if_none_match: str | None, if_modified_since: str | None, rendered: Rendered) -> bool:
     """RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since."""
-    if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
         tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
         return "*" in tags or rendered.etag in tags
-    if_modified_since = request.headers.get("if-modified-since")
     if if_modified_since:
         try:
             since = parsedate_to_datetime(if_modified_since)
@@ -46,7 +50,11 @@ def is_fresh(request: Request, rendered: Rendered) -> bool:
 
 
 def accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
+    return accepts_gzip_in(request.headers.get("accept-encoding", ""))
+
+
+def accepts_gzip_in(accept_encoding: str) -> bool:
+    for part in accept_encoding.split(","):
         name, _, params = part.strip().partition(";")
         if name.strip().lower() in ("gzip", "*"):
             return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
@@ -78,6 +86,66 @@ def feed_response(request: Request, rendered: Rendered, max_age: int, links: dic
 def client_ip(request: Request) -> str:
     # uvicorn's proxy_headers already put X-Forwarded-For from trusted proxies into request.client.
     return request.client.host if request.client else ""
+
+
+FEED_PATH = re.compile(r"^/feeds/([a-z0-9][a-z0-9-]*(?:/popular)?)\.(rss|atom|json)$")
+
+
+class FeedFastPath:
+    """ASGI middleware that answers GET and HEAD of built public feeds straight from memory.
+
+    Feeds are the hot path (readers' apps poll them, mostly with validators): answering here skips the
+    framework's routing and middleware, whose cost per request is several times that of the answer. The
+    behaviour is the `feed` route's, which still answers anything this does not (a feed not built yet, errors).
+    """
+
+    def __init__(self, app: ASGIApp, publisher: FeedPublisher, settings: Settings) -> None:
+        self._app = app
+        self._publisher = publisher
+        self._max_age = settings.feeds.max_age
+        self._hubs = settings.feeds.hubs
+        self._settings = settings
+        self._headers: dict[tuple[str, str], tuple[Rendered, list[tuple[bytes, bytes]]]] = {}
+
+    def _base_headers(self, slug: str, fmt: str, rendered: Rendered) -> list[tuple[bytes, bytes]]:
+        cached = self._headers.get((slug, fmt))
+        if cached is not None and cached[0] is rendered:
+            return cached[1]
+        headers = [(b"etag", rendered.etag.encode()), (b"last-modified", rendered.last_modified_http.encode()),
+                   (b"cache-control", f"public, max-age={self._max_age}".encode()), (b"vary", b"Accept-Encoding")]
+        if self._hubs:
+            links = [f'<{hub}>; rel="hub"' for hub in self._hubs] + [f'<{feed_url(self._settings, slug, fmt)}>; rel="self"']
+            headers.append((b"link", ", ".join(links).encode()))
+        self._headers[(slug, fmt)] = (rendered, headers)
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
+            match = FEED_PATH.match(scope["path"])
+            rendered = self._publisher.cached(match[1], match[2]) if match else None
+            if rendered is not None:
+                await self._answer(scope, send, match[1], match[2], rendered)  # type: ignore[index]
+                return
+        await self._app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, send: Send, slug: str, fmt: str, rendered: Rendered) -> None:
+        request_headers = {name: value for name, value in scope["headers"]
+                           if name in (b"if-none-match", b"if-modified-since", b"accept-encoding")}
+        headers = list(self._base_headers(slug, fmt, rendered))
+        none_match = request_headers.get(b"if-none-match")
+        modified_since = request_headers.get(b"if-modified-since")
+        if is_fresh_for(none_match.decode("latin-1") if none_match is not None else None,
+                        modified_since.decode("latin-1") if modified_since else None, rendered):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = rendered.body
+        if accepts_gzip_in(request_headers.get(b"accept-encoding", b"").decode("latin-1")):
+            body = rendered.gzipped
+            headers.append((b"content-encoding", b"gzip"))
+        headers += [(b"content-type", rendered.content_type.encode()), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body})
 
 
 def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
