@@ -93,13 +93,13 @@ def postgres_reachable() -> str | None:
     return None
 
 
-_PG_REASON = postgres_reachable()
+_POSTGRES_UNREACHABLE = postgres_reachable()
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    if _PG_REASON:
-        pytest.skip(_PG_REASON)
+    if _POSTGRES_UNREACHABLE:
+        pytest.skip(_POSTGRES_UNREACHABLE)
     schema = f"gz_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
     with admin.begin() as conn:
