@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, Table, and_, bindparam, func, select, text
+from sqlalchemy import Engine, Table, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from . import db
@@ -294,15 +294,6 @@ class ArticleStore:
         with self.engine.connect() as conn:
             return [_stored(r, views=int(r.views)) for r in conn.execute(query)]
 
-    def add_views(self, article_id: str, hour_at: datetime, views: int) -> None:
-        hour_at = hour_at.replace(minute=0, second=0, microsecond=0)
-        with self.engine.begin() as conn:
-            changed = conn.execute(db.article_views.update().where(and_(
-                db.article_views.c.article_id == article_id, db.article_views.c.hour_at == hour_at))
-                .values(views=db.article_views.c.views + views)).rowcount
-            if not changed:
-                conn.execute(db.article_views.insert().values(article_id=article_id, hour_at=hour_at, views=views))
-
     def add_views_batch(self, rows: Iterable[tuple[str, datetime, int]]) -> None:
         """Add (article id, hour, views) to the hourly buckets in one transaction (an upsert per bucket)."""
         self._add_counts(db.article_views, "views", [{"article_id": a, "hour_at": h.replace(minute=0, second=0,
@@ -347,16 +338,6 @@ class ArticleStore:
                 row = conn.execute(select(db.articles).where(db.articles.c.url == canonical_url(url_or_id))).first()
             found = _stored(row) if row else None
         return found
-
-    def feed_version(self, category: str | None = None) -> FeedVersion:
-        query = select(func.count(), func.max(db.articles.c.changed_at), func.max(db.articles.c.updated_at))
-        if category is not None:
-            query = query.where(db.articles.c.category == category)
-        with self.engine.connect() as conn:
-            count, changed, updated = conn.execute(query).one()
-        # Aggregates bypass the column type on SQLite; tag them as the column would.
-        return FeedVersion(count=count, last_changed_at=db.UTCDateTime().process_result_value(changed, None),
-                           last_updated_at=db.UTCDateTime().process_result_value(updated, None))
 
     def feed_versions(self) -> dict[str | None, FeedVersion]:
         """Every category's FeedVersion in one grouped query (key None: articles without a category)."""

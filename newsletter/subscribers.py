@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from .db import subscribers
 from .errors import SubscriberError
@@ -137,11 +137,6 @@ class SubscriberStore:
                                                           subscribers.c.frequency == frequency)
                                 .order_by(subscribers.c.id))
             return [_subscriber(r) for r in rows]
-
-    def count_by_status(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(subscribers.c.status, func.count()).group_by(subscribers.c.status))
-            return {status: count for status, count in rows}
 
 
 def _subscriber(row) -> Subscriber:  # type: ignore[no-untyped-def]

@@ -41,8 +41,8 @@ def seed(services, clock) -> None:  # type: ignore[no-untyped-def]
     articles = [make_article(i, category="politics" if i <= 3 else "economy", published_at=NOW - timedelta(hours=i))
                 for i in range(1, 6)]
     services.store.upsert_articles(articles, source_id=None, now=clock())
-    services.store.add_views(articles[4].id, NOW - timedelta(hours=2), 40)
-    services.store.add_views(articles[0].id, NOW - timedelta(hours=1), 7)
+    services.store.add_views_batch([(articles[4].id, NOW - timedelta(hours=2), 40)])
+    services.store.add_views_batch([(articles[0].id, NOW - timedelta(hours=1), 7)])
     subs = services.subscribers
     subs.add("kim@example.com", name="김독자", categories=["politics", "economy"], frequency="daily", now=clock(),
              confirmed=True, method="admin")

@@ -96,22 +96,21 @@ def test_unknown_category_is_stored_as_none(store: ArticleStore) -> None:
 def test_most_viewed_counts_the_window_and_breaks_ties_by_recency(store: ArticleStore) -> None:
     articles = [make_article(i, published_at=NOW - timedelta(hours=i)) for i in range(1, 5)]
     store.upsert_articles(articles, source_id=None, now=NOW)
-    store.add_views(articles[0].id, NOW - timedelta(hours=1), 5)
-    store.add_views(articles[1].id, NOW - timedelta(hours=1), 9)
-    store.add_views(articles[2].id, NOW - timedelta(hours=2), 5)
-    store.add_views(articles[3].id, NOW - timedelta(days=3), 100)  # outside the window
-    store.add_views(articles[0].id, NOW - timedelta(hours=1, minutes=-30), 1)  # same hour bucket, adds up
+    store.add_views_batch([(articles[0].id, NOW - timedelta(hours=1), 5)])
+    store.add_views_batch([(articles[1].id, NOW - timedelta(hours=1), 9)])
+    store.add_views_batch([(articles[2].id, NOW - timedelta(hours=2), 5)])
+    store.add_views_batch([(articles[3].id, NOW - timedelta(days=3), 100)])  # outside the window
+    store.add_views_batch([(articles[0].id, NOW - timedelta(hours=1, minutes=-30), 1)])  # same hour bucket, adds up
     ranked = store.most_viewed(since=NOW - timedelta(hours=24), until=NOW, limit=10)
     assert [(a.title, a.views) for a in ranked] == [("기사 2", 9), ("기사 1", 6), ("기사 3", 5)]
 
 
 def test_feed_version_moves_with_changes(store: ArticleStore) -> None:
-    empty = store.feed_version("politics")
-    assert empty.count == 0 and empty.last_changed_at is None
+    assert "politics" not in store.feed_versions()
     store.upsert_articles([make_article(1)], source_id=None, now=NOW)
-    version = store.feed_version("politics")
+    version = store.feed_versions()["politics"]
     assert version.count == 1 and version.last_changed_at == NOW
-    assert store.feed_version("economy").count == 0
+    assert "economy" not in store.feed_versions()
 
 
 def test_sync_config_keeps_source_health_and_hashes_partner_keys(engine: sa.Engine, settings, clock) -> None:  # type: ignore[no-untyped-def]
