@@ -20,9 +20,10 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Callable
+from typing import Callable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from crawlerdetect import CrawlerDetect
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -193,19 +194,53 @@ class Redirects:
         self._serializer = URLSafeSerializer(signing_key, salt="gazette.redirect")
         self._base_url = base_url
 
-    def url(self, article_id: str, channel: str) -> str:
+    def url(self, article_id: str, channel: str, *, partner: str | None = None,
+            query: Mapping[str, str] | None = None) -> str:
+        """`partner` counts the click for that partner too; `query` (UTM parameters) is added to the article's
+        URL on the way: both are signed, so the link still leads only to the article it was made for."""
         if channel not in CHANNELS:
             raise ValueError(f"unknown channel {channel!r}")
-        return f"{self._base_url}/r/{self._serializer.dumps([article_id, channel])}"
+        payload: list[object] = [article_id, channel]
+        if partner is not None or query:
+            payload += [partner, dict(query or {})]
+        return f"{self._base_url}/r/{self._serializer.dumps(payload)}"
 
     def read(self, token: str) -> tuple[str, str] | None:
+        target = self.target(token)
+        return (target.article_id, target.channel) if target else None
+
+    def target(self, token: str) -> RedirectTarget | None:
         try:
-            article_id, channel = self._serializer.loads(token)
+            article_id, channel, *rest = self._serializer.loads(token)
         except (BadSignature, ValueError, TypeError):
             return None
         if not isinstance(article_id, str) or channel not in CHANNELS:
             return None
-        return article_id, channel
+        partner, query = (rest + [None, None])[:2]
+        if not isinstance(partner, str | None) or not isinstance(query, dict | None):
+            return None
+        return RedirectTarget(article_id, channel, partner, {str(k): str(v) for k, v in (query or {}).items()})
+
+
+@dataclass(frozen=True)
+class RedirectTarget:
+    article_id: str
+    channel: str
+    partner: str | None = None
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    def destination(self, url: str) -> str:
+        """The article's URL with the signed query parameters added."""
+        return with_query(url, self.query)
+
+
+def with_query(url: str, params: Mapping[str, str]) -> str:
+    """`url` with `params` added to its query, replacing any of the same name; the rest is kept as it was."""
+    if not params:
+        return url
+    parts = urlsplit(url)
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode(kept + sorted(params.items()))))
 
 
 @dataclass(frozen=True)

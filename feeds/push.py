@@ -1,0 +1,263 @@
+"""Pushing new articles to partners that gave a callback URL: a queue of signed POSTs, retried, then parked.
+
+Each (partner, article) gets one `partner_pushes` row once the article is past the partner's embargo, if it was
+published after the partner's callback was set; the row is unique, so neither a second process, nor a restart,
+nor a retry can make another. The worker, run only by the process holding the scheduler lease, claims due rows
+and POSTs the item as a JSON Feed document, signed with HMAC-SHA256 over the body and the partner's secret
+(`X-Gazette-Signature: sha256=<hex>`) and carrying the row's delivery id (`X-Gazette-Delivery`, also inside the
+signed body) so that the receiver can drop a repeat. A failure is retried with exponential backoff; after
+`max_attempts` the row is parked with its reason, visible in the admin API, until an admin retries it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Sequence
+
+import httpx
+from sqlalchemy import Engine, exists, func, select
+
+from . import db
+from .partners import Partner, PartnerStore, insert_for, render_partner_feed
+from .settings import Settings
+from .store import ArticleStore
+from .views import Redirects
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Gazette-Signature"
+DELIVERY_HEADER = "X-Gazette-Delivery"
+STATUSES = ("pending", "delivered", "parked")
+
+
+@dataclass(frozen=True)
+class PushPolicy:
+    max_attempts: int = 8  # with the delays below: retried for about an hour (30 s, 1 min, … 32 min), then parked
+    first_delay: timedelta = timedelta(seconds=30)
+    max_delay: timedelta = timedelta(hours=1)
+    claim: timedelta = timedelta(minutes=2)  # a claimed row whose pusher died is tried again after this
+    timeout: float = 10.0
+    batch: int = 50
+
+
+def backoff(policy: PushPolicy, attempts: int) -> timedelta:
+    """The wait after the `attempts`-th failure: first_delay, doubled each time, at most max_delay."""
+    return min(policy.first_delay * 2 ** max(0, attempts - 1), policy.max_delay)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def is_signed(secret: str, body: bytes, header: str | None) -> bool:
+    """What a receiver does: recompute the signature and compare in constant time."""
+    return header is not None and hmac.compare_digest(sign(secret, body).encode(), header.encode())
+
+
+@dataclass(frozen=True)
+class Push:
+    id: int
+    partner_slug: str
+    article_id: str
+    delivery_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    parked_at: datetime | None
+
+
+class PushQueue:
+    """The `partner_pushes` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def enqueue(self, partner: Partner, now: datetime, limit: int = 500) -> int:
+        """Queue the partner's articles that are new to it and out of embargo; returns how many."""
+        if not partner.callback_url or partner.push_since_at is None:
+            return 0
+        a, q = db.articles, db.partner_pushes
+        query = (select(a.c.id).where(a.c.published_at >= partner.push_since_at,
+                                      a.c.published_at <= partner.visible_until(now),
+                                      ~exists().where(q.c.partner_slug == partner.slug, q.c.article_id == a.c.id))
+                 .order_by(a.c.published_at, a.c.id).limit(limit))
+        if "all" not in partner.categories:
+            query = query.where(a.c.category.in_(list(partner.categories)))
+        with self.engine.begin() as conn:
+            ids = conn.execute(query).scalars().all()
+            if ids:
+                conn.execute(insert_for(self.engine)(q).on_conflict_do_nothing(), [
+                    {"partner_slug": partner.slug, "article_id": article_id, "delivery_id": uuid.uuid4().hex,
+                     "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                    for article_id in ids])
+        return len(ids)
+
+    def due(self, now: datetime, partner_slugs: Sequence[str], limit: int) -> list[Push]:
+        q = db.partner_pushes
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(q).where(q.c.status == "pending", q.c.next_attempt_at <= now,
+                                                q.c.partner_slug.in_(list(partner_slugs)))
+                                .order_by(q.c.next_attempt_at, q.c.id).limit(limit))
+            return [Push(**r._mapping) for r in rows]
+
+    def claim(self, push: Push, now: datetime, until: datetime) -> bool:
+        """Take a due row for one attempt; False if another process took it first."""
+        q = db.partner_pushes
+        with self.engine.begin() as conn:
+            result = conn.execute(q.update().where(q.c.id == push.id, q.c.status == "pending",
+                                                   q.c.next_attempt_at <= now).values(next_attempt_at=until))
+            return result.rowcount == 1
+
+    def delivered(self, push: Push, now: datetime) -> None:
+        q = db.partner_pushes
+        with self.engine.begin() as conn:
+            conn.execute(q.update().where(q.c.id == push.id).values(
+                status="delivered", attempts=q.c.attempts + 1, delivered_at=now, next_attempt_at=None))
+
+    def failed(self, push: Push, reason: str, now: datetime, retry_at: datetime | None) -> None:
+        """Record a failed attempt: try again at `retry_at`, or park the row when None."""
+        q = db.partner_pushes
+        values: dict[str, object] = {"attempts": q.c.attempts + 1, "last_error": reason[:1000],
+                                     "next_attempt_at": retry_at}
+        if retry_at is None:
+            values.update(status="parked", parked_at=now)
+        with self.engine.begin() as conn:
+            conn.execute(q.update().where(q.c.id == push.id).values(**values))
+
+    def pushes(self, partner_slug: str, status: str | None = None, limit: int = 100) -> list[Push]:
+        """Newest first."""
+        q = db.partner_pushes
+        query = select(q).where(q.c.partner_slug == partner_slug).order_by(q.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(q.c.status == status)
+        with self.engine.connect() as conn:
+            return [Push(**r._mapping) for r in conn.execute(query)]
+
+    def counts(self, partner_slug: str) -> dict[str, int]:
+        q = db.partner_pushes
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(q.c.status, func.count()).where(q.c.partner_slug == partner_slug)
+                                .group_by(q.c.status)).all()
+        return {status: 0 for status in STATUSES} | {status: int(n) for status, n in rows}
+
+    def retry(self, partner_slug: str, delivery_id: str, now: datetime) -> Push | None:
+        """Put a parked row back in the queue with a fresh set of attempts; None if there is no such parked row."""
+        q = db.partner_pushes
+        which = (q.c.partner_slug == partner_slug, q.c.delivery_id == delivery_id)
+        with self.engine.begin() as conn:
+            result = conn.execute(q.update().where(*which, q.c.status == "parked").values(
+                status="pending", attempts=0, next_attempt_at=now, parked_at=None))
+            if result.rowcount != 1:
+                return None
+            return Push(**conn.execute(select(q).where(*which)).one()._mapping)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    error: str | None  # None: delivered
+    is_final: bool = False
+
+
+@dataclass(frozen=True)
+class PushRound:
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    parked: int = 0
+
+
+class PushWorker:
+    """Queues and delivers pushes every `interval`, in a thread, when `is_leader()`."""
+
+    def __init__(self, settings: Settings, partners: PartnerStore, queue: PushQueue, store: ArticleStore,
+                 redirects: Redirects, clock: Callable[[], datetime], *, is_leader: Callable[[], bool],
+                 interval: timedelta, policy: PushPolicy = PushPolicy(), client: httpx.Client | None = None) -> None:
+        self._settings, self._partners, self._queue, self._store = settings, partners, queue, store
+        self._redirects, self._clock, self._is_leader = redirects, clock, is_leader
+        self._interval, self._policy = interval.total_seconds(), policy
+        self._client = client or httpx.Client(timeout=policy.timeout, follow_redirects=False,
+                                              headers={"User-Agent": f"Gazette/0.1 (+{settings.site.base_url})"})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="gazette-push", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self._policy.timeout + 5)
+        self._client.close()
+
+    def step(self) -> PushRound:
+        if not self._is_leader():
+            return PushRound()
+        pushing = {p.slug: p for p in self._partners.partners() if p.callback_url and p.push_secret}
+        if not pushing:
+            return PushRound()
+        now = self._clock()
+        queued = sum(self._queue.enqueue(partner, now) for partner in pushing.values())
+        delivered = failed = parked = 0
+        for push in self._queue.due(now, list(pushing), self._policy.batch):
+            if self._stop.is_set():
+                break
+            now = self._clock()
+            if not self._queue.claim(push, now, now + self._policy.claim):
+                continue
+            attempt = self.deliver(push, pushing[push.partner_slug])
+            now = self._clock()
+            if attempt.error is None:
+                self._queue.delivered(push, now)
+                delivered += 1
+                continue
+            attempts = push.attempts + 1
+            is_last = attempt.is_final or attempts >= self._policy.max_attempts
+            self._queue.failed(push, attempt.error, now, None if is_last else now + backoff(self._policy, attempts))
+            failed += 1
+            parked += is_last
+            log.warning("push %s of %s to %s failed (attempt %d): %s", push.delivery_id, push.article_id,
+                        push.partner_slug, attempts, attempt.error)
+        return PushRound(queued, delivered, failed, parked)
+
+    def body(self, push: Push, partner: Partner) -> bytes | str:
+        """The document of one push, or why there can be none."""
+        article = self._store.article(push.article_id)
+        if article is None:
+            return "the article is gone"
+        if not partner.may_take(article.category):
+            return f"the partner no longer licenses {article.category!r}"
+        return render_partner_feed(self._settings, partner, article.category or "all", "json", [article],
+                                   self._redirects, top={"delivery_id": push.delivery_id, "partner": partner.slug})
+
+    def deliver(self, push: Push, partner: Partner) -> Attempt:
+        """One attempt: taken by the partner (any 2xx), or why not."""
+        body = self.body(push, partner)
+        if isinstance(body, str):
+            return Attempt(body, is_final=True)  # retrying cannot help: park it for an admin to see
+        assert partner.callback_url and partner.push_secret
+        headers = {"Content-Type": "application/feed+json; charset=utf-8", DELIVERY_HEADER: push.delivery_id,
+                   SIGNATURE_HEADER: sign(partner.push_secret, body), "X-Gazette-Partner": partner.slug}
+        try:
+            response = self._client.post(partner.callback_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            return Attempt(f"{type(exc).__name__}: {exc}"[:500])
+        if 200 <= response.status_code < 300:
+            return Attempt(None)
+        return Attempt(f"HTTP {response.status_code}: {response.text[:200]}")
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:  # a database hiccup: the queue is in the database, the next round goes on
+                log.exception("pushing to partners failed")
+            self._stop.wait(self._interval)
