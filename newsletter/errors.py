@@ -2,6 +2,8 @@
 
     NewsletterError
      ├── SubscriberError    an address or subscriber record is not acceptable (bad address, unknown id)
+     │    └── RateLimited   too many mails asked for one address or from one client; `retry_after` seconds
+     ├── TokenError         a link's token is expired or not ours; `reason` is "expired" or "invalid"
      └── DeliveryError      a mail could not be handed over; `is_permanent` says whether to retry
 """
 
@@ -12,6 +14,23 @@ class NewsletterError(Exception):
 
 class SubscriberError(NewsletterError):
     """A subscriber or address was refused."""
+
+
+class RateLimited(SubscriberError):
+    """Too many requests for one address or from one client."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TokenError(NewsletterError):
+    """A signed link that is expired or was not made by us (tampered, wrong purpose)."""
+
+    def __init__(self, reason: str, purpose: str) -> None:
+        super().__init__(f"{purpose} link is {reason}")
+        self.reason = reason
+        self.purpose = purpose
 
 
 class DeliveryError(NewsletterError):

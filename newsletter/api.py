@@ -1,0 +1,198 @@
+"""The admin API of the audience side: `/api/subscribers` (list, add, export, erase).
+
+Same bearer token and JSON errors as the content side's API. Adding by admin cannot bring back a suppressed
+address (unsubscribed, bounced, complained, erased): that answers 409 and only the person can resubscribe.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Callable, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from feeds.api import admin_auth
+from feeds.settings import Settings
+
+from .bounces import apply_event, parse_webhook
+from .deliveries import DeliveryStore, EditionStats
+from .errors import SubscriberError
+from .subscribers import Subscriber, SubscriberStore
+from .tokens import Tokens
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    email: str
+    name: str | None
+    status: str
+    categories: list[str]
+    frequency: str
+    timezone: str | None
+    language: str | None
+    confirmed_at: datetime | None
+    paused_at: datetime | None
+    unsubscribed_at: datetime | None
+
+
+class SubscriberPage(BaseModel):
+    total: int
+    subscribers: list[SubscriberOut]
+
+
+class NewSubscriber(BaseModel):
+    email: str = Field(max_length=320)
+    name: str | None = Field(default=None, max_length=100)
+    categories: list[str] = Field(default_factory=list, description="category slugs; empty means all")
+    frequency: Literal["daily", "weekly"] = "daily"
+    confirmed: bool = Field(default=False, description="consent was obtained elsewhere (recorded as given by an admin)")
+
+
+class AddResult(BaseModel):
+    outcome: Literal["added", "updated"]
+    subscriber: SubscriberOut
+
+
+def _out(s: Subscriber) -> SubscriberOut:
+    return SubscriberOut(id=s.id, email=s.email, name=s.name, status=s.status, categories=list(s.categories),
+                         frequency=s.frequency, timezone=s.timezone, language=s.language, confirmed_at=s.confirmed_at,
+                         paused_at=s.paused_at, unsubscribed_at=s.unsubscribed_at)
+
+
+def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datetime]) -> APIRouter:
+    api = APIRouter(prefix="/api/subscribers", dependencies=[Depends(admin_auth(settings))], tags=["subscribers"])
+    known = [c.slug for c in settings.categories]
+
+    def found(email_or_id: str) -> Subscriber:
+        subscriber = store.find(email_or_id)
+        if subscriber is None:
+            raise HTTPException(404, f"no subscriber {email_or_id!r}")
+        return subscriber
+
+    @api.get("", response_model=SubscriberPage, summary="Subscribers, oldest first")
+    def list_subscribers(status: Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"] | None = None,
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                         offset: Annotated[int, Query(ge=0)] = 0) -> SubscriberPage:
+        total, rows = store.list(status=status, limit=limit, offset=offset)
+        return SubscriberPage(total=total, subscribers=[_out(s) for s in rows])
+
+    @api.post("", response_model=AddResult, status_code=201, summary="Add or update one subscriber")
+    def add(body: NewSubscriber) -> AddResult:
+        unknown = [c for c in body.categories if c not in known]
+        if unknown:
+            raise HTTPException(400, f"unknown categories: {', '.join(unknown)}; configured: {', '.join(known)}")
+        try:
+            outcome, subscriber = store.add(body.email, categories=body.categories or known, frequency=body.frequency,
+                                            name=body.name, now=clock(), confirmed=body.confirmed, method="admin")
+        except SubscriberError as exc:
+            raise HTTPException(400, str(exc)) from None
+        if outcome == "suppressed" or subscriber is None:
+            raise HTTPException(409, "this address unsubscribed, bounced, complained or was erased: only the person "
+                                     "can subscribe it again, through the subscribe form")
+        return AddResult(outcome=outcome, subscriber=_out(subscriber))  # type: ignore[arg-type]
+
+    @api.get("/{email_or_id}", summary="Everything held about one subscriber (data access request)")
+    def export(email_or_id: str) -> dict[str, Any]:
+        record = store.export(found(email_or_id).id)
+        if record is None:
+            raise HTTPException(404, f"no subscriber {email_or_id!r}")
+        return record
+
+    @api.delete("/{email_or_id}", status_code=204, summary="Erase one subscriber (keeps a hash so import can't re-add)")
+    def erase(email_or_id: str) -> None:
+        store.erase(found(email_or_id).id, now=clock())
+
+    return api
+
+
+# --- bounces and complaints from a mail provider's webhook --------------------------------------------------
+
+MAX_BOUNCE_BODY = 1_000_000
+
+_BOUNCE_EVENT = {"type": "object", "required": ["email", "type"], "properties": {
+    "email": {"type": "string"}, "type": {"enum": ["bounce", "complaint"]},
+    "permanent": {"type": "boolean", "description": "bounces only, required for them: true = hard, false = soft"},
+    "reason": {"type": "string"}}}
+
+
+class EditionOut(BaseModel):
+    id: int
+    name: str
+    scheduled_at: datetime
+    status: str
+    finished_at: datetime | None
+    sent: int
+    skipped: int
+    failed: int
+    pending: int  # queued, retrying or held for the night
+    clicks: int  # through the edition's signed /r/ links
+    clicks_by_article: dict[str, int]
+
+
+def editions_router(settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]]) -> APIRouter:
+    """`/api/editions`: per-edition delivery counts and clicks."""
+    api = APIRouter(prefix="/api/editions", dependencies=[Depends(admin_auth(settings))], tags=["digests"])
+
+    def out(e: EditionStats) -> EditionOut:
+        by_article = clicks(f"{e.name}-{e.id}")
+        c = e.counts
+        return EditionOut(id=e.id, name=e.name, scheduled_at=e.scheduled_at, status=e.status, finished_at=e.finished_at,
+                          sent=c.get("sent", 0), skipped=c.get("skipped", 0), failed=c.get("failed", 0),
+                          pending=c.get("queued", 0) + c.get("retry", 0) + c.get("held", 0),
+                          clicks=sum(by_article.values()), clicks_by_article=by_article)
+
+    @api.get("", response_model=list[EditionOut], summary="Recent editions, newest first")
+    def list_editions(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EditionOut]:
+        return [out(e) for e in deliveries.stats(limit=limit)]
+
+    @api.get("/{edition_id}", response_model=EditionOut, summary="One edition's sent, skipped, failed and clicks")
+    def one(edition_id: int) -> EditionOut:
+        found = deliveries.stats(edition_id)
+        if not found:
+            raise HTTPException(404, f"no edition {edition_id}")
+        return out(found[0])
+
+    return api
+
+
+class BounceResult(BaseModel):
+    applied: int = Field(description="events recorded against a subscriber")
+    unknown: int = Field(description="events about addresses that are not subscribers")
+    invalid: int = Field(description="events left out; `errors` says why")
+    errors: list[str]
+
+
+async def _json_body(request: Request) -> Any:
+    # Read by hand, not as a pydantic body: a malformed body must answer 400 with {"error"}, not FastAPI's 422.
+    raw = await request.body()
+    if len(raw) > MAX_BOUNCE_BODY:
+        raise HTTPException(413, f"the body is larger than {MAX_BOUNCE_BODY} bytes")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the parser's stack
+        raise HTTPException(400, "the body is not JSON") from None
+
+
+def bounces_router(settings: Settings, store: SubscriberStore, clock: Callable[[], datetime],
+                   tokens: Tokens) -> APIRouter:
+    """`POST /api/bounces`: bounces and complaints a mail provider reports (docs/subscribers.md maps SES,
+    SendGrid and Mailgun onto it)."""
+    api = APIRouter(prefix="/api/bounces", dependencies=[Depends(admin_auth(settings))], tags=["bounces"])
+
+    @api.post("", response_model=BounceResult, summary="Record bounces and complaints (one event or a list)",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                  "oneOf": [_BOUNCE_EVENT, {"type": "array", "items": _BOUNCE_EVENT}]}}}}})
+    def receive(payload: Annotated[Any, Depends(_json_body)]) -> BounceResult:
+        try:
+            events, errors = parse_webhook(payload)
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        now = clock()
+        outcomes = [apply_event(event, store=store, tokens=tokens, now=now,
+                                hard_bounce_limit=settings.mail.hard_bounce_limit)[0] for event in events]
+        return BounceResult(applied=outcomes.count("applied"), unknown=outcomes.count("unknown"), invalid=len(errors),
+                            errors=errors)
+
+    return api
