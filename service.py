@@ -1,21 +1,23 @@
 """Wiring only: settings -> store -> scheduler jobs -> web app -> CLI. No logic lives here.
 
-`gazette` (the console script) is `main`. Every command loads the settings once, builds what it needs with
-`Services`, and hands those to the packages; exit codes: 0 ok, 1 failure at run time, 2 bad usage or config.
+`gazette` (the console script) is `main`: `serve` and `check` live here, the other commands in `feeds.cli` and
+`newsletter.cli`, registered below. Every command loads the settings once, builds what it needs with `Services`,
+and hands those to the packages; exit codes: 0 ok, 1 failure at run time, 2 bad usage or config.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
+from zoneinfo import ZoneInfo
 
 import click
 from apscheduler.triggers.interval import IntervalTrigger
@@ -28,23 +30,40 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 import templates
 from feeds import api as feeds_api
+from feeds import cli as feeds_cli
 from feeds import db
+from feeds.cli import config_option, services_of
 from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.ingest import IngestPolicy, IngestResult, ingest_all, ingest_source
+from feeds.partner_web import PartnerFeeds, RateLimiter
+from feeds.partner_web import routes as partner_routes
+from feeds.partners import PartnerStore
 from feeds.publish import FeedPublisher, FeedRefresher
+from feeds.push import PushQueue, PushWorker
 from feeds.schedule import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
-from feeds.settings import Settings, SourceSettings, config_path, load_settings
+from feeds.settings import Settings, SourceSettings
 from feeds.store import ArticleStore
-from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules, read_views_csv
+from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules
 from feeds.web import FeedFastPath
 from feeds.web import routes as feed_routes
 from feeds.websub import HubNotifier
+from newsletter import api as newsletter_api
+from newsletter import archive as newsletter_archive
+from newsletter import cli as newsletter_cli
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
+from newsletter import sharing as newsletter_sharing
+from newsletter import web as newsletter_web
+from newsletter.bounces import FolderReport, process_folder
+from newsletter.deliveries import DeliveryStore
 from newsletter.errors import NewsletterError
-from newsletter.send import DeliveryStore, SendReport, send_edition
-from newsletter.subscribers import Subscriber, SubscriberStore
+from newsletter.messages import TIMEZONES
+from newsletter.preview import preview_edition
+from newsletter.send import Context, SendReport, send_edition
+from newsletter.signing import DkimSigner, load_signer
+from newsletter.subscribers import SubscriberStore
+from newsletter.tokens import Tokens
 from newsletter.transport import make_transport
 
 log = logging.getLogger("gazette")
@@ -59,6 +78,7 @@ class Services:
 
     settings: Settings
     clock: Clock = field(default=utc_now)
+    sleep: Callable[[float], None] = field(default=time.sleep)
 
     @cached_property
     def engine(self) -> Engine:
@@ -75,6 +95,10 @@ class Services:
     @cached_property
     def deliveries(self) -> DeliveryStore:
         return DeliveryStore(self.engine)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings.signing_key, self.clock)
 
     @cached_property
     def templates(self) -> Environment:
@@ -101,6 +125,14 @@ class Services:
     @cached_property
     def redirects(self) -> Redirects:
         return Redirects(self.settings.signing_key, self.settings.site.base_url)
+
+    @cached_property
+    def partners(self) -> PartnerStore:
+        return PartnerStore(self.engine, self.settings.site.timezone, [p.slug for p in self.settings.partners])
+
+    @cached_property
+    def pushes(self) -> PushQueue:
+        return PushQueue(self.engine)
 
     @cached_property
     def parse_pool(self) -> ProcessPoolExecutor | None:
@@ -144,17 +176,28 @@ class Services:
         return ingest_all(sources, store=self.store, fetcher=self.fetcher, clock=self.clock, policy=self.ingest_policy,
                           workers=self.settings.fetch.workers, on_result=on_result)
 
-    def send(self, edition_name: str, scheduled_at: datetime, *, dry_run: bool = False,
-             progress: Callable[[Subscriber, str], None] = lambda subscriber, outcome: None) -> SendReport:
+    @cached_property
+    def signer(self) -> DkimSigner | None:
+        return load_signer(self.settings.mail)
+
+    def send(self, edition_name: str, scheduled_at: datetime, *, everyone: bool = False, dry_run: bool = False,
+             progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        transport = make_transport(self.settings.mail)
-        try:
-            return send_edition(edition, scheduled_at=scheduled_at, settings=self.settings, articles=self.store,
-                                subscribers=self.subscribers, deliveries_=self.deliveries, transport=transport,
-                                templates=self.templates, clock=self.clock, dry_run=dry_run, progress=progress)
-        finally:
-            transport.close()
+        ctx = Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
+                      deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
+                      templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
+                      signer=self.signer, sleep=self.sleep, progress=progress)
+        return send_edition(edition, scheduled_at=scheduled_at, ctx=ctx, everyone=everyone, dry_run=dry_run)
+
+    def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
+        edition = self.settings.edition(edition_name)
+        assert edition is not None
+        ctx = Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
+                      deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
+                      templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
+                      signer=self.signer)
+        return preview_edition(edition, scheduled_at=scheduled_at, ctx=ctx, email=email)
 
     def task_specs(self) -> list[TaskSpec]:
         s = self.settings
@@ -164,12 +207,33 @@ class Services:
                           run=lambda _at, name=source.name: self.ingest(name, force=False).line(),
                           misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True)
                  for source in s.sources]
-        specs += [TaskSpec(key=f"digest:{edition.name}", name=f"digest {edition.name}",
-                           trigger=edition.trigger(s.site.timezone),
+        # An edition fires at its hour in every reader's zone: one job per zone a reader may choose.
+        zones = [s.site.timezone.key] + [z for z in TIMEZONES if z != s.site.timezone.key]
+        specs += [TaskSpec(key=f"digest:{edition.name}" + ("" if zone == zones[0] else f"@{zone}"),
+                           name=f"digest {edition.name} ({zone})", trigger=edition.trigger(ZoneInfo(zone)),
                            run=lambda at, name=edition.name: self.send(name, at).line(),
                            misfire_grace=DIGEST_MISFIRE_GRACE)
-                  for edition in s.digests]
+                  for edition in s.digests for zone in zones]
+        if s.mail.bounce_folder is not None:
+            specs.append(TaskSpec(key="bounces", name=f"bounces from {s.mail.bounce_folder}",
+                                  trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
+                                  run=lambda _at: self.process_bounces(s.mail.bounce_folder).summary(),  # type: ignore[arg-type]
+                                  misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True))
+        if s.digests:
+            specs.append(TaskSpec(key="digest:resume", name="resume digests (retries, night holds, interrupted runs)",
+                                  trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
+                                  run=lambda _at: self.resume_editions(), misfire_grace=SOURCE_MISFIRE_GRACE))
         return specs
+
+    def process_bounces(self, folder: Path) -> FolderReport:
+        mail = self.settings.mail
+        return process_folder(folder, self.subscribers, self.tokens, self.clock(), mail.hard_bounce_limit,
+                              unsubscribe_address=mail.unsubscribe_address)
+
+    def resume_editions(self) -> str:
+        done = [self.send(name, at).line() for name, at in self.deliveries.unfinished(self.clock())
+                if self.settings.edition(name) is not None]
+        return "; ".join(done) or "nothing to resume"
 
     def scheduler_runner(self) -> SchedulerRunner:
         holder = holder_id()
@@ -191,17 +255,22 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
                               clock=services.clock,
                               after_refresh=lambda: services.known_articles.refresh(services.publisher.version("all")))
     counter = services.view_counter
+    pusher = PushWorker(settings, services.partners, services.pushes, services.store, services.redirects,
+                        services.clock, is_leader=(lambda: runner.is_leader) if runner else (lambda: True),
+                        interval=settings.feeds.refresh)
 
     async def start() -> None:
         refresher.step()  # feeds and the known article ids are ready before the first request
         refresher.start()
         counter.start()
+        pusher.start()
         if runner is not None:
             runner.start()
 
     async def stop() -> None:
         counter.stop()  # buffered views reach the database before the process ends
         refresher.stop()
+        pusher.stop()
         if notifier is not None:
             notifier.close()
         if runner is not None:
@@ -211,13 +280,29 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
     app = FastAPI(title=f"{settings.site.name} (Gazette)", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, on_startup=[start], on_shutdown=[stop])
     for route in feed_routes(settings, services.store, services.publisher, services.templates, services.clock,
-                             counter, services.redirects):
+                             counter, services.redirects, on_partner_click=services.partners.add_click):
         app.router.routes.append(route)
+    for route in partner_routes(settings, services.partners, PartnerFeeds(settings, services.store, services.redirects),
+                                RateLimiter(services.clock), services.clock):
+        app.router.routes.append(route)
+    for route in newsletter_web.routes(settings, services.subscribers, services.tokens, services.templates,
+                                      services.clock, transport=lambda: make_transport(settings.mail),
+                                      signer=services.signer):
+        app.router.routes.append(route)
+    app.router.routes += newsletter_archive.routes(settings, services.deliveries, services.subscribers, services.tokens,
+                                                   services.templates)
+    app.router.routes += newsletter_sharing.routes(settings, services.store, services.subscribers, services.redirects,
+                                                   services.templates, services.clock,
+                                                   transport=lambda: make_transport(settings.mail), signer=services.signer)
     app.include_router(feeds_api.router(settings, services.store, services.clock))
+    app.include_router(feeds_api.partners_router(settings, services.partners, services.pushes, services.clock))
+    app.include_router(newsletter_api.router(settings, services.subscribers, services.clock))
+    app.include_router(newsletter_api.editions_router(settings, services.deliveries, services.store.campaign_clicks))
+    app.include_router(newsletter_api.bounces_router(settings, services.subscribers, services.clock, services.tokens))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if request.url.path.startswith("/api/"):
+        if request.url.path.startswith(("/api/", "/partners/")):
             return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
         page = services.templates.get_template("pages/error.html").render(
             site=settings.site, title=str(exc.status_code), message=exc.detail)
@@ -244,33 +329,15 @@ class GazetteGroup(click.Group):
             sys.exit(1)
 
 
-def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-    if value is not None:
-        ctx.find_root().meta["config"] = value
-
-
-def config_option(command):  # type: ignore[no-untyped-def]
-    """`--config` after the command name too (`gazette check --config x.toml`), as well as before it."""
-    return click.option("--config", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
-                        is_eager=True, callback=_remember_config,
-                        help="Configuration file (default: $GAZETTE_CONFIG, else ./gazette.toml).")(command)
-
-
-def services_of(ctx: click.Context) -> Services:
-    root = ctx.find_root()
-    if "services" not in root.meta:
-        path = config_path(root.meta.get("config") or root.params.get("config"), os.environ)
-        root.meta["services"] = Services(load_settings(path))
-    return root.meta["services"]
-
-
 @click.group(cls=GazetteGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Configuration file (default: $GAZETTE_CONFIG, else ./gazette.toml).")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress at INFO level.")
 @click.version_option(package_name="gazette")
-def main(config: Path | None, verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """Gazette: feeds, most-viewed and digest newsletters for news publishers."""
+    ctx.meta["make_services"] = Services  # what `services_of` builds, once, from the settings
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -321,186 +388,6 @@ def check(ctx: click.Context) -> None:
     click.echo(f"partners ({len(s.partners)}): " + ", ".join(p.slug for p in s.partners))
 
 
-@main.group("db")
-def db_group() -> None:
-    """Database schema."""
-
-
-@db_group.command("upgrade")
-@config_option
-@click.pass_context
-def db_upgrade(ctx: click.Context) -> None:
-    """Apply migrations (safe to run again)."""
-    services = services_of(ctx)
-    before = db.current_revision(services.engine)
-    db.migrate(services.engine)
-    after = db.current_revision(services.engine)
-    click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
-
-
-@main.command()
-@click.argument("sources", nargs=-1)
-@config_option
-@click.pass_context
-def ingest(ctx: click.Context, sources: tuple[str, ...]) -> None:
-    """Poll sources now (all, or those named); one line per source. Exit 1 if any failed."""
-    services = services_of(ctx)
-    settings = services.settings
-    unknown = [name for name in sources if settings.source(name) is None]
-    if unknown:
-        raise click.UsageError(f"unknown source(s): {', '.join(unknown)}; configured: "
-                               + ", ".join(s.name for s in settings.sources))
-    services.prepare_database(migrate=False)
-    chosen = [s for s in settings.sources if not sources or s.name in sources]
-    if len(chosen) > 5 and sys.stderr.isatty():
-        with click.progressbar(length=len(chosen), label="ingesting", file=sys.stderr, show_pos=True) as bar:
-            results = services.ingest_many(chosen, on_result=lambda r: bar.update(1))
-    else:
-        results = services.ingest_many(chosen, on_result=lambda r: None)
-    for result in results:  # in configuration order, whatever order they finished in
-        click.echo(result.line())
-    if any(r.status == "error" for r in results):
-        sys.exit(1)
-
-
-@main.group("feeds")
-def feeds_group() -> None:
-    """Public feeds."""
-
-
-@feeds_group.command("build")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to write feeds/<slug>.<rss|atom|json> (and .gz) into.")
-@config_option
-@click.pass_context
-def feeds_build(ctx: click.Context, out: Path) -> None:
-    """Write every public feed as static files, the same bytes as served."""
-    services = services_of(ctx)
-    services.prepare_database(migrate=False)
-    written = services.publisher.build(out)
-    click.echo(f"wrote {len(written)} files under {out}")
-
-
-@main.group("views")
-def views_group() -> None:
-    """View counts."""
-
-
-@views_group.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
-@config_option
-@click.pass_context
-def views_import(ctx: click.Context, file) -> None:  # type: ignore[no-untyped-def]
-    """Add views from an analytics export: CSV with a header url_or_id,views[,from,to].
-
-    Views go into the hour of `from` (else now). Importing the same file twice counts it twice."""
-    services = services_of(ctx)
-    services.prepare_database(migrate=False)
-    rows, problems = read_views_csv(file.read(), timezone=services.settings.site.timezone, now=services.clock())
-    batch, total = [], 0
-    for row in rows:
-        article = services.store.find_article(row.url_or_id)
-        if article is None:
-            problems.append((row.line, f"no article {row.url_or_id!r}"))
-            continue
-        batch.append((article.id, row.counted_at, row.views))
-        total += row.views
-    services.store.add_views_batch(batch)
-    click.echo(f"{total} views added to {len({a for a, _, _ in batch})} articles from {len(batch)} rows; "
-               f"{len(problems)} rows skipped")
-    for line, reason in sorted(problems):
-        click.echo(f"line {line}: {reason}")
-    if problems:
-        sys.exit(1)
-
-
-@main.group("digest")
-def digest_group() -> None:
-    """Digest editions."""
-
-
-@digest_group.command("send")
-@click.argument("edition")
-@click.option("--dry-run", is_flag=True, help="Show who would get what; send and record nothing.")
-@click.option("--at", "at", default=None, metavar="ISO-TIME",
-              help="The edition's time (default now); without a zone, in the site's time zone.")
-@config_option
-@click.pass_context
-def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None) -> None:
-    """Send EDITION (e.g. daily) to its confirmed subscribers, once each."""
-    services = services_of(ctx)
-    settings = services.settings
-    if settings.edition(edition) is None:
-        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
-    scheduled_at = _parse_at(at, settings) if at else services.clock().replace(microsecond=0)
-    services.prepare_database(migrate=False)
-    total = len(services.subscribers.confirmed(edition))
-    show_bar = total > 20 and sys.stderr.isatty()
-    if show_bar:
-        with click.progressbar(length=total, label=f"{edition}", file=sys.stderr, show_eta=True,
-                               show_pos=True) as bar:
-            report = services.send(edition, scheduled_at, dry_run=dry_run, progress=lambda sub, outcome: bar.update(1))
-    else:
-        report = services.send(edition, scheduled_at, dry_run=dry_run)
-    click.echo(report.line())
-    if report.failed:
-        sys.exit(1)
-
-
-@main.group("subscribers")
-def subscribers_group() -> None:
-    """Subscribers."""
-
-
-@subscribers_group.command("add")
-@click.argument("email")
-@click.option("--name", default=None)
-@click.option("--categories", default="", help="Comma-separated category slugs (default: all).")
-@click.option("--frequency", type=click.Choice(["daily", "weekly"]), default="daily", show_default=True)
-@click.option("--confirmed", is_flag=True, help="Consent was obtained elsewhere; record it as given by an admin.")
-@config_option
-@click.pass_context
-def subscribers_add(ctx: click.Context, email: str, name: str | None, categories: str, frequency: str,
-                    confirmed: bool) -> None:
-    """Add or update one subscriber."""
-    services = services_of(ctx)
-    known = [c.slug for c in services.settings.categories]
-    chosen = [c.strip() for c in categories.split(",") if c.strip()]
-    unknown = [c for c in chosen if c not in known]
-    if unknown:
-        raise click.UsageError(f"unknown categories: {', '.join(unknown)}; configured: {', '.join(known)}")
-    services.prepare_database(migrate=False)
-    outcome, subscriber = services.subscribers.add(email, categories=chosen or known, frequency=frequency, name=name,
-                                                   now=services.clock(), confirmed=confirmed, method="admin")
-    click.echo(f"{outcome}: {subscriber.email} ({subscriber.status}, {subscriber.frequency}, "
-               f"{', '.join(subscriber.categories)})")
-
-
-@subscribers_group.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
-@click.option("--confirmed", is_flag=True, help="Consent was obtained elsewhere: import as confirmed.")
-@config_option
-@click.pass_context
-def subscribers_import(ctx: click.Context, file, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
-    """Import a CSV with a header: email[,name][,categories][,frequency]."""
-    services = services_of(ctx)
-    services.prepare_database(migrate=False)
-    report = services.subscribers.import_csv(file.read(), known_categories=[c.slug for c in services.settings.categories],
-                                             now=services.clock(), confirmed=confirmed,
-                                             consent_text=f"imported from {file.name}")
-    click.echo(report.summary())
-    if report.invalid:
-        sys.exit(1)
-
-
-def _parse_at(text: str, settings: Settings) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f'"{text}" is not an ISO time such as 2026-11-25T07:00', param_hint="--at") from None
-    return value.replace(tzinfo=settings.site.timezone) if value.tzinfo is None else value
-
-
 def _duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -516,6 +403,12 @@ def _redact(url: str) -> str:
         user = rest.split(":", 1)[0]
         return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
     return url
+
+
+for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
+                newsletter_cli.digest_group, newsletter_cli.subscribers_group, feeds_cli.partners_group,
+                newsletter_cli.bounces_group):
+    main.add_command(command)
 
 
 if __name__ == "__main__":

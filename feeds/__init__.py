@@ -5,6 +5,9 @@
     db/store   schema, migrations, ArticleStore        ingest     fetch + parse + normalise + store
     render     FeedDoc -> RSS / Atom / JSON Feed       publish    which feeds, cached bytes
     schedule   APScheduler behind a database lease     web        feed routes, OPML, health
+    views      view counting, signed redirects, ranking api        the admin API of this side
+    partners   keys, licensing, embargo, usage         partner_web keyed partner feeds
+    push       signed pushes to partners               cli        the commands of this side
 
 Errors: see `feeds.errors` (FeedsError and its children).
 """

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Engine,
     ForeignKey,
@@ -25,8 +27,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
+    true,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -136,6 +140,14 @@ article_clicks = Table(
     Column("clicks", Integer, nullable=False, default=0),
 )
 
+# Clicks through signed /r/ links that carry a utm_campaign (a digest edition, a partner campaign), per article.
+campaign_clicks = Table(
+    "campaign_clicks", metadata,
+    Column("campaign", String(64), primary_key=True),
+    Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("clicks", Integer, nullable=False, default=0),
+)
+
 partners = Table(
     "partners", metadata,
     Column("slug", String(64), primary_key=True),
@@ -143,6 +155,16 @@ partners = Table(
     Column("categories", JSON, nullable=False, default=list),
     Column("full_content", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("include_images", Boolean, nullable=False, default=True, server_default=true()),
+    Column("embargo_minutes", Integer, nullable=False, default=0, server_default="0"),
+    Column("utm", JSON, nullable=True),  # parameter -> value, added to every link the partner gets
+    Column("attribution", Text, nullable=True),
+    Column("callback_url", Text, nullable=True),
+    Column("push_secret", Text, nullable=True),  # kept in clear: it signs pushes, it does not authenticate
+    Column("rate_limit", Integer, nullable=True),  # requests per minute; NULL = no limit
+    Column("push_since_at", UTCDateTime, nullable=True),  # articles published before a callback existed are not pushed
+    # "config" partners leave with the file (their feeds close); "admin" ones were made by the CLI or the API.
+    Column("origin", String(16), nullable=False, default="config", server_default="config"),
 )
 
 partner_keys = Table(
@@ -153,6 +175,47 @@ partner_keys = Table(
     Column("label", String(200), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),  # shows when a rotated-out key can be revoked
+)
+
+# What each partner took, per day (in the site's timezone): one counter row, plus one row per article delivered so
+# that "distinct articles" is a count, not a guess.
+partner_usage = Table(
+    "partner_usage", metadata,
+    Column("partner_slug", String(64), ForeignKey("partners.slug", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("requests", Integer, nullable=False, default=0),
+    Column("not_modified", Integer, nullable=False, default=0),
+    Column("rate_limited", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("clicks", Integer, nullable=False, default=0),
+    Column("last_fetch_at", UTCDateTime, nullable=True),
+)
+
+partner_articles = Table(
+    "partner_articles", metadata,
+    Column("partner_slug", String(64), ForeignKey("partners.slug", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# The push queue: one row per (partner, article), so an article is pushed to a partner at most once whoever runs
+# the worker; retried with backoff, parked with its reason after too many failures.
+partner_pushes = Table(
+    "partner_pushes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("partner_slug", String(64), ForeignKey("partners.slug", ondelete="CASCADE"), nullable=False),
+    Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # pending | delivered | parked
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("parked_at", UTCDateTime, nullable=True),
+    UniqueConstraint("partner_slug", "article_id"),
+    Index(None, "status", "next_attempt_at"),
 )
 
 # What each public feed looked like when subscribers' hubs were last told (WebSub), so that a change made while

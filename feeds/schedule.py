@@ -31,7 +31,7 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import Engine, insert, or_, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import db
@@ -70,6 +70,21 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def is_dead_local(holder: str) -> bool:
+    """True if `holder` (from `holder_id`) names a process of this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Lease:
     """A named lease in the database: at most one holder until `expires_at`."""
 
@@ -90,8 +105,20 @@ class Lease:
             with self._engine.begin() as conn:
                 conn.execute(insert(t).values(name=self.name, holder=self.holder, expires_at=now + self.ttl))
         except IntegrityError:
-            return False
+            return self._take_from_dead(now)
         return True
+
+    def _take_from_dead(self, now: datetime) -> bool:
+        """A holder on this host whose process is gone (killed) cannot renew: take over without waiting out the
+        lease. Holders on other hosts are only ever waited out."""
+        t = db.leases
+        with self._engine.connect() as conn:
+            current = conn.execute(select(t.c.holder).where(t.c.name == self.name)).scalar()
+        if current is None or not is_dead_local(current):
+            return False
+        with self._engine.begin() as conn:
+            return bool(conn.execute(update(t).where(t.c.name == self.name, t.c.holder == current)
+                                     .values(holder=self.holder, expires_at=now + self.ttl)).rowcount)
 
     def release(self) -> None:
         t = db.leases

@@ -14,6 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -51,6 +52,11 @@ class MailSettings:
     dkim_key_file: Path | None
     rate_per_second: float
     concurrency: int
+    unsubscribe_address: str = ""  # the mailto: of List-Unsubscribe; default unsubscribe@ the From domain
+    bounce_folder: Path | None = None  # a maildir where DSNs, complaints and mailto unsubscribes arrive
+    hard_bounce_limit: int = 3
+    retries: int = 4  # transient failures (4xx, dropped connection) are tried again this many times
+    retry_delay: timedelta = timedelta(seconds=30)  # the first wait; doubled each time
 
     @property
     def scheme(self) -> str:
@@ -138,6 +144,13 @@ class PartnerSettings:
     key: str | None
     categories: tuple[str, ...]
     full_content: bool
+    include_images: bool = True
+    embargo_minutes: int = 0
+    utm: Mapping[str, str] | None = None  # None: utm_source=<slug>, utm_medium=syndication
+    attribution: str | None = None  # None: a line naming the site, in its language
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    rate_limit: int = 60  # requests per minute; 0 = no limit
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,7 @@ class EditionSettings:
     window: timedelta
     max_articles: int
     most_viewed: int
+    has_ads: bool = False  # "(광고)" in the subject and no sending 21:00-08:00 in the reader's zone (정보통신망법 §50)
 
     def trigger(self, timezone: ZoneInfo) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=timezone)
@@ -216,6 +230,11 @@ _SECTIONS: dict[str, _Spec] = {
         "dkim_key_file": (str, None),
         "rate_per_second": ((int, float), 50.0),
         "concurrency": (int, 4),
+        "unsubscribe_address": (str, None),
+        "bounce_folder": (str, None),
+        "hard_bounce_limit": (int, 3),
+        "retries": (int, 4),
+        "retry_delay": (str, "30s"),
     },
     "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
               "hubs": (list, []), "per_feed": (dict, {})},
@@ -258,12 +277,20 @@ _PARTNER: _Spec = {
     "key": (str, None),
     "categories": (list, REQUIRED),
     "full_content": (bool, True),
+    "include_images": (bool, True),
+    "embargo_minutes": (int, 0),
+    "utm": (dict, None),
+    "attribution": (str, None),
+    "callback_url": (str, None),
+    "callback_secret": (str, None),
+    "rate_limit": (int, 60),
 }
 _EDITION: _Spec = {
     "schedule": (str, REQUIRED),
     "window": (str, None),
     "max_articles": (int, 30),
     "most_viewed": (int, 5),
+    "ads": (bool, False),
 }
 _DEFAULT_EDITIONS = {
     "daily": {"schedule": "0 7 * * *", "window": "24h"},
@@ -479,10 +506,21 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
     _check("mail.from", "@" in v["from"], "must be an address such as 'Newsroom <news@example.com>'")
     _check("mail.dkim_key_file", (v["dkim_selector"] is None) == (v["dkim_key_file"] is None),
            "dkim_selector and dkim_key_file go together")
+    _check("mail.hard_bounce_limit", 1 <= v["hard_bounce_limit"] <= 100, "must be between 1 and 100")
+    _check("mail.retries", 0 <= v["retries"] <= 20, "must be between 0 and 20")
+    domain = parseaddr(v["from"])[1].rpartition("@")[2] or "localhost"
+    unsubscribe = v["unsubscribe_address"] or f"unsubscribe@{domain}"
+    _check("mail.unsubscribe_address", "@" in unsubscribe and not set(unsubscribe) & set("<> ,;\r\n"),
+           "must be a bare address such as unsubscribe@example.com")
+    key_file = Path(v["dkim_key_file"]) if v["dkim_key_file"] else None
+    _check("mail.dkim_key_file", key_file is None or key_file.is_file(), f"{key_file} is not a readable file")
     return MailSettings(url=v["url"], from_address=v["from"], reply_to=v["reply_to"],
-                        postal_address=v["postal_address"], dkim_selector=v["dkim_selector"],
-                        dkim_key_file=Path(v["dkim_key_file"]) if v["dkim_key_file"] else None,
-                        rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"])
+                        postal_address=v["postal_address"], dkim_selector=v["dkim_selector"], dkim_key_file=key_file,
+                        rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"],
+                        unsubscribe_address=unsubscribe,
+                        bounce_folder=Path(v["bounce_folder"]) if v["bounce_folder"] else None,
+                        hard_bounce_limit=v["hard_bounce_limit"], retries=v["retries"],
+                        retry_delay=_convert("mail.retry_delay", v["retry_delay"], parse_duration))
 
 
 def _array(name: str, raw: Any) -> list[Any]:
@@ -532,16 +570,37 @@ def _build_sources(raw: Any, categories: set[str]) -> tuple[SourceSettings, ...]
 def _build_partners(raw: Any, categories: set[str]) -> tuple[PartnerSettings, ...]:
     out: list[PartnerSettings] = []
     for i, item in enumerate(_array("partners", raw)):
-        where = f"partners[{i}]"
-        v = _table(where, item, _PARTNER)
-        _check(f"{where}.slug", bool(SLUG_RE.match(v["slug"])), f'"{v["slug"]}" must be lowercase letters, digits and hyphens')
-        _check(f"{where}.slug", v["slug"] not in {p.slug for p in out}, f'"{v["slug"]}" is defined twice')
-        for j, slug in enumerate(v["categories"]):
-            _check(f"{where}.categories[{j}]", slug in categories or slug == "all", f'"{slug}" is not a configured category')
-        _check(f"{where}.key", v["key"] is None or len(v["key"]) >= 16, "must be at least 16 characters")
-        out.append(PartnerSettings(slug=v["slug"], name=v["name"], key=v["key"], categories=tuple(v["categories"]),
-                                   full_content=v["full_content"]))
+        partner = build_partner(f"partners[{i}]", item, categories)
+        _check(f"partners[{i}].slug", partner.slug not in {p.slug for p in out}, f'"{partner.slug}" is defined twice')
+        out.append(partner)
     return tuple(out)
+
+
+def build_partner(where: str, item: Any, categories: set[str]) -> PartnerSettings:
+    """One `[[partners]]` table, validated; also how the CLI and the admin API check a partner they create."""
+    v = _table(where, item, _PARTNER)
+    _check(f"{where}.slug", bool(SLUG_RE.match(v["slug"])), f'"{v["slug"]}" must be lowercase letters, digits and hyphens')
+    _check(f"{where}.name", bool(v["name"].strip()), "must not be empty")
+    _check(f"{where}.categories", bool(v["categories"]), "must name at least one category (or \"all\")")
+    for j, slug in enumerate(v["categories"]):
+        _check(f"{where}.categories[{j}]", slug in categories or slug == "all", f'"{slug}" is not a configured category')
+    _check(f"{where}.key", v["key"] is None or len(v["key"]) >= 16, "must be at least 16 characters")
+    _check(f"{where}.embargo_minutes", 0 <= v["embargo_minutes"] <= 10080, "must be between 0 and 10080 (a week)")
+    _check(f"{where}.rate_limit", 0 <= v["rate_limit"] <= 100_000, "must be between 0 (no limit) and 100000")
+    for name, value in (v["utm"] or {}).items():
+        _check(f"{where}.utm.{name}", name.startswith("utm_") and isinstance(value, str) and bool(value),
+               'names start with "utm_" and values are non-empty strings, e.g. { utm_source = "portal" }')
+    if v["callback_url"] is not None:
+        parts = urlsplit(v["callback_url"])
+        _check(f"{where}.callback_url", parts.scheme in ("http", "https") and bool(parts.netloc), "must be an http(s) URL")
+        _check(f"{where}.callback_secret", v["callback_secret"] is not None, "is required with callback_url")
+    _check(f"{where}.callback_secret", v["callback_secret"] is None or len(v["callback_secret"]) >= 16,
+           "must be at least 16 characters")
+    return PartnerSettings(slug=v["slug"], name=v["name"].strip(), key=v["key"], categories=tuple(v["categories"]),
+                           full_content=v["full_content"], include_images=v["include_images"],
+                           embargo_minutes=v["embargo_minutes"], utm=dict(v["utm"]) if v["utm"] is not None else None,
+                           attribution=v["attribution"], callback_url=v["callback_url"],
+                           callback_secret=v["callback_secret"], rate_limit=v["rate_limit"])
 
 
 def _build_digests(raw: Any, timezone: ZoneInfo) -> tuple[EditionSettings, ...]:
@@ -562,5 +621,5 @@ def _build_digests(raw: Any, timezone: ZoneInfo) -> tuple[EditionSettings, ...]:
         _check(f"{where}.most_viewed", 0 <= v["most_viewed"] <= 50, "must be between 0 and 50")
         out.append(EditionSettings(name=name, schedule=v["schedule"],
                                    window=_convert(f"{where}.window", window, parse_duration),
-                                   max_articles=v["max_articles"], most_viewed=v["most_viewed"]))
+                                   max_articles=v["max_articles"], most_viewed=v["most_viewed"], has_ads=v["ads"]))
     return tuple(out)

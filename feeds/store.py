@@ -101,16 +101,29 @@ class ArticleStore:
                         disabled_reason=None, next_check_at=None, **values))
                 else:
                     conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
-            known = {r.slug for r in conn.execute(select(db.partners.c.slug))}
+            known = {r.slug: r for r in conn.execute(select(db.partners.c.slug, db.partners.c.push_since_at))}
             for partner in partners:
                 values = {"name": partner.name, "categories": list(partner.categories),
-                          "full_content": partner.full_content}
-                if partner.slug in known:
+                          "full_content": partner.full_content, "include_images": partner.include_images,
+                          "embargo_minutes": partner.embargo_minutes,
+                          "utm": dict(partner.utm) if partner.utm is not None else None,
+                          "attribution": partner.attribution, "callback_url": partner.callback_url,
+                          "push_secret": partner.callback_secret, "rate_limit": partner.rate_limit, "origin": "config"}
+                row = known.get(partner.slug)
+                # Articles published before a partner had a callback are not pushed: it has them from its feeds.
+                values["push_since_at"] = None if not partner.callback_url else (
+                    row.push_since_at if row is not None and row.push_since_at else now)
+                if row is not None:
                     conn.execute(db.partners.update().where(db.partners.c.slug == partner.slug).values(**values))
                 else:
                     conn.execute(db.partners.insert().values(slug=partner.slug, created_at=now, **values))
-                if partner.key:
-                    digest = hash_key(partner.key)
+                digest = hash_key(partner.key) if partner.key else None
+                # A key changed or removed in the file stops working; one revoked by an admin stays revoked.
+                conn.execute(db.partner_keys.update().where(
+                    db.partner_keys.c.partner_slug == partner.slug, db.partner_keys.c.label == "config",
+                    db.partner_keys.c.revoked_at.is_(None), db.partner_keys.c.key_hash != (digest or ""),
+                ).values(revoked_at=now))
+                if digest:
                     found = conn.execute(select(db.partner_keys.c.id).where(db.partner_keys.c.key_hash == digest)).first()
                     if found is None:
                         conn.execute(db.partner_keys.insert().values(partner_slug=partner.slug, key_hash=digest,
@@ -302,6 +315,16 @@ class ArticleStore:
     def add_click(self, article_id: str, at: datetime, channel: str) -> None:
         self._add_counts(db.article_clicks, "clicks", [{"article_id": article_id, "channel": channel, "clicks": 1,
                                                         "hour_at": at.replace(minute=0, second=0, microsecond=0)}])
+
+    def add_campaign_click(self, campaign: str, article_id: str) -> None:
+        self._add_counts(db.campaign_clicks, "clicks", [{"campaign": campaign[:64], "article_id": article_id, "clicks": 1}])
+
+    def campaign_clicks(self, campaign: str) -> dict[str, int]:
+        """article id -> clicks through links of this campaign."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(db.campaign_clicks.c.article_id, db.campaign_clicks.c.clicks)
+                                .where(db.campaign_clicks.c.campaign == campaign))
+            return {r.article_id: r.clicks for r in rows}
 
     def _add_counts(self, table: Table, column: str, rows: list[dict[str, object]]) -> None:
         if not rows:

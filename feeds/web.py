@@ -149,7 +149,8 @@ class FeedFastPath:
 
 
 def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
-           clock: Callable[[], datetime], counter: ViewCounter, redirects: Redirects) -> list[Route]:
+           clock: Callable[[], datetime], counter: ViewCounter, redirects: Redirects,
+           on_partner_click: Callable[[str, datetime], None] = lambda partner, at: None) -> list[Route]:
     def page(name: str, status: int = 200, **context: object) -> HTMLResponse:
         html = templates.get_template(f"pages/{name}").render(site=settings.site, **context)
         return HTMLResponse(html, status_code=status)
@@ -206,16 +207,20 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
     def redirect(request: Request) -> Response:
-        found = redirects.read(request.path_params["token"])
-        article = store.article(found[0]) if found else None
+        found = redirects.target(request.path_params["token"])
+        article = store.article(found.article_id) if found else None
         if found is None or article is None or not article.url:
             return page("error.html", status=404, title="404",
                         message="이 링크는 올바르지 않거나 더 이상 쓸 수 없습니다." if settings.site.language == "ko"
                         else "This link is not valid or no longer leads anywhere.")
         if not counter.is_crawler(request.headers.get("user-agent", "")):
-            store.add_click(article.id, clock(), found[1])
-        # Only ever to the URL stored for the signed article: never an open redirect.
-        return RedirectResponse(article.url, status_code=302, headers={"Cache-Control": "no-store"})
+            store.add_click(article.id, clock(), found.channel)
+            if found.query.get("utm_campaign"):  # a digest edition's own count, for its statistics
+                store.add_campaign_click(found.query["utm_campaign"], article.id)
+            if found.partner:
+                on_partner_click(found.partner, clock())
+        # Only ever to the URL stored for the signed article (plus its signed UTM): never an open redirect.
+        return RedirectResponse(found.destination(article.url), status_code=302, headers={"Cache-Control": "no-store"})
 
     async def livez(request: Request) -> Response:
         return Response(b"ok\n", media_type="text/plain", headers={"Cache-Control": "no-store"})

@@ -1,30 +1,50 @@
-"""Composing mail: a Digest -> HTML and plain text (both from the same data, jinja2) -> an EmailMessage.
+"""Composing mail: a Digest -> one `MailTemplate` per segment -> the bytes of each subscriber's message.
 
-The text part is rendered from its own template, not derived from the HTML, so it reads well in a text-only
-client. Korean subjects and names are encoded by the email package (RFC 2047, UTF-8).
+A segment (subscribers with the same categories, language, time zone and high-water mark) shares everything but
+a few fields: the address, the unsubscribe, preferences and archive links, the Message-ID. So the HTML (with its
+CSS inlined by css-inline) and the text part are rendered once per segment with placeholders, and
+`personalise` fills them in and writes the MIME bytes directly: building an `EmailMessage` per subscriber costs
+about 3 ms, this costs a few tens of microseconds. The text part is rendered from its own template, not derived
+from the HTML, so it reads well in a text-only client.
+
+Headers are written here, not by Python's header folder: that one drops the space between two RFC 2047 encoded
+words when it folds a long Korean subject, and mangles long List-Unsubscribe values into encoded words.
 """
 
 from __future__ import annotations
 
+import base64
+import html as html_escape
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email import policy
+from email.header import Header
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from typing import Any, Callable
+from urllib.parse import quote
 
+import css_inline
 from jinja2 import Environment
 
 from feeds.settings import Settings
 
 from .digest import Digest
-from .subscribers import Subscriber
 
 EDITION_LABELS = {
     "ko": {"daily": "오늘의 뉴스", "weekly": "이번 주 뉴스"},
     "en": {"daily": "Today's news", "weekly": "This week's news"},
 }
+AD_LABELS = {"ko": "(광고) ", "en": "(Advertisement) "}
+
+# Filled in per subscriber. Plain ASCII words that survive escaping, CSS inlining and URL attributes unchanged.
+EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE = ("GZXEMAILX", "GZXNAMEX", "GZXUNSUBSCRIBEX", "GZXPREFERENCESX",
+                                                  "GZXARCHIVEX")
+
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+MAIL_POLICY = policy.default.clone(max_line_length=998)  # for the one-off mails built as EmailMessage
 
 
 @dataclass(frozen=True)
@@ -34,34 +54,121 @@ class RenderedMail:
     text: str
 
 
+@dataclass(frozen=True)
+class MailTemplate:
+    """One segment's mail, rendered once; `personalise` makes each subscriber's bytes from it."""
+
+    subject: str
+    html: str
+    text: str
+    head: bytes  # the headers every copy shares (From, Reply-To, Subject, List-Id, MIME), CRLF-terminated
+    boundary: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str
+    name: str | None
+    message_id: str
+    unsubscribe_url: str
+    preferences_url: str
+    archive_url: str
+
+
 def edition_label(edition: str, language: str) -> str:
     return EDITION_LABELS.get(language, EDITION_LABELS["en"]).get(edition, edition)
 
 
-def render_digest(env: Environment, settings: Settings, digest: Digest, subscriber: Subscriber) -> RenderedMail:
-    language = subscriber.language or settings.site.language
-    local_end = digest.period_end.astimezone(settings.site.timezone)
-    date_text = (f"{local_end.year}년 {local_end.month}월 {local_end.day}일" if language == "ko"
-                 else local_end.strftime("%B %-d, %Y"))
+def local_date_text(moment: datetime, language: str) -> str:
+    return (f"{moment.year}년 {moment.month}월 {moment.day}일" if language == "ko"
+            else moment.strftime("%B %-d, %Y"))
+
+
+def render_digest(env: Environment, settings: Settings, digest: Digest, *, language: str, zone: Any,
+                  link: Callable[[str], str], has_ads: bool = False) -> RenderedMail:
+    """The segment's mail with placeholders where each subscriber's own address and links go.
+
+    `link(article_id)` gives the tracked link of an article (a signed /r/ redirect).
+    """
+    local_end = digest.period_end.astimezone(zone)
+    date_text = local_date_text(local_end, language)
     label = edition_label(digest.edition, language)
-    subject = f"[{settings.site.name}] {label} · {date_text}"
+    subject = (AD_LABELS.get(language, AD_LABELS["en"]) if has_ads else "") + f"[{settings.site.name}] {label} · {date_text}"
+    first = [a.title for s in digest.sections for a in s.articles][:3]
     context: dict[str, Any] = {
-        "site": settings.site, "mail": settings.mail, "digest": digest, "subscriber": subscriber,
-        "language": language, "label": label, "date_text": date_text, "subject": subject,
-        "tz": settings.site.timezone,
+        "site": settings.site, "mail": settings.mail, "digest": digest, "language": language, "label": label,
+        "date_text": date_text, "subject": subject, "tz": zone, "link": link, "preheader": " · ".join(first),
+        "email": EMAIL, "unsubscribe_url": UNSUBSCRIBE, "preferences_url": PREFERENCES, "archive_url": ARCHIVE,
+        "has_ads": has_ads,
     }
-    html = env.get_template("email/digest.html").render(**context)
+    html = _INLINER.inline(env.get_template("email/digest.html").render(**context))
     text = env.get_template("email/digest.txt").render(**context)
     return RenderedMail(subject=subject, html=html, text=text)
 
 
-# Python's header folder drops the space between two RFC 2047 encoded words when it splits a long Korean
-# subject ("2026년 11월" arrives as "2026년11월"), so headers are not folded below the RFC 5322 hard limit.
-MAIL_POLICY = policy.default.clone(max_line_length=998)
+def render_notice(env: Environment, settings: Settings, *, language: str, subject: str, title: str, body: str,
+                  button: str, button_url: str, footnote: str = "", why: str = "") -> RenderedMail:
+    """A one-action mail (confirm, manage, a shared article): the same words in the HTML and the text part."""
+    context: dict[str, Any] = {"site": settings.site, "mail": settings.mail, "language": language, "subject": subject,
+                               "title": title, "body": body, "button": button, "button_url": button_url,
+                               "footnote": footnote, "why": why}
+    return RenderedMail(subject=subject, html=_INLINER.inline(env.get_template("email/notice.html").render(**context)),
+                        text=env.get_template("email/notice.txt").render(**context))
+
+
+def make_template(settings: Settings, mail: RenderedMail, *, list_id: str) -> MailTemplate:
+    """The headers and parts that every copy of this segment's mail shares."""
+    name, address = parseaddr(settings.mail.from_address)
+    domain = address.rpartition("@")[2] or "localhost"
+    boundary = "=_gz_" + secrets.token_hex(12)
+    lines = [f"From: {_address_header(name, address)}"]
+    if settings.mail.reply_to:
+        lines.append(f"Reply-To: {settings.mail.reply_to}")
+    lines += [
+        f"Subject: {_encode_words(mail.subject, 'Subject')}",
+        f"List-Id: {_encode_words(settings.site.name, 'List-Id')} <{list_id}.{domain}>",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    ]
+    return MailTemplate(subject=mail.subject, html=mail.html, text=mail.text,
+                        head=("\r\n".join(lines) + "\r\n").encode("ascii"), boundary=boundary, domain=domain)
+
+
+def personalise(template: MailTemplate, recipient: Recipient, *, now: datetime, unsubscribe_address: str) -> bytes:
+    """One subscriber's message as wire bytes (CRLF line ends), ready to sign and send."""
+    name = " ".join((recipient.name or "").split())  # no line break can reach a header
+    fills = ((EMAIL, recipient.email), (NAME, name), (UNSUBSCRIBE, recipient.unsubscribe_url),
+             (PREFERENCES, recipient.preferences_url), (ARCHIVE, recipient.archive_url))
+    html, text = template.html, template.text
+    for marker, value in fills:
+        html = html.replace(marker, html_escape.escape(value))
+        text = text.replace(marker, value)
+    token = recipient.unsubscribe_url.rsplit("/", 1)[-1]
+    mailto = f"mailto:{unsubscribe_address}?subject={quote('unsubscribe ' + token)}"
+    head = (template.head
+            + f"To: {_address_header(name, recipient.email)}\r\n"
+              f"Date: {format_datetime(now.astimezone(timezone.utc), usegmt=True)}\r\n"
+              f"Message-ID: {recipient.message_id}\r\n"
+              f"List-Unsubscribe: <{recipient.unsubscribe_url}>,\r\n <{mailto}>\r\n".encode("utf-8"))
+    b = template.boundary.encode("ascii")
+    return b"".join((
+        head, b"\r\n",
+        b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        _base64_lines(text), b"--", b,
+        b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        _base64_lines(html), b"--", b, b"--\r\n"))
+
+
+def message_id(domain: str, *parts: object) -> str:
+    """The same id for the same (edition, subscriber): a resend after a crash is recognisably the same mail."""
+    return "<gz." + ".".join(str(p) for p in parts) + f"@{domain}>"
 
 
 def build_message(settings: Settings, mail: RenderedMail, *, to: str, to_name: str | None, now: datetime,
                   list_id: str) -> EmailMessage:
+    """A one-off mail (a confirmation, a shared article) as an EmailMessage."""
     message = EmailMessage(policy=MAIL_POLICY)
     name, address = parseaddr(settings.mail.from_address)
     domain = address.rpartition("@")[2] or "localhost"
@@ -76,3 +183,25 @@ def build_message(settings: Settings, mail: RenderedMail, *, to: str, to_name: s
     message.set_content(mail.text, subtype="plain", charset="utf-8")
     message.add_alternative(mail.html, subtype="html", charset="utf-8")
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """An EmailMessage as sent over SMTP: CRLF line ends."""
+    return message.as_bytes(policy=MAIL_POLICY.clone(linesep="\r\n"))
+
+
+def _encode_words(text: str, header_name: str) -> str:
+    if text.isascii():
+        return text
+    # Header splits between characters, never at a space, so no space is lost between encoded words.
+    return Header(text, "utf-8", header_name=header_name).encode(linesep="\r\n")
+
+
+def _address_header(name: str, address: str) -> str:
+    if not name:
+        return address
+    return formataddr((name, address), charset="utf-8")
+
+
+def _base64_lines(text: str) -> bytes:
+    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")

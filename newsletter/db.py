@@ -27,7 +27,20 @@ subscribers = Table(
     Column("consent_method", String(16), nullable=False),
     Column("consent_text", Text, nullable=True),
     Column("consent_ip_hash", String(64), nullable=True),
+    Column("paused_at", UTCDateTime, nullable=True),
+    Column("confirmation_sent_at", UTCDateTime, nullable=True),  # at most one confirmation mail an hour
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("bounces", Integer, nullable=False, default=0),  # hard bounces in a row; reset by a delivered mail
     Index(None, "status", "frequency"),
+)
+
+# Addresses that must not be mailed again without a fresh confirmation, kept as a keyed hash (not the address)
+# so that erasing a subscriber on request does not let the next import add them back.
+suppressions = Table(
+    "suppressions", metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(16), nullable=False),  # unsubscribed | bounced | complained | erased
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 # One row per scheduled run of an edition: the unique (name, scheduled_at) makes a cron firing idempotent.
@@ -44,6 +57,22 @@ editions = Table(
     UniqueConstraint("name", "scheduled_at"),
 )
 
+# One segment's rendered mail (placeholders where each subscriber's address and links go): what the archive page
+# ("view in browser") shows, without keeping a copy per subscriber.
+edition_segments = Table(
+    "edition_segments", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(64), nullable=False),  # what the segment shares: categories, language, zone, high-water
+    Column("language", String(8), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("articles", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("edition_id", "key"),
+)
+
 # One row per (edition, subscriber), never two: the row is written before the mail goes out, so a restart
 # knows who already has it.
 deliveries = Table(
@@ -58,6 +87,8 @@ deliveries = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
+    Column("segment_id", Integer, ForeignKey("edition_segments.id", ondelete="SET NULL"), nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),  # a retry or a mail held back for the night
     UniqueConstraint("edition_id", "subscriber_id"),
     Index(None, "subscriber_id", "status"),
 )

@@ -1,7 +1,8 @@
 """Handing mail over: to a maildir (the default, readable by any mail client) or to an SMTP server.
 
-`Transport` is the one method the sender needs. SMTP keeps its connection open between messages and maps
-server answers to `DeliveryError(is_permanent=...)`: 5xx is permanent, 4xx and dropped connections are not.
+`Transport` is the one method the sender needs: hand over one message's wire bytes for one recipient. SMTP keeps
+its connection open between messages (one transport per sending worker) and maps server answers to
+`DeliveryError(is_permanent=...)`: 5xx is permanent, 4xx and dropped connections are not.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import mailbox
 import smtplib
 import ssl
-from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -21,7 +20,7 @@ from .errors import DeliveryError
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, sender: str, recipient: str, data: bytes) -> None: ...
 
     def close(self) -> None: ...
 
@@ -31,11 +30,14 @@ class MaildirTransport:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._box = mailbox.Maildir(str(path), create=True)
+        for sub in ("tmp", "new", "cur"):  # several workers may create it at once
+            (path / sub).mkdir(parents=True, exist_ok=True)
+        self._box = mailbox.Maildir(str(path), create=False)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, sender: str, recipient: str, data: bytes) -> None:
         try:
-            self._box.add(message.as_bytes())
+            # Maildir files use the local line end; the message is stored as a mail client would save it.
+            self._box.add(data.replace(b"\r\n", b"\n"))
         except OSError as exc:
             raise DeliveryError(f"maildir {self.path}: {exc.strerror}", is_permanent=False) from exc
 
@@ -68,12 +70,11 @@ class SmtpTransport:
             conn.login(self._user, self._password or "")
         return conn
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, sender: str, recipient: str, data: bytes) -> None:
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            # The SMTP policy gives CRLF line ends, as the protocol wants.
-            self._conn.sendmail(_envelope_from(message), _recipients(message), message.as_bytes(policy=SMTP))
+            self._conn.sendmail(sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(f"recipient refused: {exc.recipients}", is_permanent=all(c >= 500 for c in codes)) from exc
@@ -101,14 +102,6 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 pass
             self._conn = None
-
-
-def _envelope_from(message: EmailMessage) -> str:
-    return message["From"].addresses[0].addr_spec
-
-
-def _recipients(message: EmailMessage) -> list[str]:
-    return [a.addr_spec for a in message["To"].addresses]
 
 
 def make_transport(settings: MailSettings) -> Transport:

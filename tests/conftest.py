@@ -199,3 +199,50 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps every message, and answers with an error code when told to.
+
+    `fail_rcpt` maps an address to the reply its RCPT gets ("450 4.2.0 mailbox busy", "550 5.1.1 no such user");
+    `fail_times` limits how many times that happens per address (None: always).
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.sessions = 0
+        self.fail_rcpt: dict[str, str] = {}
+        self.fail_times: dict[str, int] = {}
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        reply = self.fail_rcpt.get(address)
+        if reply is not None and self.fail_times.get(address, 1) > 0:
+            if address in self.fail_times:
+                self.fail_times[address] -= 1
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK"
+
+    def to(self, address: str) -> list[bytes]:
+        return [content for _, rcpts, content in self.messages if address in rcpts]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[SmtpRecorder, str]]:
+    """A real SMTP server on 127.0.0.1 and the smtp:// URL that reaches it."""
+    from aiosmtpd.controller import Controller
+
+    recorder = SmtpRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield recorder, f"smtp://127.0.0.1:{controller.port}"
+    controller.stop()

@@ -102,7 +102,7 @@ def test_digest_mail_renders(demo_server, browser, width: int) -> None:  # type:
     _, services, folder = demo_server
     outbox = folder / "outbox"
     if not outbox.exists():
-        services.send("daily", services.clock().replace(microsecond=0))
+        services.send("daily", services.clock().replace(microsecond=0), everyone=True)
     box = mailbox.Maildir(str(outbox), create=False)
     message = email.message_from_bytes(box.get_bytes(sorted(box.keys())[0]), policy=policy.default)
     html = message.get_body(("html",)).get_content()

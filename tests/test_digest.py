@@ -9,14 +9,13 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from feeds.settings import load_settings
 from newsletter.digest import build_digest
-from newsletter.send import DeliveryStore
+from newsletter.deliveries import DeliveryStore
 from newsletter.subscribers import SubscriberStore
 from newsletter.transport import SmtpTransport
-from tests.conftest import NOW, free_port, write_config
+from tests.conftest import NOW, write_config
 from tests.test_store import make_article
 
 
@@ -55,7 +54,7 @@ def seed(services, clock) -> None:  # type: ignore[no-untyped-def]
 
 def test_digest_goes_once_to_each_confirmed_subscriber(services, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     seed(services, clock)
-    report = services.send("daily", NOW)
+    report = services.send("daily", NOW, everyone=True)
     assert (report.recipients, report.sent, report.skipped, report.failed) == (2, 2, 0, 0)
     mails = read_maildir(tmp_path / "outbox")
     by_to = {m["To"].addresses[0].addr_spec: m for m in mails}
@@ -71,26 +70,26 @@ def test_digest_goes_once_to_each_confirmed_subscriber(services, clock, tmp_path
     assert text.index("== 정치 ==") < text.index("== 경제 ==")  # configured category order
     assert "== 많이 본 뉴스 ==" in text and "1. 기사 5 (조회 40)" in text and "2. 기사 1 (조회 7)" in text
     assert "\n  홍길동 기자 · 11/25 08:00\n" in text  # byline line keeps its indent, time in KST
-    assert "한빛시 중앙로 1" in text and "kim@example.com 님이" in text
+    assert "한빛시 중앙로 1" in text and "kim@example.com 주소로" in text and "lee@example.com" not in text
     assert "<h2" in html and "많이 본 뉴스" in html
     lee_text = by_to["lee@example.com"].get_body(("plain",)).get_content()
     assert "기사 4" in lee_text and "== 정치 ==" not in lee_text
 
-    again = services.send("daily", NOW)  # the same firing again (a retry, a second process)
+    again = services.send("daily", NOW, everyone=True)  # the same firing again (a retry, a second process)
     assert (again.sent, again.already_done) == (0, 2)
     assert len(read_maildir(tmp_path / "outbox")) == 2
 
 
 def test_next_edition_sends_only_what_is_new(services, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     seed(services, clock)
-    services.send("daily", NOW)
-    nothing_new = services.send("daily", NOW + timedelta(hours=1))
+    services.send("daily", NOW, everyone=True)
+    nothing_new = services.send("daily", NOW + timedelta(hours=1), everyone=True)
     assert (nothing_new.sent, nothing_new.skipped) == (0, 2)
 
     clock.now = NOW + timedelta(hours=2)
     services.store.upsert_articles([make_article(9, category="economy", published_at=NOW + timedelta(hours=1))],
                                    source_id=None, now=clock())
-    fresh = services.send("daily", NOW + timedelta(hours=2))
+    fresh = services.send("daily", NOW + timedelta(hours=2), everyone=True)
     assert fresh.sent == 2
     mails = read_maildir(tmp_path / "outbox")
     assert len(mails) == 4
@@ -101,10 +100,10 @@ def test_next_edition_sends_only_what_is_new(services, clock, tmp_path) -> None:
 
 def test_dry_run_sends_and_records_nothing(services, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
     seed(services, clock)
-    report = services.send("daily", NOW, dry_run=True)
+    report = services.send("daily", NOW, everyone=True, dry_run=True)
     assert report.sent == 2 and report.is_dry_run
     assert not (tmp_path / "outbox").exists() or read_maildir(tmp_path / "outbox") == []
-    assert DeliveryStore(services.engine).high_water(1) is None
+    assert DeliveryStore(services.engine).high_waters([1, 2], exclude_edition=None) == {}
 
 
 def test_build_digest_is_none_without_articles() -> None:
@@ -125,43 +124,18 @@ def test_suppressed_addresses_are_not_reactivated(services, clock) -> None:  # t
     assert [s.email for s in subs.confirmed("daily")] == ["new@example.com"]
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-        self.sessions = 0
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
-        self.sessions += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp_server():  # type: ignore[no-untyped-def]
-    recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield recorder, f"smtp://127.0.0.1:{port}"
-    controller.stop()
-
-
 def test_smtp_delivery_reuses_one_connection(tmp_path, clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
     import service
 
     recorder, url = smtp_server
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
-                                          mail_url=url), {})
+                                          mail_url=url), {"GAZETTE_MAIL_CONCURRENCY": "1"})
     services = service.Services(settings, clock=clock)
     services.prepare_database(migrate=True)
     seed(services, clock)
-    report = services.send("daily", NOW)
+    report = services.send("daily", NOW, everyone=True)
     assert report.sent == 2
-    assert recorder.sessions == 1
+    assert recorder.sessions == 1  # one worker: one connection for the whole edition
     assert sorted(rcpt[0] for _, rcpt, _ in recorder.messages) == ["kim@example.com", "lee@example.com"]
     assert all(mail_from == "news@example.com" for mail_from, _, _ in recorder.messages)
     parsed = email.message_from_bytes(recorder.messages[0][2], policy=policy.default)
@@ -169,16 +143,11 @@ def test_smtp_delivery_reuses_one_connection(tmp_path, clock, smtp_server) -> No
     services.engine.dispose()
 
 
-def test_smtp_refusal_is_a_delivery_error(smtp_server) -> None:  # type: ignore[no-untyped-def]
-    from email.message import EmailMessage
-
+def test_smtp_refusal_is_a_delivery_error() -> None:
     from newsletter.errors import DeliveryError
 
     transport = SmtpTransport("smtp://127.0.0.1:1")  # nothing listens on port 1
-    message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = "a@example.com", "b@example.com", "x"
-    message.set_content("x")
     with pytest.raises(DeliveryError) as info:
-        transport.send(message)
+        transport.send("a@example.com", "b@example.com", b"Subject: x\r\n\r\nx\r\n")
     assert not info.value.is_permanent
     transport.close()

@@ -1,0 +1,248 @@
+"""The content side's commands: db upgrade, ingest, feeds build, views import, partners; and the helpers every
+command shares (`--config` anywhere, the services of this invocation, `--at` times).
+
+Thin: each command parses its arguments, asks `services_of(ctx)` for what it needs and prints the outcome. The
+objects come from `service.py`, which registers these commands on the `gazette` group.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import db
+from .errors import ConfigError
+from .settings import Settings, build_partner, config_path, load_settings
+from .views import read_views_csv
+
+def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.find_root().meta["config"] = value
+
+
+def config_option(command):  # type: ignore[no-untyped-def]
+    """`--config` after the command name too (`gazette check --config x.toml`), as well as before it."""
+    return click.option("--config", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
+                        is_eager=True, callback=_remember_config,
+                        help="Configuration file (default: $GAZETTE_CONFIG, else ./gazette.toml).")(command)
+
+
+def services_of(ctx: click.Context) -> Any:
+    """The wiring's `Services` for this invocation, built once from the settings by the factory `main` put in
+    the root context's meta (this package never imports the wiring module)."""
+    root = ctx.find_root()
+    if "services" not in root.meta:
+        path = config_path(root.meta.get("config") or root.params.get("config"), os.environ)
+        root.meta["services"] = root.meta["make_services"](load_settings(path))
+    return root.meta["services"]
+
+def parse_at(text: str, settings: Settings) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(f'"{text}" is not an ISO time such as 2026-11-25T07:00', param_hint="--at") from None
+    return value.replace(tzinfo=settings.site.timezone) if value.tzinfo is None else value
+
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@config_option
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Apply migrations (safe to run again)."""
+    services = services_of(ctx)
+    before = db.current_revision(services.engine)
+    db.migrate(services.engine)
+    after = db.current_revision(services.engine)
+    click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
+
+
+@click.command()
+@click.argument("sources", nargs=-1)
+@config_option
+@click.pass_context
+def ingest(ctx: click.Context, sources: tuple[str, ...]) -> None:
+    """Poll sources now (all, or those named); one line per source. Exit 1 if any failed."""
+    services = services_of(ctx)
+    settings = services.settings
+    unknown = [name for name in sources if settings.source(name) is None]
+    if unknown:
+        raise click.UsageError(f"unknown source(s): {', '.join(unknown)}; configured: "
+                               + ", ".join(s.name for s in settings.sources))
+    services.prepare_database(migrate=False)
+    chosen = [s for s in settings.sources if not sources or s.name in sources]
+    if len(chosen) > 5 and sys.stderr.isatty():
+        with click.progressbar(length=len(chosen), label="ingesting", file=sys.stderr, show_pos=True) as bar:
+            results = services.ingest_many(chosen, on_result=lambda r: bar.update(1))
+    else:
+        results = services.ingest_many(chosen, on_result=lambda r: None)
+    for result in results:  # in configuration order, whatever order they finished in
+        click.echo(result.line())
+    if any(r.status == "error" for r in results):
+        sys.exit(1)
+
+
+@click.group("feeds")
+def feeds_group() -> None:
+    """Public feeds."""
+
+
+@feeds_group.command("build")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write feeds/<slug>.<rss|atom|json> (and .gz) into.")
+@config_option
+@click.pass_context
+def feeds_build(ctx: click.Context, out: Path) -> None:
+    """Write every public feed as static files, the same bytes as served."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    written = services.publisher.build(out)
+    click.echo(f"wrote {len(written)} files under {out}")
+
+
+@click.group("views")
+def views_group() -> None:
+    """View counts."""
+
+
+@views_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@config_option
+@click.pass_context
+def views_import(ctx: click.Context, file) -> None:  # type: ignore[no-untyped-def]
+    """Add views from an analytics export: CSV with a header url_or_id,views[,from,to].
+
+    Views go into the hour of `from` (else now). Importing the same file twice counts it twice."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    rows, problems = read_views_csv(file.read(), timezone=services.settings.site.timezone, now=services.clock())
+    batch, total = [], 0
+    for row in rows:
+        article = services.store.find_article(row.url_or_id)
+        if article is None:
+            problems.append((row.line, f"no article {row.url_or_id!r}"))
+            continue
+        batch.append((article.id, row.counted_at, row.views))
+        total += row.views
+    services.store.add_views_batch(batch)
+    click.echo(f"{total} views added to {len({a for a, _, _ in batch})} articles from {len(batch)} rows; "
+               f"{len(problems)} rows skipped")
+    for line, reason in sorted(problems):
+        click.echo(f"line {line}: {reason}")
+    if problems:
+        sys.exit(1)
+
+
+@click.group("partners")
+def partners_group() -> None:
+    """Syndication partners and their keys."""
+
+
+@partners_group.command("add")
+@click.argument("slug")
+@click.option("--name", required=True, help="The partner's name.")
+@click.option("--categories", required=True, help="Comma-separated category slugs it licenses, or all.")
+@click.option("--summary-only", is_flag=True, help="Summaries instead of the full article HTML.")
+@click.option("--no-images", is_flag=True, help="Leave images out.")
+@click.option("--embargo-minutes", type=int, default=0, show_default=True, help="Articles appear this long after publication.")
+@click.option("--utm", multiple=True, metavar="NAME=VALUE",
+              help="A UTM parameter for every link (repeatable; default utm_source=SLUG, utm_medium=syndication).")
+@click.option("--no-utm", is_flag=True, help="No UTM parameters at all.")
+@click.option("--attribution", default=None, help="The line ending every item (default: names the site).")
+@click.option("--callback-url", default=None, help="Push new articles here (signed POSTs).")
+@click.option("--callback-secret", default=None, help="The HMAC secret pushes are signed with (16+ characters).")
+@click.option("--rate-limit", type=int, default=60, show_default=True, help="Requests per minute; 0 = no limit.")
+@config_option
+@click.pass_context
+def partners_add(ctx: click.Context, slug: str, name: str, categories: str, summary_only: bool, no_images: bool,
+                 embargo_minutes: int, utm: tuple[str, ...], no_utm: bool, attribution: str | None,
+                 callback_url: str | None, callback_secret: str | None, rate_limit: int) -> None:
+    """Add a partner outside the configuration file; prints its first key, once."""
+    services = services_of(ctx)
+    pairs = [item.partition("=") for item in utm]
+    if any(not sep for _, sep, _ in pairs):
+        raise click.BadParameter("write NAME=VALUE, e.g. utm_campaign=syndication", param_hint="--utm")
+    raw = {"slug": slug, "name": name, "categories": [c.strip() for c in categories.split(",") if c.strip()],
+           "full_content": not summary_only, "include_images": not no_images, "embargo_minutes": embargo_minutes,
+           "utm": {} if no_utm else ({k: v for k, _, v in pairs} if pairs else None), "attribution": attribution,
+           "callback_url": callback_url, "callback_secret": callback_secret, "rate_limit": rate_limit}
+    try:
+        chosen = build_partner("partner", {k: v for k, v in raw.items() if v is not None},
+                               {c.slug for c in services.settings.categories})
+    except ConfigError as exc:
+        option = exc.key.split(".")[1].split("[")[0].replace("_", "-") if "." in exc.key else "partner"
+        raise click.UsageError(f"--{option}: {exc.reason}") from None
+    services.prepare_database(migrate=False)
+    partner = services.partners.create(chosen, services.clock())
+    info, key = services.partners.add_key(partner.slug, services.clock(), label="first")
+    click.echo(f"added partner {partner.slug} ({partner.name}); its key {info.id}, shown this once:", err=True)
+    click.echo(key)
+
+
+@partners_group.command("list")
+@config_option
+@click.pass_context
+def partners_list(ctx: click.Context) -> None:
+    """Every partner: licence, keys (never the keys themselves), pushes, today's usage."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    tz, now = services.settings.site.timezone, services.clock()
+    for p in services.partners.partners():
+        content = ("full content" if p.full_content else "summaries") + (", images" if p.include_images else ", no images")
+        click.echo(f"{p.slug} ({p.name}) [{p.origin}]: {', '.join(p.categories)}; {content}; embargo "
+                   f"{p.embargo_minutes}m; " + (f"{p.rate_limit}/min" if p.rate_limit else "no rate limit"))
+        for k in services.partners.keys(p.slug):
+            state = f"revoked {k.revoked_at.astimezone(tz):%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+            used = f"{k.last_used_at.astimezone(tz):%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+            click.echo(f"  key {k.id} ({k.label or '-'}) {k.fingerprint}…: {state}, last used {used}")
+        if p.callback_url:
+            counts = services.pushes.counts(p.slug)
+            click.echo(f"  push to {p.callback_url}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        today = next(iter(services.partners.usage(p.slug, now=now, days=1)), None)
+        if today:
+            click.echo(f"  today: {today.requests} requests ({today.not_modified} not modified), {today.articles} "
+                       f"articles, {today.bytes} bytes, {today.clicks} clicks back")
+
+
+@partners_group.group("key")
+def partners_key_group() -> None:
+    """A partner's keys: several may be active at once, so rotate by creating, then revoking."""
+
+
+@partners_key_group.command("create")
+@click.argument("slug")
+@click.option("--label", default=None, help="What the key is for, e.g. the partner's server.")
+@config_option
+@click.pass_context
+def partners_key_create(ctx: click.Context, slug: str, label: str | None) -> None:
+    """Create a key for SLUG and print it, once: only its hash is kept."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    info, key = services.partners.add_key(slug, services.clock(), label=label)
+    click.echo(f"key {info.id} for {slug}, shown this once:", err=True)
+    click.echo(key)
+
+
+@partners_key_group.command("revoke")
+@click.argument("slug")
+@click.argument("key")
+@config_option
+@click.pass_context
+def partners_key_revoke(ctx: click.Context, slug: str, key: str) -> None:
+    """Revoke KEY (its id from `partners list`, or the key itself) of SLUG, at once."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    info = services.partners.revoke_key(slug, key, services.clock())
+    if info is None:
+        raise click.ClickException(f"partner {slug!r} has no such key")
+    click.echo(f"revoked key {info.id} ({info.label or '-'}) of {slug}")

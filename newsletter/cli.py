@@ -1,0 +1,193 @@
+"""The audience side's commands: digest send|preview, subscribers add|import|export|remove, bounces process.
+
+Thin, like `feeds.cli`: arguments in, `services_of(ctx)` for the objects, the outcome printed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from feeds.cli import config_option, parse_at, services_of
+
+@click.group("digest")
+def digest_group() -> None:
+    """Digest editions."""
+
+
+@digest_group.command("send")
+@click.argument("edition")
+@click.option("--dry-run", is_flag=True, help="Show who would get what; send and record nothing.")
+@click.option("--at", "at", default=None, metavar="ISO-TIME",
+              help="The edition's time (default now); without a zone, in the site's time zone.")
+@config_option
+@click.pass_context
+def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None) -> None:
+    """Send EDITION (e.g. daily) to its confirmed subscribers, once each.
+
+    A manual send goes to every subscriber of the edition's frequency, whatever their time zone; running it
+    again with the same --at resumes it (nobody gets it twice)."""
+    services = services_of(ctx)
+    settings = services.settings
+    if settings.edition(edition) is None:
+        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
+    scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
+    services.prepare_database(migrate=False)
+    total = len(services.subscribers.confirmed(edition))
+    if total > 20 and sys.stderr.isatty():
+        started, done = time.monotonic(), [0]
+
+        def step(outcome: str) -> None:
+            if outcome != "retry":
+                done[0] += 1
+                bar.update(1, f"{done[0] / max(time.monotonic() - started, 1e-6):,.0f} msg/s")
+
+        with click.progressbar(length=total, label=edition, file=sys.stderr, show_eta=True, show_pos=True,
+                               item_show_func=lambda rate: rate) as bar:
+            report = services.send(edition, scheduled_at, everyone=True, dry_run=dry_run, progress=step)
+    else:
+        report = services.send(edition, scheduled_at, everyone=True, dry_run=dry_run)
+    click.echo(report.line())
+    if report.failed:
+        sys.exit(1)
+
+
+@digest_group.command("preview")
+@click.argument("edition")
+@click.option("--to", "to", required=True, metavar="EMAIL",
+              help="Whose digest: a subscriber's own (categories, language, zone), else one with every category.")
+@click.option("--format", "fmt", type=click.Choice(["html", "text", "eml"]), default="html", show_default=True)
+@click.option("--at", "at", default=None, metavar="ISO-TIME", help="The edition's time (default now).")
+@config_option
+@click.pass_context
+def digest_preview(ctx: click.Context, edition: str, to: str, fmt: str, at: str | None) -> None:
+    """Print the digest EDITION would be for one address; sends and records nothing."""
+    services = services_of(ctx)
+    settings = services.settings
+    if settings.edition(edition) is None:
+        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
+    scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
+    services.prepare_database(migrate=False)
+    preview = services.preview(edition, scheduled_at, to)
+    if preview is None:
+        raise click.ClickException(f"nothing new for {to} in {edition} at {scheduled_at.isoformat()}: no mail would go")
+    click.echo(preview[fmt] if fmt != "eml" else preview["eml"].decode("utf-8", "replace"), nl=False)
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Subscribers."""
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default=None)
+@click.option("--categories", default="", help="Comma-separated category slugs (default: all).")
+@click.option("--frequency", type=click.Choice(["daily", "weekly"]), default="daily", show_default=True)
+@click.option("--confirmed", is_flag=True, help="Consent was obtained elsewhere; record it as given by an admin.")
+@config_option
+@click.pass_context
+def subscribers_add(ctx: click.Context, email: str, name: str | None, categories: str, frequency: str,
+                    confirmed: bool) -> None:
+    """Add or update one subscriber."""
+    services = services_of(ctx)
+    known = [c.slug for c in services.settings.categories]
+    chosen = [c.strip() for c in categories.split(",") if c.strip()]
+    unknown = [c for c in chosen if c not in known]
+    if unknown:
+        raise click.UsageError(f"unknown categories: {', '.join(unknown)}; configured: {', '.join(known)}")
+    services.prepare_database(migrate=False)
+    outcome, subscriber = services.subscribers.add(email, categories=chosen or known, frequency=frequency, name=name,
+                                                   now=services.clock(), confirmed=confirmed, method="admin")
+    if outcome == "suppressed" or subscriber is None:
+        raise click.ClickException(f"{email} unsubscribed, bounced, complained or was erased: only the person can "
+                                   "subscribe again, through the subscribe form")
+    click.echo(f"{outcome}: {subscriber.email} ({subscriber.status}, {subscriber.frequency}, "
+               f"{', '.join(subscriber.categories)})")
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--confirmed", is_flag=True, help="Consent was obtained elsewhere: import as confirmed.")
+@config_option
+@click.pass_context
+def subscribers_import(ctx: click.Context, file, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
+    """Import a CSV with a header: email[,name][,categories][,frequency]."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    text = file.read()
+    lines = max(1, text.count("\n") + (not text.endswith("\n")))
+    with click.progressbar(length=lines, label="importing", file=sys.stderr, show_pos=True) as bar:
+        done = [1]  # the header line
+
+        def advance(line: int) -> None:
+            bar.update(line - done[0])
+            done[0] = line
+
+        report = services.subscribers.import_csv(text, known_categories=[c.slug for c in services.settings.categories],
+                                                 now=services.clock(), confirmed=confirmed,
+                                                 consent_text=f"imported from {file.name}", on_row=advance)
+    click.echo(report.summary())
+    if report.invalid:
+        sys.exit(1)
+
+
+@subscribers_group.command("export")
+@click.argument("email_or_id")
+@config_option
+@click.pass_context
+def subscribers_export(ctx: click.Context, email_or_id: str) -> None:
+    """Print everything held about one subscriber as JSON (for a data access request)."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    found = services.subscribers.find(email_or_id)
+    record = services.subscribers.export(found.id) if found else None
+    if record is None:
+        raise click.ClickException(f"no subscriber {email_or_id!r}")
+    click.echo(json.dumps(record, ensure_ascii=False, indent=2))
+
+
+@subscribers_group.command("remove")
+@click.argument("email_or_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@click.pass_context
+def subscribers_remove(ctx: click.Context, email_or_id: str, yes: bool) -> None:
+    """Erase one subscriber and their delivery history; a hash of the address stays so import can't re-add it."""
+    services = services_of(ctx)
+    services.prepare_database(migrate=False)
+    found = services.subscribers.find(email_or_id)
+    if found is None:
+        raise click.ClickException(f"no subscriber {email_or_id!r}")
+    if not yes:
+        click.confirm(f"erase {found.email} ({found.status}) and their delivery history?", abort=True)
+    services.subscribers.erase(found.id, now=services.clock())
+    click.echo(f"erased: {found.email}")
+
+
+@click.group("bounces")
+def bounces_group() -> None:
+    """Bounces, complaints and mailto unsubscribes."""
+
+
+@bounces_group.command("process")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@config_option
+@click.pass_context
+def bounces_process(ctx: click.Context, folder: Path | None) -> None:
+    """Apply the DSNs, complaint reports and unsubscribe mails in the maildir FOLDER (default: [mail] bounce_folder),
+    then file each into FOLDER/.processed or FOLDER/.unrecognised. Exit 1 if a mail could not be applied."""
+    services = services_of(ctx)
+    mail = services.settings.mail
+    folder = folder or mail.bounce_folder
+    if folder is None:
+        raise click.UsageError("give a FOLDER, or set [mail] bounce_folder in the configuration")
+    services.prepare_database(migrate=False)
+    report = services.process_bounces(folder)
+    click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)

@@ -1,0 +1,224 @@
+"""The delivery records: editions, their rendered segments, and one row per (edition, subscriber).
+
+Statuses of a delivery row: queued (handed to a worker, outcome not yet known), sent, skipped (nothing new),
+retry (a transient failure; `next_attempt_at` says when), held (an ad edition in the reader's night), failed.
+Writes come in batches: a run of 100,000 subscribers must not pay a transaction per message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, Sequence
+
+from sqlalchemy import Engine, Insert, Select, and_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .compose import RenderedMail
+from .db import deliveries, edition_segments, editions
+
+FINAL = ("sent", "skipped", "failed")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    subscriber_id: int
+    status: str  # sent | retry | failed
+    error: str | None
+    attempts: int
+    at: datetime | None = None  # sent_at, or next_attempt_at for a retry
+    email: str | None = None
+    is_hard_bounce: bool = False
+
+
+@dataclass(frozen=True)
+class EditionStats:
+    id: int
+    name: str
+    scheduled_at: datetime
+    status: str
+    finished_at: datetime | None
+    counts: dict[str, int]
+
+
+class DeliveryStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- editions -------------------------------------------------------------------------------------
+
+    def open_edition(self, name: str, scheduled_at: datetime, period_start: datetime, now: datetime) -> int:
+        """The edition for this firing, created once however often it is asked for."""
+        return self._get_or_insert(
+            select(editions.c.id).where(editions.c.name == name, editions.c.scheduled_at == scheduled_at),
+            insert(editions).values(name=name, scheduled_at=scheduled_at, period_start=period_start,
+                                    period_end=scheduled_at, status="sending", created_at=now))
+
+    def finish_edition(self, edition_id: int, now: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(editions).where(editions.c.id == edition_id).values(status="done", finished_at=now))
+
+    def edition_name(self, edition_id: int) -> str:
+        with self.engine.connect() as conn:
+            return str(conn.execute(select(editions.c.name).where(editions.c.id == edition_id)).scalar_one())
+
+    def unfinished(self, now: datetime) -> list[tuple[str, datetime]]:
+        """Editions with deliveries still to do now: interrupted runs, retries and held mail that are due."""
+        due = (select(deliveries.c.edition_id).where(
+            deliveries.c.status.in_(("queued", "retry", "held")),
+            (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now)).distinct())
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(editions.c.name, editions.c.scheduled_at)
+                                .where(editions.c.status == "sending", editions.c.id.in_(due))
+                                .order_by(editions.c.scheduled_at)).all()
+        return [(r.name, r.scheduled_at) for r in rows]
+
+    def stats(self, edition_id: int | None = None, limit: int = 50) -> list[EditionStats]:
+        query = select(editions).order_by(editions.c.scheduled_at.desc()).limit(limit)
+        if edition_id is not None:
+            query = query.where(editions.c.id == edition_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            counts: dict[int, dict[str, int]] = {}
+            if rows:
+                for edition, status, n in conn.execute(
+                        select(deliveries.c.edition_id, deliveries.c.status, func.count())
+                        .where(deliveries.c.edition_id.in_([r.id for r in rows]))
+                        .group_by(deliveries.c.edition_id, deliveries.c.status)):
+                    counts.setdefault(edition, {})[status] = n
+        return [EditionStats(r.id, r.name, r.scheduled_at, r.status, r.finished_at, counts.get(r.id, {})) for r in rows]
+
+    # --- segments -------------------------------------------------------------------------------------
+
+    def save_segment(self, edition_id: int, key: str, language: str, mail: RenderedMail, articles: int,
+                     now: datetime) -> int:
+        return self._get_or_insert(
+            select(edition_segments.c.id).where(edition_segments.c.edition_id == edition_id,
+                                                edition_segments.c.key == key),
+            insert(edition_segments).values(edition_id=edition_id, key=key, language=language, subject=mail.subject,
+                                            html=mail.html, text=mail.text, articles=articles, created_at=now))
+
+    def segment(self, segment_id: int) -> tuple[int, RenderedMail, str] | None:
+        """(edition id, the mail, its language) of a stored segment."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(edition_segments).where(edition_segments.c.id == segment_id)).first()
+        return None if row is None else (row.edition_id, RenderedMail(row.subject, row.html, row.text), row.language)
+
+    def segment_templates(self, edition_id: int) -> dict[int, RenderedMail]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(edition_segments).where(edition_segments.c.edition_id == edition_id)).all()
+        return {r.id: RenderedMail(r.subject, r.html, r.text) for r in rows}
+
+    # --- delivery rows --------------------------------------------------------------------------------
+
+    def states(self, edition_id: int) -> dict[int, tuple[str, int, datetime | None]]:
+        """subscriber id -> (status, attempts, next_attempt_at) for this edition's rows."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
+                                       deliveries.c.next_attempt_at).where(deliveries.c.edition_id == edition_id))
+            return {r.subscriber_id: (r.status, r.attempts or 0, r.next_attempt_at) for r in rows}
+
+    def high_waters(self, subscriber_ids: Sequence[int], *, exclude_edition: int | None) -> dict[int, datetime]:
+        """Each subscriber's newest article sent so far (in other editions): the next digest starts after it."""
+        out: dict[int, datetime] = {}
+        wanted = set(subscriber_ids)
+        query = (select(deliveries.c.subscriber_id, func.max(deliveries.c.high_water_at))
+                 .where(deliveries.c.status == "sent").group_by(deliveries.c.subscriber_id))
+        if exclude_edition is not None:
+            query = query.where(deliveries.c.edition_id != exclude_edition)
+        with self.engine.connect() as conn:
+            for subscriber_id, value in conn.execute(query):
+                if subscriber_id in wanted and value is not None:
+                    out[subscriber_id] = deliveries.c.high_water_at.type.process_result_value(value, None)
+        return out
+
+    def mark_skipped(self, edition_id: int, subscriber_ids: Sequence[int]) -> None:
+        self._upsert(edition_id, [{"subscriber_id": i, "status": "skipped", "articles": 0} for i in subscriber_ids])
+
+    def hold(self, edition_id: int, subscriber_ids: Sequence[int], segment_id: int, until: datetime, articles: int,
+             high_water_at: datetime) -> None:
+        self._upsert(edition_id, [{"subscriber_id": i, "status": "held", "next_attempt_at": until, "segment_id": segment_id,
+                                   "articles": articles, "high_water_at": high_water_at} for i in subscriber_ids])
+
+    def queue(self, edition_id: int, rows: Sequence[tuple[int, str]], *, segment_id: int, articles: int,
+              high_water_at: datetime) -> None:
+        """Mark these (subscriber id, Message-ID) as handed over: written before any of them goes out."""
+        self._upsert(edition_id, [{"subscriber_id": i, "status": "queued", "message_id": mid, "segment_id": segment_id,
+                                   "articles": articles, "high_water_at": high_water_at, "next_attempt_at": None}
+                                  for i, mid in rows])
+
+    def record(self, edition_id: int, outcomes: Iterable[Outcome]) -> None:
+        """Outcomes of one batch, one statement per status."""
+        by_status: dict[str, list[dict[str, object]]] = {}
+        for o in outcomes:
+            by_status.setdefault(o.status, []).append({
+                "b_id": o.subscriber_id, "b_status": o.status, "b_error": o.error, "b_attempts": o.attempts,
+                "b_sent": o.at if o.status == "sent" else None, "b_next": o.at if o.status == "retry" else None})
+        if not by_status:
+            return
+        statement = (update(deliveries)
+                     .where(and_(deliveries.c.subscriber_id == bindparam("b_id"),
+                                 *(deliveries.c.status != final for final in FINAL),  # executemany: no IN
+                                 deliveries.c.edition_id == bindparam("b_edition")))
+                     .values(status=bindparam("b_status"), last_error=bindparam("b_error"),
+                             attempts=bindparam("b_attempts"), sent_at=bindparam("b_sent"),
+                             next_attempt_at=bindparam("b_next")))
+        with self.engine.begin() as conn:
+            for rows in by_status.values():
+                conn.execute(statement, [{**r, "b_edition": edition_id} for r in rows])
+
+    def retries(self, edition_id: int) -> list[tuple[int, int, datetime, int | None]]:
+        """(subscriber id, attempts, next attempt, segment id) of rows waiting for a retry."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.next_attempt_at,
+                                       deliveries.c.segment_id)
+                                .where(deliveries.c.edition_id == edition_id, deliveries.c.status == "retry")).all()
+        return [(r.subscriber_id, r.attempts, r.next_attempt_at, r.segment_id) for r in rows]
+
+    def counts(self, edition_id: int) -> dict[str, int]:
+        query = (select(deliveries.c.status, func.count()).where(deliveries.c.edition_id == edition_id)
+                 .group_by(deliveries.c.status))
+        with self.engine.connect() as conn:
+            return {status: n for status, n in conn.execute(query)}
+
+    def delivery(self, edition_id: int, subscriber_id: int) -> dict[str, object] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(deliveries).where(deliveries.c.edition_id == edition_id,
+                                                        deliveries.c.subscriber_id == subscriber_id)).first()
+        return dict(row._mapping) if row is not None else None
+
+    def _get_or_insert(self, query: Select, statement: Insert) -> int:  # type: ignore[type-arg]
+        """The id `query` finds, else the one `statement` inserts; two processes racing get the same row."""
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar()
+        if found is not None:
+            return int(found)
+        try:
+            with self.engine.begin() as conn:
+                return int(conn.execute(statement).inserted_primary_key[0])
+        except IntegrityError:
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+
+    def _upsert(self, edition_id: int, rows: list[dict[str, object]]) -> None:
+        """Insert rows for subscribers without one in this edition, update the others; one transaction."""
+        if not rows:
+            return
+        ids = [r["subscriber_id"] for r in rows]
+        with self.engine.begin() as conn:
+            existing = {i for (i,) in conn.execute(select(deliveries.c.subscriber_id).where(
+                deliveries.c.edition_id == edition_id, deliveries.c.subscriber_id.in_(ids)))}
+            new = [{"edition_id": edition_id, "attempts": 0, **r} for r in rows if r["subscriber_id"] not in existing]
+            if new:
+                keys = set().union(*(r.keys() for r in new))
+                conn.execute(insert(deliveries), [{k: r.get(k) for k in keys} for r in new])
+            old = [r for r in rows if r["subscriber_id"] in existing]
+            if old:
+                columns = [k for k in old[0] if k != "subscriber_id"]
+                statement = (update(deliveries)
+                             .where(deliveries.c.edition_id == edition_id,
+                                    deliveries.c.subscriber_id == bindparam("b_subscriber"),
+                                    *(deliveries.c.status != final for final in FINAL))
+                             .values({k: bindparam(f"b_{k}") for k in columns}))
+                conn.execute(statement, [{"b_subscriber": r["subscriber_id"], **{f"b_{k}": r[k] for k in columns}}
+                                         for r in old])

@@ -1,0 +1,113 @@
+"""`POST /articles/{article_id}/share`: "email this article" (기사 메일전송) from the newsroom's article page.
+
+Never an open relay: the mail can only hold one of our stored articles, our own words around it, and a short
+note that is escaped, kept to 300 characters and may not contain links. The sender's name is a label, never an
+address or a header of its own. Limits: 5 shares an hour per client IP, 3 a day per recipient, and none to an
+address that asked us for no mail (the suppression list). The recipient's address is not stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from jinja2 import Environment
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from feeds.settings import Settings
+from feeds.store import ArticleStore
+from feeds.views import Redirects
+
+from .compose import build_message, render_notice
+from .errors import DeliveryError, SubscriberError
+from .limits import RateLimiter
+from .messages import TEXT, pick_language
+from .signing import DkimSigner
+from .subscribers import SubscriberStore, normalise_email
+from .transport import Transport
+from .web import send_one, with_form
+
+log = logging.getLogger(__name__)
+
+MAX_NOTE, MAX_SENDER = 300, 30
+LINKS = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|net|org|kr|io|ru|cn|xyz|top)\b", re.IGNORECASE)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+WORDS = {
+    "ko": {"subject": "[{site}] {sender} 님이 보낸 기사: {title}", "title": "{sender} 님이 기사를 보냈습니다",
+           "button": "기사 읽기", "note": "{sender} 님의 메모", "why": "{sender} 님이 {site}의 기사 메일 보내기로 보낸 메일입니다. "
+           "이 주소는 저장하지 않으며, 뉴스레터를 신청한 것도 아닙니다.",
+           "sent": "기사를 보냈습니다.", "bad_address": "받는 사람 이메일 주소가 올바르지 않습니다.",
+           "no_sender": "보내는 사람 이름을 적어 주세요.", "links": "메모에는 링크를 넣을 수 없습니다.",
+           "too_many": "너무 많이 보냈습니다. 나중에 다시 시도해 주세요.", "no_article": "없는 기사입니다.",
+           "suppressed": "이 주소는 메일을 받지 않겠다고 알려 왔습니다.", "failed": "메일을 보내지 못했습니다. 잠시 뒤 다시 시도해 주세요.",
+           "heading": "기사 메일 보내기"},
+    "en": {"subject": "[{site}] {sender} sent you a story: {title}", "title": "{sender} sent you a story",
+           "button": "Read the story", "note": "A note from {sender}", "why": "{sender} sent this with {site}'s "
+           "'email this story' button. We don't keep this address, and it is not subscribed to anything.",
+           "sent": "The story is on its way.", "bad_address": "The recipient's address is not valid.",
+           "no_sender": "Please give your name.", "links": "The note may not contain links.",
+           "too_many": "Too many shares. Please try again later.", "no_article": "No such story.",
+           "suppressed": "This address asked us not to send it mail.", "failed": "We couldn't send the mail. "
+           "Please try again shortly.", "heading": "Email this story"},
+}
+
+
+def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberStore, redirects: Redirects,
+           templates: Environment, clock: Callable[[], datetime], transport: Callable[[], Transport],
+           signer: DkimSigner | None = None) -> list[Route]:
+    per_ip = RateLimiter(5, timedelta(hours=1), clock)
+    per_recipient = RateLimiter(3, timedelta(days=1), clock)
+
+    def answer(request: Request, lang: str, status: int, key: str, **extra: Any) -> Response:
+        message = WORDS[lang][key]
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse({"error" if status >= 400 else "status": message, **extra}, status_code=status,
+                                headers={k: v for k, v in extra.items() if k == "Retry-After"})
+        page = templates.get_template("pages/notice.html").render(
+            site=settings.site, lang=lang, t=TEXT[lang], title=WORDS[lang]["heading"], message=message,
+            path=request.url.path)
+        headers = {"Cache-Control": "no-store", **{k: v for k, v in extra.items() if k == "Retry-After"}}
+        return HTMLResponse(page, status_code=status, headers=headers)
+
+    def share_article(request: Request, form: Any) -> Response:
+        lang = pick_language(form.get("lang") or request.query_params.get("lang"), None, settings.site.language)
+        article = articles.article(request.path_params["article_id"])
+        if article is None:
+            return answer(request, lang, 404, "no_article")
+        sender = " ".join(CONTROL.sub("", str(form.get("sender_name", ""))).split())[:MAX_SENDER]
+        note = CONTROL.sub("", str(form.get("note", ""))).strip()[:MAX_NOTE]
+        if not sender:
+            return answer(request, lang, 400, "no_sender")
+        if LINKS.search(note) or LINKS.search(sender):
+            return answer(request, lang, 400, "links")
+        try:
+            recipient = normalise_email(str(form.get("recipient", ""))[:320])
+        except SubscriberError:
+            return answer(request, lang, 400, "bad_address")
+        ip = request.client.host if request.client else ""
+        for limiter, key in ((per_ip, ip), (per_recipient, recipient.lower())):
+            wait = limiter.hit(key)
+            if wait:
+                return answer(request, lang, 429, "too_many", **{"Retry-After": str(wait)})
+        if subscribers.is_suppressed(recipient):
+            return answer(request, lang, 403, "suppressed")
+        words = {k: v.format(site=settings.site.name, sender=sender, title=article.title) for k, v in WORDS[lang].items()}
+        body = article.title + (f"\n\n{article.summary}" if article.summary else "")
+        mail = render_notice(templates, settings, language=lang, subject=words["subject"][:200], title=words["title"],
+                             body=body, button=words["button"], button_url=redirects.url(article.id, "email"),
+                             footnote=f"{words['note']}: “{note}”" if note else "", why=words["why"])
+        try:
+            send_one(transport, signer, build_message(settings, mail, to=recipient, to_name=None, now=clock(),
+                                                      list_id="share"))
+        except DeliveryError as exc:
+            log.warning("share of article %s failed: %s", article.id, exc)
+            return answer(request, lang, 503, "failed")
+        log.info("article %s shared by mail", article.id)
+        return answer(request, lang, 200, "sent")
+
+    return [Route("/articles/{article_id}/share", with_form(share_article), methods=["POST"])]
