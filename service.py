@@ -32,6 +32,7 @@ import templates
 from feeds import api as feeds_api
 from feeds import cli as feeds_cli
 from feeds import db
+from feeds import metrics as feeds_metrics
 from feeds.cli import config_option, services_of
 from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
@@ -59,6 +60,7 @@ from newsletter.bounces import FolderReport, process_folder
 from newsletter.deliveries import DeliveryStore
 from newsletter.errors import NewsletterError
 from newsletter.messages import TIMEZONES
+from newsletter.metrics import audience_metrics
 from newsletter.preview import preview_edition
 from newsletter.send import Context, SendReport, send_edition
 from newsletter.signing import DkimSigner, load_signer
@@ -299,6 +301,9 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
     app.include_router(newsletter_api.router(settings, services.subscribers, services.clock))
     app.include_router(newsletter_api.editions_router(settings, services.deliveries, services.store.campaign_clicks))
     app.include_router(newsletter_api.bounces_router(settings, services.subscribers, services.clock, services.tokens))
+    app.router.routes.append(feeds_metrics.route(settings, lambda: [
+        *feeds_metrics.content_metrics(settings, services.store, services.clock()),
+        *audience_metrics(services.engine, services.clock())]))
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
