@@ -13,7 +13,8 @@ words when it folds a long Korean subject, and mangles long List-Unsubscribe val
 
 from __future__ import annotations
 
-import base64
+import binascii
+import re
 import html as html_escape
 import secrets
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ AD_LABELS = {"ko": "(광고) ", "en": "(Advertisement) "}
 EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE = ("GZXEMAILX", "GZXNAMEX", "GZXUNSUBSCRIBEX", "GZXPREFERENCESX",
                                                   "GZXARCHIVEX")
 
+_MARKERS = re.compile(f"({EMAIL}|{NAME}|{UNSUBSCRIBE}|{PREFERENCES}|{ARCHIVE})")
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 MAIL_POLICY = policy.default.clone(max_line_length=998)  # for the one-off mails built as EmailMessage
 
@@ -64,6 +66,56 @@ class MailTemplate:
     head: bytes  # the headers every copy shares (From, Reply-To, Subject, List-Id, MIME), CRLF-terminated
     boundary: str
     domain: str
+    html_body: "Base64Body"
+    text_body: "Base64Body"
+
+
+@dataclass(frozen=True)
+class Base64Body:
+    """A part's base64, encoded once around the markers, so that each copy encodes only a few hundred bytes.
+
+    Base64 of consecutive chunks is the base64 of the whole when every chunk but the last is a multiple of three
+    bytes long, and lines may be shorter than 76 characters (RFC 2045 §6.8). So each static piece is encoded
+    ahead for each of the three offsets at which it can start; per copy only the glue (the bytes left over
+    from a piece, a reader's value, the first bytes of the next piece) is encoded.
+    """
+
+    markers: tuple[str, ...]  # the marker between piece i and piece i+1
+    pieces: tuple[bytes, ...]
+    encoded: tuple[tuple[tuple[bytes, bytes] | None, ...], ...]  # [piece][offset] -> (base64 lines, raw tail)
+
+    @classmethod
+    def of(cls, text: str) -> "Base64Body":
+        split = _MARKERS.split(text)
+        pieces = tuple(p.encode("utf-8") for p in split[0::2])
+        encoded = []
+        for piece in pieces:
+            variants: list[tuple[bytes, bytes] | None] = []
+            for offset in range(3):
+                if offset > len(piece):
+                    variants.append(None)
+                    continue
+                end = offset + (len(piece) - offset) // 3 * 3
+                variants.append((_base64_lines(piece[offset:end]), piece[end:]))
+            encoded.append(tuple(variants))
+        return cls(markers=tuple(split[1::2]), pieces=pieces, encoded=tuple(encoded))
+
+    def fill(self, values: dict[str, bytes]) -> bytes:
+        out: list[bytes] = []
+        carry = b""
+        for i, piece in enumerate(self.pieces):
+            offset = -len(carry) % 3
+            variant = self.encoded[i][offset]
+            if variant is None:  # a piece shorter than the glue it would need: it all joins the carry
+                carry += piece
+            else:
+                out.append(_base64_lines(carry + piece[:offset]))
+                out.append(variant[0])
+                carry = variant[1]
+            if i < len(self.markers):
+                carry += values[self.markers[i]]
+        out.append(_base64_lines(carry))
+        return b"".join(out)
 
 
 @dataclass(frozen=True)
@@ -133,18 +185,17 @@ def make_template(settings: Settings, mail: RenderedMail, *, list_id: str) -> Ma
         f'Content-Type: multipart/alternative; boundary="{boundary}"',
     ]
     return MailTemplate(subject=mail.subject, html=mail.html, text=mail.text,
-                        head=("\r\n".join(lines) + "\r\n").encode("ascii"), boundary=boundary, domain=domain)
+                        head=("\r\n".join(lines) + "\r\n").encode("ascii"), boundary=boundary, domain=domain,
+                        html_body=Base64Body.of(mail.html), text_body=Base64Body.of(mail.text))
 
 
 def personalise(template: MailTemplate, recipient: Recipient, *, now: datetime, unsubscribe_address: str) -> bytes:
     """One subscriber's message as wire bytes (CRLF line ends), ready to sign and send."""
     name = " ".join((recipient.name or "").split())  # no line break can reach a header
-    fills = ((EMAIL, recipient.email), (NAME, name), (UNSUBSCRIBE, recipient.unsubscribe_url),
-             (PREFERENCES, recipient.preferences_url), (ARCHIVE, recipient.archive_url))
-    html, text = template.html, template.text
-    for marker, value in fills:
-        html = html.replace(marker, html_escape.escape(value))
-        text = text.replace(marker, value)
+    fills = {EMAIL: recipient.email, NAME: name, UNSUBSCRIBE: recipient.unsubscribe_url,
+             PREFERENCES: recipient.preferences_url, ARCHIVE: recipient.archive_url}
+    text_values = {marker: value.encode("utf-8") for marker, value in fills.items()}
+    html_values = {marker: html_escape.escape(value).encode("utf-8") for marker, value in fills.items()}
     token = recipient.unsubscribe_url.rsplit("/", 1)[-1]
     mailto = f"mailto:{unsubscribe_address}?subject={quote('unsubscribe ' + token)}"
     head = (template.head
@@ -156,9 +207,9 @@ def personalise(template: MailTemplate, recipient: Recipient, *, now: datetime, 
     return b"".join((
         head, b"\r\n",
         b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-        _base64_lines(text), b"--", b,
+        template.text_body.fill(text_values), b"--", b,
         b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-        _base64_lines(html), b"--", b, b"--\r\n"))
+        template.html_body.fill(html_values), b"--", b, b"--\r\n"))
 
 
 def message_id(domain: str, *parts: object) -> str:
@@ -203,5 +254,6 @@ def _address_header(name: str, address: str) -> str:
     return formataddr((name, address), charset="utf-8")
 
 
-def _base64_lines(text: str) -> bytes:
-    return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+def _base64_lines(raw: bytes) -> bytes:
+    """Base64 in lines of at most 76 characters, each ending CRLF; nothing for nothing."""
+    return b"".join([binascii.b2a_base64(raw[i:i + 57]) for i in range(0, len(raw), 57)]).replace(b"\n", b"\r\n")

@@ -434,12 +434,13 @@ def _rebuild_template(stored: RenderedMail, ctx: Context, *, list_id: str) -> Ma
 def recipient_of(subscriber: Subscriber, edition_id: int, segment_id: int, template: MailTemplate, ctx: Context) -> Recipient:
     base = ctx.settings.site.base_url
     tokens = ctx.tokens
+    # The archive page shows the reader's own links, so their preferences token is what opens it: one token less
+    # to sign per message.
+    preferences = tokens.for_subscriber("preferences", subscriber.id, subscriber.email)
     return Recipient(
         email=subscriber.email, name=subscriber.name, message_id=message_id(template.domain, edition_id, subscriber.id),
         unsubscribe_url=f"{base}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.id, subscriber.email)}",
-        preferences_url=f"{base}/preferences/{tokens.for_subscriber('preferences', subscriber.id, subscriber.email)}",
-        archive_url=f"{base}/archive/{edition_id}/"
-                    + tokens.make("archive", {"s": subscriber.id, "e": subscriber.email, "g": segment_id}))
+        preferences_url=f"{base}/preferences/{preferences}", archive_url=f"{base}/archive/{edition_id}/{preferences}")
 
 
 def _chunks(items: Sequence[Subscriber], size: int) -> Iterable[Sequence[Subscriber]]:

@@ -74,7 +74,7 @@ class SmtpTransport:
         try:
             if self._conn is None:
                 self._conn = self._connect()
-            self._conn.sendmail(sender, [recipient], data)
+            _transact(self._conn, sender, recipient, data)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(f"recipient refused: {exc.recipients}", is_permanent=all(c >= 500 for c in codes)) from exc
@@ -83,6 +83,9 @@ class SmtpTransport:
                 raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", is_permanent=True) from exc
             self._drop()
             raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", is_permanent=False) from exc
+        except UnicodeEncodeError as exc:
+            raise DeliveryError(f"{recipient}: a non-ASCII address needs SMTPUTF8, which is not supported",
+                                is_permanent=True) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise DeliveryError(f"SMTP connection to {self._host}:{self._port}: {exc}", is_permanent=False) from exc
@@ -102,6 +105,52 @@ class SmtpTransport:
             except (smtplib.SMTPException, OSError):
                 pass
             self._conn = None
+
+
+def _transact(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """MAIL, RCPT and DATA for one message, in one round trip when the server offers PIPELINING (RFC 2920).
+
+    Not `sendmail`: that one rewrites every line end and scans every line for a leading dot with regular
+    expressions, which cost more than the rest of sending. Our messages have CRLF line ends already, so the dot
+    stuffing of RFC 5321 §4.5.2 is one `bytes.replace`. Failures raise smtplib's own exceptions, after RSET.
+    """
+    conn.ehlo_or_helo_if_needed()
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    commands = (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA")
+    if conn.does_esmtp and conn.has_extn("pipelining"):
+        conn.send("".join(command + "\r\n" for command in commands))
+        replies = [conn.getreply() for _ in commands]
+    else:
+        replies = []
+        for command, expected in zip(commands, (250, 250, 354)):
+            conn.send(command + "\r\n")
+            replies.append(conn.getreply())
+            if replies[-1][0] not in (expected, 251):
+                break
+    (mail_code, mail_text), *rest = replies
+    rcpt_code, rcpt_text = rest[0] if rest else (0, b"")
+    data_code, data_text = rest[1] if len(rest) > 1 else (0, b"")
+    if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
+        conn.send(b".\r\n")  # a server that took DATA without a recipient: end the empty message
+        conn.getreply()
+    if mail_code != 250:
+        conn.rset()
+        raise smtplib.SMTPSenderRefused(mail_code, mail_text, sender)
+    if rcpt_code not in (250, 251):
+        conn.rset()
+        raise smtplib.SMTPRecipientsRefused({recipient: (rcpt_code, rcpt_text)})
+    if data_code != 354:
+        conn.rset()
+        raise smtplib.SMTPDataError(data_code, data_text)
+    conn.send(data + b".\r\n")
+    code, text = conn.getreply()
+    if code != 250:
+        conn.rset()
+        raise smtplib.SMTPDataError(code, text)
 
 
 def make_transport(settings: MailSettings) -> Transport:

@@ -213,10 +213,13 @@ class SmtpRecorder:
         self.sessions = 0
         self.fail_rcpt: dict[str, str] = {}
         self.fail_times: dict[str, int] = {}
+        self.is_pipelining = False  # advertise PIPELINING (aiosmtpd reads commands in order either way)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
         self.sessions += 1
         session.host_name = hostname
+        if self.is_pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ then read the diff before committing it.
 
 from __future__ import annotations
 
+import base64
 import email
 import os
 from datetime import timedelta
@@ -13,12 +14,15 @@ from email import policy
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
 from feeds.model import StoredArticle
 from feeds.settings import load_settings
-from newsletter.compose import Recipient, make_template, personalise, render_digest
+from newsletter.compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, Base64Body, Recipient, make_template,
+                                personalise, render_digest)
 from newsletter.digest import build_digest
 from tests.conftest import DATA, NOW, write_config
 
@@ -89,3 +93,18 @@ def test_subject_and_names_are_encoded_right(settings) -> None:  # type: ignore[
     assert message["To"].addresses[0].addr_spec == "kim+news@example.com"
     assert message["Bcc"] is None
     assert message["From"].addresses[0].display_name == "한빛일보"
+
+
+MARKER_TEXT = st.lists(st.one_of(st.text(max_size=40), st.sampled_from([EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE])),
+                       max_size=12).map("".join)
+
+
+@given(text=MARKER_TEXT, values=st.lists(st.text(max_size=30), min_size=5, max_size=5))
+def test_base64_body_is_the_base64_of_the_filled_text(text: str, values: list[str]) -> None:
+    fills = dict(zip((EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE), values))
+    encoded = Base64Body.of(text).fill({k: v.encode("utf-8") for k, v in fills.items()})
+    expected = text
+    for marker, value in fills.items():
+        expected = expected.replace(marker, value)
+    assert base64.b64decode(encoded.replace(b"\r\n", b"")).decode("utf-8") == expected
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))

@@ -105,8 +105,11 @@ def test_one_render_per_segment(tmp_path, clock) -> None:  # type: ignore[no-unt
     services.close()
 
 
-def test_transient_failures_are_retried_and_permanent_ones_count_as_bounces(tmp_path, clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("is_pipelining", [False, True], ids=["one command a time", "pipelining"])
+def test_transient_failures_are_retried_and_permanent_ones_count_as_bounces(tmp_path, clock, smtp_server,
+                                                                            is_pipelining: bool) -> None:
     recorder, url = smtp_server
+    recorder.is_pipelining = is_pipelining
     recorder.fail_rcpt["kim@example.com"] = "451 4.3.0 try again later"
     recorder.fail_times["kim@example.com"] = 2
     recorder.fail_rcpt["lee@example.com"] = "550 5.1.1 no such user"
@@ -130,6 +133,21 @@ def test_transient_failures_are_retried_and_permanent_ones_count_as_bounces(tmp_
     assert services.subscribers.find("lee@example.com").status == "bounced"
     assert services.subscribers.is_suppressed("lee@example.com")
     services.close()
+
+
+@pytest.mark.parametrize("is_pipelining", [False, True], ids=["one command a time", "pipelining"])
+def test_smtp_transport_stuffs_dots_and_keeps_the_bytes(smtp_server, is_pipelining: bool) -> None:
+    from newsletter.transport import SmtpTransport
+
+    recorder, url = smtp_server
+    recorder.is_pipelining = is_pipelining
+    message = b"Subject: dots\r\n\r\n.a line that starts with a dot\r\n..two\r\n.\r\nend\r\n"
+    transport = SmtpTransport(url)
+    for _ in range(3):
+        transport.send("news@example.com", "kim@example.com", message)
+    transport.close()
+    assert recorder.sessions == 1
+    assert [content for _, _, content in recorder.messages] == [message] * 3
 
 
 def test_rate_limit_and_connection_reuse(tmp_path, clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
