@@ -186,20 +186,19 @@ class Services:
              progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        ctx = Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
-                      deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
-                      templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
-                      signer=self.signer, sleep=self.sleep, progress=progress)
-        return send_edition(edition, scheduled_at=scheduled_at, ctx=ctx, everyone=everyone, dry_run=dry_run)
+        return send_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(progress), everyone=everyone,
+                            dry_run=dry_run)
+
+    def _send_context(self, progress: Callable[[str], None] = lambda outcome: None) -> Context:
+        return Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
+                       deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
+                       templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
+                       signer=self.signer, sleep=self.sleep, progress=progress)
 
     def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        ctx = Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
-                      deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
-                      templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
-                      signer=self.signer)
-        return preview_edition(edition, scheduled_at=scheduled_at, ctx=ctx, email=email)
+        return preview_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(), email=email)
 
     def task_specs(self) -> list[TaskSpec]:
         s = self.settings

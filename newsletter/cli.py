@@ -19,6 +19,17 @@ def digest_group() -> None:
     """Digest editions."""
 
 
+def _edition_run(ctx: click.Context, edition: str, at: str | None):  # type: ignore[no-untyped-def]
+    """The services and the edition's time, after checking that EDITION is configured."""
+    services = services_of(ctx)
+    settings = services.settings
+    if settings.edition(edition) is None:
+        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
+    scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
+    services.prepare_database(migrate=False)
+    return services, scheduled_at
+
+
 @digest_group.command("send")
 @click.argument("edition")
 @click.option("--dry-run", is_flag=True, help="Show who would get what; send and record nothing.")
@@ -31,13 +42,8 @@ def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None)
 
     A manual send goes to every subscriber of the edition's frequency, whatever their time zone; running it
     again with the same --at resumes it (nobody gets it twice)."""
-    services = services_of(ctx)
-    settings = services.settings
-    if settings.edition(edition) is None:
-        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
-    scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
-    services.prepare_database(migrate=False)
-    total = len(services.subscribers.confirmed(edition))
+    services, scheduled_at = _edition_run(ctx, edition, at)
+    total = services.subscribers.count_active(edition)
     if total > 20 and sys.stderr.isatty():
         started, done = time.monotonic(), [0]
 
@@ -66,12 +72,7 @@ def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None)
 @click.pass_context
 def digest_preview(ctx: click.Context, edition: str, to: str, fmt: str, at: str | None) -> None:
     """Print the digest EDITION would be for one address; sends and records nothing."""
-    services = services_of(ctx)
-    settings = services.settings
-    if settings.edition(edition) is None:
-        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
-    scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
-    services.prepare_database(migrate=False)
+    services, scheduled_at = _edition_run(ctx, edition, at)
     preview = services.preview(edition, scheduled_at, to)
     if preview is None:
         raise click.ClickException(f"nothing new for {to} in {edition} at {scheduled_at.isoformat()}: no mail would go")

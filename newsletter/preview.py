@@ -8,8 +8,7 @@ from feeds.settings import EditionSettings
 
 from .archive import fill
 from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, make_template, personalise, render_digest
-from .digest import build_digest
-from .send import Context, SendReport, recipient_of, segments
+from .send import Context, SendReport, digest_for, recipient_of, segments
 from .subscribers import Subscriber, normalise_email
 
 
@@ -26,11 +25,7 @@ def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Co
     [(key, group, language, zone, after)] = list(segments([subscriber], s, period_start, high_waters))
     most_viewed = (ctx.articles.most_viewed(since=period_start, until=scheduled_at, limit=edition.most_viewed)
                    if edition.most_viewed else [])
-    candidates = ctx.articles.articles(categories=subscriber.categories or [c.slug for c in s.categories],
-                                       published_after=after, published_until=scheduled_at, limit=edition.max_articles)
-    digest = build_digest(edition.name, candidates=candidates, most_viewed=most_viewed,
-                          category_order=[c.slug for c in s.categories], labels={c.slug: c.name for c in s.categories},
-                          max_articles=edition.max_articles, period_end=scheduled_at)
+    digest = digest_for(edition, subscriber.categories, after, scheduled_at, most_viewed, ctx)
     if digest is None:
         return None
     campaign = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": f"{edition.name}-preview"}

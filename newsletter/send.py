@@ -30,12 +30,13 @@ from zoneinfo import ZoneInfo
 
 from feeds.schedule import Lease, holder_id
 from feeds.settings import EditionSettings, Settings
+from feeds.model import StoredArticle
 from feeds.store import ArticleStore
 from feeds.views import Redirects
 
 from .compose import MailTemplate, Recipient, RenderedMail, make_template, message_id, personalise, render_digest
 from .deliveries import DeliveryStore, Outcome
-from .digest import build_digest
+from .digest import Digest, build_digest
 from .errors import DeliveryError
 from .signing import DkimSigner
 from .subscribers import Subscriber, SubscriberStore
@@ -181,13 +182,7 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
     skipped = held = 0
     try:
         for key, group, language, zone, after in segments(todo, s, period_start, high_waters):
-            candidates = ctx.articles.articles(categories=group[0].categories or [c.slug for c in s.categories],
-                                               published_after=after, published_until=scheduled_at,
-                                               limit=edition.max_articles)
-            digest = build_digest(edition.name, candidates=candidates, most_viewed=most_viewed,
-                                  category_order=[c.slug for c in s.categories],
-                                  labels={c.slug: c.name for c in s.categories}, max_articles=edition.max_articles,
-                                  period_end=scheduled_at)
+            digest = digest_for(edition, group[0].categories, after, scheduled_at, most_viewed, ctx)
             if digest is None:
                 ctx.deliveries.mark_skipped(edition_id, [r.id for r in group])
                 skipped += len(group)
@@ -225,6 +220,17 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
                         retrying=counts.get("retry", 0) + counts.get("queued", 0))
     log.info("edition %s", report.line())
     return report
+
+
+def digest_for(edition: EditionSettings, categories: Sequence[str], after: datetime, scheduled_at: datetime,
+               most_viewed: Sequence[StoredArticle], ctx: Context) -> Digest | None:
+    """One segment's digest: its categories' articles published in (after, scheduled_at], and the most viewed."""
+    s = ctx.settings
+    candidates = ctx.articles.articles(categories=categories or [c.slug for c in s.categories], published_after=after,
+                                       published_until=scheduled_at, limit=edition.max_articles)
+    return build_digest(edition.name, candidates=candidates, most_viewed=most_viewed,
+                        category_order=[c.slug for c in s.categories], labels={c.slug: c.name for c in s.categories},
+                        max_articles=edition.max_articles, period_end=scheduled_at)
 
 
 def _retry_window(s: Settings) -> timedelta:

@@ -348,6 +348,13 @@ class SubscriberStore:
             self._suppress(conn, row.email, row.status if row.status in SUPPRESSED else "erased", now)
         return True
 
+    def count_active(self, frequency: str) -> int:
+        """How many `confirmed(frequency)` would return, without loading them."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(subscribers).where(
+                subscribers.c.status == "confirmed", subscribers.c.paused_at.is_(None),
+                subscribers.c.frequency == frequency)).scalar_one()
+
     def confirmed(self, frequency: str) -> list[Subscriber]:
         """Who gets this frequency's digest: confirmed and not paused."""
         with self.engine.connect() as conn:
