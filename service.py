@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import click
 from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
@@ -37,6 +38,7 @@ from feeds.cli import config_option, services_of
 from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import HostLimiter, HttpFetcher
+from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.ingest import IngestPolicy, IngestResult, ingest_all, ingest_source
 from feeds.partner_web import PartnerFeeds, RateLimiter
 from feeds.partner_web import routes as partner_routes
@@ -56,7 +58,7 @@ from newsletter import cli as newsletter_cli
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
 from newsletter import sharing as newsletter_sharing
 from newsletter import web as newsletter_web
-from newsletter.bounces import FolderReport, process_folder
+from newsletter.bounces import FolderReport, IntakeRules, process_folder
 from newsletter.deliveries import DeliveryStore
 from newsletter.errors import NewsletterError
 from newsletter.messages import TIMEZONES
@@ -67,6 +69,7 @@ from newsletter.signing import DkimSigner, load_signer
 from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
 from newsletter.transport import make_transport
+from newsletter.verp import TagCodec
 
 log = logging.getLogger("gazette")
 
@@ -101,6 +104,10 @@ class Services:
     @cached_property
     def tokens(self) -> Tokens:
         return Tokens(self.settings.signing_key, self.clock)
+
+    @cached_property
+    def tags(self) -> TagCodec:
+        return TagCodec(self.settings.signing_key, self.settings.mail.return_path)
 
     @cached_property
     def templates(self) -> Environment:
@@ -193,7 +200,7 @@ class Services:
         return Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
                        deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
                        templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
-                       signer=self.signer, sleep=self.sleep, progress=progress)
+                       tags=self.tags, signer=self.signer, sleep=self.sleep, progress=progress)
 
     def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
         edition = self.settings.edition(edition_name)
@@ -229,7 +236,7 @@ class Services:
     def process_bounces(self, folder: Path) -> FolderReport:
         mail = self.settings.mail
         return process_folder(folder, self.subscribers, self.tokens, self.clock(), mail.hard_bounce_limit,
-                              unsubscribe_address=mail.unsubscribe_address)
+                              IntakeRules(self.tags, mail.unsubscribe_address, mail.complaint_senders))
 
     def resume_editions(self) -> str:
         done = [self.send(name, at).line() for name, at in self.deliveries.unfinished(self.clock())
@@ -288,13 +295,14 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
         app.router.routes.append(route)
     for route in newsletter_web.routes(settings, services.subscribers, services.tokens, services.templates,
                                       services.clock, transport=lambda: make_transport(settings.mail),
-                                      signer=services.signer):
+                                      tags=services.tags, signer=services.signer):
         app.router.routes.append(route)
     app.router.routes += newsletter_archive.routes(settings, services.deliveries, services.subscribers, services.tokens,
                                                    services.templates)
     app.router.routes += newsletter_sharing.routes(settings, services.store, services.subscribers, services.redirects,
                                                    services.templates, services.clock,
-                                                   transport=lambda: make_transport(settings.mail), signer=services.signer)
+                                                   transport=lambda: make_transport(settings.mail), tags=services.tags,
+                                                   signer=services.signer)
     app.include_router(feeds_api.router(settings, services.store, services.clock))
     app.include_router(feeds_api.partners_router(settings, services.partners, services.pushes, services.clock))
     app.include_router(newsletter_api.router(settings, services.subscribers, services.clock))
@@ -304,16 +312,31 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
         *feeds_metrics.content_metrics(settings, services.store, services.clock()),
         *audience_metrics(services.engine, services.clock())]))
 
+    def error_response(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None,
+                       **extra: Any) -> Response:
+        if is_json_path(request.url.path):
+            body = {"type": "about:blank", "title": status_title(status), "status": status, "detail": message,
+                    "error": message, **extra}
+            return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
+        page = services.templates.get_template("pages/error.html").render(
+            site=settings.site, title=str(status), message=message)
+        return HTMLResponse(page, status_code=status, headers=headers)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if request.url.path.startswith(("/api/", "/partners/")):
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-        page = services.templates.get_template("pages/error.html").render(
-            site=settings.site, title=str(exc.status_code), message=exc.detail)
-        return HTMLResponse(page, status_code=exc.status_code, headers=exc.headers)
+        return error_response(request, exc.status_code, str(exc.detail), exc.headers)
+
+    async def validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        problems = [{"where": ".".join(str(part) for part in e.get("loc", ())), "problem": str(e.get("msg", ""))}
+                    for e in exc.errors()]
+        message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
+        return error_response(request, 422, message, errors=problems)
 
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(FeedFastPath, publisher=services.publisher, settings=settings)
+    app.add_middleware(RequestGuard, admin_token=settings.admin_token)  # last added: outermost
     return app
 
 

@@ -6,14 +6,16 @@ the app's exception handler; the token is compared in constant time.
 
 from __future__ import annotations
 
-import hmac
 from datetime import date, datetime
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Any, Callable, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
+from .db import MAX_ID
 from .errors import ConfigError, StoreError
+from .guard import check_admin_token
 from .partners import Partner, PartnerStore
 from .push import PushQueue
 from .settings import Settings, build_partner
@@ -49,19 +51,49 @@ class RankedArticle(BaseModel):
     views: int
 
 
-def admin_auth(settings: Settings) -> Callable[[Request], None]:
-    def check(request: Request) -> None:
-        if settings.admin_token is None:
-            raise HTTPException(403, "the admin API is off: set [admin] token in the configuration")
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-            raise HTTPException(401, "missing or wrong admin token (Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": 'Bearer realm="gazette-admin"'})
+# RFC 9457 problem details, as every error of the API answers; `error` repeats `detail` for older clients.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "error": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object"}}}}
+_MEANINGS = {400: "The request is not acceptable, e.g. a NUL character in the URL (the detail says why)", 401: "No admin token, or a wrong one",
+             403: "The admin API is off ([admin] token is not set)", 404: "No such thing",
+             409: "Conflicts with what is stored", 413: "The body is larger than 1 MiB",
+             422: "A parameter or the body is not valid", 431: "The request's headers are too large"}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses."""
+    return {status: {"description": _MEANINGS[status],
+                     "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}} for status in statuses}
+
+
+# A stored row's id in a path: larger numbers are refused by validation (422), never passed to the database.
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
+
+# What any admin route may answer besides its own errors.
+COMMON_PROBLEMS = problems(400, 401, 403, 413, 422, 431)
+_BEARER = HTTPBearer(auto_error=False, scheme_name="adminToken",
+                     description="The `[admin] token` of the configuration, as `Authorization: Bearer <token>`.")
+
+
+def admin_auth(settings: Settings) -> Callable[..., None]:
+    def check(request: Request, _credentials: Annotated[Any, Depends(_BEARER)] = None) -> None:
+        refusal = check_admin_token(settings.admin_token, request.headers.get("authorization"))
+        if refusal is not None:
+            raise HTTPException(refusal.status, refusal.message, headers=dict(refusal.headers) or None)
     return check
 
 
+def admin_router(settings: Settings, prefix: str, tag: str) -> APIRouter:
+    """A router of admin routes: the token checked, the common error answers documented."""
+    return APIRouter(prefix=prefix, dependencies=[Depends(admin_auth(settings))], tags=[tag],
+                     responses=COMMON_PROBLEMS)
+
+
 def router(settings: Settings, store: ArticleStore, clock: Callable[[], datetime]) -> APIRouter:
-    api = APIRouter(prefix="/api", dependencies=[Depends(admin_auth(settings))], tags=["sources"])
+    api = admin_router(settings, "/api", "sources")
 
     @api.get("/sources", response_model=list[SourceHealth], summary="Every source with its health")
     def sources() -> list[SourceHealth]:
@@ -85,7 +117,7 @@ def router(settings: Settings, store: ArticleStore, clock: Callable[[], datetime
         return out
 
     @api.get("/popular", response_model=list[RankedArticle], summary="Most viewed articles (많이 본 뉴스)",
-             tags=["views"])
+             tags=["views"], responses=problems(404))
     def popular(window: Literal["1h", "24h", "7d", "30d"] = "24h", category: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RankedArticle]:
         if category is not None and settings.category(category) is None:
@@ -185,7 +217,7 @@ class PushOut(BaseModel):
 
 def partners_router(settings: Settings, partners: PartnerStore, pushes: PushQueue,
                     clock: Callable[[], datetime]) -> APIRouter:
-    api = APIRouter(prefix="/api/partners", dependencies=[Depends(admin_auth(settings))], tags=["partners"])
+    api = admin_router(settings, "/api/partners", "partners")
 
     def found(slug: str) -> Partner:
         partner = partners.partner(slug)
@@ -203,7 +235,7 @@ def partners_router(settings: Settings, partners: PartnerStore, pushes: PushQueu
     def list_partners() -> list[PartnerOut]:
         return [out(p) for p in partners.partners()]
 
-    @api.post("", response_model=CreatedPartner, status_code=201,
+    @api.post("", response_model=CreatedPartner, status_code=201, responses=problems(409),
               summary="Create a partner and its first key (shown once)")
     def create_partner(body: PartnerIn) -> CreatedPartner:
         try:
@@ -216,11 +248,11 @@ def partners_router(settings: Settings, partners: PartnerStore, pushes: PushQueu
         info, key = partners.add_key(partner.slug, clock(), label="first")
         return CreatedPartner(partner=out(partner), key=NewPartnerKey(**vars(info), key=key))
 
-    @api.get("/{slug}", response_model=PartnerOut, summary="One partner")
+    @api.get("/{slug}", response_model=PartnerOut, summary="One partner", responses=problems(404))
     def get_partner(slug: str) -> PartnerOut:
         return out(found(slug))
 
-    @api.post("/{slug}/keys", response_model=NewPartnerKey, status_code=201,
+    @api.post("/{slug}/keys", response_model=NewPartnerKey, status_code=201, responses=problems(404),
               summary="A new key for the partner (shown once): rotate by adding one, then revoking the old")
     def create_key(slug: str, body: KeyIn) -> NewPartnerKey:
         found(slug)
@@ -230,27 +262,31 @@ def partners_router(settings: Settings, partners: PartnerStore, pushes: PushQueu
             raise HTTPException(422, str(exc)) from None
         return NewPartnerKey(**vars(info), key=key)
 
-    @api.delete("/{slug}/keys/{key_id}", response_model=PartnerKey, summary="Revoke a key at once (kept, marked)")
-    def revoke_key(slug: str, key_id: int) -> PartnerKey:
+    @api.delete("/{slug}/keys/{key_id}", response_model=PartnerKey, summary="Revoke a key at once (kept, marked)",
+                responses=problems(404))
+    def revoke_key(slug: str, key_id: RowId) -> PartnerKey:
         found(slug)
         info = partners.revoke_key(slug, str(key_id), clock())
         if info is None:
             raise HTTPException(404, f"partner {slug!r} has no key {key_id}")
         return PartnerKey(**vars(info))
 
-    @api.get("/{slug}/usage", response_model=PartnerUsage, summary="Requests, 304s, bytes, articles, clicks per day")
+    @api.get("/{slug}/usage", response_model=PartnerUsage, summary="Requests, 304s, bytes, articles, clicks per day",
+             responses=problems(404))
     def usage(slug: str, days: Annotated[int, Query(ge=1, le=366)] = 30) -> PartnerUsage:
         found(slug)
         return PartnerUsage(partner=slug, timezone=settings.site.timezone.key,
                             days=[UsageDayOut(**vars(d)) for d in partners.usage(slug, now=clock(), days=days)])
 
-    @api.get("/{slug}/pushes", response_model=list[PushOut], summary="Pushes to the partner's callback, newest first")
+    @api.get("/{slug}/pushes", response_model=list[PushOut], summary="Pushes to the partner's callback, newest first",
+             responses=problems(404))
     def list_pushes(slug: str, status: Literal["pending", "delivered", "parked"] | None = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[PushOut]:
         found(slug)
         return [PushOut(**vars(p)) for p in pushes.pushes(slug, status, limit)]
 
-    @api.post("/{slug}/pushes/{delivery_id}/retry", response_model=PushOut, summary="Queue a parked push again")
+    @api.post("/{slug}/pushes/{delivery_id}/retry", response_model=PushOut, summary="Queue a parked push again",
+              responses=problems(404))
     def retry_push(slug: str, delivery_id: str) -> PushOut:
         found(slug)
         push = pushes.retry(slug, delivery_id, clock())

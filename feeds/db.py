@@ -41,6 +41,13 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING)
+# The largest integer both databases store (a signed 64-bit BIGINT). An id past it names nothing: callers check
+# it before a query, which would otherwise fail in the driver (OverflowError) instead of finding no row.
+MAX_ID = 2**63 - 1
+
+
+def is_storable_id(value: int) -> bool:
+    return 0 <= value <= MAX_ID
 
 
 class UTCDateTime(TypeDecorator[datetime]):

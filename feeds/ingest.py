@@ -74,6 +74,7 @@ class Parsed:
     articles: tuple[Article, ...]
     problems: tuple[str, ...]
     clamped: int
+    notes: tuple[str, ...] = ()
 
 
 def parse_body(kind: str, body: bytes, url: str, content_type: str | None, *, default_category: str | None,
@@ -146,7 +147,7 @@ def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetch
 def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, fetcher: Fetcher, now: datetime,
             policy: IngestPolicy) -> IngestResult:
     location = state.fetch_url or source.location
-    fetched = fetcher.fetch(location, Validators(state.etag, state.last_modified))
+    fetched = fetcher.fetch(location, Validators(state.etag, state.last_modified), source.outbound())
     notes: list[str] = []
     if fetched.moved_to:
         notes.append(f"moved permanently to {fetched.moved_to}")
@@ -164,6 +165,7 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
                 notes.append(f"{len(parsed.problems)} unreadable items skipped (first: {parsed.problems[0]})")
             if parsed.clamped:
                 notes.append(f"{parsed.clamped} dates in the future set to the time of fetching")
+            notes += parsed.notes
             counts = store.upsert_articles(parsed.articles, source_id=state.id, now=now,
                                            touch_unchanged=source.kind == "html")
     store.record_success(state.id, etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
@@ -177,13 +179,19 @@ def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | No
            store: ArticleStore, policy: IngestPolicy, now: datetime) -> Parsed:
     timezone = policy.timezone or UTC
     if source.kind == "html":  # fetches article pages as it goes: stays in this thread
-        found = candidates(body, url, content_type, fetcher=fetcher, timezone=timezone)
-        if not found:
-            raise FeedsError("no article links found on the page (is it a section page or a sitemap?)")
-        entries, problems = read_pages(found, fetcher=fetcher, known=store.known_urls, timezone=timezone)
+        policy = source.content_outbound()
+        listing = candidates(body, url, content_type, fetcher=fetcher, timezone=timezone, policy=policy)
+        refused = [f"{len(listing.refused)} links off the source's site left out (first: {listing.refused[0][:200]}; "
+                   "allow_hosts lists other hosts to read)"] if listing.refused else []
+        if not listing.found:
+            raise FeedsError("no article links found on the page (is it a section page or a sitemap?)"
+                             + (f"; {refused[0]}" if refused else ""))
+        entries, problems = read_pages(listing.found, fetcher=fetcher, known=store.known_urls, timezone=timezone,
+                                       policy=policy)
         if not entries and problems:
             raise FeedsError(f"no article page could be read; first error: {problems[0]}")
-        return _normalise_all(entries, problems, url, source.category, source.category_map, now)
+        return replace(_normalise_all(entries, problems, url, source.category, source.category_map, now),
+                       notes=tuple(refused))
     options = {"default_category": source.category, "category_map": dict(source.category_map),
                "timezone": timezone, "now": now}
     if policy.parse_pool is not None:

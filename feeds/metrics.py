@@ -6,7 +6,6 @@ route only renders them. Values are read from the database when scraped, so ever
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Mapping
@@ -17,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from . import db
+from .guard import check_admin_token
 from .settings import Settings
 from .store import ArticleStore
 
@@ -75,11 +75,9 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
 def route(settings: Settings, families: Callable[[], Iterable[Family]]) -> Route:
     """`GET /metrics`; with `[admin] token` set, Prometheus must send it (`authorization: {credentials: …}`)."""
     def metrics(request: Request) -> Response:
-        if settings.admin_token is not None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.admin_token.encode()):
-                return PlainTextResponse("missing or wrong admin token (Authorization: Bearer <token>)\n", status_code=401,
-                                         headers={"WWW-Authenticate": 'Bearer realm="gazette-admin"'})
+        refusal = check_admin_token(settings.admin_token, request.headers.get("authorization"))
+        if settings.admin_token is not None and refusal is not None:  # without a token the figures are open
+            return PlainTextResponse(refusal.message + "\n", status_code=refusal.status, headers=dict(refusal.headers))
         return PlainTextResponse(render(families()), media_type="text/plain; version=0.0.4; charset=utf-8",
                                  headers={"Cache-Control": "no-store"})
 

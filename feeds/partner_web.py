@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Callable, Sequence
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from .guard import problem_body, status_title
 from .model import StoredArticle
 from .partners import Partner, PartnerStore, FeedScope, feed_scope, render_partner_feed
 from .publish import EPOCH, Rendered, rendered_bytes
@@ -104,9 +105,10 @@ def routes(settings: Settings, partners: PartnerStore, feeds: PartnerFeeds, limi
     known = [c.slug for c in settings.categories]
     max_age = settings.feeds.max_age
 
-    def error(status: int, message: str, **headers: str) -> JSONResponse:
+    def error(status: int, message: str, **headers: str) -> Response:
         named = {name.replace("_", "-"): value for name, value in headers.items()}
-        return JSONResponse({"error": message}, status_code=status, headers={"Cache-Control": "no-store", **named})
+        return Response(problem_body(status, message, status_title(status)), status_code=status,
+                        media_type="application/problem+json", headers={"Cache-Control": "no-store", **named})
 
     def feed(request: Request) -> Response:  # plain function: Starlette runs it in its thread pool
         partner_slug, slug, fmt = (request.path_params[k] for k in ("partner", "slug", "fmt"))
@@ -119,7 +121,7 @@ def routes(settings: Settings, partners: PartnerStore, feeds: PartnerFeeds, limi
                          WWW_Authenticate=f'{REALM}, error="invalid_token"')
         partner, now = access.partner, clock()
 
-        def refuse(status: int, message: str, **headers: str) -> JSONResponse:
+        def refuse(status: int, message: str, **headers: str) -> Response:
             partners.record_request(partner.slug, now, status=status)
             return error(status, message, **headers)
 

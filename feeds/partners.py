@@ -281,6 +281,8 @@ class PartnerStore:
     def revoke_key(self, slug: str, key: str, now: datetime) -> KeyInfo | None:
         """Revoke one of the partner's keys, named by its id or given itself; None if it has no such key."""
         t = db.partner_keys
+        if key.isdigit() and not db.is_storable_id(int(key)):
+            return None
         which = t.c.id == int(key) if key.isdigit() else t.c.key_hash == hash_key(key)
         with self.engine.begin() as conn:
             row = conn.execute(select(t).where(t.c.partner_slug == slug, which)).first()

@@ -9,13 +9,20 @@ Traps handled here rather than by callers:
 - feedgen fills `updated`/`lastBuildDate` with the current time when unset, which would change the bytes
   (and the ETag) on every build: they are always set from the items;
 - feedgen prepends entries by default; items are appended to keep newest-first order;
-- Atom entries with identical `updated` draw a validator warning: later duplicates are moved back a second.
+- Atom entries with identical `updated` draw a validator warning: later duplicates are moved back a second;
+- RSS readers read <description> as HTML (RSS Best Practices, 2009), so the plain-text summary goes in escaped as
+  HTML, then as XML: upstream text `&lt;script&gt;` reaches a reader as that text, never as a tag. JSON Feed's
+  `content_html` falls back to the summary the same way;
+- XML 1.0 cannot carry most control characters (nor U+FFFE/U+FFFF, nor lone surrogates): they are dropped from
+  every text before rendering, so that no stored value can make a feed unrenderable.
 """
 
 from __future__ import annotations
 
+import html
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Sequence
 from xml.sax.saxutils import escape
@@ -72,6 +79,32 @@ class FeedDoc:
         return max((i.updated_at for i in self.items), default=None)
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` without the characters XML 1.0 forbids."""
+    return _NOT_XML.sub("", text)
+
+
+def _xml_safe(value: object) -> object:
+    """A FeedDoc or FeedItem with every text field made XML-safe (tuples of texts too)."""
+    changes: dict[str, object] = {}
+    for f in fields(value):  # type: ignore[arg-type]
+        current = getattr(value, f.name)
+        if isinstance(current, str):
+            cleaned: object = xml_text(current)
+        elif isinstance(current, tuple) and current and all(isinstance(x, str) for x in current):
+            cleaned = tuple(xml_text(x) for x in current)
+        elif f.name == "items":
+            cleaned = tuple(_xml_safe(item) for item in current)
+        else:
+            continue
+        if cleaned != current:
+            changes[f.name] = cleaned
+    return replace(value, **changes) if changes else value  # type: ignore[type-var]
+
+
 def item_id(base_url: str, article_id: str, published_at: datetime) -> str:
     """An RFC 4151 tag URI: stable when the article's URL changes, the same in every format."""
     host = urlsplit(base_url).hostname or "localhost"
@@ -79,6 +112,7 @@ def item_id(base_url: str, article_id: str, published_at: datetime) -> str:
 
 
 def render(doc: FeedDoc, fmt: str, self_url: str, fallback_updated: datetime) -> bytes:
+    doc = _xml_safe(doc)  # type: ignore[assignment]
     if fmt == "rss":
         return render_rss(doc, self_url, fallback_updated)
     if fmt == "atom":
@@ -106,7 +140,7 @@ def render_rss(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes
             fe.link(href=item.url)
         fe.guid(item.id, permalink=False)
         fe.pubDate(item.published_at.astimezone(doc.timezone))
-        fe.description(item.summary or item.title)
+        fe.description(html.escape(item.summary or item.title, quote=False))
         if item.content_html:
             fe.content(item.content_html, type="CDATA")
         if item.byline:
@@ -193,12 +227,12 @@ def render_news_sitemap(articles: Sequence[StoredArticle], *, publication: str, 
              '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9" '
              'xmlns:news="http://www.google.com/schemas/sitemap-news/0.9">']
     for a in articles:
-        lines += ["  <url>", f"    <loc>{escape(a.url or '')}</loc>", "    <news:news>",
+        lines += ["  <url>", f"    <loc>{escape(xml_text(a.url or ''))}</loc>", "    <news:news>",
                   "      <news:publication>", f"        <news:name>{escape(publication)}</news:name>",
                   f"        <news:language>{escape(language)}</news:language>", "      </news:publication>",
                   f"      <news:publication_date>{a.published_at.replace(microsecond=0).astimezone(timezone).isoformat()}"
                   "</news:publication_date>",
-                  f"      <news:title>{escape(a.title)}</news:title>", "    </news:news>", "  </url>"]
+                  f"      <news:title>{escape(xml_text(a.title))}</news:title>", "    </news:news>", "  </url>"]
     lines.append("</urlset>")
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -210,7 +244,7 @@ def render_json(doc: FeedDoc, self_url: str) -> bytes:
         if item.url:
             entry["url"] = item.url
         entry["title"] = item.title
-        entry["content_html"] = item.content_html if item.content_html else item.summary
+        entry["content_html"] = item.content_html if item.content_html else html.escape(item.summary, quote=False)
         if item.summary:
             entry["summary"] = item.summary
         if item.image_url:

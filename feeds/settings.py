@@ -14,7 +14,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import urlsplit
@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError
+from .outbound import OutboundPolicy
 
 SOURCE_KINDS = ("feed", "html", "jsonl")
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
@@ -31,6 +32,9 @@ FREQUENCIES = ("daily", "weekly")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RESERVED_FEED_SLUGS = frozenset({"all", "popular"})
 _DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
+_BARE_ADDRESS = re.compile(r"^[A-Za-z0-9._%-]{1,20}@(?:(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|localhost)$")
+_HOST = re.compile(r"^(?:\*\.)?(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+$")
+_COMPLAINT_SENDER = re.compile(r"^(?:[A-Za-z0-9._%+-]+)?@[A-Za-z0-9.-]+$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -57,6 +61,8 @@ class MailSettings:
     hard_bounce_limit: int = 3
     retries: int = 4  # transient failures (4xx, dropped connection) are tried again this many times
     retry_delay: timedelta = timedelta(seconds=30)  # the first wait; doubled each time
+    return_path: str = "bounce@localhost"  # the envelope sender; each message's signed tag goes after a "+" (VERP)
+    complaint_senders: tuple[str, ...] = ()  # feedback loops (addresses or @domains) whose reports need no tag
 
     @property
     def scheme(self) -> str:
@@ -131,10 +137,20 @@ class SourceSettings:
     interval: timedelta
     category: str | None
     category_map: Mapping[str, str]
+    allow_private_network: bool = False  # an intranet CMS: its addresses may be private
+    allow_hosts: tuple[str, ...] = ()  # hosts besides its own site that its content may lead to (a CDN, a new domain)
 
     @property
     def location(self) -> str:
         return self.url if self.url is not None else str(self.path)
+
+    def outbound(self) -> OutboundPolicy:
+        """What fetching this source's own location may reach."""
+        return OutboundPolicy(allow_private_network=self.allow_private_network, allow_files=self.path is not None)
+
+    def content_outbound(self) -> OutboundPolicy:
+        """What the URLs in this source's content may reach: its own site and `allow_hosts`, never a file."""
+        return self.outbound().for_content(self.location, self.allow_hosts)
 
 
 @dataclass(frozen=True)
@@ -235,6 +251,8 @@ _SECTIONS: dict[str, _Spec] = {
         "hard_bounce_limit": (int, 3),
         "retries": (int, 4),
         "retry_delay": (str, "30s"),
+        "return_path": (str, None),
+        "complaint_senders": (list, []),
     },
     "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
               "hubs": (list, []), "per_feed": (dict, {})},
@@ -270,6 +288,8 @@ _SOURCE: _Spec = {
     "interval": (str, "10m"),
     "category": (str, None),
     "category_map": (dict, None),
+    "allow_private_network": (bool, False),
+    "allow_hosts": (list, []),
 }
 _PARTNER: _Spec = {
     "slug": (str, REQUIRED),
@@ -503,7 +523,11 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
             raise ConfigError("mail.url", "has a port that is not a number") from None
     _check("mail.rate_per_second", v["rate_per_second"] > 0, "must be above zero")
     _check("mail.concurrency", 1 <= v["concurrency"] <= 64, "must be between 1 and 64")
-    _check("mail.from", "@" in v["from"], "must be an address such as 'Newsroom <news@example.com>'")
+    for key in ("from", "reply_to"):
+        if v[key] is not None:
+            _check(f"mail.{key}", _is_mailbox(v[key]),
+                   "must be an address such as 'Newsroom <news@example.com>' (put a name holding , ; : @ . or \" "
+                   "in double quotes)")
     _check("mail.dkim_key_file", (v["dkim_selector"] is None) == (v["dkim_key_file"] is None),
            "dkim_selector and dkim_key_file go together")
     _check("mail.hard_bounce_limit", 1 <= v["hard_bounce_limit"] <= 100, "must be between 1 and 100")
@@ -512,6 +536,13 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
     unsubscribe = v["unsubscribe_address"] or f"unsubscribe@{domain}"
     _check("mail.unsubscribe_address", "@" in unsubscribe and not set(unsubscribe) & set("<> ,;\r\n"),
            "must be a bare address such as unsubscribe@example.com")
+    return_path = v["return_path"] or f"bounce@{domain}"
+    _check("mail.return_path", bool(_BARE_ADDRESS.match(return_path)) and "+" not in return_path,
+           "must be a bare address such as bounce@example.com: no '+', a local part of at most 20 characters "
+           "(each message adds +<tag>)")
+    for i, sender in enumerate(v["complaint_senders"]):
+        _check(f"mail.complaint_senders[{i}]", isinstance(sender, str) and bool(_COMPLAINT_SENDER.match(sender)),
+               "must be an address (feedback@arf.mail.yahoo.com) or a domain as @domain (@hotmail.com)")
     key_file = Path(v["dkim_key_file"]) if v["dkim_key_file"] else None
     _check("mail.dkim_key_file", key_file is None or key_file.is_file(), f"{key_file} is not a readable file")
     return MailSettings(url=v["url"], from_address=v["from"], reply_to=v["reply_to"],
@@ -520,7 +551,20 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
                         unsubscribe_address=unsubscribe,
                         bounce_folder=Path(v["bounce_folder"]) if v["bounce_folder"] else None,
                         hard_bounce_limit=v["hard_bounce_limit"], retries=v["retries"],
-                        retry_delay=_convert("mail.retry_delay", v["retry_delay"], parse_duration))
+                        retry_delay=_convert("mail.retry_delay", v["retry_delay"], parse_duration),
+                        return_path=return_path,
+                        complaint_senders=tuple(sender.lower() for sender in v["complaint_senders"]))
+
+
+def _is_mailbox(value: str) -> bool:
+    """One address, with or without a display name, that reads back as written (no group, no second address)."""
+    if any(c in value for c in "\r\n\0"):
+        return False
+    if len(getaddresses([value])) != 1:
+        return False
+    name, address = parseaddr(value)
+    written = value.split("<", 1)[0].strip().strip('"') if "<" in value else ""
+    return "@" in address and " " not in address and (not written or bool(name))
 
 
 def _array(name: str, raw: Any) -> list[Any]:
@@ -561,9 +605,14 @@ def _build_sources(raw: Any, categories: set[str]) -> tuple[SourceSettings, ...]
         for upstream, slug in category_map.items():
             _check(f"{where}.category_map.{upstream}", isinstance(slug, str) and slug in categories,
                    f'"{slug}" is not a configured category')
+        for j, host in enumerate(v["allow_hosts"]):
+            _check(f"{where}.allow_hosts[{j}]", isinstance(host, str) and bool(_HOST.match(host)),
+                   'must be a host name such as "cdn.example.com" (its subdomains are included)')
         out.append(SourceSettings(name=v["name"], kind=v["kind"], url=v["url"],
                                   path=Path(v["path"]) if v["path"] is not None else None, interval=interval,
-                                  category=v["category"], category_map=dict(category_map)))
+                                  category=v["category"], category_map=dict(category_map),
+                                  allow_private_network=v["allow_private_network"],
+                                  allow_hosts=tuple(h.lower().lstrip("*").lstrip(".") for h in v["allow_hosts"])))
     return tuple(out)
 
 

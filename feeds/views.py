@@ -1,11 +1,12 @@
 """Counting views honestly and cheaply, and the signed redirects that count clicks.
 
-`ViewCounter.record()` decides whether a beacon hit counts: not a crawler (crawlerdetect's maintained list),
-an article we know, a visitor not already counted for that article in the last `dedupe` window, and an IP
+`ViewCounter.record()` decides whether a beacon hit counts: not a crawler (crawlerdetect's maintained list, matched
+in bounded time by `agents.CrawlerCheck`), an article we know, a visitor not already counted for that article in the last `dedupe` window, and an IP
 under its daily cap for that article. The visitor is a hash of a salt that rotates daily, the IP and the
 user agent: no cookie is set and no raw IP is kept, not even in memory. Counts are buffered and written as
 hourly buckets every `flush_interval` or `flush_events`, and on shutdown, so a graceful stop loses nothing
-and a crash at most the last interval.
+and a crash at most the last interval. `ViewCounter.is_click()` applies the same visitor rules to clicks through
+signed redirects: one click per visitor, link and `dedupe` window.
 
 Dedupe state lives in each process: behind a load balancer, pin a visitor to one process (hash on the client
 address) or accept that a visitor may count once per process.
@@ -25,9 +26,9 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Callable, Mapping
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from crawlerdetect import CrawlerDetect
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from .agents import CrawlerCheck
 from .dates import parse_date
 from .model import StoredArticle
 from .store import ArticleStore
@@ -35,7 +36,10 @@ from .store import ArticleStore
 log = logging.getLogger(__name__)
 
 CHANNELS = ("email", "feed", "partner", "web")
-CRAWLER_MEMORY = 50_000
+# The dedupe memory is bounded whatever the traffic: past these sizes the oldest visits are forgotten first (a
+# flood of made-up visitors then costs memory no more than it costs counts).
+MAX_VISITS = 200_000
+MAX_IPS = 200_000
 TRANSPARENT_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
                    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
@@ -66,8 +70,7 @@ class ViewCounter:
         self._rules = rules
         self._clock = clock
         self._is_known = is_known
-        self._crawlers = CrawlerDetect()
-        self._crawler_verdicts: dict[str, bool] = {}
+        self._crawlers = CrawlerCheck()
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, datetime], int] = {}
         self._pending_events = 0
@@ -85,20 +88,37 @@ class ViewCounter:
     def stop(self) -> None:
         """Write everything still buffered: a graceful stop loses no view."""
         self._stop.set()
+        with self._lock:
+            self._flushed.notify()  # wake the loop now rather than at its next interval
         if self._thread.is_alive():
             self._thread.join(timeout=10)
         self.flush()
 
     def is_crawler(self, user_agent: str) -> bool:
-        # crawlerdetect runs one regex of ~1,500 alternatives (about 0.5 ms); readers share a few thousand
-        # user agents, so the verdict is remembered per agent (the memory is bounded and simply starts over).
-        verdict = self._crawler_verdicts.get(user_agent)
-        if verdict is None:
-            verdict = not user_agent.strip() or self._crawlers.isCrawler(user_agent)
-            if len(self._crawler_verdicts) >= CRAWLER_MEMORY:
-                self._crawler_verdicts.clear()
-            self._crawler_verdicts[user_agent] = verdict
-        return verdict
+        return self._crawlers(user_agent)
+
+    def is_click(self, link: str, ip: str, user_agent: str) -> bool:
+        """Whether a click on `link` (what the signed link leads to and for whom: article, channel, partner)
+        counts: not a crawler, and the first from this visitor within the dedupe window, so that a reload, a
+        prefetch or a script replaying the link counts once."""
+        if self.is_crawler(user_agent):
+            return False
+        now = self._clock()
+        with self._lock:
+            key = (self._visitor(now, ip, user_agent)[1], "click:" + link)
+            last = self._seen.get(key)
+            if last is not None and now - last < self._rules.dedupe:
+                return False
+            self._seen[key] = now
+            self._seen.move_to_end(key)
+            self._prune(now)
+        return True
+
+    def _visitor(self, now: datetime, ip: str, user_agent: str) -> tuple[bytes, bytes]:
+        """(IP hash, visitor hash) under today's salt; the caller holds the lock."""
+        self._rotate_salt(now)
+        ip_hash = hashlib.blake2b(ip.encode(), key=self._salt, digest_size=16).digest()
+        return ip_hash, hashlib.blake2b(user_agent.encode(), key=ip_hash, digest_size=16).digest()
 
     def record(self, article_id: str, ip: str, user_agent: str) -> str:
         """Returns why the hit did or did not count: counted | crawler | unknown | repeat | capped."""
@@ -108,9 +128,7 @@ class ViewCounter:
             return "crawler"
         now = self._clock()
         with self._lock:
-            self._rotate_salt(now)
-            ip_hash = hashlib.blake2b(ip.encode(), key=self._salt, digest_size=16).digest()
-            visitor = hashlib.blake2b(user_agent.encode(), key=ip_hash, digest_size=16).digest()
+            ip_hash, visitor = self._visitor(now, ip, user_agent)
             last = self._seen.get((visitor, article_id))
             if last is not None and now - last < self._rules.dedupe:
                 return "repeat"
@@ -138,9 +156,11 @@ class ViewCounter:
     def _prune(self, now: datetime) -> None:
         while self._seen:
             key, counted_at = next(iter(self._seen.items()))
-            if now - counted_at < self._rules.dedupe:
+            if now - counted_at < self._rules.dedupe and len(self._seen) <= MAX_VISITS:
                 break
             del self._seen[key]
+        if len(self._per_ip) > MAX_IPS:
+            self._per_ip.clear()
 
     def flush(self) -> int:
         with self._lock:

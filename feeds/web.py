@@ -213,7 +213,8 @@ def routes(settings: Settings, store: ArticleStore, publisher: FeedPublisher, te
             return page("error.html", status=404, title="404",
                         message="이 링크는 올바르지 않거나 더 이상 쓸 수 없습니다." if settings.site.language == "ko"
                         else "This link is not valid or no longer leads anywhere.")
-        if not counter.is_crawler(request.headers.get("user-agent", "")):
+        link = "/".join((article.id, found.channel, found.partner or "", found.query.get("utm_campaign", "")))
+        if counter.is_click(link, client_ip(request), request.headers.get("user-agent", "")):
             store.add_click(article.id, clock(), found.channel)
             if found.query.get("utm_campaign"):  # a digest edition's own count, for its statistics
                 store.add_campaign_click(found.query["utm_campaign"], article.id)

@@ -13,7 +13,8 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from feeds.api import admin_auth
+from feeds.api import RowId, admin_router, problems
+from feeds.db import MAX_ID
 from feeds.settings import Settings
 
 from .bounces import apply_event, parse_webhook
@@ -62,7 +63,7 @@ def _out(s: Subscriber) -> SubscriberOut:
 
 
 def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datetime]) -> APIRouter:
-    api = APIRouter(prefix="/api/subscribers", dependencies=[Depends(admin_auth(settings))], tags=["subscribers"])
+    api = admin_router(settings, "/api/subscribers", "subscribers")
     known = [c.slug for c in settings.categories]
 
     def found(email_or_id: str) -> Subscriber:
@@ -74,11 +75,12 @@ def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datet
     @api.get("", response_model=SubscriberPage, summary="Subscribers, oldest first")
     def list_subscribers(status: Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"] | None = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                         offset: Annotated[int, Query(ge=0)] = 0) -> SubscriberPage:
+                         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> SubscriberPage:
         total, rows = store.list(status=status, limit=limit, offset=offset)
         return SubscriberPage(total=total, subscribers=[_out(s) for s in rows])
 
-    @api.post("", response_model=AddResult, status_code=201, summary="Add or update one subscriber")
+    @api.post("", response_model=AddResult, status_code=201, summary="Add or update one subscriber",
+              responses=problems(409))
     def add(body: NewSubscriber) -> AddResult:
         unknown = [c for c in body.categories if c not in known]
         if unknown:
@@ -93,14 +95,16 @@ def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datet
                                      "can subscribe it again, through the subscribe form")
         return AddResult(outcome=outcome, subscriber=_out(subscriber))  # type: ignore[arg-type]
 
-    @api.get("/{email_or_id}", summary="Everything held about one subscriber (data access request)")
+    @api.get("/{email_or_id}", summary="Everything held about one subscriber (data access request)",
+             responses=problems(404))
     def export(email_or_id: str) -> dict[str, Any]:
         record = store.export(found(email_or_id).id)
         if record is None:
             raise HTTPException(404, f"no subscriber {email_or_id!r}")
         return record
 
-    @api.delete("/{email_or_id}", status_code=204, summary="Erase one subscriber (keeps a hash so import can't re-add)")
+    @api.delete("/{email_or_id}", status_code=204, summary="Erase one subscriber (keeps a hash so import can't re-add)",
+                responses=problems(404))
     def erase(email_or_id: str) -> None:
         store.erase(found(email_or_id).id, now=clock())
 
@@ -133,7 +137,7 @@ class EditionOut(BaseModel):
 
 def editions_router(settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]]) -> APIRouter:
     """`/api/editions`: per-edition delivery counts and clicks."""
-    api = APIRouter(prefix="/api/editions", dependencies=[Depends(admin_auth(settings))], tags=["digests"])
+    api = admin_router(settings, "/api/editions", "digests")
 
     def out(e: EditionStats) -> EditionOut:
         by_article = clicks(f"{e.name}-{e.id}")
@@ -147,8 +151,9 @@ def editions_router(settings: Settings, deliveries: DeliveryStore, clicks: Calla
     def list_editions(limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EditionOut]:
         return [out(e) for e in deliveries.stats(limit=limit)]
 
-    @api.get("/{edition_id}", response_model=EditionOut, summary="One edition's sent, skipped, failed and clicks")
-    def one(edition_id: int) -> EditionOut:
+    @api.get("/{edition_id}", response_model=EditionOut, summary="One edition's sent, skipped, failed and clicks",
+             responses=problems(404))
+    def one(edition_id: RowId) -> EditionOut:
         found = deliveries.stats(edition_id)
         if not found:
             raise HTTPException(404, f"no edition {edition_id}")
@@ -165,7 +170,7 @@ class BounceResult(BaseModel):
 
 
 async def _json_body(request: Request) -> Any:
-    # Read by hand, not as a pydantic body: a malformed body must answer 400 with {"error"}, not FastAPI's 422.
+    # Read by hand, not as a pydantic body: a malformed body must answer 400 with a problem, not FastAPI's 422.
     raw = await request.body()
     if len(raw) > MAX_BOUNCE_BODY:
         raise HTTPException(413, f"the body is larger than {MAX_BOUNCE_BODY} bytes")
@@ -179,7 +184,7 @@ def bounces_router(settings: Settings, store: SubscriberStore, clock: Callable[[
                    tokens: Tokens) -> APIRouter:
     """`POST /api/bounces`: bounces and complaints a mail provider reports (docs/subscribers.md maps SES,
     SendGrid and Mailgun onto it)."""
-    api = APIRouter(prefix="/api/bounces", dependencies=[Depends(admin_auth(settings))], tags=["bounces"])
+    api = admin_router(settings, "/api/bounces", "bounces")
 
     @api.post("", response_model=BounceResult, summary="Record bounces and complaints (one event or a list)",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {

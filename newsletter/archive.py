@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from feeds.db import is_storable_id
 from feeds.settings import Settings
 
 from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE
@@ -44,6 +45,8 @@ def routes(settings: Settings, deliveries: DeliveryStore, subscribers: Subscribe
             return problem(request, 410 if exc.reason == "expired" else 400, exc.reason)
         except ValueError:
             return problem(request, 400, "invalid")
+        if not is_storable_id(edition_id):
+            return problem(request, 404, "invalid")
         delivery = deliveries.delivery(edition_id, subscriber_id)
         found = deliveries.segment(int(delivery["segment_id"])) if delivery and delivery["segment_id"] else None  # type: ignore[arg-type]
         if found is None or found[0] != edition_id:

@@ -1,6 +1,13 @@
 """Bounce intake: delivery status notifications (RFC 3464), complaint reports (ARF, RFC 5965), mailto unsubscribes.
 
-`classify(raw)` is pure: the bytes of one mail -> the events it carries, or `Unrecognised` with the reason.
+Anyone can mail the bounce folder, so a report is believed only about a message we can show we sent: its signed
+tag (`verp`: in the return path the report came back to, or in the quoted Message-ID), or the signed unsubscribe
+token of the quoted List-Unsubscribe. Either names the subscriber; the addresses a report names are not trusted.
+Complaint reports from the feedback loops listed in `[mail] complaint_senders` are believed without a tag (some
+redact the original). One report counts once, whatever number of recipient blocks it holds: we send every message
+to one recipient.
+
+`classify(raw, rules)` is pure: the bytes of one mail -> the events it carries, or `Unrecognised` with the reason.
 `parse_webhook(payload)` does the same for a provider's webhook JSON. `apply_event` hands one event to the
 `SubscriberStore`; `process_folder` is the edge that reads a maildir, applies what it finds and files each mail
 into a Maildir++ sub-folder (`.processed`, `.unrecognised`), so no mail is read twice and none is lost.
@@ -23,6 +30,7 @@ from typing import Any, Iterable
 from .errors import NewsletterError, SubscriberError, TokenError
 from .subscribers import SubscriberStore
 from .tokens import Tokens
+from .verp import TagCodec
 
 KINDS = ("hard", "soft", "complaint", "unsubscribe")
 COMPLAINT_TYPES = ("abuse", "fraud")  # RFC 5965 §7.3; "not-spam", "virus", "auth-failure" ask nothing of us
@@ -37,11 +45,12 @@ _LINK_TOKEN = re.compile(rf"/unsubscribe/{_TOKEN}|subject=unsubscribe%20{_TOKEN}
 
 @dataclass(frozen=True)
 class BounceEvent:
-    """What one report says about one recipient.
+    """What one report says, and about whom.
 
-    `recipient` may be empty when a provider redacted it (some complaint loops do); `token` is then the
-    unsubscribe token found in the embedded original, a signed name of the subscriber. For "unsubscribe" the
-    token is the request itself and the recipient is only the requester's From, never trusted.
+    `subscriber_id` comes from our signed tag, `token` from the quoted List-Unsubscribe: each names the subscriber
+    for sure. `recipient` is the address the report names; it is acted on only when `is_vouched` (a provider's
+    authenticated webhook, a configured feedback loop). For "unsubscribe" the token is the request itself and the
+    recipient only the requester's From.
     """
 
     kind: str  # hard | soft | complaint | unsubscribe
@@ -49,6 +58,21 @@ class BounceEvent:
     status: str | None = None  # the RFC 3463 code, e.g. "5.1.1"
     reason: str = ""
     token: str | None = None
+    subscriber_id: int | None = None
+    is_vouched: bool = False
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """What intake needs besides the mail: how to read our tags and whom to believe."""
+
+    tags: TagCodec
+    unsubscribe_address: str | None = None  # an unsubscribe request must be addressed to it
+    complaint_senders: tuple[str, ...] = ()  # addresses or @domains of feedback loops believed without a tag
+
+    def is_feedback_loop(self, sender: str) -> bool:
+        sender = sender.lower()
+        return any(sender == s or (s.startswith("@") and sender.endswith(s)) for s in self.complaint_senders)
 
 
 @dataclass(frozen=True)
@@ -75,53 +99,71 @@ class FolderReport:
 
 # --- parsing (pure) ---------------------------------------------------------------------------------------
 
-def classify(raw: bytes, *, unsubscribe_address: str | None = None) -> tuple[BounceEvent, ...] | Unrecognised:
-    """The events one mail carries (one per recipient of a DSN; empty: recognised, nothing to do).
-
-    With `unsubscribe_address`, an unsubscribe request must be addressed to it. Never raises.
-    """
+def classify(raw: bytes, rules: IntakeRules) -> tuple[BounceEvent, ...] | Unrecognised:
+    """The events one mail carries (at most one; empty: recognised, nothing to do). Never raises."""
     if len(raw) > MAX_MAIL_BYTES:
         return Unrecognised(f"larger than {MAX_MAIL_BYTES} bytes")
     try:
-        return _classify(message_from_bytes(raw, policy=policy.default), unsubscribe_address)
+        return _classify(message_from_bytes(raw, policy=policy.default), rules)
     except Exception as exc:  # the stdlib parser has crashed on hostile mail before; one mail must not stop a batch
         return Unrecognised(f"unreadable: {type(exc).__name__}: {exc}")
 
 
-def _classify(message: Message, unsubscribe_address: str | None) -> tuple[BounceEvent, ...] | Unrecognised:
+def _classify(message: Message, rules: IntakeRules) -> tuple[BounceEvent, ...] | Unrecognised:
     parts: dict[str, Message] = {}
     for part in message.walk():
         parts.setdefault(part.get_content_type(), part)  # the outermost of each type, not the embedded original's
     status_part = parts.get("message/delivery-status") or parts.get("message/global-delivery-status")
+    original = _original(parts)
     if status_part is not None:
-        return _dsn(_field_blocks(status_part), _original(parts))
+        return _dsn(_field_blocks(status_part), message, original, rules)
     if "message/feedback-report" in parts:
-        return _arf(_field_blocks(parts["message/feedback-report"]), _original(parts))
+        return _arf(_field_blocks(parts["message/feedback-report"]), message, original, rules)
     match = _UNSUBSCRIBE_SUBJECT.match(str(message.get("subject", "")))
     if match:
         addressed = {a.lower() for _, a in getaddresses([str(v) for h in ("to", "cc", "delivered-to", "x-original-to")
                                                           for v in message.get_all(h, [])])}
-        if unsubscribe_address and unsubscribe_address.lower() not in addressed:
-            return Unrecognised(f"asks to unsubscribe but is not addressed to {unsubscribe_address}")
+        if rules.unsubscribe_address and rules.unsubscribe_address.lower() not in addressed:
+            return Unrecognised(f"asks to unsubscribe but is not addressed to {rules.unsubscribe_address}")
         return (BounceEvent("unsubscribe", parseaddr(str(message.get("from", "")))[1], reason="mailto unsubscribe",
                             token=match[1]),)
     return Unrecognised("not a delivery status notification, complaint report or unsubscribe request")
 
 
-def _dsn(blocks: list[Message], original: Message | None) -> tuple[BounceEvent, ...] | Unrecognised:
-    events: list[BounceEvent] = []
+_NOT_TIED = "not tied to a message we sent (no signed return path or Message-ID, no unsubscribe token)"
+
+
+def _tie(message: Message, blocks: list[Message], original: Message | None, rules: IntakeRules) -> tuple[int | None,
+                                                                                                         str | None,
+                                                                                                         bool]:
+    """(subscriber id from our tag, unsubscribe token, whether the tag is a share's): what ties a report to us."""
+    texts = [str(v) for h in ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
+             for v in message.get_all(h, [])]
+    texts += [str(v) for block in blocks[:1] for v in block.values()]  # the per-message block (X-Postfix-Sender)
+    if original is not None:
+        texts += [str(v) for h in ("message-id", "return-path", "references") for v in original.get_all(h, [])]
+    tag = rules.tags.find(*texts)
+    token = _token_in(original)
+    if tag is not None and tag.kind in ("d", "n"):
+        return tag.subscriber_id, token, False
+    return None, token, tag is not None
+
+
+def _dsn(blocks: list[Message], message: Message, original: Message | None,
+         rules: IntakeRules) -> tuple[BounceEvent, ...] | Unrecognised:
     recipients = [b for b in blocks if b.get("final-recipient") or b.get("original-recipient")]
     if not recipients:
         return Unrecognised("delivery status notification without a recipient")
-    fallback, token = _original_recipient(original), _token_in(original)
+    found: list[BounceEvent] = []
+    fallback = _original_recipient(original)
     for block in recipients:
         action = str(block.get("action", "")).strip().lower().split(" ")[0]
         if action in ("delivered", "relayed", "expanded"):
             continue  # a success notice
         diagnostic = " ".join(str(block.get("diagnostic-code", "")).split())
         detail = diagnostic.partition(";")[2].strip() or diagnostic
-        found = _STATUS.search(str(block.get("status", ""))) or _STATUS.search(detail)
-        code_class = found[1] if found else (m[1] if (m := _SMTP_CODE.match(detail)) else None)
+        status = _STATUS.search(str(block.get("status", ""))) or _STATUS.search(detail)
+        code_class = status[1] if status else (m[1] if (m := _SMTP_CODE.match(detail)) else None)
         if action == "delayed" or code_class == "4":
             kind = "soft"
         elif action == "failed" or code_class == "5":
@@ -130,11 +172,21 @@ def _dsn(blocks: list[Message], original: Message | None) -> tuple[BounceEvent, 
             continue
         # Original-Recipient is the address as we gave it; Final-Recipient may be after the far side's aliasing.
         recipient = _typed_address(block.get("original-recipient")) or _typed_address(block.get("final-recipient"))
-        events.append(BounceEvent(kind, recipient or fallback, found[0] if found else None, detail[:500], token))
-    return tuple(events)
+        found.append(BounceEvent(kind, recipient or fallback, status[0] if status else None, detail[:500]))
+    if not found:
+        return ()
+    subscriber_id, token, is_share = _tie(message, blocks, original, rules)
+    if is_share:
+        return ()  # a shared article's recipient is nobody we keep
+    if subscriber_id is None and token is None:
+        return Unrecognised(_NOT_TIED)
+    # We send each message to one recipient: however many blocks, the report counts once, as its worst block.
+    worst = next((e for e in found if e.kind == "hard"), found[0])
+    return (BounceEvent(worst.kind, worst.recipient, worst.status, worst.reason, token, subscriber_id),)
 
 
-def _arf(blocks: list[Message], original: Message | None) -> tuple[BounceEvent, ...] | Unrecognised:
+def _arf(blocks: list[Message], message: Message, original: Message | None,
+         rules: IntakeRules) -> tuple[BounceEvent, ...] | Unrecognised:
     report = next((b for b in blocks if b.get("feedback-type")), None)
     if report is None:
         return Unrecognised("feedback report without a Feedback-Type")
@@ -142,14 +194,22 @@ def _arf(blocks: list[Message], original: Message | None) -> tuple[BounceEvent, 
     if feedback_type not in COMPLAINT_TYPES:
         return ()
     # Original-Rcpt-To is the envelope recipient; the embedded To is next best (Microsoft and Yahoo may redact
-    # both, which leaves the signed unsubscribe token of our own List-Unsubscribe header).
+    # both, which leaves our tag in the Message-ID and the token of our own List-Unsubscribe header).
     recipient = _bare(str(report.get("original-rcpt-to", ""))) or _original_recipient(original)
-    token = _token_in(original)
-    if not recipient and not token:
-        return Unrecognised("complaint report that names no recipient (redacted, and no List-Unsubscribe token)")
     agent = " ".join(str(report.get("user-agent", "")).split())
-    return (BounceEvent("complaint", recipient, None, f"{feedback_type} report{f' from {agent}' if agent else ''}",
-                        token),)
+    reason = f"{feedback_type} report{f' from {agent}' if agent else ''}"
+    subscriber_id, token, is_share = _tie(message, blocks, original, rules)
+    if is_share:
+        return ()
+    if subscriber_id is not None or token is not None:
+        return (BounceEvent("complaint", recipient, None, reason, token, subscriber_id),)
+    sender = parseaddr(str(message.get("from", "")))[1]
+    if not rules.is_feedback_loop(sender):
+        return Unrecognised(f"complaint from {sender or 'nobody'}, not a configured feedback loop, and "
+                            + _NOT_TIED)
+    if not recipient:
+        return Unrecognised("complaint report that names no recipient (redacted, and not tied to our mail)")
+    return (BounceEvent("complaint", recipient, None, reason, is_vouched=True),)
 
 
 def _field_blocks(part: Message) -> list[Message]:
@@ -233,20 +293,20 @@ def _webhook_event(item: Any) -> BounceEvent | str:
     if reason is not None and not isinstance(reason, str):
         return "'reason' must be a string"
     which = "complaint" if kind == "complaint" else "hard" if permanent else "soft"
-    return BounceEvent(which, _bare(address), reason=" ".join((reason or "").split())[:500])
+    # The webhook's own authentication (the admin token) vouches for the addresses it names.
+    return BounceEvent(which, _bare(address), reason=" ".join((reason or "").split())[:500], is_vouched=True)
 
 
 # --- applying (I/O) ---------------------------------------------------------------------------------------
 
 def apply_event(event: BounceEvent, *, store: SubscriberStore, tokens: Tokens, now: datetime,
                 hard_bounce_limit: int) -> tuple[str, str]:
-    """("applied" | "unknown" | "rejected", detail). Rejected: a token that is not ours or has expired."""
-    address = event.recipient if event.kind != "unsubscribe" else ""
-    if not address and not event.token:
-        return "rejected", "names no recipient"
-    if not address:
+    """("applied" | "unknown" | "rejected", detail). Rejected: nothing ties the event to our mail, or its token
+    is not ours or has expired."""
+    subscriber_id = event.subscriber_id
+    if subscriber_id is None and event.token:
         try:
-            subscriber_id, address = tokens.subscriber_of("unsubscribe", event.token or "")
+            subscriber_id, address = tokens.subscriber_of("unsubscribe", event.token)
         except TokenError as exc:
             return "rejected", str(exc)
         subscriber = store.get(subscriber_id, address)
@@ -259,13 +319,22 @@ def apply_event(event: BounceEvent, *, store: SubscriberStore, tokens: Tokens, n
                 except SubscriberError as exc:  # erased in between
                     return "unknown", str(exc)
             return "applied", address
-    if store.record_bounce(address, kind=event.kind, now=now, hard_bounce_limit=hard_bounce_limit) is None:
-        return "unknown", address
-    return "applied", address
+    if event.kind == "unsubscribe":
+        return "rejected", "an unsubscribe request needs its token"
+    if subscriber_id is not None:
+        found = store.record_bounce_of(subscriber_id, kind=event.kind, now=now, hard_bounce_limit=hard_bounce_limit)
+        return ("applied", found.email) if found is not None else ("unknown", f"subscriber {subscriber_id}")
+    if not event.is_vouched:
+        return "rejected", _NOT_TIED
+    if not event.recipient:
+        return "rejected", "names no recipient"
+    if store.record_bounce(event.recipient, kind=event.kind, now=now, hard_bounce_limit=hard_bounce_limit) is None:
+        return "unknown", event.recipient
+    return "applied", event.recipient
 
 
 def process_folder(folder: Path, store: SubscriberStore, tokens: Tokens, now: datetime, hard_bounce_limit: int,
-                   *, unsubscribe_address: str | None = None) -> FolderReport:
+                   rules: IntakeRules) -> FolderReport:
     """Apply every mail in the maildir `folder` (new/ and cur/), then file it away.
 
     Applied and ignored mails go to `.processed` (read), unrecognised ones and requests with a bad token to
@@ -283,7 +352,7 @@ def process_folder(folder: Path, store: SubscriberStore, tokens: Tokens, now: da
     failed: list[tuple[str, str]] = []
     for path in _mails(folder):
         try:
-            found = classify(path.read_bytes(), unsubscribe_address=unsubscribe_address)
+            found = classify(path.read_bytes(), rules)
             outcomes = [] if isinstance(found, Unrecognised) else [
                 (event.kind, apply_event(event, store=store, tokens=tokens, now=now,
                                          hard_bounce_limit=hard_bounce_limit)) for event in found]

@@ -7,8 +7,9 @@ CSS inlined by css-inline) and the text part are rendered once per segment with 
 about 3 ms, this costs a few tens of microseconds. The text part is rendered from its own template, not derived
 from the HTML, so it reads well in a text-only client.
 
-Headers are written here, not by Python's header folder: that one drops the space between two RFC 2047 encoded
-words when it folds a long Korean subject, and mangles long List-Unsubscribe values into encoded words.
+Headers are written here with `headers`, not by Python's header folder: that one drops the space between two
+RFC 2047 encoded words when it folds a long Korean subject, mangles long List-Unsubscribe values into encoded
+words, and decodes encoded words a reader typed into their name while writing it (header injection).
 """
 
 from __future__ import annotations
@@ -19,11 +20,7 @@ import html as html_escape
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from email import policy
-from email.header import Header
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Any, Callable
 from urllib.parse import quote
 
@@ -33,6 +30,7 @@ from jinja2 import Environment
 from feeds.settings import Settings
 
 from .digest import Digest
+from .headers import HeaderError, address_header, encode_text, header_line, header_text, phrase
 
 EDITION_LABELS = {
     "ko": {"daily": "오늘의 뉴스", "weekly": "이번 주 뉴스"},
@@ -46,7 +44,6 @@ EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE = ("GZXEMAILX", "GZXNAMEX", "GZXU
 
 _MARKERS = re.compile(f"({EMAIL}|{NAME}|{UNSUBSCRIBE}|{PREFERENCES}|{ARCHIVE})")
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-MAIL_POLICY = policy.default.clone(max_line_length=998)  # for the one-off mails built as EmailMessage
 
 
 @dataclass(frozen=True)
@@ -171,87 +168,100 @@ def render_notice(env: Environment, settings: Settings, *, language: str, subjec
 
 def make_template(settings: Settings, mail: RenderedMail, *, list_id: str) -> MailTemplate:
     """The headers and parts that every copy of this segment's mail shares."""
-    name, address = parseaddr(settings.mail.from_address)
-    domain = address.rpartition("@")[2] or "localhost"
     boundary = "=_gz_" + secrets.token_hex(12)
-    lines = [f"From: {_address_header(name, address)}"]
-    if settings.mail.reply_to:
-        lines.append(f"Reply-To: {settings.mail.reply_to}")
-    lines += [
-        f"Subject: {_encode_words(mail.subject, 'Subject')}",
-        f"List-Id: {_encode_words(settings.site.name, 'List-Id')} <{list_id}.{domain}>",
-        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
-        "MIME-Version: 1.0",
-        f'Content-Type: multipart/alternative; boundary="{boundary}"',
+    domain = sender_domain(settings)
+    lines = _common_head(settings, mail.subject, list_id) + [
+        header_line("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        header_line("MIME-Version", "1.0"),
+        header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
-    return MailTemplate(subject=mail.subject, html=mail.html, text=mail.text,
-                        head=("\r\n".join(lines) + "\r\n").encode("ascii"), boundary=boundary, domain=domain,
-                        html_body=Base64Body.of(mail.html), text_body=Base64Body.of(mail.text))
+    return MailTemplate(subject=mail.subject, html=mail.html, text=mail.text, head="".join(lines).encode("ascii"),
+                        boundary=boundary, domain=domain, html_body=Base64Body.of(mail.html),
+                        text_body=Base64Body.of(mail.text))
 
 
 def personalise(template: MailTemplate, recipient: Recipient, *, now: datetime, unsubscribe_address: str) -> bytes:
     """One subscriber's message as wire bytes (CRLF line ends), ready to sign and send."""
-    name = " ".join((recipient.name or "").split())  # no line break can reach a header
+    name = header_text(recipient.name, limit=100)
     fills = {EMAIL: recipient.email, NAME: name, UNSUBSCRIBE: recipient.unsubscribe_url,
              PREFERENCES: recipient.preferences_url, ARCHIVE: recipient.archive_url}
     text_values = {marker: value.encode("utf-8") for marker, value in fills.items()}
     html_values = {marker: html_escape.escape(value).encode("utf-8") for marker, value in fills.items()}
     token = recipient.unsubscribe_url.rsplit("/", 1)[-1]
     mailto = f"mailto:{unsubscribe_address}?subject={quote('unsubscribe ' + token)}"
-    head = (template.head
-            + f"To: {_address_header(name, recipient.email)}\r\n"
-              f"Date: {format_datetime(now.astimezone(timezone.utc), usegmt=True)}\r\n"
-              f"Message-ID: {recipient.message_id}\r\n"
-              f"List-Unsubscribe: <{recipient.unsubscribe_url}>,\r\n <{mailto}>\r\n".encode("utf-8"))
-    b = template.boundary.encode("ascii")
-    return b"".join((
-        head, b"\r\n",
-        b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-        template.text_body.fill(text_values), b"--", b,
-        b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
-        template.html_body.fill(html_values), b"--", b, b"--\r\n"))
+    head = template.head + "".join((
+        header_line("To", address_header(name, wire_address(recipient.email))),
+        header_line("Date", format_datetime(now.astimezone(timezone.utc), usegmt=True)),
+        header_line("Message-ID", recipient.message_id),
+        header_line("List-Unsubscribe", f"<{_url(recipient.unsubscribe_url)}>,\r\n <{_url(mailto)}>"),
+    )).encode("utf-8")
+    return head + b"\r\n" + _parts(template.boundary, template.text_body.fill(text_values),
+                                    template.html_body.fill(html_values))
 
 
-def message_id(domain: str, *parts: object) -> str:
-    """The same id for the same (edition, subscriber): a resend after a crash is recognisably the same mail."""
-    return "<gz." + ".".join(str(p) for p in parts) + f"@{domain}>"
+def sender_domain(settings: Settings) -> str:
+    """The domain of the From address: where Message-IDs are made."""
+    return parseaddr(settings.mail.from_address)[1].rpartition("@")[2] or "localhost"
+
+
+def message_id(domain: str, tag: str) -> str:
+    """`<tag@domain>`: the signed tag (see `verp`) makes it unique and ties replies about it to this message."""
+    return f"<{tag}@{domain}>"
 
 
 def build_message(settings: Settings, mail: RenderedMail, *, to: str, to_name: str | None, now: datetime,
-                  list_id: str) -> EmailMessage:
-    """A one-off mail (a confirmation, a shared article) as an EmailMessage."""
-    message = EmailMessage(policy=MAIL_POLICY)
-    name, address = parseaddr(settings.mail.from_address)
-    domain = address.rpartition("@")[2] or "localhost"
-    message["From"] = Address(display_name=name, addr_spec=address) if name else address
-    if settings.mail.reply_to:
-        message["Reply-To"] = settings.mail.reply_to
-    message["To"] = Address(display_name=to_name or "", addr_spec=to)
-    message["Subject"] = mail.subject
-    message["Date"] = format_datetime(now.astimezone(timezone.utc), usegmt=True)
-    message["Message-ID"] = make_msgid(domain=domain)
-    message["List-Id"] = f"{settings.site.name} <{list_id}.{domain}>"
-    message.set_content(mail.text, subtype="plain", charset="utf-8")
-    message.add_alternative(mail.html, subtype="html", charset="utf-8")
-    return message
+                  list_id: str, message_id: str) -> bytes:
+    """A one-off mail (a confirmation, a shared article) as wire bytes (CRLF line ends)."""
+    boundary = "=_gz_" + secrets.token_hex(12)
+    head = _common_head(settings, mail.subject, list_id) + [
+        header_line("To", address_header(to_name, wire_address(to))),
+        header_line("Date", format_datetime(now.astimezone(timezone.utc), usegmt=True)),
+        header_line("Message-ID", message_id),
+        header_line("MIME-Version", "1.0"),
+        header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    return "".join(head).encode("utf-8") + b"\r\n" + _parts(
+        boundary, Base64Body.of(mail.text).fill({}), Base64Body.of(mail.html).fill({}))
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
-    """An EmailMessage as sent over SMTP: CRLF line ends."""
-    return message.as_bytes(policy=MAIL_POLICY.clone(linesep="\r\n"))
-
-
-def _encode_words(text: str, header_name: str) -> str:
-    if text.isascii():
-        return text
-    # Header splits between characters, never at a space, so no space is lost between encoded words.
-    return Header(text, "utf-8", header_name=header_name).encode(linesep="\r\n")
-
-
-def _address_header(name: str, address: str) -> str:
-    if not name:
+def wire_address(address: str) -> str:
+    """The address as written on the wire: an internationalised domain in its ASCII form (IDNA), so that only a
+    non-ASCII local part needs SMTPUTF8."""
+    if address.isascii():
         return address
-    return formataddr((name, address), charset="utf-8")
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
+
+
+def _common_head(settings: Settings, subject: str, list_id: str) -> list[str]:
+    """From, Reply-To, Subject and List-Id: what every mail of ours carries."""
+    name, address = parseaddr(settings.mail.from_address)
+    lines = [header_line("From", address_header(name, address, "From"))]
+    if settings.mail.reply_to:
+        reply_name, reply_address = parseaddr(settings.mail.reply_to)
+        lines.append(header_line("Reply-To", address_header(reply_name, reply_address, "Reply-To")))
+    lines += [header_line("Subject", encode_text(subject, "Subject")),
+              header_line("List-Id", f"{phrase(settings.site.name, 'List-Id')} <{list_id}.{sender_domain(settings)}>")]
+    return lines
+
+
+def _url(url: str) -> str:
+    """A URL inside <...> in a header: nothing that could end the bracket or the line."""
+    if any(c in url for c in "<>\r\n\t ") or not url.isascii():
+        raise HeaderError(f"{url!r} cannot go into a header")
+    return url
+
+
+def _parts(boundary: str, text_b64: bytes, html_b64: bytes) -> bytes:
+    b = boundary.encode("ascii")
+    return b"".join((
+        b"--", b, b"\r\nContent-Type: text/plain; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        text_b64, b"--", b,
+        b"\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: base64\r\n\r\n",
+        html_b64, b"--", b, b"--\r\n"))
 
 
 def _base64_lines(raw: bytes) -> bytes:

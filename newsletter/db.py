@@ -14,7 +14,8 @@ SUBSCRIBER_STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "compl
 subscribers = Table(
     "subscribers", metadata,
     Column("id", Integer, primary_key=True),
-    Column("email", String(320), nullable=False, unique=True),
+    Column("email", String(320), nullable=False),  # as the reader wrote it, for display
+    Column("email_hash", String(64), nullable=False, unique=True),  # identity: SHA-256 of the address in lower case
     Column("name", String(200), nullable=True),
     Column("status", String(16), nullable=False),
     Column("categories", JSON, nullable=False, default=list),
@@ -31,6 +32,7 @@ subscribers = Table(
     Column("confirmation_sent_at", UTCDateTime, nullable=True),  # at most one confirmation mail an hour
     Column("updated_at", UTCDateTime, nullable=True),
     Column("bounces", Integer, nullable=False, default=0),  # hard bounces in a row; reset by a delivered mail
+    Column("confirmation_nonce", String(32), nullable=True),  # what the current confirmation link must carry
     Index(None, "status", "frequency"),
 )
 

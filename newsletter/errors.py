@@ -2,7 +2,8 @@
 
     NewsletterError
      ├── SubscriberError    an address or subscriber record is not acceptable (bad address, unknown id)
-     │    └── RateLimited   too many mails asked for one address or from one client; `retry_after` seconds
+     │    ├── RateLimited   too many mails asked for one address or from one client; `retry_after` seconds
+     │    └── LinkUsed      a one-time link (a confirmation) that was used, replaced or outdated by an unsubscribe
      ├── TokenError         a link's token is expired or not ours; `reason` is "expired" or "invalid"
      └── DeliveryError      a mail could not be handed over; `is_permanent` says whether to retry
 """
@@ -22,6 +23,10 @@ class RateLimited(SubscriberError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LinkUsed(SubscriberError):
+    """A confirmation link that was used already, replaced by a newer one, or followed by an unsubscribe."""
 
 
 class TokenError(NewsletterError):

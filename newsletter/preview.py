@@ -8,7 +8,7 @@ from feeds.settings import EditionSettings
 
 from .archive import fill
 from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, make_template, personalise, render_digest
-from .send import Context, SendReport, digest_for, recipient_of, segments
+from .send import Context, SendReport, digest_for, job_of, segments
 from .subscribers import Subscriber, normalise_email
 
 
@@ -33,7 +33,7 @@ def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Co
                              link=lambda article_id: ctx.redirects.url(article_id, "email", query=campaign),
                              has_ads=edition.has_ads)
     template = make_template(s, rendered, list_id=edition.name)
-    recipient = recipient_of(subscriber, 0, 0, template, ctx)
+    recipient = job_of(subscriber, 0, 0, template, ctx, attempts=0).recipient
     data = personalise(template, recipient, now=ctx.clock(), unsubscribe_address=s.mail.unsubscribe_address)
     if ctx.signer is not None:
         data = ctx.signer.sign(data)

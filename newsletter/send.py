@@ -34,7 +34,8 @@ from feeds.model import StoredArticle
 from feeds.store import ArticleStore
 from feeds.views import Redirects
 
-from .compose import MailTemplate, Recipient, RenderedMail, make_template, message_id, personalise, render_digest
+from .compose import (MailTemplate, Recipient, RenderedMail, make_template, message_id, personalise, render_digest,
+                      wire_address)
 from .deliveries import DeliveryStore, Outcome
 from .digest import Digest, build_digest
 from .errors import DeliveryError
@@ -42,6 +43,7 @@ from .signing import DkimSigner
 from .subscribers import Subscriber, SubscriberStore
 from .tokens import Tokens
 from .transport import Transport
+from .verp import TagCodec
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Job:
     template: MailTemplate
     recipient: Recipient
     attempts: int
+    envelope_from: str  # the VERP return path carrying the message's signed tag
 
 
 @dataclass
@@ -97,6 +100,7 @@ class Context:
     tokens: Tokens
     redirects: Redirects
     clock: Callable[[], datetime]
+    tags: TagCodec
     signer: DkimSigner | None = None
     sleep: Callable[[float], None] = time.sleep
     progress: Callable[[str], None] = lambda outcome: None
@@ -201,12 +205,13 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
                                     digest.article_count, digest.high_water_at)
                 held += len(night)
             for chunk in _chunks(due, 100):
-                ctx.deliveries.queue(edition_id, [(r.id, message_id(template.domain, edition_id, r.id)) for r in chunk],
+                jobs = [job_of(r, edition_id, segment_id, template, ctx, attempts=(states.get(r.id) or ("", 0, None))[1])
+                        for r in chunk]
+                ctx.deliveries.queue(edition_id, [(job.subscriber_id, job.recipient.message_id) for job in jobs],
                                      segment_id=segment_id, articles=digest.article_count,
                                      high_water_at=digest.high_water_at)
-                for r in chunk:
-                    pool.put(Job(r.id, r.email, template, recipient_of(r, edition_id, segment_id, template, ctx),
-                                 attempts=(states.get(r.id) or ("", 0, None))[1]))
+                for job in jobs:
+                    pool.put(job)
         pool.drain()
         _retry_due(edition_id, ctx, pool, deadline=now + _retry_window(s))
     finally:
@@ -260,8 +265,7 @@ def _retry_due(edition_id: int, ctx: Context, pool: "Workers", deadline: datetim
                                                            attempts)])
                 continue
             tpl = _rebuild_template(template, ctx, list_id=ctx.deliveries.edition_name(edition_id))
-            pool.put(Job(subscriber_id, subscriber.email, tpl,
-                         recipient_of(subscriber, edition_id, segment_id, tpl, ctx), attempts=attempts))
+            pool.put(job_of(subscriber, edition_id, segment_id, tpl, ctx, attempts=attempts))
         pool.drain()
 
 
@@ -307,7 +311,6 @@ class Workers:
 
     def _work(self) -> None:
         mail = self.ctx.settings.mail
-        envelope_from = _bare_address(mail.from_address)
         transport = self.ctx.transports()
         try:
             while (job := self.jobs.get()) is not None:
@@ -317,7 +320,7 @@ class Workers:
                     if self.ctx.signer is not None:
                         data = self.ctx.signer.sign(data)
                     self.pace.wait()
-                    transport.send(envelope_from, job.email, data)
+                    transport.send(job.envelope_from, wire_address(job.email), data)
                 except DeliveryError as exc:
                     self.results.put(_failure(job, exc, self.ctx))
                 except Exception as exc:  # one bad message never stops the edition
@@ -361,9 +364,9 @@ class Workers:
             self.ctx.deliveries.record(self.edition_id, batch)
             self.ctx.subscribers.reset_bounces([o.subscriber_id for o in batch if o.status == "sent"])
             hard = [o for o in batch if o.is_hard_bounce]
-            for o in hard:
-                self.ctx.subscribers.record_bounce(o.email or "", kind="hard", now=self.ctx.clock(),
-                                                   hard_bounce_limit=self.ctx.settings.mail.hard_bounce_limit)
+            for o in hard:  # our own SMTP session was refused: no report to doubt
+                self.ctx.subscribers.record_bounce_of(o.subscriber_id, kind="hard", now=self.ctx.clock(),
+                                                      hard_bounce_limit=self.ctx.settings.mail.hard_bounce_limit)
         except Exception:  # keep counting: a later run re-sends what was not recorded
             log.exception("edition %s: could not record %d outcomes", self.edition_id, len(batch))
         for o in batch:
@@ -437,24 +440,23 @@ def _rebuild_template(stored: RenderedMail, ctx: Context, *, list_id: str) -> Ma
     return make_template(ctx.settings, stored, list_id=list_id)
 
 
-def recipient_of(subscriber: Subscriber, edition_id: int, segment_id: int, template: MailTemplate, ctx: Context) -> Recipient:
+def job_of(subscriber: Subscriber, edition_id: int, segment_id: int, template: MailTemplate, ctx: Context, *,
+           attempts: int) -> Job:
+    """One subscriber's message of the edition: their links, and the tag that names it in the Message-ID and the
+    return path (the same on every attempt, so a resend is recognisably the same mail)."""
     base = ctx.settings.site.base_url
     tokens = ctx.tokens
+    tag = ctx.tags.digest(edition_id, subscriber.id)
     # The archive page shows the reader's own links, so their preferences token is what opens it: one token less
     # to sign per message.
     preferences = tokens.for_subscriber("preferences", subscriber.id, subscriber.email)
-    return Recipient(
-        email=subscriber.email, name=subscriber.name, message_id=message_id(template.domain, edition_id, subscriber.id),
+    recipient = Recipient(
+        email=subscriber.email, name=subscriber.name, message_id=message_id(template.domain, tag),
         unsubscribe_url=f"{base}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.id, subscriber.email)}",
         preferences_url=f"{base}/preferences/{preferences}", archive_url=f"{base}/archive/{edition_id}/{preferences}")
+    return Job(subscriber.id, subscriber.email, template, recipient, attempts, ctx.tags.envelope_from(tag))
 
 
 def _chunks(items: Sequence[Subscriber], size: int) -> Iterable[Sequence[Subscriber]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _bare_address(from_address: str) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(from_address)[1]

@@ -1,15 +1,20 @@
 """`POST /articles/{article_id}/share`: "email this article" (기사 메일전송) from the newsroom's article page.
 
 Never an open relay: the mail can only hold one of our stored articles, our own words around it, and a short
-note that is escaped, kept to 300 characters and may not contain links. The sender's name is a label, never an
-address or a header of its own. Limits: 5 shares an hour per client IP, 3 a day per recipient, and none to an
-address that asked us for no mail (the suppression list). The recipient's address is not stored.
+note that is escaped, kept to 300 characters and may not contain links. The note and the sender's name are read
+as NFKC with invisible characters removed (what is checked is what is sent), and refused if anything in them looks
+like a link a mail client would make clickable: a scheme, `www.`, a host name under any TLD (`paypal-secure.co`,
+`.shop`, fullwidth or ideographic dots), a bare IP. The sender's name is a label, never an address or a header of
+its own. Limits: 5 shares an hour per client IP, 3 a day per recipient. An address that asked us for no mail (the
+suppression list) gets nothing, and the sender is told the same as for any other address, so the answer does
+not reveal who opted out. The recipient's address is not stored.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
@@ -22,20 +27,25 @@ from feeds.settings import Settings
 from feeds.store import ArticleStore
 from feeds.views import Redirects
 
-from .compose import build_message, render_notice
+from .compose import build_message, message_id, render_notice, sender_domain
 from .errors import DeliveryError, SubscriberError
 from .limits import RateLimiter
 from .messages import TEXT, pick_language
 from .signing import DkimSigner
 from .subscribers import SubscriberStore, normalise_email
 from .transport import Transport
+from .verp import TagCodec
 from .web import send_one, with_form
 
 log = logging.getLogger(__name__)
 
 MAX_NOTE, MAX_SENDER = 300, 30
-LINKS = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|net|org|kr|io|ru|cn|xyz|top)\b", re.IGNORECASE)
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# On NFKC text, lower-cased, with the ideographic full stops turned into dots.
+LINKS = re.compile(r"[a-z][a-z0-9+.-]*:/|\b(?:www\d?|ftp)\.|(?:mailto|javascript|data|tel):"
+                   r"|[\w-]\.(?:[a-z]{2,63}|xn--[a-z0-9-]+|한국|中国|中國|台灣|台湾|香港|рф|онлайн|сайт)(?![a-z0-9])"
+                   r"|\b\d{1,3}(?:\.\d{1,3}){3}\b|\[[0-9a-f:.]*:[0-9a-f:.]*\]")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_DOTS = str.maketrans({"\u3002": ".", "\uff61": ".", "\ufe52": ".", "\u2024": "."})
 
 WORDS = {
     "ko": {"subject": "[{site}] {sender} 님이 보낸 기사: {title}", "title": "{sender} 님이 기사를 보냈습니다",
@@ -44,7 +54,7 @@ WORDS = {
            "sent": "기사를 보냈습니다.", "bad_address": "받는 사람 이메일 주소가 올바르지 않습니다.",
            "no_sender": "보내는 사람 이름을 적어 주세요.", "links": "메모에는 링크를 넣을 수 없습니다.",
            "too_many": "너무 많이 보냈습니다. 나중에 다시 시도해 주세요.", "no_article": "없는 기사입니다.",
-           "suppressed": "이 주소는 메일을 받지 않겠다고 알려 왔습니다.", "failed": "메일을 보내지 못했습니다. 잠시 뒤 다시 시도해 주세요.",
+           "failed": "메일을 보내지 못했습니다. 잠시 뒤 다시 시도해 주세요.",
            "heading": "기사 메일 보내기"},
     "en": {"subject": "[{site}] {sender} sent you a story: {title}", "title": "{sender} sent you a story",
            "button": "Read the story", "note": "A note from {sender}", "why": "{sender} sent this with {site}'s "
@@ -52,14 +62,25 @@ WORDS = {
            "sent": "The story is on its way.", "bad_address": "The recipient's address is not valid.",
            "no_sender": "Please give your name.", "links": "The note may not contain links.",
            "too_many": "Too many shares. Please try again later.", "no_article": "No such story.",
-           "suppressed": "This address asked us not to send it mail.", "failed": "We couldn't send the mail. "
+           "failed": "We couldn't send the mail. "
            "Please try again shortly.", "heading": "Email this story"},
 }
 
 
+def plain_text(value: str) -> str:
+    """NFKC, without control characters and invisible ones (zero-width spaces, joiners, bidirectional marks)."""
+    text = CONTROL.sub("", unicodedata.normalize("NFKC", value))
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
+def has_link(text: str) -> bool:
+    """Whether a mail client could turn something in `text` into a link."""
+    return LINKS.search(unicodedata.normalize("NFKC", text).lower().translate(_DOTS)) is not None
+
+
 def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberStore, redirects: Redirects,
            templates: Environment, clock: Callable[[], datetime], transport: Callable[[], Transport],
-           signer: DkimSigner | None = None) -> list[Route]:
+           tags: TagCodec, signer: DkimSigner | None = None) -> list[Route]:
     per_ip = RateLimiter(5, timedelta(hours=1), clock)
     per_recipient = RateLimiter(3, timedelta(days=1), clock)
 
@@ -79,11 +100,11 @@ def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberSt
         article = articles.article(request.path_params["article_id"])
         if article is None:
             return answer(request, lang, 404, "no_article")
-        sender = " ".join(CONTROL.sub("", str(form.get("sender_name", ""))).split())[:MAX_SENDER]
-        note = CONTROL.sub("", str(form.get("note", ""))).strip()[:MAX_NOTE]
+        sender = " ".join(plain_text(str(form.get("sender_name", ""))).split())[:MAX_SENDER]
+        note = plain_text(str(form.get("note", ""))).strip()[:MAX_NOTE]
         if not sender:
             return answer(request, lang, 400, "no_sender")
-        if LINKS.search(note) or LINKS.search(sender):
+        if has_link(note) or has_link(sender):
             return answer(request, lang, 400, "links")
         try:
             recipient = normalise_email(str(form.get("recipient", ""))[:320])
@@ -95,15 +116,18 @@ def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberSt
             if wait:
                 return answer(request, lang, 429, "too_many", **{"Retry-After": str(wait)})
         if subscribers.is_suppressed(recipient):
-            return answer(request, lang, 403, "suppressed")
+            log.info("share of article %s: the recipient asked for no mail; nothing sent", article.id)
+            return answer(request, lang, 200, "sent")
         words = {k: v.format(site=settings.site.name, sender=sender, title=article.title) for k, v in WORDS[lang].items()}
         body = article.title + (f"\n\n{article.summary}" if article.summary else "")
         mail = render_notice(templates, settings, language=lang, subject=words["subject"][:200], title=words["title"],
                              body=body, button=words["button"], button_url=redirects.url(article.id, "email"),
                              footnote=f"{words['note']}: “{note}”" if note else "", why=words["why"])
+        tag = tags.share()
+        data = build_message(settings, mail, to=recipient, to_name=None, now=clock(), list_id="share",
+                             message_id=message_id(sender_domain(settings), tag))
         try:
-            send_one(transport, signer, build_message(settings, mail, to=recipient, to_name=None, now=clock(),
-                                                      list_id="share"))
+            send_one(transport, signer, tags.envelope_from(tag), recipient, data)
         except DeliveryError as exc:
             log.warning("share of article %s failed: %s", article.id, exc)
             return answer(request, lang, 503, "failed")

@@ -2,7 +2,8 @@
 
 `Transport` is the one method the sender needs: hand over one message's wire bytes for one recipient. SMTP keeps
 its connection open between messages (one transport per sending worker) and maps server answers to
-`DeliveryError(is_permanent=...)`: 5xx is permanent, 4xx and dropped connections are not.
+`DeliveryError(is_permanent=...)`: 5xx is permanent, 4xx and dropped connections are not. An address with a
+non-ASCII local part goes with SMTPUTF8 (RFC 6531) when the server offers it, and is refused permanently when not.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ class MaildirTransport:
 
     def send(self, sender: str, recipient: str, data: bytes) -> None:
         try:
-            # Maildir files use the local line end; the message is stored as a mail client would save it.
-            self._box.add(data.replace(b"\r\n", b"\n"))
+            # Stored as a local delivery agent would: the envelope sender in Return-Path, the local line end.
+            self._box.add(f"Return-Path: <{sender}>\n".encode("utf-8") + data.replace(b"\r\n", b"\n"))
         except OSError as exc:
             raise DeliveryError(f"maildir {self.path}: {exc.strerror}", is_permanent=False) from exc
 
@@ -83,9 +84,6 @@ class SmtpTransport:
                 raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", is_permanent=True) from exc
             self._drop()
             raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", is_permanent=False) from exc
-        except UnicodeEncodeError as exc:
-            raise DeliveryError(f"{recipient}: a non-ASCII address needs SMTPUTF8, which is not supported",
-                                is_permanent=True) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise DeliveryError(f"SMTP connection to {self._host}:{self._port}: {exc}", is_permanent=False) from exc
@@ -115,12 +113,17 @@ def _transact(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> N
     stuffing of RFC 5321 §4.5.2 is one `bytes.replace`. Failures raise smtplib's own exceptions, after RSET.
     """
     conn.ehlo_or_helo_if_needed()
+    is_international = not (sender.isascii() and recipient.isascii())
+    if is_international and not (conn.does_esmtp and conn.has_extn("smtputf8")):
+        raise smtplib.SMTPRecipientsRefused({recipient: (553, b"5.6.7 the relay does not offer SMTPUTF8, which this "
+                                                              b"address needs")})
+    conn.command_encoding = "utf-8" if is_international else "ascii"
     if data.startswith(b"."):
         data = b"." + data
     data = data.replace(b"\r\n.", b"\r\n..")
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    commands = (f"MAIL FROM:<{sender}>", f"RCPT TO:<{recipient}>", "DATA")
+    commands = (f"MAIL FROM:<{sender}>" + (" SMTPUTF8" if is_international else ""), f"RCPT TO:<{recipient}>", "DATA")
     if conn.does_esmtp and conn.has_extn("pipelining"):
         conn.send("".join(command + "\r\n" for command in commands))
         replies = [conn.getreply() for _ in commands]

@@ -3,8 +3,9 @@
 Korean by default, English with `?lang=en` (or the subscriber's or site's language). Forms carry a CSRF token
 (double submit: a random cookie and its signed copy in the form) and a honeypot field; POST /subscribe is limited
 per client IP here and per address in the database (one confirmation mail an hour). POST /unsubscribe/{token} is
-RFC 8058 one-click: no cookie, no CSRF token, no second step, idempotent. Every failure is a page that says what
-to do next, never a 500.
+RFC 8058 one-click: no cookie, no CSRF token, no second step, idempotent. GET /confirm/{token} only shows a
+button (mail scanners fetch every link); its POST confirms, once. POST /link answers before it looks the address up.
+Every failure is a page that says what to do next, never a 500.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import Any, Awaitable, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -26,14 +27,15 @@ from starlette.routing import Route
 
 from feeds.settings import Settings
 
-from .compose import build_message, render_notice, wire_bytes
-from .errors import DeliveryError, RateLimited, SubscriberError, TokenError
+from .compose import build_message, message_id, render_notice, sender_domain, wire_address
+from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
 from .limits import RateLimiter
 from .messages import TEXT, TIMEZONES, pick_language
 from .signing import DkimSigner
 from .subscribers import FREQUENCIES, Choices, Subscriber, SubscriberStore, normalise_email
 from .tokens import Tokens
 from .transport import Transport
+from .verp import TagCodec
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ def ip_hash(signing_key: str, ip: str) -> str:
 
 
 def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates: Environment,
-           clock: Callable[[], datetime], transport: Callable[[], Transport], signer: DkimSigner | None = None,
-           per_ip: RateLimiter | None = None) -> list[Route]:
+           clock: Callable[[], datetime], transport: Callable[[], Transport], tags: TagCodec,
+           signer: DkimSigner | None = None, per_ip: RateLimiter | None = None) -> list[Route]:
     categories = [{"slug": c.slug, "name": c.name} for c in settings.categories]
     known = {c.slug for c in settings.categories}
     limiter = per_ip or RateLimiter(10, timedelta(minutes=10), clock)
@@ -129,7 +131,7 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         return Choices(categories=tuple(sorted(chosen, key=order.index)), frequency=frequency, name=name, language=lang,
                        timezone=zone), []
 
-    def send_notice(lang: str, to: str, to_name: str | None, kind: str, button_url: str) -> None:
+    def send_notice(lang: str, subscriber: Subscriber, to_name: str | None, kind: str, button_url: str) -> None:
         t = TEXT[lang]
         site = settings.site.name
         button = {"confirm": t["confirm_button"], "manage": t["preferences_link"]}[kind]
@@ -137,8 +139,10 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
                              title=t[f"{kind}_subject"].format(site=site).split("] ", 1)[-1],
                              body=t[f"{kind}_body"].format(site=site), button=button, button_url=button_url,
                              footnote=t["confirm_ignore"] if kind == "confirm" else "", why=t["why"].format(site=site))
-        message = build_message(settings, mail, to=to, to_name=to_name, now=clock(), list_id="notices")
-        send_one(transport, signer, message)
+        tag = tags.notice(subscriber.id)
+        data = build_message(settings, mail, to=subscriber.email, to_name=to_name, now=clock(), list_id="notices",
+                             message_id=message_id(sender_domain(settings), tag))
+        send_one(transport, signer, tags.envelope_from(tag), subscriber.email, data)
 
     # --- subscribe --------------------------------------------------------------------------------------
 
@@ -171,43 +175,69 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         if errors or address is None or choices is None:
             return page(request, "subscribe.html", lang, status=400, errors=errors, values=values)
         try:
-            action, subscriber = store.request_confirmation(address, clock())
+            asked = store.request_confirmation(address, clock())
         except RateLimited as exc:
             return too_many(request, lang, exc.retry_after, "error_rate_address")
-        if action == "confirm":
+        subscriber = asked.subscriber
+        if asked.action == "confirm":
             token = tokens.make("confirm", {
-                "s": subscriber.id, "e": subscriber.email, "c": list(choices.categories), "f": choices.frequency,
-                "n": choices.name, "l": lang, "z": choices.timezone, "ip": ip_hash(settings.signing_key, _client_ip(request))})
+                "s": subscriber.id, "e": subscriber.email, "k": asked.nonce, "c": list(choices.categories),
+                "f": choices.frequency, "n": choices.name, "l": lang, "z": choices.timezone,
+                "ip": ip_hash(settings.signing_key, _client_ip(request))})
             url = f"{settings.site.base_url}/confirm/{token}"
         else:
             url = subscriber_links(settings, tokens, subscriber).preferences
         try:
-            send_notice(lang, subscriber.email, choices.name, action, url)
+            send_notice(lang, subscriber, choices.name, asked.action, url)
         except DeliveryError as exc:
-            log.warning("subscribe: the %s mail to subscriber %s failed: %s", action, subscriber.id, exc)
-            store.release_confirmation(subscriber.id)
+            log.warning("subscribe: the %s mail to subscriber %s failed: %s", asked.action, subscriber.id, exc)
+            store.release_confirmation(subscriber.id, forget=asked.is_new)  # nothing kept of a failed sign-up
+            if exc.is_permanent:
+                return page(request, "subscribe.html", lang, status=400, errors=[t["error_undeliverable"]],
+                            values=values)
             return notice(request, lang, t["subscribe_title"], t["error_send"], status=503)
         return notice(request, lang, t["check_inbox_title"], t["check_inbox"].format(email=subscriber.email))
 
     # --- confirm ----------------------------------------------------------------------------------------
 
-    def confirm(request: Request) -> Response:
+    def confirmation(request: Request) -> tuple[dict[str, Any], Choices] | Response:
+        """The confirmation link's payload and choices, or the page that says what is wrong with it."""
         lang = language_of(request)
         try:
             payload = tokens.read("confirm", request.path_params["token"])
             choices = Choices(categories=tuple(c for c in payload["c"] if c in known) or tuple(sorted(known)),
                               frequency=payload["f"], name=payload.get("n"), language=payload.get("l"),
                               timezone=payload.get("z"))
-            subscriber_id, email = int(payload["s"]), str(payload["e"])
+            int(payload["s"]), str(payload["e"])
         except TokenError as exc:
             return token_problem(request, lang, exc)
         except (KeyError, TypeError, ValueError):
             return token_problem(request, lang, TokenError("invalid", "confirm"))
+        return payload, choices
+
+    def confirm_page(request: Request) -> Response:
+        # A GET changes nothing: mail scanners and link previews open every link. The page's button POSTs.
+        read = confirmation(request)
+        if isinstance(read, Response):
+            return read
+        payload, choices = read
+        lang = pick_language(request.query_params.get("lang"), choices.language, settings.site.language)
+        return page(request, "confirm.html", lang, email=payload["e"], chosen=_names(settings, choices.categories))
+
+    def confirm(request: Request, form: Any) -> Response:
+        read = confirmation(request)
+        if isinstance(read, Response):
+            return read
+        payload, choices = read
         lang = pick_language(request.query_params.get("lang"), choices.language, settings.site.language)
         consent = _consent_text(settings, lang, choices)
+        nonce = payload.get("k")
         try:
-            subscriber = store.confirm(subscriber_id, email, choices, now=clock(), ip_hash=payload.get("ip"),
-                                       consent_text=consent)
+            subscriber = store.confirm(int(payload["s"]), str(payload["e"]), choices,
+                                       nonce=nonce if isinstance(nonce, str) else None, now=clock(),
+                                       ip_hash=payload.get("ip"), consent_text=consent)
+        except LinkUsed:
+            return notice(request, lang, TEXT[lang]["used_title"], TEXT[lang]["used"], status=410, new_link=True)
         except SubscriberError:
             return gone(request, lang)
         return page(request, "confirmed.html", lang, subscriber=subscriber, chosen=_names(settings, subscriber.categories),
@@ -300,24 +330,32 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
             return too_many(request, lang, wait)
         if not is_csrf_ok(request, form):
             return page(request, "link.html", lang, 403, errors=[t["error_csrf"]], values={"email": email})
-        subscriber = store.find(email) if "@" in email else None
-        if subscriber is not None and subscriber.status != "pending" and not form.get(HONEYPOT):
-            try:
-                store.request_confirmation(subscriber.email, clock())
-                send_notice(lang, subscriber.email, subscriber.name, "manage",
-                            subscriber_links(settings, tokens, subscriber).preferences)
-            except RateLimited:
-                pass  # the same answer either way: the page must not tell who is subscribed
-            except DeliveryError as exc:
-                log.warning("link: the mail to subscriber %s failed: %s", subscriber.id, exc)
-                store.release_confirmation(subscriber.id)
-                return notice(request, lang, t["link_title"], t["error_send"], status=503)
-        return notice(request, lang, t["link_title"], t["link_sent"].format(email=email))
+        # The answer goes out before the address is even looked up, the same for everyone and in the same time:
+        # neither its words nor its timing may tell who is subscribed.
+        answer = notice(request, lang, t["link_title"], t["link_sent"].format(email=email))
+        if "@" in email and not form.get(HONEYPOT):
+            answer.background = BackgroundTask(send_link, lang, email)
+        return answer
+
+    def send_link(lang: str, email: str) -> None:
+        subscriber = store.find(email)
+        if subscriber is None or subscriber.status != "confirmed":
+            return  # nobody to mail, or an address that asked for no mail: it subscribes again at /subscribe
+        try:
+            store.request_confirmation(subscriber.email, clock())
+            send_notice(lang, subscriber, subscriber.name, "manage",
+                        subscriber_links(settings, tokens, subscriber).preferences)
+        except (RateLimited, SubscriberError):
+            pass
+        except DeliveryError as exc:
+            log.warning("link: the mail to subscriber %s failed: %s", subscriber.id, exc)
+            store.release_confirmation(subscriber.id)
 
     return [
         Route("/subscribe", subscribe_form, methods=["GET", "HEAD"]),
         Route("/subscribe", with_form(subscribe_post), methods=["POST"]),
-        Route("/confirm/{token}", confirm, methods=["GET"]),
+        Route("/confirm/{token}", confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", with_form(confirm), methods=["POST"]),
         Route("/preferences/{token}", preferences, methods=["GET"]),
         Route("/preferences/{token}", with_form(save_preferences), methods=["POST"]),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
@@ -328,16 +366,16 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
     ]
 
 
-def send_one(transport: Callable[[], Transport], signer: DkimSigner | None, message: EmailMessage) -> None:
+def send_one(transport: Callable[[], Transport], signer: DkimSigner | None, sender: str, recipient: str,
+             data: bytes) -> None:
     """One mail on its own connection, signed when DKIM is set up. Raises DeliveryError."""
-    data = wire_bytes(message)
     if signer is not None:
         data = signer.sign(data)
-    sender = transport()
+    connection = transport()
     try:
-        sender.send(message["From"].addresses[0].addr_spec, message["To"].addresses[0].addr_spec, data)
+        connection.send(sender, wire_address(recipient), data)
     finally:
-        sender.close()
+        connection.close()
 
 
 def with_form(handler: Callable[[Request, Any], Response]) -> Callable[[Request], Awaitable[Response]]:

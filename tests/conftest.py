@@ -111,10 +111,29 @@ def postgres_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated to head once per session: tests start from a copy instead of replaying history."""
+    path = tmp_path_factory.mktemp("template") / "gazette.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.migrate(engine)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+def sqlite_copy(template: Path, folder: Path) -> str:
+    """A fresh, migrated SQLite database in `folder`; its URL."""
+    target = folder / "gazette.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'gazette.db'}"
+        return sqlite_copy(request.getfixturevalue("migrated_sqlite"), tmp_path)
     return request.getfixturevalue("postgres_url")
 
 
@@ -249,3 +268,71 @@ def smtp_server() -> Iterator[tuple[SmtpRecorder, str]]:
     controller.start()
     yield recorder, f"smtp://127.0.0.1:{controller.port}"
     controller.stop()
+
+
+class InProcessClient:
+    """The ASGI app in this process, over `httpx.ASGITransport`, with its lifespan (startup and shutdown) run, behind
+    a synchronous face: `client.get(...)` as with `httpx.Client`. No port, no server; cookies are kept."""
+
+    def __init__(self, app, base_url: str = "https://news.example.com") -> None:  # type: ignore[no-untyped-def]
+        import asyncio
+        import threading
+
+        import httpx
+
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="in-process-app", daemon=True)
+        self._thread.start()
+        self._lifespan: dict[str, object] = {}
+        self._run(self._startup())
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+
+    def _run(self, coroutine):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=60)
+
+    async def _startup(self) -> None:
+        import asyncio
+
+        inbox: asyncio.Queue = asyncio.Queue()
+        outbox: asyncio.Queue = asyncio.Queue()
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": {}}
+        task = asyncio.ensure_future(self._app(scope, inbox.get, outbox.put))
+        await inbox.put({"type": "lifespan.startup"})
+        message = await outbox.get()
+        assert message["type"] == "lifespan.startup.complete", message
+        self._lifespan = {"inbox": inbox, "outbox": outbox, "task": task}
+
+    async def _shutdown(self) -> None:
+        await self._lifespan["inbox"].put({"type": "lifespan.shutdown"})  # type: ignore[attr-defined]
+        await self._lifespan["outbox"].get()  # type: ignore[attr-defined]
+        await self.client.aclose()
+
+    def request(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self._run(self.client.request(method, url, **kwargs))
+
+    def get(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("GET", url, **kwargs)
+
+    def head(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("HEAD", url, **kwargs)
+
+    def post(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("POST", url, **kwargs)
+
+    def delete(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        return self.request("DELETE", url, **kwargs)
+
+    def close(self) -> None:
+        self._run(self._shutdown())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> "InProcessClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,6 +1,6 @@
 """The reader's whole subscription path in Chromium, in Korean and in English, at phone and desktop widths.
 
-subscribe -> the confirmation mail, read from a real SMTP server -> its link -> preferences -> one-click
+subscribe -> the confirmation mail, read from a real SMTP server -> its link and button -> preferences -> one-click
 unsubscribe by POST as a mail client sends it (no cookie) -> the page offers resubscribe -> resubscribe.
 Every page is saved to docs/screenshots/subscription-<step>-<lang>-<width>.png.
 """
@@ -32,10 +32,10 @@ name = "문화"
 """
 
 WORDS = {
-    "ko": {"check": "메일함을 확인해 주세요", "confirmed": "구독이 시작되었습니다", "saved": "저장했습니다",
+    "ko": {"check": "메일함을 확인해 주세요", "confirm": "구독 확인", "confirmed": "구독이 시작되었습니다", "saved": "저장했습니다",
            "question": "더는 뉴스레터를 받지 않으시겠습니까", "done": "수신을 거부했습니다", "again": "다시 구독을 시작했습니다",
            "expired": "유효 기간이 지났습니다", "economy": "경제", "culture": "문화"},
-    "en": {"check": "Check your inbox", "confirmed": "You're subscribed", "saved": "Saved", "question": "Stop sending",
+    "en": {"check": "Check your inbox", "confirm": "Confirm your subscription", "confirmed": "You're subscribed", "saved": "Saved", "question": "Stop sending",
            "done": "You're unsubscribed", "again": "You're subscribed again", "expired": "This link has expired",
            "economy": "경제", "culture": "문화"},
 }
@@ -110,7 +110,12 @@ def test_subscription_flow_in_the_browser(site, browser, lang: str, width: int) 
     message = email.message_from_bytes(mail, policy=policy.default)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     confirm_url = re.search(r"https://news\.example\.com/confirm/\S+", text)[0]  # type: ignore[index]
-    page.goto(local(confirm_url, server))
+    page.goto(local(confirm_url, server))  # a page with one button: opening the link confirms nothing
+    assert words["confirm"] in page.inner_text("h1")
+    assert services.subscribers.find(address).status == "pending"
+    shot("3-confirm")
+    page.click("form#confirm button[type=submit]")
+    page.wait_for_load_state()
     assert words["confirmed"] in page.inner_text("h1")
     assert page.locator("#chosen li").all_inner_texts() == ["경제", "문화"]
     shot("3-confirmed")

@@ -55,7 +55,7 @@ def digest():  # type: ignore[no-untyped-def]
                         labels={"politics": "정치", "economy": "경제"}, max_articles=10, period_end=NOW)
 
 
-RECIPIENT = Recipient(email="kim+news@example.com", name="김독자", message_id="<gz.1.7@example.com>",
+RECIPIENT = Recipient(email="kim+news@example.com", name="김독자", message_id="<d1-7-0123456789abcdef@example.com>",
                       unsubscribe_url="https://news.example.com/unsubscribe/TOKEN-U",
                       preferences_url="https://news.example.com/preferences/TOKEN-P",
                       archive_url="https://news.example.com/archive/1/TOKEN-A")

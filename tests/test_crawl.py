@@ -37,7 +37,8 @@ def site():  # type: ignore[no-untyped-def]
 
 def html_source(url: str) -> SourceSettings:
     return SourceSettings(name="site", kind="html", url=url, path=None, interval=timedelta(minutes=10),
-                          category="society", category_map={"정치": "politics", "경제": "economy"})
+                          category="society", category_map={"정치": "politics", "경제": "economy"},
+                          allow_private_network=True)  # the test site is on loopback
 
 
 def test_section_page_fetches_only_new_articles(site, store, settings, clock) -> None:  # type: ignore[no-untyped-def]

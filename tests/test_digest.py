@@ -137,7 +137,11 @@ def test_smtp_delivery_reuses_one_connection(tmp_path, clock, smtp_server) -> No
     assert report.sent == 2
     assert recorder.sessions == 1  # one worker: one connection for the whole edition
     assert sorted(rcpt[0] for _, rcpt, _ in recorder.messages) == ["kim@example.com", "lee@example.com"]
-    assert all(mail_from == "news@example.com" for mail_from, _, _ in recorder.messages)
+    # VERP: each message's return path carries its signed tag, so a bounce names the message it is about.
+    for mail_from, [rcpt], _ in recorder.messages:
+        tag = services.tags.find(mail_from)
+        assert mail_from.startswith("bounce+d") and mail_from.endswith("@example.com")
+        assert tag is not None and tag.subscriber_id == services.subscribers.find(rcpt).id  # type: ignore[union-attr]
     parsed = email.message_from_bytes(recorder.messages[0][2], policy=policy.default)
     assert parsed["Subject"].startswith("[한빛일보]")
     services.engine.dispose()

@@ -173,7 +173,10 @@ token = "{token}"
         assert httpx.get(server.url + "/api/sources").status_code == 401
         wrong = httpx.get(server.url + "/api/sources", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
-        assert wrong.json() == {"error": "missing or wrong admin token (Authorization: Bearer <token>)"}
+        message = "missing or wrong admin token (Authorization: Bearer <token>)"
+        assert wrong.headers["content-type"] == "application/problem+json"  # RFC 9457, with the older "error" kept
+        assert wrong.json() == {"type": "about:blank", "title": "Unauthorized", "status": 401, "detail": message,
+                                "error": message}
         health = httpx.get(server.url + "/api/sources", headers={"Authorization": f"Bearer {token}"}).json()
         spec = httpx.get(server.url + "/api/openapi.json").json()
     by_name = {s["name"]: s for s in health}

@@ -239,8 +239,9 @@ def test_licensing_and_unknown_feeds(app) -> None:  # type: ignore[no-untyped-de
     assert refused.status_code == 403 and "does not license 'culture'" in refused.json()["error"]
     for path in ("/partners/portal/feeds/sports.json", "/partners/portal/feeds/politics.xml"):
         missing = get(server, path)
-        assert missing.status_code == 404 and missing.headers["content-type"] == "application/json"
-    assert httpx.post(f"{server.url}/partners/portal/feeds/politics.json").json() == {"error": "Method Not Allowed"}
+        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
+    wrong_method = httpx.post(f"{server.url}/partners/portal/feeds/politics.json")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "Method Not Allowed"
 
 
 def test_embargo_follows_the_injected_clock(app) -> None:  # type: ignore[no-untyped-def]
@@ -396,7 +397,7 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/push"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     def __enter__(self) -> "Receiver":
         self.thread.start()

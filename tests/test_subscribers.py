@@ -85,8 +85,9 @@ def subs(engine) -> SubscriberStore:  # type: ignore[no-untyped-def]
 
 
 def test_one_confirmation_mail_per_address_per_hour(subs: SubscriberStore, clock: Clock) -> None:
-    action, pending = subs.request_confirmation("Kim@Example.COM", clock())
-    assert (action, pending.email, pending.status) == ("confirm", "Kim@example.com", "pending")
+    asked = subs.request_confirmation("Kim@Example.COM", clock())
+    pending = asked.subscriber
+    assert (asked.action, pending.email, pending.status, asked.is_new) == ("confirm", "Kim@example.com", "pending", True)
     with pytest.raises(RateLimited) as info:
         subs.request_confirmation("Kim@example.com", clock() + timedelta(minutes=59))
     assert 55 <= info.value.retry_after <= 60
@@ -98,21 +99,24 @@ def test_one_confirmation_mail_per_address_per_hour(subs: SubscriberStore, clock
 def test_confirm_records_consent_and_choices(subs: SubscriberStore, clock: Clock, engine) -> None:  # type: ignore[no-untyped-def]
     from newsletter.db import subscribers
 
-    _, pending = subs.request_confirmation("kim@example.com", clock())
+    asked = subs.request_confirmation("kim@example.com", clock())
+    pending = asked.subscriber
     choices = Choices(categories=("economy",), frequency="weekly", name="김독자", language="ko", timezone="Asia/Seoul")
-    active = subs.confirm(pending.id, pending.email, choices, now=clock(), ip_hash="abc", consent_text="동의합니다")
+    active = subs.confirm(pending.id, pending.email, choices, nonce=asked.nonce, now=clock(), ip_hash="abc",
+                          consent_text="동의합니다")
     assert (active.status, active.categories, active.frequency, active.name) == ("confirmed", ("economy",), "weekly", "김독자")
     with engine.connect() as conn:
         row = conn.execute(subscribers.select()).one()
     assert (row.consent_method, row.consent_text, row.consent_ip_hash) == ("form", "동의합니다", "abc")
     assert row.confirmed_at == NOW
-    again = subs.confirm(pending.id, pending.email, choices, now=clock() + timedelta(hours=1), ip_hash="x",
-                         consent_text="other")  # a second click changes nothing
+    again = subs.confirm(pending.id, pending.email, choices, nonce=asked.nonce, now=clock() + timedelta(hours=1),
+                         ip_hash="x", consent_text="other")  # a second click changes nothing
     assert again.confirmed_at == NOW
-    action, same = subs.request_confirmation("kim@example.com", clock() + timedelta(hours=2))
-    assert action == "manage" and same.categories == ("economy",)  # the form cannot change a subscriber's choices
+    manage = subs.request_confirmation("kim@example.com", clock() + timedelta(hours=2))
+    assert manage.action == "manage" and manage.subscriber.categories == ("economy",)  # the form can't change choices
     with pytest.raises(SubscriberError):
-        subs.confirm(pending.id, "other@example.com", choices, now=clock(), ip_hash=None, consent_text="")
+        subs.confirm(pending.id, "other@example.com", choices, nonce=asked.nonce, now=clock(), ip_hash=None,
+                     consent_text="")
 
 
 @pytest.mark.parametrize("reason", ["unsubscribed", "bounced", "complained", "erased"])
@@ -133,8 +137,9 @@ def test_suppressed_addresses_stay_out_of_import_and_admin(subs: SubscriberStore
     assert outcome == "suppressed"
     assert subs.confirmed("daily") == []
     # Only the person can come back: a fresh confirmation through the form lifts the suppression.
-    _, again = subs.request_confirmation("kim@example.com", clock() + timedelta(hours=2))
-    subs.confirm(again.id, again.email, Choices(("politics",), "daily"), now=clock(), ip_hash=None, consent_text="")
+    asked = subs.request_confirmation("kim@example.com", clock() + timedelta(hours=2))
+    subs.confirm(asked.subscriber.id, asked.subscriber.email, Choices(("politics",), "daily"), nonce=asked.nonce,
+                 now=clock(), ip_hash=None, consent_text="")
     assert [s.email for s in subs.confirmed("daily")] == ["kim@example.com"]
     assert not subs.is_suppressed("kim@example.com")
 
@@ -188,6 +193,24 @@ def form_of(client: httpx.Client, path: str) -> dict[str, str]:
             "lang": re.search(r'name="lang" value="([^"]+)"', page.text)[1]}  # type: ignore[index]
 
 
+def confirm(client: httpx.Client, link: str) -> httpx.Response:
+    """What a reader does: open the link (a page with one button; the GET changes nothing), then press it."""
+    page = client.get(link)
+    assert page.status_code == 200 and 'id="confirm"' in page.text, page.text
+    action = re.search(r'<form method="post" action="([^"]+)" id="confirm">', page.text)[1]  # type: ignore[index]
+    return client.post(action.replace("&amp;", "&"))
+
+
+def wait_for(condition, seconds: float = 5.0):  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not (found := condition()):
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.02)
+    return found
+
+
 def link_in(message: bytes, path: str) -> str:
     parsed = email.message_from_bytes(message, policy=policy.default)
     text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -204,12 +227,13 @@ def test_subscribe_confirm_preferences_unsubscribe(site) -> None:  # type: ignor
     [mail] = recorder.to("reader@example.com")
     parsed = email.message_from_bytes(mail, policy=policy.default)
     assert parsed["Subject"] == "[한빛일보] 뉴스레터 구독을 확인해 주세요"
-    confirm = client.get(link_in(mail, "confirm"))
-    assert confirm.status_code == 200 and "구독이 시작되었습니다" in confirm.text and "경제" in confirm.text
+    assert services.subscribers.confirmed("weekly") == [] and client.head(link_in(mail, "confirm")).status_code == 200
+    confirmed = confirm(client, link_in(mail, "confirm"))
+    assert confirmed.status_code == 200 and "구독이 시작되었습니다" in confirmed.text and "경제" in confirmed.text
     [active] = services.subscribers.confirmed("weekly")
     assert (active.email, active.categories, active.name) == ("reader@example.com", ("economy",), "독자")
 
-    preferences = re.search(r'id="preferences" href="https://news\.example\.com([^"]+)"', confirm.text)[1]  # type: ignore[index]
+    preferences = re.search(r'id="preferences" href="https://news\.example\.com([^"]+)"', confirmed.text)[1]  # type: ignore[index]
     fields = form_of(client, preferences)
     saved = client.post(preferences, data={**fields, "categories": ["politics", "economy"], "frequency": "daily",
                                            "timezone": "America/New_York"})
@@ -271,8 +295,8 @@ def test_names_are_escaped_in_mail_and_page(site) -> None:  # type: ignore[no-un
     assert recorder.messages[0][1] == ["x@example.com"]
     parsed = email.message_from_bytes(mail[2], policy=policy.default)
     assert parsed["Subject"] == "[한빛일보] Please confirm your subscription"
-    confirm = client.get(link_in(mail[2], "confirm"))
-    assert confirm.status_code == 200 and "<script>" not in confirm.text
+    confirmed = confirm(client, link_in(mail[2], "confirm"))
+    assert confirmed.status_code == 200 and "<script>" not in confirmed.text
     [s] = services.subscribers.confirmed("daily")
     assert s.name == "<script>alert(1)</script>Bcc: y@example.com"  # kept as typed, minus the line break
 
@@ -286,8 +310,7 @@ def test_bad_links_get_a_friendly_page(site, case: str, path: str, status: int, 
     client, _, _ = site
     answer = client.get(path)
     assert answer.status_code == status and says in answer.text
-    if not path.startswith("/confirm/"):
-        assert client.post(path, data=ONE_CLICK).status_code == status
+    assert client.post(path, data=ONE_CLICK).status_code == status
 
 
 def test_expired_confirmation_and_erased_subscriber(site, clock) -> None:  # type: ignore[no-untyped-def]
@@ -298,6 +321,7 @@ def test_expired_confirmation_and_erased_subscriber(site, clock) -> None:  # typ
     clock.now = NOW + timedelta(days=3)
     expired = client.get(link)
     assert expired.status_code == 410 and "유효 기간이 지났습니다" in expired.text and "/link" in expired.text
+    assert client.post(link).status_code == 410
     assert services.subscribers.confirmed("daily") == []
 
     _, kim = services.subscribers.add("kim@example.com", categories=["economy"], frequency="daily", now=clock(),
@@ -315,7 +339,7 @@ def test_new_link_page_does_not_tell_who_is_subscribed(site, clock) -> None:  # 
                for address in ("kim@example.com", "nobody@example.com")]
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].text.replace("kim@", "X@") == answers[1].text.replace("nobody@", "X@")
-    [mail] = recorder.messages
+    [mail] = wait_for(lambda: recorder.messages)  # sent after the answer: the answer's time tells nothing
     assert mail[1] == ["kim@example.com"]
     assert client.get(link_in(mail[2], "preferences")).status_code == 200
 
