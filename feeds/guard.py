@@ -5,8 +5,8 @@ and the security headers of every answer.
 sees a request it would refuse:
 - request headers over `max_header_bytes` in all: 431 (uvicorn's httptools parser sets no limit of its own);
 - a NUL character in the path or query: 400;
-- a body declared or streamed over `max_body_bytes`: 413, counted while reading, before any parser runs; the body
-  is read whole here (forms and API bodies are small) and handed on, so a trickled body ties up no handler;
+- a body declared or streamed over `max_body_bytes`: 413 before any parser runs. A declared length is enough (the
+  server ends the body there); a chunked body is read and counted here, then handed on;
 - `/api/…` without the admin token: 401 before the body is read (FastAPI would parse a JSON body first);
 - every answer carries `X-Content-Type-Options: nosniff`; HTML pages also a Content-Security-Policy without
   scripts, `frame-ancestors 'none'` (no framing of the unsubscribe or preferences pages), and `Referrer-Policy:
@@ -34,8 +34,8 @@ PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 _EVERY_ANSWER = [(b"x-content-type-options", b"nosniff")]
-_HTML_ANSWER = [(b"content-security-policy", CONTENT_SECURITY_POLICY.encode()), (b"x-frame-options", b"DENY"),
-                (b"referrer-policy", b"no-referrer")]
+_HTML_ANSWER = [*_EVERY_ANSWER, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
 
 
 @dataclass(frozen=True)
@@ -89,41 +89,55 @@ class RequestGuard:
             await self._app(scope, receive, send)
             return
         path: str = scope["path"]
-        refusal = self._refusal(scope, path)
+        size, declared, authorization = 0, None, b""
+        for name, value in scope["headers"]:  # one pass: this runs for every request
+            size += len(name) + len(value)
+            if name == b"content-length":
+                declared = value
+            elif name == b"authorization":
+                authorization = value
+        refusal = self._refusal(scope, path, size, authorization)
         if refusal is None and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
-            body, refusal = await self._read_body(scope, receive)
-            if refusal is None:
-                receive = _replay(body, receive)
+            if declared is None:  # chunked: read and count here, hand on what fits
+                body, refusal = await self._read_body(receive)
+                if refusal is None:
+                    receive = _replay(body, receive)
+            elif not declared.isdigit():
+                refusal = Refusal(400, "Content-Length is not a number")
+            elif int(declared) > self._max_body_bytes:  # the server stops a body at its declared length
+                refusal = self._too_large()
         if refusal is not None:
             await _answer(send, path, refusal)
             return
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += _EVERY_ANSWER
-                if any(k == b"content-type" and v.startswith(b"text/html") for k, v in headers):
-                    headers += _HTML_ANSWER
-                message = {**message, "headers": headers}
+                headers = message.get("headers")
+                if type(headers) is not list:
+                    headers = message["headers"] = list(headers or ())
+                for name, value in headers:
+                    if name == b"content-type":
+                        headers += _HTML_ANSWER if value.startswith(b"text/html") else _EVERY_ANSWER
+                        break
+                else:
+                    headers += _EVERY_ANSWER
             await send(message)
 
         await self._app(scope, receive, secured)
 
-    def _refusal(self, scope: Scope, path: str) -> Refusal | None:
-        if sum(len(name) + len(value) for name, value in scope["headers"]) > self._max_header_bytes:
+    def _refusal(self, scope: Scope, path: str, size: int, authorization: bytes) -> Refusal | None:
+        if size > self._max_header_bytes:
             return Refusal(431, f"the request's headers are larger than {self._max_header_bytes} bytes")
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             return Refusal(400, "the URL holds a NUL character")  # no route takes one; PostgreSQL refuses them
-        if (path.startswith("/api/") or path == "/api") and path not in PUBLIC_API_PATHS:
-            authorization = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
+        if path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS:
             return check_admin_token(self._admin_token, authorization.decode("latin-1"))
         return None
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, Refusal | None]:
-        too_large = Refusal(413, f"the request body is larger than {self._max_body_bytes} bytes")
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and (not declared.isdigit() or int(declared) > self._max_body_bytes):
-            return b"", too_large if declared.isdigit() else Refusal(400, "Content-Length is not a number")
+    def _too_large(self) -> Refusal:
+        return Refusal(413, f"the request body is larger than {self._max_body_bytes} bytes")
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, Refusal | None]:
         chunks, total = [], 0
         while True:
             message = await receive()
@@ -132,7 +146,7 @@ class RequestGuard:
             chunk = message.get("body", b"")
             total += len(chunk)
             if total > self._max_body_bytes:
-                return b"", too_large
+                return b"", self._too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks), None
@@ -165,6 +179,6 @@ async def _answer(send: Send, path: str, refusal: Refusal) -> None:
                (b"cache-control", b"no-store"), *_EVERY_ANSWER,
                *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in refusal.headers.items())]
     if content_type.startswith(b"text/html"):
-        headers += _HTML_ANSWER
+        headers += _HTML_ANSWER[len(_EVERY_ANSWER):]
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -118,27 +118,33 @@ def test_hostile_agents_do_not_stall_other_requests(tmp_path: Path) -> None:
         sent = [0]
 
         def poll() -> None:
-            with httpx.Client(base_url=base, timeout=10) as client:
+            with httpx.Client(base_url=base, timeout=5) as client:
                 while not stop.is_set():
                     started = time.perf_counter()
-                    assert client.get("/livez").status_code == 200
-                    latencies.append(time.perf_counter() - started)
+                    try:
+                        ok = client.get("/livez").status_code == 200
+                    except httpx.HTTPError:
+                        ok = False
+                    latencies.append(time.perf_counter() - started if ok else float("inf"))
                     time.sleep(0.01)
 
         def attack(seed: int) -> None:
             sizes = [600, 1_000, 4_000, 8_000, 16_000, 30_000, 64_000, 256_000, 1_000_000]
-            with httpx.Client(base_url=base, timeout=30) as client:
+            with httpx.Client(base_url=base, timeout=5) as client:
                 for i in range(10_000):
                     if stop.is_set():
                         return
                     size = sizes[i % len(sizes)]
                     agent = (f"{seed}.{i}" + "a" * size)[:size]
-                    if i % 3 == 0:
-                        client.get(f"/v/{article_id}.gif", headers={"User-Agent": agent})
-                    elif i % 3 == 1:
-                        client.post(f"/v/{article_id}", headers={"User-Agent": agent})
-                    else:
-                        client.get(f"/r/{redirect}", headers={"User-Agent": agent})
+                    try:
+                        if i % 3 == 0:
+                            client.get(f"/v/{article_id}.gif", headers={"User-Agent": agent})
+                        elif i % 3 == 1:
+                            client.post(f"/v/{article_id}", headers={"User-Agent": agent})
+                        else:
+                            client.get(f"/r/{redirect}", headers={"User-Agent": agent})
+                    except httpx.HTTPError:
+                        pass  # a server that stalls: /livez tells
                     sent[0] += 1
 
         poller = threading.Thread(target=poll)
@@ -150,8 +156,12 @@ def test_hostile_agents_do_not_stall_other_requests(tmp_path: Path) -> None:
         stop.set()
         for t in attackers + [poller]:
             t.join(timeout=60)
-        assert sent[0] > 100 and len(latencies) > 20
+        assert sent[0] > 20 and len(latencies) > 20
         assert max(latencies) < 0.1, f"/livez took {max(latencies) * 1000:.0f} ms under hostile agents"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a server stuck in a regex does not get to its signal handler
+            server.kill()
+            server.wait(timeout=10)
