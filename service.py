@@ -335,8 +335,8 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(FeedFastPath, publisher=services.publisher, settings=settings)
-    app.add_middleware(RequestGuard, admin_token=settings.admin_token)  # last added: outermost
+    app.add_middleware(RequestGuard, admin_token=settings.admin_token)
+    app.add_middleware(FeedFastPath, publisher=services.publisher, settings=settings)  # last added: outermost
     return app
 
 

@@ -89,6 +89,8 @@ def test_oversized_headers_are_refused_before_any_handler(gazette: Gazette, case
     answer = gazette.client.post(f"/v/{gazette.article_ids()[0]}", headers=headers)
     assert answer.status_code == 431
     assert gazette.services.view_counter.flush() == 0  # nothing counted
+    assert gazette.client.get("/feeds/all.rss").status_code == 200  # built: served from memory...
+    assert gazette.client.get("/feeds/all.rss", headers=headers).status_code == 431  # ...but not past the cap
 
 
 @pytest.mark.slow
