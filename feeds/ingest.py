@@ -22,6 +22,7 @@ from .errors import FeedsError
 from .fetch import Fetcher, GoneError, Validators
 from .model import Article, RawEntry, UpsertCounts
 from .normalise import normalise
+from .outbound import OutboundPolicy
 from .parse import charset_of, parse_feed, parse_jsonl_lines
 from .settings import SourceSettings
 from .store import ArticleStore, SourceState
@@ -100,6 +101,12 @@ def _normalise_all(raw: list[RawEntry], problems: list[str], url: str, default_c
     return Parsed(articles=articles, problems=tuple(problems), clamped=clamped)
 
 
+def location_policy(source: SourceSettings) -> OutboundPolicy:
+    """What fetching a source's own location may reach: its private network only when the operator says so, a
+    local file only when the location is a configured path. What its content names gets `.for_content`."""
+    return OutboundPolicy(allow_private_network=source.allow_private_network, allow_files=source.path is not None)
+
+
 def backoff(interval: timedelta, failures: int, failure_limit: int = 5,
             rand: Callable[[], float] = random.random) -> timedelta:
     """Delay before the next check after `failures` consecutive failures: doubling, ±20 % jitter, capped;
@@ -147,7 +154,7 @@ def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetch
 def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, fetcher: Fetcher, now: datetime,
             policy: IngestPolicy) -> IngestResult:
     location = state.fetch_url or source.location
-    fetched = fetcher.fetch(location, Validators(state.etag, state.last_modified), source.outbound())
+    fetched = fetcher.fetch(location, Validators(state.etag, state.last_modified), location_policy(source))
     notes: list[str] = []
     if fetched.moved_to:
         notes.append(f"moved permanently to {fetched.moved_to}")
@@ -179,7 +186,7 @@ def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | No
            store: ArticleStore, policy: IngestPolicy, now: datetime) -> Parsed:
     timezone = policy.timezone or UTC
     if source.kind == "html":  # fetches article pages as it goes: stays in this thread
-        policy = source.content_outbound()
+        policy = location_policy(source).for_content(source.location, source.allow_hosts)
         listing = candidates(body, url, content_type, fetcher=fetcher, timezone=timezone, policy=policy)
         refused = [f"{len(listing.refused)} links off the source's site left out (first: {listing.refused[0][:200]}; "
                    "allow_hosts lists other hosts to read)"] if listing.refused else []

@@ -82,8 +82,9 @@ class OutboundPolicy:
         if not host:
             raise RefusedError(f"refused {url[:200]!r}: no host")
         if self.hosts is not None and not any(host == h or host.endswith("." + h) for h in self.hosts):
-            raise RefusedError(f"refused {url[:200]!r}: {host} is not the source's site ({', '.join(self.hosts)}); "
-                               "list it in the source's allow_hosts to fetch from it")
+            site = f"the source's site ({', '.join(self.hosts)})" if self.hosts else "a site (the source is a file)"
+            raise RefusedError(f"refused {url[:200]!r}: {host} is not {site}; list it in the source's allow_hosts "
+                               "to fetch from it")
 
     def for_content(self, location: str, allow_hosts: Iterable[str] = ()) -> OutboundPolicy:
         """The policy for URLs a source's content names: its own site (from its URL) and `allow_hosts` only."""

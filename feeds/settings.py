@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError
-from .outbound import OutboundPolicy
 
 SOURCE_KINDS = ("feed", "html", "jsonl")
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
@@ -143,14 +142,6 @@ class SourceSettings:
     @property
     def location(self) -> str:
         return self.url if self.url is not None else str(self.path)
-
-    def outbound(self) -> OutboundPolicy:
-        """What fetching this source's own location may reach."""
-        return OutboundPolicy(allow_private_network=self.allow_private_network, allow_files=self.path is not None)
-
-    def content_outbound(self) -> OutboundPolicy:
-        """What the URLs in this source's content may reach: its own site and `allow_hosts`, never a file."""
-        return self.outbound().for_content(self.location, self.allow_hosts)
 
 
 @dataclass(frozen=True)

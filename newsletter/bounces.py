@@ -133,9 +133,8 @@ def _classify(message: Message, rules: IntakeRules) -> tuple[BounceEvent, ...] |
 _NOT_TIED = "not tied to a message we sent (no signed return path or Message-ID, no unsubscribe token)"
 
 
-def _tie(message: Message, blocks: list[Message], original: Message | None, rules: IntakeRules) -> tuple[int | None,
-                                                                                                         str | None,
-                                                                                                         bool]:
+def _tie(message: Message, blocks: list[Message], original: Message | None,
+         rules: IntakeRules) -> tuple[int | None, str | None, bool]:
     """(subscriber id from our tag, unsubscribe token, whether the tag is a share's): what ties a report to us."""
     texts = [str(v) for h in ("to", "delivered-to", "x-original-to", "envelope-to", "x-envelope-to")
              for v in message.get_all(h, [])]

@@ -53,6 +53,17 @@ class PageLinks:
     unsubscribe: str
 
 
+@dataclass(frozen=True)
+class ConfirmLink:
+    """What a confirmation link carries: whom, the nonce it must match, the choices made on the form."""
+
+    subscriber_id: int
+    email: str
+    nonce: str | None
+    choices: Choices
+    ip_hash: str | None
+
+
 def subscriber_links(settings: Settings, tokens: Tokens, subscriber: Subscriber) -> PageLinks:
     base = settings.site.base_url
     return PageLinks(
@@ -200,42 +211,41 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
 
     # --- confirm ----------------------------------------------------------------------------------------
 
-    def confirmation(request: Request) -> tuple[dict[str, Any], Choices] | Response:
-        """The confirmation link's payload and choices, or the page that says what is wrong with it."""
+    def confirmation(request: Request) -> ConfirmLink | Response:
+        """What the confirmation link says, or the page that says what is wrong with it."""
         lang = language_of(request)
         try:
             payload = tokens.read("confirm", request.path_params["token"])
-            choices = Choices(categories=tuple(c for c in payload["c"] if c in known) or tuple(sorted(known)),
-                              frequency=payload["f"], name=payload.get("n"), language=payload.get("l"),
-                              timezone=payload.get("z"))
-            int(payload["s"]), str(payload["e"])
+            nonce = payload.get("k")
+            link = ConfirmLink(
+                subscriber_id=int(payload["s"]), email=str(payload["e"]),
+                nonce=nonce if isinstance(nonce, str) else None,  # links made before nonces carry none
+                choices=Choices(categories=tuple(c for c in payload["c"] if c in known) or tuple(sorted(known)),
+                                frequency=payload["f"], name=payload.get("n"), language=payload.get("l"),
+                                timezone=payload.get("z")),
+                ip_hash=payload.get("ip"))
         except TokenError as exc:
             return token_problem(request, lang, exc)
         except (KeyError, TypeError, ValueError):
             return token_problem(request, lang, TokenError("invalid", "confirm"))
-        return payload, choices
+        return link
 
     def confirm_page(request: Request) -> Response:
         # A GET changes nothing: mail scanners and link previews open every link. The page's button POSTs.
-        read = confirmation(request)
-        if isinstance(read, Response):
-            return read
-        payload, choices = read
-        lang = pick_language(request.query_params.get("lang"), choices.language, settings.site.language)
-        return page(request, "confirm.html", lang, email=payload["e"], chosen=_names(settings, choices.categories))
+        link = confirmation(request)
+        if isinstance(link, Response):
+            return link
+        lang = pick_language(request.query_params.get("lang"), link.choices.language, settings.site.language)
+        return page(request, "confirm.html", lang, email=link.email, chosen=_names(settings, link.choices.categories))
 
     def confirm(request: Request, form: Any) -> Response:
-        read = confirmation(request)
-        if isinstance(read, Response):
-            return read
-        payload, choices = read
-        lang = pick_language(request.query_params.get("lang"), choices.language, settings.site.language)
-        consent = _consent_text(settings, lang, choices)
-        nonce = payload.get("k")
+        link = confirmation(request)
+        if isinstance(link, Response):
+            return link
+        lang = pick_language(request.query_params.get("lang"), link.choices.language, settings.site.language)
         try:
-            subscriber = store.confirm(int(payload["s"]), str(payload["e"]), choices,
-                                       nonce=nonce if isinstance(nonce, str) else None, now=clock(),
-                                       ip_hash=payload.get("ip"), consent_text=consent)
+            subscriber = store.confirm(link.subscriber_id, link.email, link.choices, nonce=link.nonce, now=clock(),
+                                       ip_hash=link.ip_hash, consent_text=_consent_text(settings, lang, link.choices))
         except LinkUsed:
             return notice(request, lang, TEXT[lang]["used_title"], TEXT[lang]["used"], status=410, new_link=True)
         except SubscriberError:

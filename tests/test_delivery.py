@@ -3,7 +3,6 @@ limit, the night guard, time zones, "view in browser", edition statistics, previ
 
 from __future__ import annotations
 
-import base64
 import email
 import re
 import time
