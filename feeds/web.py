@@ -133,7 +133,7 @@ class FeedFastPath:
                     size += len(name) + len(value)
                     if name in (b"if-none-match", b"if-modified-since", b"accept-encoding"):
                         request_headers[name] = value
-                if size <= MAX_HEADER_BYTES:  # else the guard behind refuses it
+                if size <= MAX_HEADER_BYTES and b"%00" not in scope["query_string"]:  # else the guard refuses it
                     await self._answer(scope, send, match[1], match[2], rendered, request_headers)  # type: ignore[index]
                     return
         await self._app(scope, receive, send)
