@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,7 +40,8 @@ from feeds.clock import Clock, utc_now
 from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.guard import RequestGuard, is_json_path, status_title
-from feeds.ingest import IngestPolicy, IngestResult, ingest_all, ingest_source
+from feeds.ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
+from feeds.normalise import TRACKING_PARAMETERS
 from feeds.partner_web import PartnerFeeds, RateLimiter
 from feeds.partner_web import routes as partner_routes
 from feeds.partners import PartnerStore
@@ -146,16 +148,19 @@ class Services:
     @cached_property
     def parse_pool(self) -> ProcessPoolExecutor | None:
         processes = self.settings.fetch.parse_processes
-        return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) if processes else None
+        return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=ignore_interrupts) if processes else None
 
     @cached_property
     def ingest_policy(self) -> IngestPolicy:
-        return IngestPolicy(failure_limit=self.settings.fetch.failure_limit, timezone=self.settings.site.timezone,
-                            parse_pool=self.parse_pool)
+        f = self.settings.fetch
+        return IngestPolicy(failure_limit=f.failure_limit, timezone=self.settings.site.timezone,
+                            parse_pool=self.parse_pool, tracking=TRACKING_PARAMETERS | set(f.tracking_parameters))
 
     def close(self) -> None:
         if "parse_pool" in self.__dict__ and self.parse_pool is not None:
             self.parse_pool.shutdown(wait=True, cancel_futures=True)
+            del self.__dict__["parse_pool"]  # closing twice (a command, then its context) is harmless
         if "fetcher" in self.__dict__:
             self.fetcher.close()
         if "engine" in self.__dict__:
@@ -365,6 +370,8 @@ class GazetteGroup(click.Group):
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """Gazette: feeds, most-viewed and digest newsletters for news publishers."""
     ctx.meta["make_services"] = Services  # what `services_of` builds, once, from the settings
+    # SIGTERM ends a command as Ctrl-C would, through its cleanup (`serve` puts uvicorn's handlers over this one).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -101,7 +101,7 @@ def jsonl(articles: list[tuple[int, dict]], now: datetime) -> str:
     for number, a in articles:
         updated = when(now, a["updated_hours_ago"])
         lines.append(json.dumps({
-            "id": f"cms-{number}", "url": link(number), "title": a["title"], "byline": a["byline"],
+            "id": f"cms-{number}", "url": link(number), "title": a["title"], "byline": a["byline"] + " 기자",
             "author_email": a["email"], "category": CATEGORY_NAMES[a["category"]],
             "published_at": when(now, a["hours_ago"]).isoformat(),
             "updated_at": updated.isoformat() if updated else None, "summary": a["summary"],

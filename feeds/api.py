@@ -38,6 +38,9 @@ class SourceHealth(BaseModel):
     consecutive_failures: int
     next_check_at: datetime | None
     disabled_reason: str | None
+    clock_warning: str | None  # its items' times run ahead by whole hours: local time written as UTC?
+    skipped_items: int  # its articles no feed could render (left out of the feeds, never the feed)
+    last_skip: str | None
 
 
 class RankedArticle(BaseModel):

@@ -38,7 +38,10 @@ def services_of(ctx: click.Context) -> Any:
     root = ctx.find_root()
     if "services" not in root.meta:
         path = config_path(root.meta.get("config") or root.params.get("config"), os.environ)
-        root.meta["services"] = root.meta["make_services"](load_settings(path))
+        services = root.meta["services"] = root.meta["make_services"](load_settings(path))
+        # Closed when the command ends, however it ends (sys.exit included): a parse pool left to the interpreter's
+        # exit hooks could print a traceback from a pipe already closed.
+        root.call_on_close(services.close)
     return root.meta["services"]
 
 def parse_at(text: str, settings: Settings) -> datetime:

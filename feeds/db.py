@@ -100,6 +100,9 @@ sources = Table(
     Column("next_check_at", UTCDateTime, nullable=True),
     Column("disabled_reason", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("clock_warning", Text, nullable=True),  # its items' times look shifted by whole hours (see ingest)
+    Column("skipped_items", Integer, nullable=False, default=0, server_default="0"),  # articles no feed could render
+    Column("last_skip", Text, nullable=True),
 )
 
 articles = Table(
@@ -124,10 +127,20 @@ articles = Table(
     Column("revision", Integer, nullable=False, default=1),
     Column("external_views", Integer, nullable=True),  # the CMS's running total, to count its growth
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
+    Column("categories", JSON, nullable=False, default=list, server_default="[]"),  # every section, first = category
+    Column("bylines", JSON, nullable=False, default=list, server_default="[]"),  # [{name, role, desk}]
     Index(None, "category", "published_at"),
-    Index(None, "url"),
+    Index(None, "url", unique=True),  # one story per canonical URL, whatever guids its feeds give it
     Index(None, "published_at"),
     Index(None, "changed_at"),
+)
+
+# Every section a story was published in (its section feeds list it); `articles.category` is the first of them.
+article_categories = Table(
+    "article_categories", metadata,
+    Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
+    Column("category", String(64), primary_key=True),
+    Index(None, "category"),
 )
 
 article_views = Table(

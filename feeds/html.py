@@ -30,7 +30,8 @@ from lxml import etree
 from .dates import KOREAN_DATE, parse_date
 from .errors import ParseError
 from .model import RawEntry
-from .normalise import EMAIL, ROLE_END, parse_byline
+from .bylines import KOREAN_ROLES, byline_text, parse_byline
+from .normalise import EMAIL
 
 # "입력 2022.11.18 16:55 | 수정 …": 입력/등록 = published, 승인 (approved) when nothing else, 수정 = modified.
 _LABELLED = re.compile(r"(기사\s*입력|최초\s*입력|입력|등록|승인|최종\s*수정|수정|업데이트)\s*(?:일시|시간)?\s*[:：]?\s*"
@@ -70,6 +71,7 @@ _DECLARED = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)|<\?xml[^>
                        re.IGNORECASE)
 _XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 # <br>s the cuts left at the start, at the end, or before a block closes.
+ROLE_END = re.compile(rf"(?:{'|'.join(KOREAN_ROLES)}|reporter|correspondent)$", re.IGNORECASE)
 _EDGE_BREAKS = re.compile(r"^(?:\s*<br\s*/?>)+|(?:<br\s*/?>\s*)+(?=</(?:p|div|li|td|blockquote|article)>|$)", re.I)
 
 
@@ -188,7 +190,7 @@ def parse_article_page(body: bytes, url: str, *, timezone: tzinfo, encoding: str
     return RawEntry(
         guid=guid, is_guid_trusted=guid is not None, url=canonical, title=title,
         summary_html=escape(summary or "", quote=False), content_html=content,
-        byline=next(filter(None, map(parse_byline, bylines)), None),
+        byline=next(filter(None, (byline_text(parse_byline(b)) for b in bylines)), None),
         author_email=(_one([p for p in persons if isinstance(p, dict)], "email") or "").removeprefix("mailto:")
         or box_email or body_email,
         categories=tuple(dict.fromkeys(c.strip() for c in categories if c.strip())),
@@ -353,7 +355,7 @@ def _strip_lines(text: str) -> tuple[str, str | None, str | None]:
                                     or (len(rest) <= 40 and ROLE_END.search(rest))):
             kept.append(line)
         elif not _COPYRIGHT.search(plain):
-            byline, email = byline or parse_byline(rest), email or next(iter(emails), None)
+            byline, email = byline or byline_text(parse_byline(rest)), email or next(iter(emails), None)
     return "".join(kept), byline, email
 
 

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
+import signal
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Callable, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 from .crawl import candidates, read_pages
 from .errors import FeedsError
 from .fetch import Fetcher, GoneError, Validators
 from .model import Article, RawEntry, UpsertCounts
-from .normalise import normalise
+from .normalise import TRACKING_PARAMETERS, normalise
 from .outbound import OutboundPolicy
-from .parse import charset_of, parse_feed, parse_jsonl_lines
+from .parse import charset_of, parse_feed_document, parse_jsonl_lines
 from .settings import SourceSettings
 from .store import ArticleStore, SourceState
 
@@ -66,6 +69,25 @@ class IngestPolicy:
     # Parsing and normalising are CPU-bound pure Python; a process pool puts every core to work on them
     # while the ingest threads wait on the network and the database. None: parse in the calling thread.
     parse_pool: Executor | None = field(default=None, compare=False)
+    tracking: frozenset[str] = TRACKING_PARAMETERS  # query parameters that do not make another story
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How one source's items are read: its sections, its clock, what is tracking. Picklable, for a parse process."""
+
+    default_category: str | None
+    category_map: Mapping[str, str]
+    timezone: tzinfo
+    now: datetime
+    tracking: frozenset[str] = TRACKING_PARAMETERS
+    wall_clock_zone: tzinfo | None = None  # the source prints this zone's wall clock, whatever offset it writes
+
+    @classmethod
+    def of(cls, source: SourceSettings, policy: IngestPolicy, now: datetime) -> Reading:
+        return cls(default_category=source.category, category_map=dict(source.category_map),
+                   timezone=policy.timezone or UTC, now=now, tracking=policy.tracking,
+                   wall_clock_zone=ZoneInfo(source.wall_clock_zone) if source.wall_clock_zone else None)
 
 
 @dataclass(frozen=True)
@@ -76,29 +98,69 @@ class Parsed:
     problems: tuple[str, ...]
     clamped: int
     notes: tuple[str, ...] = ()
+    clock_warning: str | None = None
 
 
-def parse_body(kind: str, body: bytes, url: str, content_type: str | None, *, default_category: str | None,
-               category_map: Mapping[str, str], timezone: tzinfo, now: datetime) -> Parsed:
+def ignore_interrupts() -> None:
+    """In a parse process: Ctrl-C and SIGTERM are for the process that owns the pool, which shuts it down; a worker
+    that took them too would print a traceback of its own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def parse_body(kind: str, body: bytes, url: str, content_type: str | None, reading: Reading) -> Parsed:
     """Bytes of a `feed` or `jsonl` source -> normalised articles. Pure, and picklable for a process pool."""
+    built_at = None
     if kind == "jsonl":
-        raw, problems = parse_jsonl_lines(body, charset_of(content_type), timezone=timezone)
+        raw, problems = parse_jsonl_lines(body, charset_of(content_type), timezone=reading.timezone)
         if not raw and problems:
             raise FeedsError(f"no readable line; first error: {problems[0]}")
     elif kind == "feed":
-        raw, problems = parse_feed(body, content_type=content_type, timezone=timezone), []
+        document = parse_feed_document(body, content_type=content_type, timezone=reading.timezone)
+        raw, problems, built_at = document.entries, [], document.built_at
     else:
         raise FeedsError(f"sources of kind {kind!r} are not parsed from one body")
-    return _normalise_all(raw, problems, url, default_category, category_map, now)
+    return _normalise_all(raw, problems, url, reading, built_at)
 
 
-def _normalise_all(raw: list[RawEntry], problems: list[str], url: str, default_category: str | None,
-                   category_map: Mapping[str, str], now: datetime) -> Parsed:
-    raw, clamped = _clamp_future(raw, now)
+def _normalise_all(raw: list[RawEntry], problems: list[str], url: str, reading: Reading,
+                   built_at: datetime | None = None) -> Parsed:
+    if reading.wall_clock_zone is not None:
+        raw = [replace(e, published_at=as_wall_clock(e.published_at, reading.wall_clock_zone),
+                       updated_at=as_wall_clock(e.updated_at, reading.wall_clock_zone)) for e in raw]
+        warning = None
+    else:
+        warning = clock_warning([e.published_at for e in raw], built_at, reading.now)
+    raw, clamped = _clamp_future(raw, reading.now)
     base_url = url if url.startswith(("http://", "https://")) else None
-    articles = tuple(normalise(entry, source_url=base_url, default_category=default_category,
-                               category_map=category_map, fetched_at=now) for entry in raw)
-    return Parsed(articles=articles, problems=tuple(problems), clamped=clamped)
+    articles = tuple(normalise(entry, source_url=base_url, default_category=reading.default_category,
+                               category_map=reading.category_map, fetched_at=reading.now, tracking=reading.tracking)
+                     for entry in raw)
+    return Parsed(articles=articles, problems=tuple(problems), clamped=clamped, clock_warning=warning)
+
+
+def as_wall_clock(moment: datetime | None, zone: tzinfo) -> datetime | None:
+    """A time a source printed as UTC read as the wall clock of `zone` ("17:00Z" from a Seoul CMS is 17:00 KST)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=zone).astimezone(UTC)
+
+
+def clock_warning(times: Sequence[datetime | None], built_at: datetime | None, now: datetime) -> str | None:
+    """What to tell the operator when a source's items run ahead of its own build time (else of the fetch) by a
+    whole number of hours: the mark of local wall-clock times written with a UTC offset. One odd item is no
+    pattern (clamping handles it); two or more, all within the same whole-hour shift, are."""
+    reference = built_at or now
+    ahead = sorted((t - reference for t in times if t is not None and t - reference >= timedelta(minutes=50)),
+                   reverse=True)
+    if len(ahead) < 2:
+        return None
+    hours = math.ceil((ahead[0] - timedelta(minutes=10)) / timedelta(hours=1))
+    if not 1 <= hours <= 14 or ahead[0] > timedelta(hours=hours, minutes=15):
+        return None
+    against = "the feed's own build time" if built_at else "the time of fetching"
+    return (f"{len(ahead)} items dated up to {hours} h after {against}: its times look like local wall-clock time "
+            f"written as UTC (set the source's wall_clock_zone, e.g. \"Asia/Seoul\", to read them so)")
 
 
 def location_policy(source: SourceSettings) -> OutboundPolicy:
@@ -160,6 +222,7 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
         notes.append(f"moved permanently to {fetched.moved_to}")
     body_hash = None
     counts = UpsertCounts()
+    clock_note: str | None = None  # None: nothing read, the last verdict on the source's clock stands
     if not fetched.is_not_modified:
         assert fetched.body is not None
         body_hash = hashlib.sha256(fetched.body).hexdigest()
@@ -172,11 +235,15 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
                 notes.append(f"{len(parsed.problems)} unreadable items skipped (first: {parsed.problems[0]})")
             if parsed.clamped:
                 notes.append(f"{parsed.clamped} dates in the future set to the time of fetching")
+            if parsed.clock_warning:
+                notes.append(parsed.clock_warning)
             notes += parsed.notes
             counts = store.upsert_articles(parsed.articles, source_id=state.id, now=now,
                                            touch_unchanged=source.kind == "html")
+            clock_note = parsed.clock_warning or ""
     store.record_success(state.id, etag=fetched.validators.etag, last_modified=fetched.validators.last_modified,
-                         now=now, next_check_at=now + source.interval, body_hash=body_hash, moved_to=fetched.moved_to)
+                         now=now, next_check_at=now + source.interval, body_hash=body_hash, moved_to=fetched.moved_to,
+                         clock_warning=clock_note)
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
     log.info("source %s: %s new, %s updated, %s unchanged", source.name, counts.new, counts.updated, counts.unchanged)
     return IngestResult(source.name, status, counts, notes=tuple(notes))
@@ -184,29 +251,26 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
 
 def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | None, *, fetcher: Fetcher,
            store: ArticleStore, policy: IngestPolicy, now: datetime) -> Parsed:
-    timezone = policy.timezone or UTC
+    reading = Reading.of(source, policy, now)
     if source.kind == "html":  # fetches article pages as it goes: stays in this thread
-        policy = location_policy(source).for_content(source.location, source.allow_hosts)
-        listing = candidates(body, url, content_type, fetcher=fetcher, timezone=timezone, policy=policy)
+        content = location_policy(source).for_content(source.location, source.allow_hosts)
+        listing = candidates(body, url, content_type, fetcher=fetcher, timezone=reading.timezone, policy=content)
         refused = [f"{len(listing.refused)} links off the source's site left out (first: {listing.refused[0][:200]}; "
                    "allow_hosts lists other hosts to read)"] if listing.refused else []
         if not listing.found:
             raise FeedsError("no article links found on the page (is it a section page or a sitemap?)"
                              + (f"; {refused[0]}" if refused else ""))
-        entries, problems = read_pages(listing.found, fetcher=fetcher, known=store.known_urls, timezone=timezone,
-                                       policy=policy)
+        entries, problems = read_pages(listing.found, fetcher=fetcher, known=store.known_urls,
+                                       timezone=reading.timezone, policy=content)
         if not entries and problems:
             raise FeedsError(f"no article page could be read; first error: {problems[0]}")
-        return replace(_normalise_all(entries, problems, url, source.category, source.category_map, now),
-                       notes=tuple(refused))
-    options = {"default_category": source.category, "category_map": dict(source.category_map),
-               "timezone": timezone, "now": now}
+        return replace(_normalise_all(entries, problems, url, reading), notes=tuple(refused))
     if policy.parse_pool is not None:
         try:
-            return policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, **options).result()
+            return policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, reading).result()
         except BrokenProcessPool:  # a parse process died (killed, out of memory): parse here rather than fail
             log.error("the parse process pool is broken; parsing %s in this thread", source.name)
-    return parse_body(source.kind, body, url, content_type, **options)
+    return parse_body(source.kind, body, url, content_type, reading)
 
 
 def _clamp_future(entries: list[RawEntry], now: datetime) -> tuple[list[RawEntry], int]:

@@ -44,6 +44,7 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
     configured = {s.name for s in settings.sources}
     by_status: dict[str, int] = {"ok": 0, "new": 0, "failing": 0, "unhealthy": 0, "disabled": 0}
     failures: list[tuple[Mapping[str, str], float]] = []
+    skipped: list[tuple[Mapping[str, str], float]] = []
     last_success: list[tuple[Mapping[str, str], float]] = []
     for state in store.sources():
         if state.name not in configured:
@@ -52,6 +53,7 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
                   else "failing" if state.consecutive_failures else "new" if state.last_success_at is None else "ok")
         by_status[status] += 1
         failures.append(({"source": state.name}, state.consecutive_failures))
+        skipped.append(({"source": state.name}, state.skipped_items))
         if state.last_success_at is not None:
             last_success.append(({"source": state.name}, state.last_success_at.timestamp()))
     with store.engine.connect() as conn:
@@ -64,6 +66,8 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
         Family("gazette_sources", "Configured sources by health.",
                samples=tuple(({"status": k}, float(v)) for k, v in by_status.items())),
         Family("gazette_source_consecutive_failures", "Failed polls in a row, per source.", samples=tuple(failures)),
+        Family("gazette_source_skipped_items", "Articles of each source left out of feeds because they could not be "
+               "rendered (the feeds themselves stay up).", samples=tuple(skipped)),
         Family("gazette_source_last_success_timestamp_seconds", "When each source was last read without error.",
                samples=tuple(last_success)),
         Family("gazette_partner_pushes", "Partner push queue rows by status.",

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .bylines import Reporter
+
 
 @dataclass(frozen=True)
 class RawEntry:
@@ -48,6 +50,12 @@ class Article:
     updated_at: datetime
     content_hash: str
     external_views: int | None = None
+    reporters: tuple[Reporter, ...] = ()  # the byline as data; `byline` is how readers see it
+    extra_categories: tuple[str, ...] = ()  # sections the same story was also seen in, in the same batch
+
+    @property
+    def all_categories(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c for c in (self.category, *self.extra_categories) if c))
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,9 @@ class StoredArticle:
     changed_at: datetime
     revision: int
     views: int = 0
+    categories: tuple[str, ...] = ()  # every section it was published in; `category` is its first
+    reporters: tuple[Reporter, ...] = ()
+    source_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,19 @@
 """Normalising: RawEntry -> Article. Pure functions; the clock comes in as `fetched_at`.
 
-- Identity: a trusted guid, else the canonical URL (tracking parameters dropped), else a content hash; the
-  article id is a short stable hash of that identity, safe in URLs.
+- Text XML cannot carry (C0 controls but tab, LF and CR; U+FFFE/U+FFFF; lone surrogates) is removed from every
+  field, and so are character references to it, complete (`&#3;`) or cut off where a CMS truncated a summary
+  (`…&#1`): one upstream byte must never make a feed unrenderable.
+- Entities: text escaped twice at the source (`&amp;lt;우영우&amp;gt;`) is unescaped once, the same way in titles,
+  summaries and bodies.
+- Identity: a trusted guid (a URL-shaped guid compared as a canonical URL), else the canonical URL (tracking
+  parameters dropped: `utm_*`, `fbclid`, `gclid` and a configurable list), else a content hash; the article id is
+  a short stable hash of that identity, safe in URLs.
 - Content: sanitised with nh3 to the allow-list below; relative URLs resolved against the article URL.
 - Summary: plain text, cut on a character budget at a sentence or word boundary (Korean has spaces between
   words, so a word boundary is a space; a sentence ends in 다. 요. . ! ?).
-- Byline: the reporter's name without the role word ("홍길동 기자" -> "홍길동").
+- Byline: the reporters as data (`bylines`): from the author field, else from the text's lead or last line; the
+  content hash, which decides whether a sighting is an edit, covers only the story (title, body, summary,
+  byline, image), not where it was seen (category, tags).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 
+from .bylines import byline_in_text, byline_text, merge_bylines, parse_byline
 from .model import Article, RawEntry
 
 SUMMARY_BUDGET = 200
@@ -49,15 +58,55 @@ VIDEO_HOSTS = frozenset({
 _EMPTY_IFRAME = re.compile(r"<iframe(?![^>]*\ssrc=)[^>]*>.*?</iframe>", re.IGNORECASE | re.DOTALL)
 _FIRST_IMG = re.compile(r'<img\b[^>]*\ssrc="(https?://[^"]+)"', re.IGNORECASE)
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
-_TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|mc_cid|mc_eid|ref_src)$", re.IGNORECASE)
+TRACKING_PARAMETERS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "ref_src", "igshid"})
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-ROLES = (r"(?:선임|수석|객원|인턴|수습|전문|사진|영상|취재)?기자|특파원|논설위원|편집위원|통신원|앵커|에디터|칼럼니스트"
-          r"|reporter|correspondent")
-ROLE_END = re.compile(rf"(?:{ROLES})$", re.IGNORECASE)
-_CREDIT = re.compile(r"^(?:by\s+|(?:글|사진|영상|그래픽|취재|정리)(?:\s*[·/,]\s*(?:글|사진|영상|그래픽|취재|정리))*"
-                     r"\s*[:=]?\s*)", re.IGNORECASE)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NUMERIC_REFERENCE = re.compile(r"&#(?:([xX][0-9a-fA-F]{1,8})|([0-9]{1,10}))(;?)")
+_DOUBLE_ESCAPED = re.compile(r"&amp;(#[0-9]{1,7};|#[xX][0-9a-fA-F]{1,6};|[a-zA-Z][a-zA-Z0-9]{1,9};)")
 _SENTENCE_END = re.compile(r"(?<=[.!?다요])[\"'”’)]?\s")
 _SPACES = re.compile(r"\s+")
+
+
+def is_xml_char(code: int) -> bool:
+    return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
+
+
+def xml_clean(text: str) -> str:
+    """`text` without what XML 1.0 cannot carry, written as characters or as numeric references; a reference cut
+    off at the end of the text (a truncated summary) goes too."""
+    def reference(match: re.Match[str]) -> str:
+        if not match[3] and match.end() == len(text):
+            return ""  # "…&#1": cut off mid-reference
+        try:
+            code = int(match[1][1:], 16) if match[1] else int(match[2])
+        except ValueError:
+            return ""
+        return match[0] if is_xml_char(code) else ""
+
+    if "&#" in text:
+        text = _NUMERIC_REFERENCE.sub(reference, text)
+    return _NOT_XML.sub("", text)
+
+
+def unescape_twice_escaped(text: str) -> str:
+    """`&amp;lt;` -> `&lt;`: markup that a source escaped once too often, undone once."""
+    return _DOUBLE_ESCAPED.sub(r"&\1", text) if "&amp;" in text else text
+
+
+def clean_entry(entry: RawEntry) -> RawEntry:
+    """Every text of an entry made XML-safe, and its HTML texts unescaped once where they were escaped twice."""
+    def text(value: str | None, *, is_html: bool = False) -> str | None:
+        if value is None:
+            return None
+        value = xml_clean(value)
+        return unescape_twice_escaped(value) if is_html else value
+
+    return RawEntry(guid=text(entry.guid), is_guid_trusted=entry.is_guid_trusted, url=text(entry.url),
+                    title=text(entry.title, is_html=True) or "", summary_html=text(entry.summary_html, is_html=True) or "",
+                    content_html=text(entry.content_html, is_html=True) or "", byline=text(entry.byline),
+                    author_email=text(entry.author_email), categories=tuple(xml_clean(c) for c in entry.categories),
+                    image_url=text(entry.image_url), published_at=entry.published_at, updated_at=entry.updated_at,
+                    views=entry.views)
 
 
 def sanitise_html(fragment: str, base_url: str | None = None) -> str:
@@ -105,33 +154,20 @@ def cut_text(text: str, budget: int = SUMMARY_BUDGET) -> str:
     return cut.rstrip(" ,.;:·") + "…"
 
 
-def parse_byline(text: str | None) -> str | None:
-    """Reporter names without role words, comma-joined: "[한빛일보=홍길동·김철수 기자]" -> "홍길동, 김철수"."""
-    text = re.sub(r"[\[\]()<>{}【】]", " ", EMAIL.sub(" ", text or ""))
-    text = _CREDIT.sub("", text.rsplit("=", 1)[-1].strip())  # "매체=이름 기자", "사진=이름 기자"
-    names: list[str] = []
-    for part in re.split(r"\s*(?:[,·/&|;]|\s및\s|\sand\s)\s*", text):
-        named = re.fullmatch(rf"(.*?)\s*(?:{ROLES})", part.strip(), re.IGNORECASE)
-        # With a role word, the name is the word just before it ("한빛일보 홍길동 기자" -> "홍길동").
-        name = named.group(1).split()[-1:] if named else part.split()
-        if name and " ".join(name) not in names:
-            names.append(" ".join(name))
-    return ", ".join(names) or None
-
-
 def clean_byline(byline: str | None) -> str | None:
-    """A byline as a source gave it (text or HTML) -> the reporters' names."""
-    return parse_byline(html_to_text(byline)) if byline else None
+    """A byline as a source gave it (text or HTML) -> the reporters as readers see them, roles kept."""
+    return byline_text(parse_byline(html_to_text(byline))) if byline else None
 
 
-def canonical_url(url: str | None) -> str | None:
-    """Absolute http(s) URL without tracking parameters or fragment; None if it is not one."""
+def canonical_url(url: str | None, tracking: frozenset[str] = TRACKING_PARAMETERS) -> str | None:
+    """Absolute http(s) URL without tracking parameters (`utm_*` and `tracking`) or fragment; None if it is not one."""
     if not url:
         return None
     parts = urlsplit(url.strip())
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)])
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                       if not k.lower().startswith("utm_") and k.lower() not in tracking])
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path or "/", query, ""))
 
 
@@ -150,13 +186,22 @@ def _hash(*parts: object) -> str:
 
 
 def normalise(entry: RawEntry, *, source_url: str | None, default_category: str | None,
-              category_map: Mapping[str, str], fetched_at: datetime) -> Article:
-    url = canonical_url(urljoin(source_url, entry.url) if source_url and entry.url else entry.url)
+              category_map: Mapping[str, str], fetched_at: datetime,
+              tracking: frozenset[str] = TRACKING_PARAMETERS) -> Article:
+    entry = clean_entry(entry)
+    url = canonical_url(urljoin(source_url, entry.url) if source_url and entry.url else entry.url, tracking)
     base = url or source_url
     title = html_to_text(entry.title) or "(제목 없음)"
     content_html = sanitise_html(entry.content_html or entry.summary_html, base)
-    summary = cut_text(html_to_text(entry.summary_html) or html_to_text(content_html))
-    byline = clean_byline(entry.byline)
+    text = html_to_text(entry.summary_html) or html_to_text(content_html)
+    # A feed without author elements carries the byline in its text: the lead "[서울=뉴시스] 박진희 기자 =" or the
+    # last line "홍길동 기자 hong@…". The author field, when there is one, wins.
+    in_text, text = byline_in_text(text)
+    if not in_text and entry.summary_html and content_html:
+        in_text = byline_in_text(html_to_text(content_html))[0]
+    reporters = merge_bylines(parse_byline(html_to_text(entry.byline)) if entry.byline else (), in_text)
+    summary = cut_text(text)
+    byline = byline_text(reporters)
 
     category = default_category
     tags: list[str] = []
@@ -179,9 +224,12 @@ def normalise(entry: RawEntry, *, source_url: str | None, default_category: str 
 
     published_at = entry.published_at or entry.updated_at or fetched_at
     updated_at = max(entry.updated_at or published_at, published_at)
-    content_hash = _hash(title, summary, content_html, byline, entry.author_email, category, tuple(tags), image)
-    if entry.guid and entry.is_guid_trusted:
-        identity = "guid:" + entry.guid.strip()
+    # What the story is, not where it was seen: another section's feed (category, tags) is no edit.
+    content_hash = _hash(title, summary, content_html, byline, image)
+    guid = (entry.guid or "").strip()
+    if guid and entry.is_guid_trusted:
+        is_url = guid.lower().startswith(("http://", "https://"))
+        identity = "guid:" + ((canonical_url(guid, tracking) or guid) if is_url else guid)
     elif url:
         identity = "url:" + url
     else:
@@ -190,5 +238,5 @@ def normalise(entry: RawEntry, *, source_url: str | None, default_category: str 
         id=article_id(identity), identity=identity, guid=entry.guid, url=url, title=title, summary=summary,
         content_html=content_html, byline=byline, author_email=entry.author_email, category=category,
         tags=tuple(tags), image_url=image, published_at=published_at, updated_at=updated_at,
-        content_hash=content_hash, external_views=entry.views,
+        content_hash=content_hash, external_views=entry.views, reporters=reporters,
     )

@@ -14,6 +14,7 @@ import calendar
 import codecs
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Iterator
 
@@ -87,11 +88,23 @@ def refuse_entities(data: bytes, where: str = "document") -> None:
         raise ParseError(f"{where} declares XML entities (an XML bomb or an external entity): refused")
 
 
+@dataclass(frozen=True)
+class FeedDocument:
+    entries: list[RawEntry]
+    built_at: datetime | None  # the feed's own time (RSS lastBuildDate or pubDate, Atom updated, JSON Feed none)
+
+
 def parse_feed(body: bytes, *, content_type: str | None = None, timezone: tzinfo = UTC) -> list[RawEntry]:
     """`timezone` reads dates that name no zone ("2022-11-18 16:55:02" in a pubDate): the site's."""
+    return parse_feed_document(body, content_type=content_type, timezone=timezone).entries
+
+
+def parse_feed_document(body: bytes, *, content_type: str | None = None, timezone: tzinfo = UTC) -> FeedDocument:
+    """The feed's entries and its own time, against which the entries' times can be checked."""
     head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
     if head in (b"{", b"["):
-        return parse_json_feed(decode_document(body, charset_of(content_type)).encode("utf-8"), timezone=timezone)
+        return FeedDocument(parse_json_feed(decode_document(body, charset_of(content_type)).encode("utf-8"),
+                                            timezone=timezone), None)
     utf8 = to_utf8_xml(body, charset_of(content_type))
     refuse_entities(utf8, "feed")
     parsed = feedparser.parse(utf8, sanitize_html=False, resolve_relative_uris=False,
@@ -101,7 +114,9 @@ def parse_feed(body: bytes, *, content_type: str | None = None, timezone: tzinfo
             raise ParseError(f"not a readable feed: {parsed.get('bozo_exception')}")
         if not parsed.get("version"):
             raise ParseError("not a feed: no RSS, Atom or JSON Feed document found")
-    return [_from_feedparser(e, timezone) for e in parsed.entries]
+    feed = parsed.get("feed") or {}
+    built_at = _entry_date(feed, "updated", timezone) or _entry_date(feed, "published", timezone)
+    return FeedDocument([_from_feedparser(e, timezone) for e in parsed.entries], built_at)
 
 
 def _entry_date(e: Any, key: str, timezone: tzinfo) -> datetime | None:

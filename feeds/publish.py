@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from .model import StoredArticle
-from .render import CONTENT_TYPES, FORMATS, FeedDoc, FeedItem, item_id, render, render_news_sitemap
+from .render import CONTENT_TYPES, FORMATS, FeedDoc, FeedItem, item_id, render_each, render_news_sitemap
 from .settings import Settings
 from .store import ArticleStore, FeedVersion
 from .views import most_viewed
@@ -155,11 +155,7 @@ class FeedPublisher:
     def versions(self) -> dict[str, object]:
         """Each public feed's version now: equal versions, equal bytes."""
         by_category = self._store.feed_versions()
-        everything = FeedVersion(count=sum(v.count for v in by_category.values()),
-                                 last_changed_at=max((v.last_changed_at for v in by_category.values()
-                                                      if v.last_changed_at), default=None),
-                                 last_updated_at=max((v.last_updated_at for v in by_category.values()
-                                                      if v.last_updated_at), default=None))
+        everything = by_category.get(None, FeedVersion(0, None, None))
         now = self._clock()
         hour = now.replace(minute=0, second=0, microsecond=0)
         out: dict[str, object] = {}
@@ -225,7 +221,8 @@ class FeedPublisher:
             FeedItem(id=item_id(settings.site.base_url, a.id, a.published_at), url=a.url, title=a.title,
                      summary=a.summary, content_html=(a.content_html or None) if full else None, byline=a.byline,
                      author_email=a.author_email, category=a.category, category_label=self._labels.get(a.category or ""),
-                     tags=a.tags, image_url=a.image_url, published_at=a.published_at, updated_at=a.updated_at)
+                     tags=a.tags, image_url=a.image_url, published_at=a.published_at, updated_at=a.updated_at,
+                     source_id=a.source_id)
             for a in (self.articles(info) if articles is None else articles))
         home = settings.site.base_url + "/"
         links: tuple[tuple[str, str], ...] = ()
@@ -239,8 +236,15 @@ class FeedPublisher:
                        items=items, hubs=settings.feeds.hubs, links=links)
 
     def _render(self, doc: FeedDoc, fmt: str) -> Rendered:
-        return rendered_bytes(render(doc, fmt, feed_url(self._settings, doc.slug, fmt), EPOCH), fmt,
-                              doc.updated_at or EPOCH)
+        body = render_each(doc, fmt, feed_url(self._settings, doc.slug, fmt), EPOCH, self._skipped)
+        return rendered_bytes(body, fmt, doc.updated_at or EPOCH)
+
+    def _skipped(self, item: FeedItem, exc: Exception) -> None:
+        """An article no feed can render: left out, logged, and counted on its source's health."""
+        reason = f"{item.id}: {type(exc).__name__}: {exc}"[:500]
+        log.error("feed: left out an article that cannot be rendered: %s", reason)
+        if item.source_id is not None:
+            self._store.record_skip(item.source_id, reason)
 
     def archive(self, slug: str, month: str) -> Rendered | None:
         """The Atom archive document of `slug` for `month` (YYYY-MM), or None when there is none.
@@ -270,7 +274,7 @@ class FeedPublisher:
                           else feed_url(settings, slug, "atom")))
             doc = replace(self.document(info, articles), links=tuple(links), is_archive=True,
                           title=f"{info.title} ({month})")
-            body = render(doc, "atom", archive_url(settings, slug, month), end)
+            body = render_each(doc, "atom", archive_url(settings, slug, month), end, self._skipped)
             kept = self._store.save_archive(slug, month, body, self._clock())
         return rendered_bytes(kept, "atom", end)
 

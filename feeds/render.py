@@ -9,7 +9,8 @@ Traps handled here rather than by callers:
 - feedgen fills `updated`/`lastBuildDate` with the current time when unset, which would change the bytes
   (and the ETag) on every build: they are always set from the items;
 - feedgen prepends entries by default; items are appended to keep newest-first order;
-- Atom entries with identical `updated` draw a validator warning: later duplicates are moved back a second;
+- entries keep the order they are given in and their real times: `updated` is the last change of the story and
+  never earlier than `published` (stories that share a timestamp are not shifted apart);
 - RSS readers read <description> as HTML (RSS Best Practices, 2009), so the plain-text summary goes in escaped as
   HTML, then as XML: upstream text `&lt;script&gt;` reaches a reader as that text, never as a tag. JSON Feed's
   `content_html` falls back to the summary the same way;
@@ -23,8 +24,8 @@ import html
 import json
 import re
 from dataclasses import dataclass, field, fields, replace
-from datetime import datetime, timedelta, tzinfo
-from typing import Sequence
+from datetime import datetime, tzinfo
+from typing import Callable, Sequence
 from xml.sax.saxutils import escape
 from urllib.parse import urlsplit
 
@@ -58,6 +59,7 @@ class FeedItem:
     image_url: str | None
     published_at: datetime
     updated_at: datetime
+    source_id: int | None = None  # whose health an item that cannot be rendered is reported on
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class FeedDoc:
 
     @property
     def updated_at(self) -> datetime | None:
-        return max((i.updated_at for i in self.items), default=None)
+        return max((max(i.updated_at, i.published_at) for i in self.items), default=None)
 
 
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -109,6 +111,23 @@ def item_id(base_url: str, article_id: str, published_at: datetime) -> str:
     """An RFC 4151 tag URI: stable when the article's URL changes, the same in every format."""
     host = urlsplit(base_url).hostname or "localhost"
     return f"tag:{host},{published_at.date().isoformat()}:article/{article_id}"
+
+
+def render_each(doc: FeedDoc, fmt: str, self_url: str, fallback_updated: datetime,
+                on_skip: Callable[[FeedItem, Exception], None]) -> bytes:
+    """`render`, but an item that cannot be rendered is left out (and handed to `on_skip`) rather than the feed."""
+    try:
+        return render(doc, fmt, self_url, fallback_updated)
+    except Exception:
+        kept = []
+        for item in doc.items:  # the slow way, only when something is wrong
+            try:
+                render(replace(doc, items=(item,)), fmt, self_url, fallback_updated)
+            except Exception as exc:
+                on_skip(item, exc)
+            else:
+                kept.append(item)
+        return render(replace(doc, items=tuple(kept)), fmt, self_url, fallback_updated)
 
 
 def render(doc: FeedDoc, fmt: str, self_url: str, fallback_updated: datetime) -> bytes:
@@ -162,18 +181,6 @@ def render_rss(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes
     return body
 
 
-def _distinct_updated(items: tuple[FeedItem, ...]) -> list[datetime]:
-    seen: set[datetime] = set()
-    out = []
-    for item in items:
-        value = item.updated_at.replace(microsecond=0)
-        while value in seen:
-            value -= timedelta(seconds=1)
-        seen.add(value)
-        out.append(value)
-    return out
-
-
 def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> bytes:
     fg = FeedGenerator()
     fg.id(self_url)
@@ -190,14 +197,15 @@ def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> byte
         fg.link(href=href, rel=rel, type=FORMATS["atom"].split(";")[0])
     fg.updated((doc.updated_at or fallback_updated).replace(microsecond=0).astimezone(doc.timezone))
     fg.generator("Gazette")
-    for item, updated in zip(doc.items, _distinct_updated(doc.items), strict=True):
+    for item in doc.items:  # in the document's order, as given: no timestamp is bent to keep an order
         fe = fg.add_entry(order="append")
         fe.id(item.id)
         fe.title(item.title)
         if item.url:
             fe.link(href=item.url, rel="alternate", type="text/html")
-        fe.published(item.published_at.replace(microsecond=0).astimezone(doc.timezone))
-        fe.updated(updated.astimezone(doc.timezone))
+        published = item.published_at.replace(microsecond=0)
+        fe.published(published.astimezone(doc.timezone))
+        fe.updated(max(item.updated_at.replace(microsecond=0), published).astimezone(doc.timezone))
         if item.byline:
             author = {"name": item.byline}
             if item.author_email:
@@ -250,7 +258,8 @@ def render_json(doc: FeedDoc, self_url: str) -> bytes:
         if item.image_url:
             entry["image"] = item.image_url
         entry["date_published"] = item.published_at.replace(microsecond=0).astimezone(doc.timezone).isoformat()
-        entry["date_modified"] = item.updated_at.replace(microsecond=0).astimezone(doc.timezone).isoformat()
+        entry["date_modified"] = max(item.updated_at, item.published_at).replace(microsecond=0).astimezone(
+            doc.timezone).isoformat()
         if item.byline:
             entry["authors"] = [{"name": item.byline}]
         tags = ([item.category_label] if item.category_label else []) + list(item.tags)

@@ -109,6 +109,7 @@ class FetchSettings:
     host_delay: float
     failure_limit: int
     parse_processes: int = 2
+    tracking_parameters: tuple[str, ...] = ()  # query parameters dropped from URLs besides utm_*, fbclid, gclid, …
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ class SourceSettings:
     category_map: Mapping[str, str]
     allow_private_network: bool = False  # an intranet CMS: its addresses may be private
     allow_hosts: tuple[str, ...] = ()  # hosts besides its own site that its content may lead to (a CDN, a new domain)
+    wall_clock_zone: str | None = None  # it prints this zone's wall-clock time, whatever offset it writes (KST as Z)
 
     @property
     def location(self) -> str:
@@ -267,6 +269,7 @@ _SECTIONS: dict[str, _Spec] = {
         "host_delay": ((int, float), 0.5),
         "failure_limit": (int, 5),
         "parse_processes": (int, 2),
+        "tracking_parameters": (list, []),
     },
 }
 _CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
@@ -281,6 +284,7 @@ _SOURCE: _Spec = {
     "category_map": (dict, None),
     "allow_private_network": (bool, False),
     "allow_hosts": (list, []),
+    "wall_clock_zone": (str, None),
 }
 _PARTNER: _Spec = {
     "slug": (str, REQUIRED),
@@ -496,9 +500,13 @@ def _build_fetch(v: dict[str, Any]) -> FetchSettings:
     _check("fetch.host_delay", 0 <= v["host_delay"] <= 60, "must be between 0 and 60 seconds")
     _check("fetch.failure_limit", 1 <= v["failure_limit"] <= 100, "must be between 1 and 100")
     _check("fetch.parse_processes", 0 <= v["parse_processes"] <= 64, "must be between 0 and 64")
+    for i, name in enumerate(v["tracking_parameters"]):
+        _check(f"fetch.tracking_parameters[{i}]", isinstance(name, str) and bool(re.fullmatch(r"[A-Za-z0-9_.-]+", name)),
+               'must be a query parameter name such as "ref"')
     return FetchSettings(timeout=timeout, deadline=deadline, max_bytes=v["max_bytes"], workers=v["workers"],
                          host_concurrency=v["host_concurrency"], host_delay=float(v["host_delay"]),
-                         failure_limit=v["failure_limit"], parse_processes=v["parse_processes"])
+                         failure_limit=v["failure_limit"], parse_processes=v["parse_processes"],
+                         tracking_parameters=tuple(name.lower() for name in v["tracking_parameters"]))
 
 
 def _build_mail(v: dict[str, Any]) -> MailSettings:
@@ -599,11 +607,18 @@ def _build_sources(raw: Any, categories: set[str]) -> tuple[SourceSettings, ...]
         for j, host in enumerate(v["allow_hosts"]):
             _check(f"{where}.allow_hosts[{j}]", isinstance(host, str) and bool(_HOST.match(host)),
                    'must be a host name such as "cdn.example.com" (its subdomains are included)')
+        if v["wall_clock_zone"] is not None:
+            try:
+                ZoneInfo(v["wall_clock_zone"])
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(f"{where}.wall_clock_zone",
+                                  f'"{v["wall_clock_zone"]}" is not a known time zone such as "Asia/Seoul"') from None
         out.append(SourceSettings(name=v["name"], kind=v["kind"], url=v["url"],
                                   path=Path(v["path"]) if v["path"] is not None else None, interval=interval,
                                   category=v["category"], category_map=dict(category_map),
                                   allow_private_network=v["allow_private_network"],
-                                  allow_hosts=tuple(h.lower().lstrip("*").lstrip(".") for h in v["allow_hosts"])))
+                                  allow_hosts=tuple(h.lower().lstrip("*").lstrip(".") for h in v["allow_hosts"]),
+                                  wall_clock_zone=v["wall_clock_zone"]))
     return tuple(out)
 
 

@@ -7,14 +7,15 @@ It knows nothing of HTTP or of the newsletter. Times are passed in by the caller
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Engine, Table, bindparam, func, select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from . import db
+from .bylines import Reporter
 from .errors import StoreError
 from .model import Article, StoredArticle, UpsertCounts
 from .settings import Category, PartnerSettings, SourceSettings
@@ -39,18 +40,9 @@ class SourceState:
     consecutive_failures: int
     next_check_at: datetime | None
     disabled_reason: str | None
-
-
-@dataclass(frozen=True)
-class _Seen:
-    """An article inserted earlier in the same batch, found again by URL."""
-
-    identity: str
-    url: str
-    id: str
-    content_hash: str
-    published_at: datetime
-    external_views: int | None = None
+    clock_warning: str | None = None
+    skipped_items: int = 0
+    last_skip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,15 +138,25 @@ class ArticleStore:
             return [_source_state(r) for r in conn.execute(select(db.sources).order_by(db.sources.c.name))]
 
     def record_success(self, source_id: int, *, etag: str | None, last_modified: str | None, now: datetime,
-                       next_check_at: datetime, body_hash: str | None = None, moved_to: str | None = None) -> None:
+                       next_check_at: datetime, body_hash: str | None = None, moved_to: str | None = None,
+                       clock_warning: str | None = None) -> None:
+        """`clock_warning`: None leaves the last verdict about the source's clock, "" clears it."""
         values: dict[str, object] = {"etag": etag, "last_modified": last_modified, "last_checked_at": now,
                                      "last_success_at": now, "consecutive_failures": 0, "next_check_at": next_check_at}
+        if clock_warning is not None:
+            values["clock_warning"] = clock_warning or None
         if body_hash is not None:
             values["body_hash"] = body_hash
         if moved_to is not None:
             values["fetch_url"] = moved_to
         with self.engine.begin() as conn:
             conn.execute(db.sources.update().where(db.sources.c.id == source_id).values(**values))
+
+    def record_skip(self, source_id: int, reason: str) -> None:
+        """One of the source's articles could not be rendered into a feed (it was left out)."""
+        with self.engine.begin() as conn:
+            conn.execute(db.sources.update().where(db.sources.c.id == source_id).values(
+                skipped_items=db.sources.c.skipped_items + 1, last_skip=reason[:2000]))
 
     def disable(self, source_id: int, reason: str, *, now: datetime) -> None:
         """Stop polling a source (410 Gone) until its location changes in the configuration."""
@@ -175,20 +177,32 @@ class ArticleStore:
 
     def upsert_articles(self, articles: Iterable[Article], *, source_id: int | None, now: datetime,
                         touch_unchanged: bool = False) -> UpsertCounts:
-        """Insert new articles, update changed ones (revision + 1), leave unchanged ones untouched.
+        """Insert new stories, update edited ones (revision + 1), add the sections a story is seen in.
 
-        `touch_unchanged` records that unchanged articles were fetched again (their `fetched_at`), for sources
-        that fetch article pages one by one and must not fetch an unchanged page again and again.
+        A story is one row whoever reads it and in whatever order: identity and canonical URL are both unique in
+        the database, and inserts that lose a race to another writer (another fetch worker, another process) are
+        ignored by the database and then treated as sightings of the row that won. A sighting in another section
+        adds that section and changes nothing else; only a change of the story itself (title, body, summary,
+        byline, image) is an edit. `touch_unchanged` records that unchanged articles were fetched again (their
+        `fetched_at`), for sources that fetch article pages one by one.
         """
-        batch = list({a.identity: a for a in articles}.values())
+        merged: dict[str, Article] = {}
+        for article in articles:  # the same story twice in one batch: the first sighting, with every section
+            first = merged.get(article.identity)
+            merged[article.identity] = article if first is None else replace(
+                first, extra_categories=tuple(_union(first.all_categories, article.all_categories)))
+        batch = sorted(merged.values(), key=lambda a: a.id)  # one lock order for every writer (PostgreSQL)
         if not batch:
             return UpsertCounts()
-        try:
-            return self._upsert(batch, source_id, now, touch_unchanged)
-        except IntegrityError:
-            # Another writer inserted one of these identities between our read and our write; the second
-            # pass sees its row and updates or skips instead.
-            return self._upsert(batch, source_id, now, touch_unchanged)
+        for attempt in range(3):
+            try:
+                return self._upsert(batch, source_id, now, touch_unchanged)
+            except (IntegrityError, OperationalError):
+                # A deadlock between two writers (PostgreSQL) or a conflict we did not foresee: run again; the
+                # rows the other writer committed are now sightings.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def known_urls(self, urls: Sequence[str]) -> dict[str, datetime]:
         """For each URL already stored, when its article was last fetched."""
@@ -200,62 +214,62 @@ class ArticleStore:
         return found
 
     def _upsert(self, batch: list[Article], source_id: int | None, now: datetime, touch_unchanged: bool) -> UpsertCounts:
-        new = updated = unchanged = 0
         known = self._category_slugs()
         a = db.articles
-        columns = (a.c.identity, a.c.url, a.c.id, a.c.content_hash, a.c.published_at, a.c.external_views)
         with self.engine.begin() as conn:
-            by_identity, by_url = {}, {}
-            # Two indexed lookups: SQLite does not use both indexes for "identity IN … OR url IN …".
-            for i in range(0, len(batch), 400):
-                chunk = batch[i:i + 400]
-                for row in conn.execute(select(*columns).where(a.c.identity.in_([x.identity for x in chunk]))):
-                    by_identity[row.identity] = row
-                urls = [x.url for x in chunk if x.url and x.identity not in by_identity]
-                if urls:
-                    for row in conn.execute(select(*columns).where(a.c.url.in_(urls))):
-                        by_url.setdefault(row.url, row)
-            inserts, updates, touched = [], [], []
-            # A CMS's running view totals: their growth since we last saw them counts as views, in the hour
-            # we saw it (a new article's total goes to the hour it was published).
+            found = self._existing(conn, batch)
+            inserts = [x for x in batch if found.get(x.id) is None]
+            inserted = {x.id for x in inserts}
+            if inserts:
+                conn.execute(_insert_ignoring_conflicts(conn, a), [
+                    {**_article_values(x, known), "id": x.id, "identity": x.identity, "source_id": source_id,
+                     "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views,
+                     "categories": _known(x.all_categories, known)} for x in inserts])
+                # What another writer stored first (the same URL under another guid) is a sighting of its row.
+                found.update(self._existing(conn, inserts))
+            new = updated = unchanged = 0
+            updates, touched, sections = [], [], []
             view_growth: list[tuple[str, datetime, int]] = []
             view_totals: list[dict[str, object]] = []
             for article in batch:
-                values = _article_values(article, known)
-                # The same story through a second source (another guid, the same canonical URL) is one article.
-                row = by_identity.get(article.identity) or (by_url.get(article.url) if article.url else None)
-                if row is None:
-                    inserts.append({**values, "id": article.id, "identity": article.identity, "source_id": source_id,
-                                    "fetched_at": now, "changed_at": now, "revision": 1,
-                                    "external_views": article.external_views})
-                    if article.external_views:
-                        view_growth.append((article.id, min(article.published_at, now), article.external_views))
-                    if article.url:
-                        by_url[article.url] = _Seen(article.identity, article.url, article.id, article.content_hash,
-                                                    article.published_at, article.external_views)
+                row = found[article.id]
+                is_ours = article.id in inserted and row.id == article.id and row.fetched_at == now
+                slugs = _known(article.all_categories, known)
+                sections += [{"article_id": row.id, "category": slug} for slug in slugs]
+                if is_ours:
                     new += 1
-                elif row.content_hash == article.content_hash:
-                    unchanged += 1
-                    touched.append(row.id)
-                else:
+                    if article.external_views:
+                        view_growth.append((row.id, min(article.published_at, now), article.external_views))
+                    continue
+                values: dict[str, object] = {"_id": row.id}
+                all_sections = _known(_union(row.categories or [], slugs), known)
+                if all_sections != list(row.categories or []):
+                    values["categories"] = all_sections
+                    values["category"] = all_sections[0]
+                if row.content_hash != article.content_hash:
                     # An edit (기사수정): keep the first publication time, move updated_at forward; a source that
                     # does not say when it edited gets the time we saw the edit.
+                    values.update({k: v for k, v in _article_values(article, known).items() if k != "category"})
                     values["published_at"] = row.published_at
-                    values["updated_at"] = article.updated_at if article.updated_at > row.published_at else now
-                    updates.append({**values, "_id": row.id, "changed_at": now})
+                    values["updated_at"] = article.updated_at if article.updated_at > row.updated_at else now
+                    values["changed_at"] = now
+                    values["revision"] = row.revision + 1
                     updated += 1
-                if row is not None and article.external_views is not None and \
-                        article.external_views != row.external_views:
+                else:
+                    unchanged += 1
+                    touched.append(row.id)
+                if len(values) > 1:
+                    updates.append(values)
+                if article.external_views is not None and article.external_views != row.external_views:
                     grown = article.external_views - (row.external_views or 0)
                     if grown > 0:
                         view_growth.append((row.id, now, grown))
                     view_totals.append({"_id": row.id, "external_views": article.external_views})
-            if inserts:
-                conn.execute(a.insert(), inserts)
-            if updates:
-                conn.execute(a.update().where(a.c.id == bindparam("_id"))
-                             .values(revision=a.c.revision + 1, **{k: bindparam(k) for k in updates[0] if k != "_id"}),
-                             updates)
+            for values in updates:  # few per run: edits and new sections
+                conn.execute(a.update().where(a.c.id == values["_id"]).values(
+                    **{k: v for k, v in values.items() if k != "_id"}))
+            if sections:
+                conn.execute(_insert_ignoring_conflicts(conn, db.article_categories), sections)
             if touch_unchanged and touched:
                 conn.execute(a.update().where(a.c.id.in_(touched)).values(fetched_at=now))
             if view_totals:
@@ -265,18 +279,37 @@ class ArticleStore:
             self.add_views_batch(view_growth)
         return UpsertCounts(new=new, updated=updated, unchanged=unchanged)
 
-    def _category_slugs(self) -> set[str]:
+    @staticmethod
+    def _existing(conn: Connection, batch: Sequence[Article]) -> dict[str, Any]:
+        """article id -> the stored row of that story: by identity, else by canonical URL (two indexed lookups:
+        SQLite does not use both indexes for "identity IN … OR url IN …")."""
+        a = db.articles
+        columns = (a.c.id, a.c.identity, a.c.url, a.c.content_hash, a.c.published_at, a.c.updated_at, a.c.fetched_at,
+                   a.c.revision, a.c.external_views, a.c.category, a.c.categories)
+        by_identity, by_url = {}, {}
+        for i in range(0, len(batch), 400):
+            chunk = batch[i:i + 400]
+            for row in conn.execute(select(*columns).where(a.c.identity.in_([x.identity for x in chunk]))):
+                by_identity[row.identity] = row
+            urls = [x.url for x in chunk if x.url and x.identity not in by_identity]
+            if urls:
+                for row in conn.execute(select(*columns).where(a.c.url.in_(urls))):
+                    by_url[row.url] = row
+        return {x.id: by_identity.get(x.identity) or (by_url.get(x.url) if x.url else None) for x in batch}
+
+    def _category_slugs(self) -> dict[str, int]:
+        """Configured category slug -> its position in the configuration."""
         with self.engine.connect() as conn:
-            return set(conn.execute(select(db.categories.c.slug)).scalars())
+            return dict(conn.execute(select(db.categories.c.slug, db.categories.c.position)).all())
 
     def articles(self, *, category: str | None = None, limit: int = 50, published_after: datetime | None = None,
                  published_until: datetime | None = None, categories: Sequence[str] | None = None) -> list[StoredArticle]:
         """Newest first."""
         query = select(db.articles).order_by(db.articles.c.published_at.desc(), db.articles.c.id).limit(limit)
         if category is not None:
-            query = query.where(db.articles.c.category == category)
+            query = query.where(_in_sections([category]))
         if categories is not None:
-            query = query.where(db.articles.c.category.in_(list(categories)))
+            query = query.where(_in_sections(categories))
         if published_after is not None:
             query = query.where(db.articles.c.published_at > published_after)
         if published_until is not None:
@@ -301,7 +334,7 @@ class ArticleStore:
                  .order_by(counted.c.views.desc(), db.articles.c.published_at.desc(), db.articles.c.id)
                  .limit(limit))
         if category is not None:
-            query = query.where(db.articles.c.category == category)
+            query = query.where(_in_sections([category]))
         if published_after is not None:
             query = query.where(db.articles.c.published_at > published_after)
         with self.engine.connect() as conn:
@@ -363,13 +396,20 @@ class ArticleStore:
         return found
 
     def feed_versions(self) -> dict[str | None, FeedVersion]:
-        """Every category's FeedVersion in one grouped query (key None: articles without a category)."""
-        a = db.articles
-        query = select(a.c.category, func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at)).group_by(a.c.category)
+        """Every section's FeedVersion (by the sections its stories were published in) in one grouped query, and
+        under None the version of all articles: a story seen in one more section moves that section's count."""
+        a, ac = db.articles, db.article_categories
         tag = db.UTCDateTime().process_result_value
+        by_section = (select(ac.c.category, func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at))
+                      .join(a, a.c.id == ac.c.article_id).group_by(ac.c.category))
+        everything = select(func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at))
         with self.engine.connect() as conn:
-            return {category: FeedVersion(count, tag(changed, None), tag(updated, None))
-                    for category, count, changed, updated in conn.execute(query)}
+            versions: dict[str | None, FeedVersion] = {
+                category: FeedVersion(count, tag(changed, None), tag(updated, None))
+                for category, count, changed, updated in conn.execute(by_section)}
+            count, changed, updated = conn.execute(everything).one()
+        versions[None] = FeedVersion(count, tag(changed, None), tag(updated, None))
+        return versions
 
     def views_version(self, since: datetime) -> tuple[int, int]:
         """(total views, buckets) counted since `since`: moves whenever a view is counted."""
@@ -382,7 +422,7 @@ class ArticleStore:
     def first_published_at(self, category: str | None = None) -> datetime | None:
         query = select(func.min(db.articles.c.published_at))
         if category is not None:
-            query = query.where(db.articles.c.category == category)
+            query = query.where(_in_sections([category]))
         with self.engine.connect() as conn:
             return db.UTCDateTime().process_result_value(conn.execute(query).scalar(), None)
 
@@ -431,22 +471,51 @@ class ArticleStore:
             raise StoreError(f"database unreachable: {type(exc).__name__}") from exc
 
 
-def _article_values(article: Article, known_categories: set[str]) -> dict[str, object]:
+def _article_values(article: Article, known_categories: dict[str, int]) -> dict[str, object]:
     return {
         "guid": article.guid, "url": article.url, "title": article.title, "summary": article.summary,
         "content_html": article.content_html, "byline": article.byline, "author_email": article.author_email,
-        "category": article.category if article.category in known_categories else None,
+        "category": next(iter(_known(article.all_categories, known_categories)), None),
         "tags": list(article.tags), "image_url": article.image_url, "published_at": article.published_at,
         "updated_at": article.updated_at, "content_hash": article.content_hash,
+        "bylines": [{"name": r.name, "role": r.role, "desk": r.desk} for r in article.reporters],
     }
+
+
+def _in_sections(slugs: Sequence[str]):  # type: ignore[no-untyped-def]
+    """Articles published in any of these sections (not only those whose first section it is)."""
+    ac = db.article_categories
+    return db.articles.c.id.in_(select(ac.c.article_id).where(ac.c.category.in_(list(slugs))))
+
+
+def _known(slugs: Iterable[str | None], known: dict[str, int]) -> list[str]:
+    """The configured ones of `slugs`, in the configuration's order: whatever order a story's sections were seen in,
+    its first section (`articles.category`) is the same."""
+    return sorted((slug for slug in dict.fromkeys(slugs) if slug in known), key=known.__getitem__)
+
+
+def _union(first: Iterable[str], more: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys([*first, *more]))
+
+
+def _insert_ignoring_conflicts(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
+    """INSERT … ON CONFLICT DO NOTHING, whichever unique key the row collides on (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
 
 
 def _stored(row, views: int = 0) -> StoredArticle:  # type: ignore[no-untyped-def]
     return StoredArticle(
         id=row.id, guid=row.guid, url=row.url, title=row.title, summary=row.summary, content_html=row.content_html,
         byline=row.byline, author_email=row.author_email, category=row.category, tags=tuple(row.tags or ()),
-        image_url=row.image_url, published_at=row.published_at, updated_at=row.updated_at,
-        changed_at=row.changed_at, revision=row.revision, views=views,
+        image_url=row.image_url, published_at=row.published_at, updated_at=max(row.updated_at, row.published_at),
+        changed_at=row.changed_at, revision=row.revision, views=views, source_id=row.source_id,
+        categories=tuple(row.categories or ((row.category,) if row.category else ())),
+        reporters=tuple(Reporter(b.get("name", ""), b.get("role"), b.get("desk")) for b in row.bylines or ()
+                        if isinstance(b, dict) and b.get("name")),
     )
 
 

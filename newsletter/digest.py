@@ -35,15 +35,21 @@ class Digest:
 
 def build_digest(edition: str, *, candidates: Sequence[StoredArticle], most_viewed: Sequence[StoredArticle],
                  category_order: Sequence[str], labels: Mapping[str, str], max_articles: int,
-                 period_end: datetime) -> Digest | None:
-    """None when there is nothing new: a subscriber with nothing new gets no mail."""
+                 period_end: datetime, chosen: Sequence[str] = ()) -> Digest | None:
+    """None when there is nothing new: a subscriber with nothing new gets no mail.
+
+    A story published in several sections is listed once, under its first section the reader chose (`chosen`).
+    """
     newest_first = sorted(candidates, key=lambda a: (a.published_at, a.id), reverse=True)[:max_articles]
     if not newest_first:
         return None
     order = {slug: i for i, slug in enumerate(category_order)}
     groups: dict[str | None, list[StoredArticle]] = {}
     for article in newest_first:
-        groups.setdefault(article.category, []).append(article)
+        section = article.category
+        if chosen and section not in chosen:
+            section = next((c for c in article.categories if c in chosen), section)
+        groups.setdefault(section, []).append(article)
     sections = tuple(
         DigestSection(category=slug, label=labels.get(slug or "", slug or "기타"), articles=tuple(items))
         for slug, items in sorted(groups.items(), key=lambda kv: order.get(kv[0] or "", len(order))))

@@ -235,7 +235,7 @@ def digest_for(edition: EditionSettings, categories: Sequence[str], after: datet
                                        published_until=scheduled_at, limit=edition.max_articles)
     return build_digest(edition.name, candidates=candidates, most_viewed=most_viewed,
                         category_order=[c.slug for c in s.categories], labels={c.slug: c.name for c in s.categories},
-                        max_articles=edition.max_articles, period_end=scheduled_at)
+                        max_articles=edition.max_articles, period_end=scheduled_at, chosen=categories)
 
 
 def _retry_window(s: Settings) -> timedelta:

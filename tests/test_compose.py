@@ -32,7 +32,7 @@ GOLDEN = DATA / "mail"
 def article(n: int, category: str, hours: int, views: int = 0, image: str | None = None) -> StoredArticle:
     at = NOW - timedelta(hours=hours)
     return StoredArticle(id=f"a{n:015d}", guid=None, url=f"https://news.example.com/{n}", title=f"기사 제목 {n} <&>",
-                         summary=f"요약 {n}: 시민들은 \"좋다\"고 말했다.", content_html="", byline="홍길동",
+                         summary=f"요약 {n}: 시민들은 \"좋다\"고 말했다.", content_html="", byline="홍길동 기자",
                          author_email=None, category=category, tags=(), image_url=image, published_at=at,
                          updated_at=at, changed_at=at, revision=1, views=views)
 

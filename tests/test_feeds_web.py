@@ -53,7 +53,7 @@ def test_feeds_in_every_format(app_server) -> None:  # type: ignore[no-untyped-d
     assert channel.findtext("link") == "https://news.example.com/"  # the site, not the feed
     assert [i.findtext("title") for i in channel.findall("item")] == ["시의회 & 시청, ‘예산 협의’ 시작", "guid 없는 기사"]
     assert channel.find("item/guid").get("isPermaLink") == "false"
-    assert channel.find("item/{http://purl.org/dc/elements/1.1/}creator").text == "김하늘"
+    assert channel.find("item/{http://purl.org/dc/elements/1.1/}creator").text == "김하늘 기자"  # the role is kept
 
     atom = httpx.get(f"{server.url}/feeds/politics.atom")
     assert atom.headers["content-type"] == "application/atom+xml; charset=utf-8"

@@ -20,7 +20,6 @@ import trafilatura
 from feeds.dates import parse_date
 from feeds.errors import ParseError
 from feeds.html import parse_article_page, parse_link_page, parse_sitemap
-from feeds.normalise import parse_byline
 from tests.conftest import DATA
 
 PAGES = DATA / "pages"
@@ -104,7 +103,7 @@ def test_json_ld_wins_over_meta_and_bad_blocks_are_skipped() -> None:
         '<meta property="og:title" content="OG 제목"><meta property="article:published_time" '
         'content="2026-11-19T08:00:00+09:00"><meta property="og:image" content="/og.jpg">'), SITE + "/a?x=1",
         timezone=KST)
-    assert (entry.title, entry.byline, entry.image_url) == ("JSON-LD 제목", "나래", SITE + "/photo/1.jpg")
+    assert (entry.title, entry.byline, entry.image_url) == ("JSON-LD 제목", "나래 기자", SITE + "/photo/1.jpg")
     assert entry.author_email is None  # a plain-string author has a name only
     assert entry.published_at == datetime(2026, 11, 20, 8, 0, tzinfo=KST)
     assert (entry.guid, entry.is_guid_trusted, entry.categories) == ("hanbit-ilbo.example:77", True, ("교통", "버스"))
@@ -248,21 +247,4 @@ def test_parse_date_reads_naive_times_in_the_given_zone() -> None:
     assert parse_date("2022-11-18 16:55", timezone.utc) == datetime(2022, 11, 18, 16, 55, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("raw, expected", [
-    pytest.param("홍길동 기자", "홍길동", id="role"),
-    pytest.param("홍길동기자", "홍길동", id="role-attached"),
-    pytest.param("홍길동 선임기자", "홍길동", id="senior"),
-    pytest.param("홍길동 특파원", "홍길동", id="correspondent"),
-    pytest.param("홍길동·김철수 기자", "홍길동, 김철수", id="two-one-role"),
-    pytest.param("홍길동 기자, 김철수 기자", "홍길동, 김철수", id="two-roles"),
-    pytest.param("[한빛일보 홍길동 기자]", "홍길동", id="bracketed-with-paper"),
-    pytest.param("한빛일보=홍길동 기자", "홍길동", id="paper-equals"),
-    pytest.param("홍길동 기자 hong@example.com", "홍길동", id="with-email"),
-    pytest.param("글·사진 홍길동 기자", "홍길동", id="credit"),
-    pytest.param("By Jane Doe", "Jane Doe", id="english"),
-    pytest.param("이서연", "이서연", id="bare-name"),
-    pytest.param("기자", None, id="role-only"),
-    pytest.param("", None, id="empty"),
-])
-def test_parse_byline(raw: str, expected: str | None) -> None:
-    assert parse_byline(raw) == expected
+# Bylines: tests/test_bylines.py holds the table of shapes.

@@ -39,6 +39,8 @@ def normalised(path: Path) -> list[dict[str, object]] | dict[str, str]:
                             fetched_at=FETCHED_AT)
         row = dataclasses.asdict(article)
         row["tags"] = list(article.tags)
+        row["reporters"] = [dataclasses.asdict(r) for r in article.reporters]
+        del row["extra_categories"]  # only ever set when the store merges sightings
         row["published_at"] = article.published_at.isoformat()
         row["updated_at"] = article.updated_at.isoformat()
         out.append(row)
@@ -103,8 +105,8 @@ def test_cut_text(text: str, budget: int, expected: str) -> None:
 
 
 @pytest.mark.parametrize("raw, expected", [
-    ("김하늘 기자", "김하늘"), ("박바다 선임기자", "박바다"), ("  이서연  ", "이서연"), ("기자", None), ("", None),
-    ("<b>최은비</b> 특파원", "최은비"),
+    ("김하늘 기자", "김하늘 기자"), ("박바다 선임기자", "박바다 선임기자"), ("  이서연  ", "이서연"), ("기자", None),
+    ("", None), ("<b>최은비</b> 특파원", "최은비 특파원"),
 ])
 def test_clean_byline(raw: str, expected: str | None) -> None:
     assert clean_byline(raw) == expected

@@ -22,7 +22,7 @@ def make_article(n: int, *, category: str | None = "politics", published_at: dat
                  title: str | None = None) -> Article:
     identity = f"guid:article-{n}"
     return Article(id=article_id(identity), identity=identity, guid=f"article-{n}", url=f"https://news.example.com/{n}",
-                   title=title or f"기사 {n}", summary=f"요약 {n}", content_html=f"<p>본문 {n}</p>", byline="홍길동",
+                   title=title or f"기사 {n}", summary=f"요약 {n}", content_html=f"<p>본문 {n}</p>", byline="홍길동 기자",
                    author_email="hong@example.com", category=category, tags=("태그",), image_url=None,
                    published_at=published_at, updated_at=published_at, content_hash=f"hash-{n}-{title}")
 
@@ -157,3 +157,104 @@ def test_growth_of_a_cms_view_total_counts_as_views(store: ArticleStore) -> None
                             .order_by(db.article_views.c.hour_at)).all()
     assert [(r.hour_at, r.views) for r in rows] == [(published, 100), (NOW + timedelta(hours=1), 30),
                                                     (NOW + timedelta(hours=3), 5)]
+
+
+def test_a_story_seen_in_another_section_is_no_edit(store: ArticleStore) -> None:
+    politics = make_article(1, category="economy")
+    store.upsert_articles([politics], source_id=None, now=NOW)
+    later = NOW + timedelta(hours=3)
+    seen_again = store.upsert_articles([replace(politics, category="politics", tags=("다른 태그",))], source_id=None,
+                                       now=later)
+    assert (seen_again.new, seen_again.updated, seen_again.unchanged) == (0, 0, 1)
+    stored = store.article(politics.id)
+    assert (stored.revision, stored.updated_at, stored.changed_at) == (1, NOW, NOW)  # not an edit
+    # In every section it was published in; its first section by the configuration's order (politics, economy),
+    # whichever was read first.
+    assert (stored.category, stored.categories) == ("politics", ("politics", "economy"))
+    assert [a.id for a in store.articles(category="economy")] == [a.id for a in store.articles(category="politics")]
+    assert store.feed_versions()["economy"].count == store.feed_versions()["politics"].count == 1
+
+
+def test_an_edit_moves_updated_at_never_before_published(store: ArticleStore) -> None:
+    first = make_article(1, published_at=NOW)
+    store.upsert_articles([first], source_id=None, now=NOW)
+    stale = replace(first, title="고친 제목", content_hash="edited", updated_at=NOW - timedelta(hours=2))
+    store.upsert_articles([stale], source_id=None, now=NOW + timedelta(hours=1))
+    stored = store.article(first.id)
+    assert stored.revision == 2 and stored.updated_at == NOW + timedelta(hours=1) >= stored.published_at
+
+
+@pytest.mark.parametrize("workers", [4])
+def test_concurrent_writers_store_each_story_once(store: ArticleStore, workers: int) -> None:
+    """Four writers at once, each with the same 60 stories as another section feed gives them: the same guids,
+    or other guids with the same canonical URL. The database, not a look-up, keeps each story once."""
+    import threading
+
+    stories = [make_article(n) for n in range(60)]
+    variants = []
+    for w in range(workers):
+        batch = []
+        for n, story in enumerate(stories):
+            if (n + w) % 3 == 0:  # another feed's guid for the same URL
+                identity = f"guid:section-{w}-{n}"
+                story = replace(story, id=article_id(identity), identity=identity, guid=f"section-{w}-{n}")
+            batch.append(replace(story, category=("politics", "economy")[w % 2]))
+        variants.append(batch[w * 7:] + batch[:w * 7])  # each writer in another order
+    barrier = threading.Barrier(workers)
+    errors: list[BaseException] = []
+
+    def write(batch: list[Article]) -> None:
+        barrier.wait()
+        try:
+            for i in range(0, len(batch), 10):
+                store.upsert_articles(batch[i:i + 10], source_id=None, now=NOW)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(b,)) for b in variants]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    stored = store.articles(limit=1000)
+    assert len(stored) == 60 and len({a.url for a in stored}) == 60
+    assert all(a.categories == ("politics", "economy") and a.revision == 1 for a in stored)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema yet (the shared fixture's SQLite copy is migrated already)."""
+    return f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_the_migration_merges_stories_stored_twice(empty_database_url: str) -> None:
+    engine = db.make_engine(empty_database_url)
+    db.migrate(engine, "0009")
+    at = NOW - timedelta(days=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO categories (slug, name, position) VALUES ('politics', '정치', 0), "
+                             "('economy', '경제', 1)"))
+        for row_id, identity, category, fetched in (("a1", "guid:x-1", "economy", at),
+                                                    ("a2", "guid:y-9", "politics", NOW)):
+            conn.execute(sa.text(
+                "INSERT INTO articles (id, identity, url, title, summary, content_html, category, tags, published_at, "
+                "updated_at, fetched_at, changed_at, content_hash, revision) VALUES (:id, :identity, "
+                "'https://news.example.com/1', '기사', '', '', :category, '[]', :at, :at, :fetched, :at, 'h', 1)"),
+                {"id": row_id, "identity": identity, "category": category, "at": at, "fetched": fetched})
+            conn.execute(sa.text("INSERT INTO article_views (article_id, hour_at, views) VALUES (:id, :hour, 5)"),
+                         {"id": row_id, "hour": at.replace(minute=0)})
+    db.migrate(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, category FROM articles")).all()
+        views = conn.execute(sa.text("SELECT article_id, views FROM article_views")).all()
+        sections = conn.execute(sa.text("SELECT category FROM article_categories ORDER BY category")).scalars().all()
+    assert [tuple(r) for r in rows] == [("a1", "economy")] and [tuple(v) for v in views] == [("a1", 10)]
+    assert sections == ["economy", "politics"]
+    with pytest.raises(sa.exc.IntegrityError):
+        with engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO articles (id, identity, url, title, summary, content_html, tags, published_at, "
+                "updated_at, fetched_at, changed_at, content_hash, revision) VALUES ('a3', 'guid:z', "
+                "'https://news.example.com/1', 't', '', '', '[]', :at, :at, :at, :at, 'h', 1)"), {"at": at})
+    engine.dispose()
