@@ -370,7 +370,7 @@ class GazetteGroup(click.Group):
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """Gazette: feeds, most-viewed and digest newsletters for news publishers."""
     ctx.meta["make_services"] = Services  # what `services_of` builds, once, from the settings
-    # SIGTERM ends a command as Ctrl-C would, through its cleanup (`serve` puts uvicorn's handlers over this one).
+    # SIGTERM ends a command as Ctrl-C would, through its cleanup (`serve` leaves it to uvicorn).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -389,6 +389,7 @@ def serve(ctx: click.Context, host: str, port: int, access_log: bool) -> None:
     import uvicorn
 
     services = services_of(ctx)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's own handling: a graceful stop, then the signal's status
     logging.getLogger().setLevel(logging.INFO)
     services.prepare_database(migrate=services.settings.database_url.startswith("sqlite:"))
     app = create_app(services, services.scheduler_runner())

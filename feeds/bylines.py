@@ -44,9 +44,10 @@ _CREDIT = re.compile(r"^(?:by\s+|(?:글|사진|영상|그래픽|취재|정리)(?
                      re.IGNORECASE)
 _SEPARATORS = re.compile(r"\s*(?:[,·/&;|│、ㆍ]|\s및\s|\sand\s)\s*", re.IGNORECASE)
 # In the text: the agency lead "[서울=뉴시스] 박진희 기자 = 본문", the last line "홍길동 기자 hong@example.com".
-_LEAD = re.compile(rf"^\s*(?:{_AGENCY.pattern}\s*)?(?P<byline>[^=\n]{{2,40}}?(?:{'|'.join(KOREAN_ROLES)}))\s*=\s*")
-_TAIL = re.compile(rf"(?:^|[\s.。])(?P<byline>[가-힣]{{2,4}}\s*(?:[가-힣]{{0,4}}(?:{'|'.join(KOREAN_ROLES)})))"
-                   rf"\s*\(?\s*{_EMAIL.pattern}\s*\)?\s*$")
+_LEAD = re.compile(rf"^\s*(?P<agency>{_AGENCY.pattern}\s*)?(?P<byline>[^=\n\[\]]{{2,40}}?)\s*=\s*")
+_ROLE_AT_END = re.compile(rf"(?:{'|'.join(KOREAN_ROLES)})$")
+_TAIL = re.compile(rf"(?:^|[\s.。])(?P<byline>(?:[가-힣]{{2,4}}\s*[·,]\s*)*[가-힣]{{2,4}}\s*"
+                   rf"(?:[가-힣]{{0,4}}(?:{'|'.join(KOREAN_ROLES)})))\s*\(?\s*{_EMAIL.pattern}\s*\)?\s*$")
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,10 @@ def byline_text(reporters: tuple[Reporter, ...]) -> str | None:
 def byline_in_text(text: str) -> tuple[tuple[Reporter, ...], str]:
     """The byline a text carries in its first or last line, and the text without it."""
     lead = _LEAD.match(text)
-    if lead and (found := parse_byline(lead["byline"])):
+    # "[서울=뉴시스] 박진희 기자 =": after an agency's bracket anything that names a reporter; without one, only a
+    # byline that ends in a role ("홍길동 기자 = …"), so that an ordinary sentence with "=" is left alone.
+    if lead and (lead["agency"] or _ROLE_AT_END.search(lead["byline"].strip())) \
+            and (found := parse_byline(lead["byline"])):
         return found, text[lead.end():].lstrip()
     tail = _TAIL.search(text)
     if tail and (found := parse_byline(tail["byline"])):

@@ -127,7 +127,6 @@ articles = Table(
     Column("revision", Integer, nullable=False, default=1),
     Column("external_views", Integer, nullable=True),  # the CMS's running total, to count its growth
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
-    Column("categories", JSON, nullable=False, default=list, server_default="[]"),  # every section, first = category
     Column("bylines", JSON, nullable=False, default=list, server_default="[]"),  # [{name, role, desk}]
     Index(None, "category", "published_at"),
     Index(None, "url", unique=True),  # one story per canonical URL, whatever guids its feeds give it

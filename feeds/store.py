@@ -223,29 +223,30 @@ class ArticleStore:
             if inserts:
                 conn.execute(_insert_ignoring_conflicts(conn, a), [
                     {**_article_values(x, known), "id": x.id, "identity": x.identity, "source_id": source_id,
-                     "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views,
-                     "categories": _known(x.all_categories, known)} for x in inserts])
+                     "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views}
+                    for x in inserts])
                 # What another writer stored first (the same URL under another guid) is a sighting of its row.
                 found.update(self._existing(conn, inserts))
             new = updated = unchanged = 0
             updates, touched, sections = [], [], []
+            earlier: dict[str, list[str]] = {}  # section -> stories it may become the first section of
             view_growth: list[tuple[str, datetime, int]] = []
             view_totals: list[dict[str, object]] = []
             for article in batch:
                 row = found[article.id]
-                is_ours = article.id in inserted and row.id == article.id and row.fetched_at == now
                 slugs = _known(article.all_categories, known)
                 sections += [{"article_id": row.id, "category": slug} for slug in slugs]
-                if is_ours:
+                if slugs and (row.category not in known or known[slugs[0]] < known[row.category]):
+                    earlier.setdefault(slugs[0], []).append(row.id)
+                # Ours, or the same story with the same content that another writer inserted at the same moment:
+                # either way one new story, as stored.
+                if article.id in inserted and row.id == article.id and row.fetched_at == now \
+                        and row.content_hash == article.content_hash:
                     new += 1
                     if article.external_views:
                         view_growth.append((row.id, min(article.published_at, now), article.external_views))
                     continue
                 values: dict[str, object] = {"_id": row.id}
-                all_sections = _known(_union(row.categories or [], slugs), known)
-                if all_sections != list(row.categories or []):
-                    values["categories"] = all_sections
-                    values["category"] = all_sections[0]
                 if row.content_hash != article.content_hash:
                     # An edit (기사수정): keep the first publication time, move updated_at forward; a source that
                     # does not say when it edited gets the time we saw the edit.
@@ -270,6 +271,13 @@ class ArticleStore:
                     **{k: v for k, v in values.items() if k != "_id"}))
             if sections:
                 conn.execute(_insert_ignoring_conflicts(conn, db.article_categories), sections)
+            for slug, ids in earlier.items():
+                # The first section moves only ever earlier in the configuration's order, so that two writers
+                # adding sections at once end where one would: the earliest of all (PostgreSQL re-checks the
+                # condition on the row the other writer committed).
+                later = [other for other, position in known.items() if position > known[slug]]
+                conn.execute(a.update().where(a.c.id.in_(ids), a.c.category.is_(None) | a.c.category.in_(later)
+                                              | a.c.category.not_in(list(known))).values(category=slug))
             if touch_unchanged and touched:
                 conn.execute(a.update().where(a.c.id.in_(touched)).values(fetched_at=now))
             if view_totals:
@@ -285,7 +293,7 @@ class ArticleStore:
         SQLite does not use both indexes for "identity IN … OR url IN …")."""
         a = db.articles
         columns = (a.c.id, a.c.identity, a.c.url, a.c.content_hash, a.c.published_at, a.c.updated_at, a.c.fetched_at,
-                   a.c.revision, a.c.external_views, a.c.category, a.c.categories)
+                   a.c.revision, a.c.external_views, a.c.category)
         by_identity, by_url = {}, {}
         for i in range(0, len(batch), 400):
             chunk = batch[i:i + 400]
@@ -315,12 +323,12 @@ class ArticleStore:
         if published_until is not None:
             query = query.where(db.articles.c.published_at <= published_until)
         with self.engine.connect() as conn:
-            return [_stored(r) for r in conn.execute(query)]
+            return _read(conn, conn.execute(query).all())
 
     def article(self, article_id: str) -> StoredArticle | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(db.articles).where(db.articles.c.id == article_id)).first()
-        return _stored(row) if row else None
+            return next(iter(_read(conn, conn.execute(select(db.articles).where(db.articles.c.id == article_id)).all())),
+                        None)
 
     def most_viewed(self, *, since: datetime, until: datetime, limit: int, category: str | None = None,
                     published_after: datetime | None = None) -> list[StoredArticle]:
@@ -338,7 +346,7 @@ class ArticleStore:
         if published_after is not None:
             query = query.where(db.articles.c.published_at > published_after)
         with self.engine.connect() as conn:
-            return [_stored(r, views=int(r.views)) for r in conn.execute(query)]
+            return _read(conn, conn.execute(query).all())
 
     def add_views_batch(self, rows: Iterable[tuple[str, datetime, int]]) -> None:
         """Add (article id, hour, views) to the hourly buckets in one transaction (an upsert per bucket)."""
@@ -391,8 +399,8 @@ class ArticleStore:
             from .normalise import canonical_url
 
             with self.engine.connect() as conn:
-                row = conn.execute(select(db.articles).where(db.articles.c.url == canonical_url(url_or_id))).first()
-            found = _stored(row) if row else None
+                rows = conn.execute(select(db.articles).where(db.articles.c.url == canonical_url(url_or_id))).all()
+                found = next(iter(_read(conn, rows)), None)
         return found
 
     def feed_versions(self) -> dict[str | None, FeedVersion]:
@@ -507,13 +515,26 @@ def _insert_ignoring_conflicts(conn: Connection, table: Table):  # type: ignore[
     return insert(table).on_conflict_do_nothing()
 
 
-def _stored(row, views: int = 0) -> StoredArticle:  # type: ignore[no-untyped-def]
+def _read(conn: Connection, rows: Sequence[Any]) -> list[StoredArticle]:
+    """Article rows (with `views` where ranked) as StoredArticles, each with every section it was published in."""
+    sections: dict[str, list[str]] = {}
+    ids = [r.id for r in rows]
+    ac, c = db.article_categories, db.categories
+    for i in range(0, len(ids), 400):
+        query = (select(ac.c.article_id, ac.c.category).join(c, c.c.slug == ac.c.category, isouter=True)
+                 .where(ac.c.article_id.in_(ids[i:i + 400])).order_by(c.c.position, ac.c.category))
+        for article_id, category in conn.execute(query):
+            sections.setdefault(article_id, []).append(category)
+    return [_stored(r, tuple(sections.get(r.id) or ((r.category,) if r.category else ()))) for r in rows]
+
+
+def _stored(row, categories: tuple[str, ...]) -> StoredArticle:  # type: ignore[no-untyped-def]
     return StoredArticle(
         id=row.id, guid=row.guid, url=row.url, title=row.title, summary=row.summary, content_html=row.content_html,
         byline=row.byline, author_email=row.author_email, category=row.category, tags=tuple(row.tags or ()),
         image_url=row.image_url, published_at=row.published_at, updated_at=max(row.updated_at, row.published_at),
-        changed_at=row.changed_at, revision=row.revision, views=views, source_id=row.source_id,
-        categories=tuple(row.categories or ((row.category,) if row.category else ())),
+        changed_at=row.changed_at, revision=row.revision, views=int(getattr(row, "views", 0) or 0),
+        source_id=row.source_id, categories=categories,
         reporters=tuple(Reporter(b.get("name", ""), b.get("role"), b.get("desk")) for b in row.bylines or ()
                         if isinstance(b, dict) and b.get("name")),
     )

@@ -50,7 +50,6 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_article_categories_category"), "article_categories", ["category"])
     with op.batch_alter_table("articles") as batch:
-        batch.add_column(sa.Column("categories", sa.JSON(), nullable=False, server_default="[]"))
         batch.add_column(sa.Column("bylines", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("sources") as batch:
         batch.add_column(sa.Column("clock_warning", sa.Text(), nullable=True))
@@ -76,8 +75,6 @@ def upgrade() -> None:
         for slug in slugs:
             conn.execute(sa.text("INSERT INTO article_categories (article_id, category) VALUES (:a, :c)"),
                          {"a": article_id, "c": slug})
-        conn.execute(sa.text("UPDATE articles SET categories = :c WHERE id = :a")
-                     .bindparams(sa.bindparam("c", type_=sa.JSON())), {"a": article_id, "c": slugs})
     op.drop_index("ix_articles_url", table_name="articles")
     op.create_index(op.f("ix_articles_url"), "articles", ["url"], unique=True)
 
@@ -90,6 +87,5 @@ def downgrade() -> None:
             batch.drop_column(column)
     with op.batch_alter_table("articles") as batch:
         batch.drop_column("bylines")
-        batch.drop_column("categories")
     op.drop_index(op.f("ix_article_categories_category"), table_name="article_categories")
     op.drop_table("article_categories")
