@@ -177,6 +177,11 @@ def article_id(identity: str) -> str:
     return base64.b32encode(digest).decode("ascii")[:12].lower()
 
 
+def _plausible(moment: datetime | None) -> datetime | None:
+    """A date a news item can have: not a CMS's empty date (0001-01-01, 1900-01-01), which means none."""
+    return moment if moment is not None and moment.year > 1900 else None
+
+
 def _hash(*parts: object) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -222,8 +227,8 @@ def normalise(entry: RawEntry, *, source_url: str | None, default_category: str 
         if urlsplit(image).scheme not in ("http", "https"):
             image = None
 
-    published_at = entry.published_at or entry.updated_at or fetched_at
-    updated_at = max(entry.updated_at or published_at, published_at)
+    published_at = _plausible(entry.published_at) or _plausible(entry.updated_at) or fetched_at
+    updated_at = max(_plausible(entry.updated_at) or published_at, published_at)
     # What the story is, not where it was seen: another section's feed (category, tags) is no edit.
     content_hash = _hash(title, summary, content_html, byline, image)
     guid = (entry.guid or "").strip()

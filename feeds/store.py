@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text
@@ -43,6 +43,9 @@ class SourceState:
     clock_warning: str | None = None
     skipped_items: int = 0
     last_skip: str | None = None
+
+
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -428,7 +431,8 @@ class ArticleStore:
         return int(total), int(buckets)
 
     def first_published_at(self, category: str | None = None) -> datetime | None:
-        query = select(func.min(db.articles.c.published_at))
+        """When the oldest article was published; dates before 1900 (a CMS's empty date, 0001-01-01) are none."""
+        query = select(func.min(db.articles.c.published_at)).where(db.articles.c.published_at >= EARLIEST)
         if category is not None:
             query = query.where(_in_sections([category]))
         with self.engine.connect() as conn:

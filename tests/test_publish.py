@@ -244,3 +244,31 @@ def test_item_count_and_full_content_per_feed(tmp_path, clock) -> None:  # type:
     assert len(popular.findall(f"{ATOM}entry")) == 2 and popular.find(f"{ATOM}entry/{ATOM}content") is None
     assert len(everything.findall(f"{ATOM}entry")) == 3 and everything.find(f"{ATOM}entry/{ATOM}content") is not None
     services.engine.dispose()
+
+
+def test_an_article_no_feed_can_render_is_left_out_and_counted(store, settings, clock) -> None:  # type: ignore[no-untyped-def]
+    """A .NET CMS's empty date (0001-01-01T00:00:00Z) cannot be shown in New York time: that article is left out of
+    every feed and counted on its source's health and in /metrics; the feeds themselves stay up."""
+    from dataclasses import replace as dc_replace
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from feeds.metrics import content_metrics
+    from feeds.settings import SourceSettings
+
+    source = SourceSettings(name="cms", kind="jsonl", url=None, path=Path("cms.jsonl"), interval=timedelta(minutes=10),
+                            category="politics", category_map={})
+    store.sync_config(settings.categories, [source], (), NOW)
+    cms = store.source("cms")
+    dawn_of_time = datetime(1, 1, 1, tzinfo=timezone.utc)
+    store.upsert_articles([make_article(1), make_article(2, published_at=dawn_of_time)], source_id=cms.id, now=NOW)
+    new_york = dc_replace(settings, site=dc_replace(settings.site, timezone=ZoneInfo("America/New_York")),
+                          sources=(source,))
+    publisher = FeedPublisher(new_york, store, clock)
+    for fmt in ("rss", "atom", "json"):
+        body = publisher.get("all", fmt).body  # type: ignore[union-attr]
+        assert "기사 1".encode() in body and "기사 2".encode() not in body
+    health = store.source("cms")
+    assert health.skipped_items >= 3 and "OverflowError" in (health.last_skip or "")
+    [family] = [f for f in content_metrics(new_york, store, NOW) if f.name == "gazette_source_skipped_items"]
+    assert family.samples[0][1] >= 3
