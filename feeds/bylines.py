@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Longest first: "전문기자" before "기자". A role may carry a desk in front of it, written together ("국제전문기자").
 KOREAN_ROLES = ("선임기자", "수석기자", "전문기자", "객원기자", "인턴기자", "수습기자", "사진기자", "영상기자", "취재기자",
@@ -44,7 +45,7 @@ _CREDIT = re.compile(r"^(?:by\s+|(?:글|사진|영상|그래픽|취재|정리)(?
                      re.IGNORECASE)
 _SEPARATORS = re.compile(r"\s*(?:[,·/&;|│、ㆍ]|\s및\s|\sand\s)\s*", re.IGNORECASE)
 # In the text: the agency lead "[서울=뉴시스] 박진희 기자 = 본문", the last line "홍길동 기자 hong@example.com".
-_LEAD = re.compile(rf"^\s*(?P<agency>{_AGENCY.pattern}\s*)?(?P<byline>[^=\n\[\]]{{2,40}}?)\s*=\s*")
+_LEAD = re.compile(rf"\A\s*(?P<agency>{_AGENCY.pattern}\s*)?(?P<byline>[^=\n\[\]]{{2,40}}?)\s*=\s*")
 _ROLE_AT_END = re.compile(rf"(?:{'|'.join(KOREAN_ROLES)})$")
 _TAIL = re.compile(rf"(?:^|[\s.。])(?P<byline>(?:[가-힣]{{2,4}}\s*[·,]\s*)*[가-힣]{{2,4}}\s*"
                    rf"(?:[가-힣]{{0,4}}(?:{'|'.join(KOREAN_ROLES)})))\s*\(?\s*{_EMAIL.pattern}\s*\)?\s*$")
@@ -68,8 +69,11 @@ class Reporter:
 
 def parse_byline(text: str | None) -> tuple[Reporter, ...]:
     """The reporters a byline names, in order, each once; () when it names nobody."""
-    if not text:
-        return ()
+    return _parse_byline(text) if text else ()
+
+
+@lru_cache(maxsize=8192)  # a paper has a few hundred reporters: most bylines have been read before
+def _parse_byline(text: str) -> tuple[Reporter, ...]:
     text = _URL.sub(" ", _EMAIL.sub(" ", re.sub(r"<[^>]*>", " ", text)))
     text = _AGENCY.sub(" ", text)
     text = re.sub(r"[\[\]()<>{}【】（）\"“”]", " ", text)
@@ -154,7 +158,7 @@ def _chunk(chunk: str) -> Reporter | str | None:
 
 def _is_name(word: str) -> bool:
     return bool(_KOREAN_NAME.match(word)) and not _NOT_A_PERSON.search(word) and word not in _PLACES \
-        and word not in DESKS and not any(word.endswith(r) for r in KOREAN_ROLES)
+        and word not in DESKS and not _ROLE_AT_END.search(word)
 
 
 def byline_text(reporters: tuple[Reporter, ...]) -> str | None:
@@ -179,13 +183,14 @@ def byline_text(reporters: tuple[Reporter, ...]) -> str | None:
 
 def byline_in_text(text: str) -> tuple[tuple[Reporter, ...], str]:
     """The byline a text carries in its first or last line, and the text without it."""
-    lead = _LEAD.match(text)
+    lead = _LEAD.match(text) if "=" in text[:80] else None
     # "[서울=뉴시스] 박진희 기자 =": after an agency's bracket anything that names a reporter; without one, only a
     # byline that ends in a role ("홍길동 기자 = …"), so that an ordinary sentence with "=" is left alone.
     if lead and (lead["agency"] or _ROLE_AT_END.search(lead["byline"].strip())) \
             and (found := parse_byline(lead["byline"])):
         return found, text[lead.end():].lstrip()
-    tail = _TAIL.search(text)
+    cut = max(0, len(text) - 160)  # the last line only: the search stays cheap on a long body
+    tail = _TAIL.search(text, cut) if "@" in text[cut:] else None
     if tail and (found := parse_byline(tail["byline"])):
         return found, text[:tail.start("byline")].rstrip()
     return (), text

@@ -201,10 +201,11 @@ def normalise(entry: RawEntry, *, source_url: str | None, default_category: str 
     text = html_to_text(entry.summary_html) or html_to_text(content_html)
     # A feed without author elements carries the byline in its text: the lead "[서울=뉴시스] 박진희 기자 =" or the
     # last line "홍길동 기자 hong@…". The author field, when there is one, wins.
+    declared = parse_byline(html_to_text(entry.byline)) if entry.byline else ()
     in_text, text = byline_in_text(text)
-    if not in_text and entry.summary_html and content_html:
+    if not declared and not in_text and entry.summary_html and content_html:  # the body's last line, when needed
         in_text = byline_in_text(html_to_text(content_html))[0]
-    reporters = merge_bylines(parse_byline(html_to_text(entry.byline)) if entry.byline else (), in_text)
+    reporters = merge_bylines(declared, in_text)
     summary = cut_text(text)
     byline = byline_text(reporters)
 

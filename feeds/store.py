@@ -49,6 +49,22 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
+class _Written:
+    """A row as this writer just inserted it: the columns `_upsert` reads of a stored row."""
+
+    id: str
+    identity: str
+    url: str | None
+    content_hash: str
+    published_at: datetime
+    updated_at: datetime
+    fetched_at: datetime
+    revision: int
+    external_views: int | None
+    category: str | None
+
+
+@dataclass(frozen=True)
 class FeedVersion:
     """Cheap validator of a feed's content: changes whenever an article in it is added or changed."""
 
@@ -224,12 +240,15 @@ class ArticleStore:
             inserts = [x for x in batch if found.get(x.id) is None]
             inserted = {x.id for x in inserts}
             if inserts:
-                conn.execute(_insert_ignoring_conflicts(conn, a), [
-                    {**_article_values(x, known), "id": x.id, "identity": x.identity, "source_id": source_id,
-                     "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views}
-                    for x in inserts])
-                # What another writer stored first (the same URL under another guid) is a sighting of its row.
-                found.update(self._existing(conn, inserts))
+                rows = [{**_article_values(x, known), "id": x.id, "identity": x.identity, "source_id": source_id,
+                         "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views}
+                        for x in inserts]
+                result = conn.execute(_insert_ignoring_conflicts(conn, a), rows)
+                if result.rowcount == len(rows):  # every one inserted: the rows are ours, as written
+                    found.update({row["id"]: _Written(**{k: row[k] for k in _Written.__dataclass_fields__})
+                                  for row in rows})
+                else:  # what another writer stored first (the same URL under another guid) is a sighting of its row
+                    found.update(self._existing(conn, inserts))
             new = updated = unchanged = 0
             updates, touched, sections = [], [], []
             earlier: dict[str, list[str]] = {}  # section -> stories it may become the first section of
@@ -238,7 +257,9 @@ class ArticleStore:
             for article in batch:
                 row = found[article.id]
                 slugs = _known(article.all_categories, known)
-                sections += [{"article_id": row.id, "category": slug} for slug in slugs]
+                # A stored story's first section is one of its sections already (written with the row).
+                if article.id in inserted or slugs != [row.category]:
+                    sections += [{"article_id": row.id, "category": slug} for slug in slugs]
                 if slugs and (row.category not in known or known[slugs[0]] < known[row.category]):
                     earlier.setdefault(slugs[0], []).append(row.id)
                 # Ours, or the same story with the same content that another writer inserted at the same moment:
@@ -269,9 +290,12 @@ class ArticleStore:
                     if grown > 0:
                         view_growth.append((row.id, now, grown))
                     view_totals.append({"_id": row.id, "external_views": article.external_views})
-            for values in updates:  # few per run: edits and new sections
-                conn.execute(a.update().where(a.c.id == values["_id"]).values(
-                    **{k: v for k, v in values.items() if k != "_id"}))
+            by_shape: dict[tuple[str, ...], list[dict[str, object]]] = {}
+            for values in updates:  # one executemany per set of columns: a feed whose every item changed is one
+                by_shape.setdefault(tuple(sorted(values)), []).append(values)
+            for shape, rows in by_shape.items():
+                conn.execute(a.update().where(a.c.id == bindparam("_id"))
+                             .values(**{k: bindparam(k) for k in shape if k != "_id"}), rows)
             if sections:
                 conn.execute(_insert_ignoring_conflicts(conn, db.article_categories), sections)
             for slug, ids in earlier.items():
