@@ -245,7 +245,9 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
                          now=now, next_check_at=now + source.interval, body_hash=body_hash, moved_to=fetched.moved_to,
                          clock_warning=clock_note)
     status = "new" if counts.new else "updated" if counts.updated else "unchanged"
-    log.info("source %s: %s new, %s updated, %s unchanged", source.name, counts.new, counts.updated, counts.unchanged)
+    read = "not modified (304)" if fetched.is_not_modified else "; ".join(notes)
+    log.info("source %s: %s new, %s updated, %s unchanged%s", source.name, counts.new, counts.updated,
+             counts.unchanged, f" ({read})" if read else "")
     return IngestResult(source.name, status, counts, notes=tuple(notes))
 
 
