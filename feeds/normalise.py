@@ -71,6 +71,11 @@ def is_xml_char(code: int) -> bool:
     return code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD or 0x10000 <= code <= 0x10FFFF
 
 
+def xml_text(text: str) -> str:
+    """`text` without the characters XML 1.0 forbids."""
+    return _NOT_XML.sub("", text)
+
+
 def xml_clean(text: str) -> str:
     """`text` without what XML 1.0 cannot carry, written as characters or as numeric references; a reference cut
     off at the end of the text (a truncated summary) goes too."""
@@ -85,7 +90,7 @@ def xml_clean(text: str) -> str:
 
     if "&#" in text:
         text = _NUMERIC_REFERENCE.sub(reference, text)
-    return _NOT_XML.sub("", text)
+    return xml_text(text)
 
 
 def unescape_twice_escaped(text: str) -> str:

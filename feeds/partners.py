@@ -319,7 +319,7 @@ class PartnerStore:
             self._bump(conn, slug, day, now if fetched else None, requests=1, not_modified=int(status == 304),
                        rate_limited=int(status == 429), bytes=sent_bytes)
             if article_ids:
-                insert = insert_for(self.engine)
+                insert = db.insert_for(self.engine)
                 conn.execute(insert(db.partner_articles).on_conflict_do_nothing(),
                              [{"partner_slug": slug, "day": day, "article_id": a} for a in dict.fromkeys(article_ids)])
             if key_id is not None and fetched:
@@ -336,7 +336,7 @@ class PartnerStore:
         t = db.partner_usage
         values: dict[str, object] = {"partner_slug": slug, "day": day, "requests": 0, "not_modified": 0,
                                      "rate_limited": 0, "bytes": 0, "clicks": 0, **counts, "last_fetch_at": fetched_at}
-        statement = insert_for(self.engine)(t).values(**values)
+        statement = db.insert_for(self.engine)(t).values(**values)
         changes = {name: t.c[name] + statement.excluded[name] for name in counts}
         if fetched_at is not None:
             changes["last_fetch_at"] = statement.excluded.last_fetch_at
@@ -354,15 +354,6 @@ class PartnerStore:
         return [UsageDay(day=r.day, requests=r.requests, not_modified=r.not_modified, rate_limited=r.rate_limited,
                          bytes=r.bytes, articles=articles.get(r.day, 0), clicks=r.clicks, last_fetch_at=r.last_fetch_at)
                 for r in counters]
-
-
-def insert_for(engine: Engine):  # type: ignore[no-untyped-def]
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 def _key_info(row) -> KeyInfo:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy import Engine, exists, func, select
 
 from . import db
-from .partners import Partner, PartnerStore, insert_for, render_partner_feed
+from .partners import Partner, PartnerStore, render_partner_feed
 from .settings import Settings
 from .store import ArticleStore
 from .views import Redirects
@@ -95,7 +95,7 @@ class PushQueue:
         with self.engine.begin() as conn:
             ids = conn.execute(query).scalars().all()
             if ids:
-                conn.execute(insert_for(self.engine)(q).on_conflict_do_nothing(), [
+                conn.execute(db.insert_for(self.engine)(q).on_conflict_do_nothing(), [
                     {"partner_slug": partner.slug, "article_id": article_id, "delivery_id": uuid.uuid4().hex,
                      "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
                     for article_id in ids])

@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, tzinfo
 from typing import Callable, Sequence
-from xml.sax.saxutils import escape
 from urllib.parse import urlsplit
+from xml.sax.saxutils import escape
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from .model import StoredArticle
+from .normalise import xml_text
 
 FORMATS = {
     "rss": "application/rss+xml; charset=utf-8",
@@ -79,14 +79,6 @@ class FeedDoc:
     @property
     def updated_at(self) -> datetime | None:
         return max((max(i.updated_at, i.published_at) for i in self.items), default=None)
-
-
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def xml_text(text: str) -> str:
-    """`text` without the characters XML 1.0 forbids."""
-    return _NOT_XML.sub("", text)
 
 
 def _xml_safe(value: object) -> object:

@@ -213,15 +213,14 @@ class ArticleStore:
         batch = sorted(merged.values(), key=lambda a: a.id)  # one lock order for every writer (PostgreSQL)
         if not batch:
             return UpsertCounts()
-        for attempt in range(3):
+        for _ in range(2):
             try:
                 return self._upsert(batch, source_id, now, touch_unchanged)
             except (IntegrityError, OperationalError):
                 # A deadlock between two writers (PostgreSQL) or a conflict we did not foresee: run again; the
                 # rows the other writer committed are now sightings.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                continue
+        return self._upsert(batch, source_id, now, touch_unchanged)
 
     def known_urls(self, urls: Sequence[str]) -> dict[str, datetime]:
         """For each URL already stored, when its article was last fetched."""
@@ -243,7 +242,7 @@ class ArticleStore:
                 rows = [{**_article_values(x, known), "id": x.id, "identity": x.identity, "source_id": source_id,
                          "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views}
                         for x in inserts]
-                result = conn.execute(_insert_ignoring_conflicts(conn, a), rows)
+                result = conn.execute(db.insert_for(conn)(a).on_conflict_do_nothing(), rows)
                 if result.rowcount == len(rows):  # every one inserted: the rows are ours, as written
                     found.update({row["id"]: _Written(**{k: row[k] for k in _Written.__dataclass_fields__})
                                   for row in rows})
@@ -297,7 +296,7 @@ class ArticleStore:
                 conn.execute(a.update().where(a.c.id == bindparam("_id"))
                              .values(**{k: bindparam(k) for k in shape if k != "_id"}), rows)
             if sections:
-                conn.execute(_insert_ignoring_conflicts(conn, db.article_categories), sections)
+                conn.execute(db.insert_for(conn)(db.article_categories).on_conflict_do_nothing(), sections)
             for slug, ids in earlier.items():
                 # The first section moves only ever earlier in the configuration's order, so that two writers
                 # adding sections at once end where one would: the earliest of all (PostgreSQL re-checks the
@@ -397,11 +396,7 @@ class ArticleStore:
     def _add_counts(self, table: Table, column: str, rows: list[dict[str, object]]) -> None:
         if not rows:
             return
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        statement = insert(table)
+        statement = db.insert_for(self.engine)(table)
         keys = [c.name for c in table.primary_key.columns]
         statement = statement.on_conflict_do_update(
             index_elements=keys, set_={column: getattr(table.c, column) + getattr(statement.excluded, column)})
@@ -532,15 +527,6 @@ def _known(slugs: Iterable[str | None], known: dict[str, int]) -> list[str]:
 
 def _union(first: Iterable[str], more: Iterable[str]) -> list[str]:
     return list(dict.fromkeys([*first, *more]))
-
-
-def _insert_ignoring_conflicts(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
-    """INSERT … ON CONFLICT DO NOTHING, whichever unique key the row collides on (SQLite and PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
 
 
 def _read(conn: Connection, rows: Sequence[Any]) -> list[StoredArticle]:
