@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import signal
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import CancelledError, Executor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -197,6 +197,8 @@ def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetch
                                    f"{state.next_check_at.isoformat()}",))
     try:
         return _ingest(source, state, store=store, fetcher=fetcher, now=now, policy=policy)
+    except Stopping:  # the process is stopping: the source did nothing wrong, and is read on the next run
+        return IngestResult(source.name, "skipped", empty, notes=("stopped before it was read",))
     except GoneError as exc:
         store.disable(state.id, str(exc), now=now)
         log.warning("source %s disabled: %s", source.name, exc)
@@ -269,10 +271,22 @@ def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | No
         return replace(_normalise_all(entries, problems, url, reading), notes=tuple(refused))
     if policy.parse_pool is not None:
         try:
-            return policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, reading).result()
+            try:
+                future = policy.parse_pool.submit(parse_body, source.kind, body, url, content_type, reading)
+            except BrokenProcessPool:
+                raise
+            except RuntimeError as exc:  # shut down: the command is ending (SIGTERM, Ctrl-C) as this thread reads
+                raise Stopping(str(exc)) from exc
+            return future.result()
         except BrokenProcessPool:  # a parse process died (killed, out of memory): parse here rather than fail
             log.error("the parse process pool is broken; parsing %s in this thread", source.name)
+        except CancelledError as exc:  # the shutdown cancelled it before a process took it
+            raise Stopping("the parse was cancelled") from exc
     return parse_body(source.kind, body, url, content_type, reading)
+
+
+class Stopping(Exception):
+    """The process is stopping while a source was being read: not the source's failure."""
 
 
 def _clamp_future(entries: list[RawEntry], now: datetime) -> tuple[list[RawEntry], int]:
@@ -309,9 +323,14 @@ def ingest_all(sources: Sequence[SourceSettings], *, store: ArticleStore, fetche
             on_result(results[-1])
         return results
     by_name: dict[str, IngestResult] = {}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gazette-ingest") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gazette-ingest")
+    try:
         for future in as_completed([pool.submit(one, source) for source in sources]):
             result = future.result()
             by_name[result.source] = result
             on_result(result)
+    except BaseException:  # SIGTERM or Ctrl-C: finish the sources being read, leave the rest for the next run
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     return [by_name[source.name] for source in sources]

@@ -203,6 +203,9 @@ def test_ingest_exits_cleanly_with_its_parse_processes(corpus: korean_corpus.Cor
     again.send_signal(signal.SIGTERM)
     _, stderr = again.communicate(timeout=60)
     assert "Traceback" not in stderr and again.returncode in (0, 128 + signal.SIGTERM), (again.returncode, stderr)
+    with sa.create_engine(fresh["GAZETTE_DATABASE_URL"]).connect() as conn:  # a stop is not the sources' failure
+        failed = conn.execute(sa.select(db.sources.c.name).where(db.sources.c.consecutive_failures > 0)).scalars().all()
+    assert failed == [], failed
 
 
 def _children(pid: int) -> list[str]:
