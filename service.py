@@ -14,18 +14,20 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -63,10 +65,11 @@ from newsletter import web as newsletter_web
 from newsletter.bounces import FolderReport, IntakeRules, process_folder
 from newsletter.deliveries import DeliveryStore
 from newsletter.errors import NewsletterError
-from newsletter.messages import TIMEZONES
 from newsletter.metrics import audience_metrics
+from newsletter.notices import Notices, invite
 from newsletter.preview import preview_edition
 from newsletter.send import Context, SendReport, send_edition
+from newsletter.timing import TICK, due_runs, next_runs
 from newsletter.signing import DkimSigner, load_signer
 from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
@@ -97,7 +100,7 @@ class Services:
 
     @cached_property
     def subscribers(self) -> SubscriberStore:
-        return SubscriberStore(self.engine)
+        return SubscriberStore(self.engine, [edition.name for edition in self.settings.digests])
 
     @cached_property
     def deliveries(self) -> DeliveryStore:
@@ -191,6 +194,11 @@ class Services:
                           workers=self.settings.fetch.workers, on_result=on_result)
 
     @cached_property
+    def notices(self) -> Notices:
+        return Notices(self.settings, self.templates, self.tokens, self.clock,
+                       lambda: make_transport(self.settings.mail), self.tags, self.signer)
+
+    @cached_property
     def signer(self) -> DkimSigner | None:
         return load_signer(self.settings.mail)
 
@@ -220,13 +228,10 @@ class Services:
                           run=lambda _at, name=source.name: self.ingest(name, force=False).line(),
                           misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True)
                  for source in s.sources]
-        # An edition fires at its hour in every reader's zone: one job per zone a reader may choose.
-        zones = [s.site.timezone.key] + [z for z in TIMEZONES if z != s.site.timezone.key]
-        specs += [TaskSpec(key=f"digest:{edition.name}" + ("" if zone == zones[0] else f"@{zone}"),
-                           name=f"digest {edition.name} ({zone})", trigger=edition.trigger(ZoneInfo(zone)),
-                           run=lambda at, name=edition.name: self.send(name, at).line(),
-                           misfire_grace=DIGEST_MISFIRE_GRACE)
-                  for edition in s.digests for zone in zones]
+        if s.digests:  # every edition at its hour on each reader's own clock, whatever their zone
+            specs.append(TaskSpec(key="digest:due", name="digest editions due in any reader's time zone",
+                                  trigger=CronTrigger(minute=f"*/{int(TICK.total_seconds() // 60)}", timezone=UTC),
+                                  run=lambda at: self.send_due(at), misfire_grace=SOURCE_MISFIRE_GRACE))
         if s.mail.bounce_folder is not None:
             specs.append(TaskSpec(key="bounces", name=f"bounces from {s.mail.bounce_folder}",
                                   trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
@@ -242,6 +247,17 @@ class Services:
         mail = self.settings.mail
         return process_folder(folder, self.subscribers, self.tokens, self.clock(), mail.hard_bounce_limit,
                               IntakeRules(self.tags, mail.unsubscribe_address, mail.complaint_senders))
+
+    def send_due(self, at: datetime) -> str:
+        """Send every edition run that came due in some reader's zone in the last DIGEST_MISFIRE_GRACE (a tick
+        missed while the service was down is caught up by the next; a run already under way is the resume job's)."""
+        zones = self.subscribers.zones()
+        done = []
+        for edition in self.settings.digests:
+            for due in due_runs(edition.schedule, zones, self.settings.site.timezone, at - DIGEST_MISFIRE_GRACE, at):
+                if not self.deliveries.is_under_way(edition.name, due):
+                    done.append(self.send(edition.name, due).line())
+        return "; ".join(done) or "no edition due"
 
     def resume_editions(self) -> str:
         done = [self.send(name, at).line() for name, at in self.deliveries.unfinished(self.clock())
@@ -299,8 +315,7 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
                                 RateLimiter(services.clock), services.clock):
         app.router.routes.append(route)
     for route in newsletter_web.routes(settings, services.subscribers, services.tokens, services.templates,
-                                      services.clock, transport=lambda: make_transport(settings.mail),
-                                      tags=services.tags, signer=services.signer):
+                                      services.clock, services.notices):
         app.router.routes.append(route)
     app.router.routes += newsletter_archive.routes(settings, services.deliveries, services.subscribers, services.tokens,
                                                    services.templates)
@@ -310,7 +325,9 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
                                                    signer=services.signer)
     app.include_router(feeds_api.router(settings, services.store, services.clock))
     app.include_router(feeds_api.partners_router(settings, services.partners, services.pushes, services.clock))
-    app.include_router(newsletter_api.router(settings, services.subscribers, services.clock))
+    app.include_router(newsletter_api.router(settings, services.subscribers, services.clock,
+                                             lambda subscriber: invite(services.subscribers, services.notices,
+                                                                       subscriber, services.clock())))
     app.include_router(newsletter_api.editions_router(settings, services.deliveries, services.store.campaign_clicks))
     app.include_router(newsletter_api.bounces_router(settings, services.subscribers, services.clock, services.tokens))
     app.router.routes.append(feeds_metrics.route(settings, lambda: [
@@ -414,13 +431,47 @@ def check(ctx: click.Context) -> None:
     for source in s.sources:
         target = source.category or "by category_map"
         click.echo(f"  {source.name}: {source.kind} {source.location}, every {_duration(source.interval)}, into {target}")
-    click.echo(f"digest editions ({len(s.digests)}):")
+    click.echo(f"digest editions ({len(s.digests)}), at their hour on each reader's clock:")
+    chosen = _readers_zones(services)
+    sample = [tz] + [ZoneInfo(z) for z in dict.fromkeys([*SAMPLE_ZONES, *(z for z in chosen or () if z)])
+                     if z != tz.key and _is_zone(z)]
     for edition in s.digests:
-        next_at = edition.trigger(tz).get_next_fire_time(None, now.astimezone(tz))
-        when = next_at.strftime("%Y-%m-%d %H:%M %Z") if next_at else "never"
-        click.echo(f"  {edition.name}: cron '{edition.schedule}', next {when}, window {_duration(edition.window)}, "
-                   f"up to {edition.max_articles} articles, {edition.most_viewed} most viewed")
+        ads = ", advertising (only to readers who consented)" if edition.has_ads else ""
+        click.echo(f"  {edition.name} ({edition.label_in(s.site.language)}): cron '{edition.schedule}', "
+                   f"window {_duration(edition.window)}, up to {edition.max_articles} articles, "
+                   f"{edition.most_viewed} most viewed{ads}")
+        for zone, at in next_runs(edition.schedule, sample, now):
+            click.echo(f"    next in {zone.key}: {at.astimezone(zone):%Y-%m-%d %H:%M %Z} "
+                       f"({at.astimezone(tz):%Y-%m-%d %H:%M %Z})")
+    if chosen is None:
+        click.echo("  readers' editions not checked: the database is not migrated (gazette db upgrade)")
+    else:
+        for name, count in services.subscribers.orphans().items():
+            click.echo(f"  warning: {count} reader(s) chose edition '{name}', which is not configured: they get "
+                       f"nothing until [digests.{name}] is back or they choose another edition", err=True)
     click.echo(f"partners ({len(s.partners)}): " + ", ".join(p.slug for p in s.partners))
+
+
+SAMPLE_ZONES = ("Asia/Tokyo", "Asia/Kolkata", "Asia/Kathmandu", "Europe/London", "America/New_York",
+                "America/St_Johns")
+
+
+def _readers_zones(services: Services) -> list[str | None] | None:
+    """The zones readers chose, or None when the database cannot say (not there, or not migrated)."""
+    try:
+        if db.current_revision(services.engine) != db.head_revision(services.engine):
+            return None
+        return services.subscribers.zones()
+    except SQLAlchemyError:
+        return None
+
+
+def _is_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _duration(delta: timedelta) -> str:

@@ -63,7 +63,8 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 _MEANINGS = {400: "The request is not acceptable, e.g. a NUL character in the URL (the detail says why)", 401: "No admin token, or a wrong one",
              403: "The admin API is off ([admin] token is not set)", 404: "No such thing",
              409: "Conflicts with what is stored", 413: "The body is larger than 1 MiB",
-             422: "A parameter or the body is not valid", 431: "The request's headers are too large"}
+             422: "A parameter or the body is not valid", 429: "Too many requests; Retry-After says when to try again",
+             431: "The request's headers are too large", 502: "A server we depend on (the mail relay) refused"}
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

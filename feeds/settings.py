@@ -43,6 +43,7 @@ class SiteSettings:
     base_url: str
     timezone: ZoneInfo
     language: str
+    privacy_url: str | None = None  # the privacy policy (개인정보 처리방침), linked from every form and mail
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class MailSettings:
     retry_delay: timedelta = timedelta(seconds=30)  # the first wait; doubled each time
     return_path: str = "bounce@localhost"  # the envelope sender; each message's signed tag goes after a "+" (VERP)
     complaint_senders: tuple[str, ...] = ()  # feedback loops (addresses or @domains) whose reports need no tag
+    welcome: bool = False  # a welcome mail when a reader confirms
 
     @property
     def scheme(self) -> str:
@@ -169,10 +171,18 @@ class EditionSettings:
     window: timedelta
     max_articles: int
     most_viewed: int
-    has_ads: bool = False  # "(광고)" in the subject and no sending 21:00-08:00 in the reader's zone (정보통신망법 §50)
+    has_ads: bool = False  # "(광고)" in the subject, only to readers who consented to advertising, never 21:00-08:00
+    label: Mapping[str, str] = field(default_factory=dict)  # language -> the name readers choose on the forms
+    description: Mapping[str, str] = field(default_factory=dict)  # language -> one line under it
 
     def trigger(self, timezone: ZoneInfo) -> CronTrigger:
         return CronTrigger.from_crontab(self.schedule, timezone=timezone)
+
+    def label_in(self, language: str) -> str:
+        return self.label.get(language) or next(iter(self.label.values()), self.name)
+
+    def description_in(self, language: str) -> str:
+        return self.description.get(language) or next(iter(self.description.values()), "")
 
 
 @dataclass(frozen=True)
@@ -228,6 +238,7 @@ _SECTIONS: dict[str, _Spec] = {
         "base_url": (str, "http://127.0.0.1:8000"),
         "timezone": (str, "Asia/Seoul"),
         "language": (str, "ko"),
+        "privacy_url": (str, None),
     },
     "database": {"url": (str, "sqlite:///var/gazette.db")},
     "mail": {
@@ -246,6 +257,7 @@ _SECTIONS: dict[str, _Spec] = {
         "retry_delay": (str, "30s"),
         "return_path": (str, None),
         "complaint_senders": (list, []),
+        "welcome": (bool, False),
     },
     "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
               "hubs": (list, []), "per_feed": (dict, {})},
@@ -305,11 +317,18 @@ _EDITION: _Spec = {
     "window": (str, None),
     "max_articles": (int, 30),
     "most_viewed": (int, 5),
-    "ads": (bool, False),
+    "ad": (bool, None),
+    "ads": (bool, None),  # the name before the contract said `ad`; still read
+    "label": ((str, dict), None),
+    "description": ((str, dict), None),
 }
 _DEFAULT_EDITIONS = {
-    "daily": {"schedule": "0 7 * * *", "window": "24h"},
-    "weekly": {"schedule": "0 8 * * mon", "window": "7d"},
+    "daily": {"schedule": "0 7 * * *", "window": "24h",
+              "label": {"ko": "매일 아침", "en": "Every morning"},
+              "description": {"ko": "매일 오전 7시, 지난 하루의 주요 기사", "en": "The day's main stories at 7 a.m."}},
+    "weekly": {"schedule": "0 8 * * mon", "window": "7d",
+               "label": {"ko": "매주 월요일", "en": "Every Monday"},
+               "description": {"ko": "월요일 오전 8시, 한 주의 주요 기사", "en": "The week's main stories, Mondays at 8 a.m."}},
 }
 _ARRAYS = {"categories": _CATEGORY, "sources": _SOURCE, "partners": _PARTNER}
 _TOP_LEVEL = set(_SECTIONS) | set(_ARRAYS) | {"digests"}
@@ -469,8 +488,12 @@ def _build_site(v: dict[str, Any]) -> SiteSettings:
     _check("site.base_url", parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query,
            "must be an absolute http(s) URL such as https://news.example.com")
     _check("site.name", bool(v["name"].strip()), "must not be empty")
+    if v["privacy_url"] is not None:
+        privacy = urlsplit(v["privacy_url"])
+        _check("site.privacy_url", privacy.scheme in ("http", "https") and bool(privacy.netloc),
+               "must be an absolute http(s) URL of the privacy policy")
     return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
-                        language=v["language"])
+                        language=v["language"], privacy_url=v["privacy_url"])
 
 
 def _build_feeds(v: dict[str, Any]) -> FeedSettings:
@@ -552,7 +575,8 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
                         hard_bounce_limit=v["hard_bounce_limit"], retries=v["retries"],
                         retry_delay=_convert("mail.retry_delay", v["retry_delay"], parse_duration),
                         return_path=return_path,
-                        complaint_senders=tuple(sender.lower() for sender in v["complaint_senders"]))
+                        complaint_senders=tuple(sender.lower() for sender in v["complaint_senders"]),
+                        welcome=v["welcome"])
 
 
 def _is_mailbox(value: str) -> bool:
@@ -671,10 +695,27 @@ def _build_digests(raw: Any, timezone: ZoneInfo) -> tuple[EditionSettings, ...]:
             CronTrigger.from_crontab(v["schedule"], timezone=timezone)
         except ValueError as exc:
             raise ConfigError(f"{where}.schedule", f'"{v["schedule"]}" is not a cron expression ({exc})') from None
-        window = v["window"] or _DEFAULT_EDITIONS.get(name, {}).get("window", "24h")
+        defaults: Mapping[str, Any] = _DEFAULT_EDITIONS.get(name, {})
+        window = v["window"] or defaults.get("window", "24h")
+        _check(f"{where}.ads", v["ad"] is None or v["ads"] is None, "give `ad` only (`ads` is its old name)")
         _check(f"{where}.max_articles", 1 <= v["max_articles"] <= 200, "must be between 1 and 200")
         _check(f"{where}.most_viewed", 0 <= v["most_viewed"] <= 50, "must be between 0 and 50")
         out.append(EditionSettings(name=name, schedule=v["schedule"],
                                    window=_convert(f"{where}.window", window, parse_duration),
-                                   max_articles=v["max_articles"], most_viewed=v["most_viewed"], has_ads=v["ads"]))
+                                   max_articles=v["max_articles"], most_viewed=v["most_viewed"],
+                                   has_ads=bool(v["ad"] if v["ad"] is not None else v["ads"]),
+                                   label=_words(f"{where}.label", v["label"] or defaults.get("label") or name),
+                                   description=_words(f"{where}.description",
+                                                      v["description"] or defaults.get("description") or "")))
     return tuple(out)
+
+
+def _words(key: str, value: str | Mapping[str, Any]) -> Mapping[str, str]:
+    """A text readers see: one string for every language, or a table of them (`{ko = "…", en = "…"}`)."""
+    if isinstance(value, str):
+        return {language: value.strip() for language in LANGUAGES} if value.strip() else {}
+    unknown = [language for language in value if language not in LANGUAGES]
+    _check(f"{key}.{unknown[0] if unknown else ''}", not unknown, f"not a language of the site ({', '.join(LANGUAGES)})")
+    for language, text in value.items():
+        _check(f"{key}.{language}", isinstance(text, str) and bool(text.strip()), "must be a non-empty string")
+    return {language: text.strip() for language, text in value.items()}

@@ -19,7 +19,7 @@ from feeds.settings import Settings
 
 from .bounces import apply_event, parse_webhook
 from .deliveries import DeliveryStore, EditionStats
-from .errors import SubscriberError
+from .errors import DeliveryError, RateLimited, SubscriberError
 from .subscribers import Subscriber, SubscriberStore
 from .tokens import Tokens
 
@@ -30,12 +30,13 @@ class SubscriberOut(BaseModel):
     name: str | None
     status: str
     categories: list[str]
-    frequency: str
+    editions: list[str]
     timezone: str | None
     language: str | None
     confirmed_at: datetime | None
     paused_at: datetime | None
     unsubscribed_at: datetime | None
+    ad_consent_at: datetime | None = Field(description="advertising consent given or last re-confirmed; null: none")
 
 
 class SubscriberPage(BaseModel):
@@ -47,8 +48,12 @@ class NewSubscriber(BaseModel):
     email: str = Field(max_length=320)
     name: str | None = Field(default=None, max_length=100)
     categories: list[str] = Field(default_factory=list, description="category slugs; empty means all")
-    frequency: Literal["daily", "weekly"] = "daily"
-    confirmed: bool = Field(default=False, description="consent was obtained elsewhere (recorded as given by an admin)")
+    editions: list[str] = Field(default_factory=list, max_length=50,
+                                description="edition names; empty means the first configured")
+    frequency: str | None = Field(default=None, max_length=64,
+                                  description="deprecated: the name before `editions` (one edition)")
+    confirmed: bool = Field(default=False, description="consent was obtained elsewhere (recorded as given by an admin); "
+                                                       "otherwise the subscriber is pending and gets the confirmation mail")
 
 
 class AddResult(BaseModel):
@@ -58,11 +63,14 @@ class AddResult(BaseModel):
 
 def _out(s: Subscriber) -> SubscriberOut:
     return SubscriberOut(id=s.id, email=s.email, name=s.name, status=s.status, categories=list(s.categories),
-                         frequency=s.frequency, timezone=s.timezone, language=s.language, confirmed_at=s.confirmed_at,
-                         paused_at=s.paused_at, unsubscribed_at=s.unsubscribed_at)
+                         editions=list(s.editions), timezone=s.timezone, language=s.language,
+                         confirmed_at=s.confirmed_at, paused_at=s.paused_at, unsubscribed_at=s.unsubscribed_at,
+                         ad_consent_at=s.ad_consent_at)
 
 
-def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datetime]) -> APIRouter:
+def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datetime],
+           invite: Callable[[Subscriber], object] = lambda subscriber: None) -> APIRouter:
+    """`invite`: sends a pending subscriber their confirmation mail (raises RateLimited or DeliveryError)."""
     api = admin_router(settings, "/api/subscribers", "subscribers")
     known = [c.slug for c in settings.categories]
 
@@ -74,25 +82,41 @@ def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datet
 
     @api.get("", response_model=SubscriberPage, summary="Subscribers, oldest first")
     def list_subscribers(status: Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"] | None = None,
+                         edition: Annotated[str | None, Query(max_length=64)] = None,
+                         category: Annotated[str | None, Query(max_length=64)] = None,
+                         search: Annotated[str | None, Query(max_length=320)] = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                          offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> SubscriberPage:
-        total, rows = store.list(status=status, limit=limit, offset=offset)
+        total, rows = store.list(status=status, edition=edition, category=category, search=search, limit=limit,
+                                 offset=offset)
         return SubscriberPage(total=total, subscribers=[_out(s) for s in rows])
 
     @api.post("", response_model=AddResult, status_code=201, summary="Add or update one subscriber",
-              responses=problems(409))
+              responses=problems(409, 429, 502))
     def add(body: NewSubscriber) -> AddResult:
         unknown = [c for c in body.categories if c not in known]
         if unknown:
             raise HTTPException(400, f"unknown categories: {', '.join(unknown)}; configured: {', '.join(known)}")
         try:
-            outcome, subscriber = store.add(body.email, categories=body.categories or known, frequency=body.frequency,
-                                            name=body.name, now=clock(), confirmed=body.confirmed, method="admin")
+            editions = body.editions or ([body.frequency] if body.frequency else list(store.editions[:1]))
+            outcome, subscriber = store.add(body.email, categories=body.categories or known, editions=editions,
+                                            name=body.name, now=clock(), confirmed=body.confirmed, method="admin",
+                                            consent_text="given to the newsroom, recorded by an operator (API)"
+                                            if body.confirmed else None)
         except SubscriberError as exc:
             raise HTTPException(400, str(exc)) from None
         if outcome == "suppressed" or subscriber is None:
             raise HTTPException(409, "this address unsubscribed, bounced, complained or was erased: only the person "
                                      "can subscribe it again, through the subscribe form")
+        if subscriber.status == "pending":
+            try:
+                invite(subscriber)
+            except RateLimited as exc:
+                raise HTTPException(429, f"{exc}; the confirmation mail was not sent again",
+                                    headers={"Retry-After": str(exc.retry_after)}) from None
+            except DeliveryError as exc:
+                raise HTTPException(502, f"the subscriber is pending, but the confirmation mail could not be sent: "
+                                         f"{exc}") from None
         return AddResult(outcome=outcome, subscriber=_out(subscriber))  # type: ignore[arg-type]
 
     @api.get("/{email_or_id}", summary="Everything held about one subscriber (data access request)",

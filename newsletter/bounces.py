@@ -305,19 +305,20 @@ def apply_event(event: BounceEvent, *, store: SubscriberStore, tokens: Tokens, n
     subscriber_id = event.subscriber_id
     if subscriber_id is None and event.token:
         try:
-            subscriber_id, address = tokens.subscriber_of("unsubscribe", event.token)
+            owner = tokens.subscriber_of("unsubscribe", event.token)
         except TokenError as exc:
             return "rejected", str(exc)
-        subscriber = store.get(subscriber_id, address)
+        subscriber = store.owner_of(owner)
         if subscriber is None:
-            return "unknown", f"subscriber {subscriber_id} is no longer there (erased)"
+            return "unknown", "the subscriber of that link is no longer there (erased)"
         if event.kind == "unsubscribe":
             if subscriber.status in ("confirmed", "pending"):  # like the page: a bounced address stays "bounced"
                 try:
-                    store.unsubscribe(subscriber.id, subscriber.email, now=now)
+                    store.unsubscribe(subscriber.id, subscriber.public_id, now=now)
                 except SubscriberError as exc:  # erased in between
                     return "unknown", str(exc)
-            return "applied", address
+            return "applied", subscriber.email
+        subscriber_id = subscriber.id
     if event.kind == "unsubscribe":
         return "rejected", "an unsubscribe request needs its token"
     if subscriber_id is not None:

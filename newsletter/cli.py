@@ -14,6 +14,10 @@ import click
 
 from feeds.cli import config_option, parse_at, services_of
 
+from .db import SUBSCRIBER_STATUSES
+from .errors import DeliveryError, RateLimited
+from .notices import invite
+
 @click.group("digest")
 def digest_group() -> None:
     """Digest editions."""
@@ -40,10 +44,10 @@ def _edition_run(ctx: click.Context, edition: str, at: str | None):  # type: ign
 def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None) -> None:
     """Send EDITION (e.g. daily) to its confirmed subscribers, once each.
 
-    A manual send goes to every subscriber of the edition's frequency, whatever their time zone; running it
+    A manual send goes to every subscriber of the edition, whatever their time zone; running it
     again with the same --at resumes it (nobody gets it twice)."""
     services, scheduled_at = _edition_run(ctx, edition, at)
-    total = services.subscribers.count_active(edition)
+    total = services.subscribers.count_active(edition, ads=services.settings.edition(edition).has_ads)
     if total > 20 and sys.stderr.isatty():
         started, done = time.monotonic(), [0]
 
@@ -88,27 +92,93 @@ def subscribers_group() -> None:
 @click.argument("email")
 @click.option("--name", default=None)
 @click.option("--categories", default="", help="Comma-separated category slugs (default: all).")
-@click.option("--frequency", type=click.Choice(["daily", "weekly"]), default="daily", show_default=True)
-@click.option("--confirmed", is_flag=True, help="Consent was obtained elsewhere; record it as given by an admin.")
+@click.option("--editions", default="", help="Comma-separated edition names (default: the first configured).")
+@click.option("--frequency", default=None, hidden=True, help="The old name of --editions (one edition).")
+@click.option("--confirmed", is_flag=True,
+              help="Consent was obtained elsewhere; record it as given by an admin. Without it the subscriber is "
+                   "pending and gets the confirmation mail, as from the subscribe form.")
 @config_option
 @click.pass_context
-def subscribers_add(ctx: click.Context, email: str, name: str | None, categories: str, frequency: str,
-                    confirmed: bool) -> None:
-    """Add or update one subscriber."""
+def subscribers_add(ctx: click.Context, email: str, name: str | None, categories: str, editions: str,
+                    frequency: str | None, confirmed: bool) -> None:
+    """Add or update one subscriber; unless --confirmed, mail them the confirmation link. Exit 1 if it could not
+    be sent."""
     services = services_of(ctx)
-    known = [c.slug for c in services.settings.categories]
-    chosen = [c.strip() for c in categories.split(",") if c.strip()]
+    settings = services.settings
+    known = [c.slug for c in settings.categories]
+    chosen = _listed(categories)
     unknown = [c for c in chosen if c not in known]
     if unknown:
         raise click.UsageError(f"unknown categories: {', '.join(unknown)}; configured: {', '.join(known)}")
+    configured = [e.name for e in settings.digests]
+    picked = _listed(editions) or ([frequency] if frequency else configured[:1])
+    unknown = [e for e in picked if e not in configured]
+    if unknown:
+        raise click.UsageError(f"unknown edition(s): {', '.join(unknown)}; configured: {', '.join(configured)}")
     services.prepare_database(migrate=False)
-    outcome, subscriber = services.subscribers.add(email, categories=chosen or known, frequency=frequency, name=name,
-                                                   now=services.clock(), confirmed=confirmed, method="admin")
+    outcome, subscriber = services.subscribers.add(email, categories=chosen or known, editions=picked, name=name,
+                                                   now=services.clock(), confirmed=confirmed, method="admin",
+                                                   consent_text="given to the newsroom, recorded by an operator"
+                                                   if confirmed else None)
     if outcome == "suppressed" or subscriber is None:
         raise click.ClickException(f"{email} unsubscribed, bounced, complained or was erased: only the person can "
                                    "subscribe again, through the subscribe form")
-    click.echo(f"{outcome}: {subscriber.email} ({subscriber.status}, {subscriber.frequency}, "
+    click.echo(f"{outcome}: {subscriber.email} ({subscriber.status}; editions {', '.join(subscriber.editions)}; "
                f"{', '.join(subscriber.categories)})")
+    if subscriber.status == "pending":
+        try:
+            sent = invite(services.subscribers, services.notices, subscriber, services.clock())
+        except RateLimited as exc:
+            click.echo(f"confirmation mail not sent: one went to this address less than an hour ago (again in "
+                       f"{exc.retry_after // 60 + 1} min)")
+        except DeliveryError as exc:
+            click.echo(f"gazette: the confirmation mail could not be sent: {exc}", err=True)
+            sys.exit(1)
+        else:
+            if sent:
+                click.echo(f"confirmation mail sent to {subscriber.email}: they start when they confirm")
+
+
+@subscribers_group.command("list")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), default=None)
+@click.option("--edition", default=None, help="Only readers of this edition.")
+@click.option("--category", default=None, help="Only readers of this category.")
+@click.option("--search", default=None, help="Only addresses containing this text.")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@config_option
+@click.pass_context
+def subscribers_list(ctx: click.Context, status: str | None, edition: str | None, category: str | None,
+                     search: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """List subscribers, oldest first, with their status, editions, categories and zone (times in the site's zone)."""
+    services = services_of(ctx)
+    settings = services.settings
+    if category and settings.category(category) is None:
+        raise click.UsageError(f"unknown category {category!r}; configured: "
+                               + ", ".join(c.slug for c in settings.categories))
+    services.prepare_database(migrate=False)
+    total, rows = services.subscribers.list(status=status, edition=edition, category=category, search=search,
+                                            limit=limit, offset=offset)
+    zone = settings.site.timezone
+    for s in rows:
+        since = (s.confirmed_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z") if s.confirmed_at else "-")
+        if as_json:
+            click.echo(json.dumps({"id": s.id, "email": s.email, "name": s.name, "status": s.status,
+                                   "editions": list(s.editions), "categories": list(s.categories),
+                                   "timezone": s.timezone, "language": s.language, "confirmed_at": since,
+                                   "paused": s.paused_at is not None,
+                                   "ad_consent": s.ad_consent_at is not None}, ensure_ascii=False))
+        else:
+            flags = "".join([" paused" if s.paused_at else "", " ads" if s.ad_consent_at else ""])
+            click.echo(f"{s.id}\t{s.email}\t{s.status}{flags}\t{','.join(s.editions) or '-'}\t"
+                       f"{','.join(s.categories)}\t{s.timezone or zone.key}\t{since}")
+    shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
+    click.echo(f"{total} subscriber(s), showing {shown}", err=True)
+
+
+def _listed(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 @subscribers_group.command("import")
@@ -117,7 +187,8 @@ def subscribers_add(ctx: click.Context, email: str, name: str | None, categories
 @config_option
 @click.pass_context
 def subscribers_import(ctx: click.Context, file, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
-    """Import a CSV with a header: email[,name][,categories][,frequency]."""
+    """Import a CSV with a header: email[,name][,categories][,editions] (a `frequency` column is read as the one
+    edition of that name). Without --confirmed they are pending, and get no mail from the import."""
     services = services_of(ctx)
     services.prepare_database(migrate=False)
     text = file.read()

@@ -5,7 +5,7 @@ Created by the same Alembic history as the content side (feeds/migrations), sinc
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
 from feeds.db import UTCDateTime, metadata
 
@@ -18,8 +18,8 @@ subscribers = Table(
     Column("email_hash", String(64), nullable=False, unique=True),  # identity: SHA-256 of the address in lower case
     Column("name", String(200), nullable=True),
     Column("status", String(16), nullable=False),
+    Column("public_id", String(32), nullable=False, unique=True),  # what links name the reader by: random, no address
     Column("categories", JSON, nullable=False, default=list),
-    Column("frequency", String(16), nullable=False, default="daily"),
     Column("timezone", String(64), nullable=True),
     Column("language", String(8), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
@@ -33,7 +33,33 @@ subscribers = Table(
     Column("updated_at", UTCDateTime, nullable=True),
     Column("bounces", Integer, nullable=False, default=0),  # hard bounces in a row; reset by a delivered mail
     Column("confirmation_nonce", String(32), nullable=True),  # what the current confirmation link must carry
-    Index(None, "status", "frequency"),
+    Column("ad_consent_at", UTCDateTime, nullable=True),  # advertising consent given or last re-confirmed; None: none
+    Column("ad_reconfirm_sent_at", UTCDateTime, nullable=True),  # the two-yearly question (§50⑧) last sent
+    Index(None, "status"),
+)
+
+# The editions a reader receives: any configured `[digests.<name>]`. An edition that leaves the configuration keeps
+# its rows (`gazette check` reports them) so that putting it back loses nobody.
+subscriber_editions = Table(
+    "subscriber_editions", metadata,
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("edition", String(64), primary_key=True),
+    Index(None, "edition"),
+)
+
+# Every consent given, refused or withdrawn, with the exact words the reader saw (개인정보 보호법 §22,
+# 정보통신망법 §50): kind "privacy" (collection and use of personal data, required) or "ads" (advertising, optional).
+consents = Table(
+    "consents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("method", String(16), nullable=False),  # form | import | admin | reconfirm | unsubscribe
+    Column("text", Text, nullable=False),
+    Column("ip_hash", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "subscriber_id"),
 )
 
 # Addresses that must not be mailed again without a fresh confirmation, kept as a keyed hash (not the address)

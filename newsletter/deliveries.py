@@ -58,6 +58,17 @@ class DeliveryStore:
         with self.engine.begin() as conn:
             conn.execute(update(editions).where(editions.c.id == edition_id).values(status="done", finished_at=now))
 
+    def is_under_way(self, name: str, scheduled_at: datetime) -> bool:
+        """Whether the run of `name` at `scheduled_at` finished or has delivery rows (the resume job carries it on
+        from there); a run that stopped before its first row is started again by the next scheduler tick."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(editions.c.id, editions.c.finished_at).where(
+                editions.c.name == name, editions.c.scheduled_at == scheduled_at)).first()
+            if row is None:
+                return False
+            return row.finished_at is not None or conn.execute(
+                select(deliveries.c.id).where(deliveries.c.edition_id == row.id).limit(1)).first() is not None
+
     def edition_name(self, edition_id: int) -> str:
         with self.engine.connect() as conn:
             return str(conn.execute(select(editions.c.name).where(editions.c.id == edition_id)).scalar_one())

@@ -18,8 +18,8 @@ def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Co
     s = ctx.settings
     found = ctx.subscribers.find(email)
     subscriber = found or Subscriber(id=0, email=normalise_email(email), name=None, status="confirmed",
-                                     categories=tuple(c.slug for c in s.categories), frequency=edition.name,
-                                     timezone=None, language=None, confirmed_at=None)
+                                     categories=tuple(c.slug for c in s.categories), editions=(edition.name,),
+                                     timezone=None, language=None, confirmed_at=None, public_id="preview")
     period_start = scheduled_at - edition.window
     high_waters = ctx.deliveries.high_waters([subscriber.id], exclude_edition=None) if found else {}
     [(key, group, language, zone, after)] = list(segments([subscriber], s, period_start, high_waters))

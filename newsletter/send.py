@@ -1,4 +1,4 @@
-"""Sending an edition: every active subscriber of its frequency gets at most one mail per edition.
+"""Sending an edition: every active subscriber of the edition gets at most one mail per run.
 
 The shape is listmonk's: subscribers are grouped into segments (same categories, language, time zone and
 high-water mark); each segment's mail is rendered once; N workers personalise, sign and hand the messages to
@@ -11,8 +11,8 @@ was not yet written (at most one recorder batch). The Message-ID is the same on 
 keeps two senders off the same edition; a lease held by a process of this host that died is taken over at once.
 
 Transient failures (4xx, dropped connections) are retried with doubling waits; permanent ones (5xx) are
-recorded and count as a hard bounce. Editions that carry ads are held back between 21:00 and 08:00 in the
-reader's zone and go out at 08:00. A later run (the scheduler's resume task, or the same command again) picks
+recorded and count as a hard bounce. Editions that carry ads go only to readers who consented to advertising,
+and are held back between 21:00 and 08:00 in the reader's zone and go out at 08:00. A later run (the scheduler's resume task, or the same command again) picks
 up anything held, retrying or interrupted.
 """
 
@@ -43,6 +43,7 @@ from .signing import DkimSigner
 from .subscribers import Subscriber, SubscriberStore
 from .tokens import Tokens
 from .transport import Transport
+from .timing import zone_of, zones_firing
 from .verp import TagCodec
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Context:
     sleep: Callable[[float], None] = time.sleep
     progress: Callable[[str], None] = lambda outcome: None
     holder: str = field(default_factory=holder_id)
+    archive_urls: dict[int, str] = field(default_factory=dict)  # segment id -> its "view in browser" link
 
 
 def is_quiet_hour(moment: datetime, zone: tzinfo) -> bool:
@@ -124,45 +126,32 @@ def segment_key(subscriber: Subscriber, zone_name: str, after: datetime) -> str:
 
 
 def home_zone(subscriber: Subscriber, site_zone: ZoneInfo) -> ZoneInfo:
-    if subscriber.timezone:
-        try:
-            return ZoneInfo(subscriber.timezone)
-        except (KeyError, ValueError):
-            pass
-    return site_zone
+    return zone_of(subscriber.timezone, site_zone)
 
 
-def fires_at(edition: EditionSettings, zone: ZoneInfo, at: datetime) -> bool:
-    """Whether the edition's schedule, read in `zone`, fires at the instant `at`."""
-    fire = edition.trigger(zone).get_next_fire_time(None, at - timedelta(microseconds=1))
-    return fire is not None and fire == at
+def recipients_of(edition: EditionSettings, scheduled_at: datetime, ctx: Context, *, everyone: bool,
+                  edition_id: int | None = None) -> list[Subscriber]:
+    """The edition's readers for the run at `scheduled_at`: those whose own wall clock says it is the edition's time
+    (07:00 in Seoul and 07:00 in Kolkata are two runs), everyone for a manual send; and whoever the run already
+    has a delivery row for, so a resumed run keeps its readers even if they changed zone since."""
+    zones = None
+    if not everyone:
+        zones = zones_firing(edition.schedule, ctx.subscribers.zones(), ctx.settings.site.timezone, scheduled_at)
+    return ctx.subscribers.confirmed(edition.name, ads=edition.has_ads, zones=zones, edition_id=edition_id)
 
 
 def send_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Context, everyone: bool = False,
                  dry_run: bool = False) -> SendReport:
-    """Send (or resume) the edition of `scheduled_at`.
-
-    A scheduled run goes to the subscribers whose own time zone's schedule fires at that instant (07:00 in
-    Seoul and 07:00 in London are two runs); `everyone` (a manual send) ignores their zones.
-    """
-    site_zone = ctx.settings.site.timezone
+    """Send (or resume) the edition of `scheduled_at`, to `recipients_of` it."""
     period_start = scheduled_at - edition.window
-    zone_fires: dict[str, bool] = {}
-
-    def belongs(r: Subscriber) -> bool:
-        zone = home_zone(r, site_zone)
-        if zone.key not in zone_fires:
-            zone_fires[zone.key] = fires_at(edition, zone, scheduled_at)
-        return zone_fires[zone.key]
-
     if dry_run:
         from .preview import dry_run as count_only
 
-        recipients = [r for r in ctx.subscribers.confirmed(edition.name) if everyone or belongs(r)]
-        return count_only(edition, scheduled_at, period_start, recipients, ctx)
+        return count_only(edition, scheduled_at, period_start, recipients_of(edition, scheduled_at, ctx,
+                                                                             everyone=everyone), ctx)
     edition_id = ctx.deliveries.open_edition(edition.name, scheduled_at, period_start, ctx.clock())
-    started = ctx.deliveries.states(edition_id)  # whoever this edition already has a row for stays in it
-    recipients = [r for r in ctx.subscribers.confirmed(edition.name) if everyone or r.id in started or belongs(r)]
+    started = ctx.deliveries.states(edition_id)
+    recipients = recipients_of(edition, scheduled_at, ctx, everyone=everyone, edition_id=edition_id)
     lease = Lease(ctx.deliveries.engine, f"edition:{edition_id}", ctx.holder, EDITION_LEASE_TTL, ctx.clock)
     if not lease.acquire():
         return SendReport(edition.name, edition_id, scheduled_at, len(recipients), 0, 0, 0, 0, False, is_busy=True)
@@ -447,13 +436,13 @@ def job_of(subscriber: Subscriber, edition_id: int, segment_id: int, template: M
     base = ctx.settings.site.base_url
     tokens = ctx.tokens
     tag = ctx.tags.digest(edition_id, subscriber.id)
-    # The archive page shows the reader's own links, so their preferences token is what opens it: one token less
-    # to sign per message.
-    preferences = tokens.for_subscriber("preferences", subscriber.id, subscriber.email)
+    if segment_id not in ctx.archive_urls:  # one archive link per segment: it names no reader
+        ctx.archive_urls[segment_id] = f"{base}/archive/{edition_id}/{tokens.for_archive(edition_id, segment_id)}"
     recipient = Recipient(
         email=subscriber.email, name=subscriber.name, message_id=message_id(template.domain, tag),
-        unsubscribe_url=f"{base}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.id, subscriber.email)}",
-        preferences_url=f"{base}/preferences/{preferences}", archive_url=f"{base}/archive/{edition_id}/{preferences}")
+        unsubscribe_url=f"{base}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.public_id)}",
+        preferences_url=f"{base}/preferences/{tokens.for_subscriber('preferences', subscriber.public_id)}",
+        archive_url=ctx.archive_urls[segment_id])
     return Job(subscriber.id, subscriber.email, template, recipient, attempts, ctx.tags.envelope_from(tag))
 
 

@@ -35,7 +35,8 @@ from .signing import DkimSigner
 from .subscribers import SubscriberStore, normalise_email
 from .transport import Transport
 from .verp import TagCodec
-from .web import send_one, with_form
+from .notices import send_one
+from .web import with_form
 
 log = logging.getLogger(__name__)
 

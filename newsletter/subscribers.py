@@ -25,10 +25,9 @@ from sqlalchemy.exc import IntegrityError
 
 from feeds.db import is_storable_id
 
-from .db import deliveries, subscribers, suppressions
+from .db import consents, deliveries, subscriber_editions, subscribers, suppressions
 from .errors import LinkUsed, RateLimited, SubscriberError
 
-FREQUENCIES = ("daily", "weekly")
 CONSENT_METHODS = ("form", "import", "admin")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 CONFIRMATION_INTERVAL = timedelta(hours=1)
@@ -41,12 +40,14 @@ class Subscriber:
     name: str | None
     status: str
     categories: tuple[str, ...]
-    frequency: str
+    editions: tuple[str, ...]
     timezone: str | None
     language: str | None
     confirmed_at: datetime | None
+    public_id: str = ""
     paused_at: datetime | None = None
     unsubscribed_at: datetime | None = None
+    ad_consent_at: datetime | None = None  # advertising consent given or last re-confirmed; None: not given
 
     @property
     def is_active(self) -> bool:
@@ -58,10 +59,32 @@ class Choices:
     """What a reader picked on the subscribe or preferences form."""
 
     categories: tuple[str, ...]
-    frequency: str
+    editions: tuple[str, ...]
     name: str | None = None
     language: str | None = None
     timezone: str | None = None
+    ads: bool | None = None  # the advertising-consent box: ticked, unticked, or not on the form (None: unchanged)
+
+
+@dataclass(frozen=True)
+class Consent:
+    """What a reader agreed to and the exact words they saw: the required notice on the collection and use of
+    personal data, and the optional advertising consent (ticked or not)."""
+
+    privacy_text: str
+    ads_text: str
+    method: str = "form"
+    ip_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkOwner:
+    """Whom a link names: the opaque id of links made since migration 0011, or the id and address that older links
+    carry (accepted until they expire)."""
+
+    public_id: str | None = None
+    subscriber_id: int | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,36 +131,63 @@ def email_hash(address: str) -> str:
     return hashlib.sha256(address.lower().encode()).hexdigest()
 
 
+def new_public_id() -> str:
+    """The id links name a reader by: random, so a link tells nothing about whom it belongs to."""
+    return secrets.token_urlsafe(16)
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    """What a consent change did: `ads` "granted" | "withdrawn" | None (unchanged), for the notice mail (§50⑦)."""
+
+    subscriber: Subscriber
+    ads: str | None
+
+
 class SubscriberStore:
-    def __init__(self, engine: Engine) -> None:
+    """Subscribers and their choices. `editions` are the configured edition names: a reader may choose any of them,
+    and nothing else (an edition that leaves the configuration keeps its readers' rows; `gazette check` says so)."""
+
+    def __init__(self, engine: Engine, editions: Sequence[str] = ("daily", "weekly")) -> None:
         self.engine = engine
+        self.editions = tuple(editions)
+
+    def check_editions(self, chosen: Sequence[str]) -> tuple[str, ...]:
+        unknown = [e for e in chosen if e not in self.editions]
+        if unknown:
+            raise SubscriberError(f"unknown edition(s) {', '.join(map(repr, unknown))}; configured: "
+                                  + ", ".join(self.editions))
+        if not chosen:
+            raise SubscriberError("choose at least one edition")
+        return tuple(dict.fromkeys(chosen))
 
     # --- admin and import -----------------------------------------------------------------------------
 
-    def add(self, email: str, *, categories: Sequence[str], frequency: str, now: datetime, name: str | None = None,
-            confirmed: bool, method: str, consent_text: str | None = None,
+    def add(self, email: str, *, categories: Sequence[str], editions: Sequence[str], now: datetime,
+            name: str | None = None, confirmed: bool, method: str, consent_text: str | None = None,
             language: str | None = None) -> tuple[str, Subscriber | None]:
         """Add or update one subscriber. Returns ("added" | "updated" | "suppressed", subscriber).
 
-        A suppressed address is left as it is (the subscriber is None when only its hash is left).
+        A suppressed address is left as it is (the subscriber is None when only its hash is left). Advertising
+        consent is never given this way: only the reader gives it, on the form.
         """
         address = normalise_email(email)
-        _check_choices(frequency)
+        chosen = self.check_editions(editions)
         if method not in CONSENT_METHODS:
             raise SubscriberError(f"consent method {method!r} is not one of {', '.join(CONSENT_METHODS)}")
         key = email_hash(address)
         with self.engine.begin() as conn:
             row = conn.execute(select(subscribers).where(subscribers.c.email_hash == key)).first()
             if row is not None and row.status in SUPPRESSED:
-                return "suppressed", _subscriber(row)
+                return "suppressed", _load(conn, row)
             if row is None and conn.execute(select(suppressions.c.reason).where(
                     suppressions.c.email_hash == key)).first() is not None:
                 return "suppressed", None
-            values = {"name": name, "categories": list(categories), "frequency": frequency, "language": language,
-                      "updated_at": now}
+            values = {"name": name, "categories": list(categories), "language": language, "updated_at": now}
             if row is None:
                 new_id = conn.execute(subscribers.insert().values(
-                    email=address, email_hash=key, status="confirmed" if confirmed else "pending", created_at=now,
+                    email=address, email_hash=key, public_id=new_public_id(),
+                    status="confirmed" if confirmed else "pending", created_at=now,
                     confirmed_at=now if confirmed else None, consent_method=method, consent_text=consent_text,
                     bounces=0, **values)).inserted_primary_key[0]
                 outcome = "added"
@@ -147,13 +197,17 @@ class SubscriberStore:
                     values.update(status="confirmed", confirmed_at=now, consent_method=method, consent_text=consent_text)
                 conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
                 outcome = "updated"
+            _set_editions(conn, new_id, chosen)
+            if confirmed and consent_text and (row is None or row.status == "pending"):
+                _record_consent(conn, new_id, "privacy", True, method, consent_text, None, now)
             stored = conn.execute(select(subscribers).where(subscribers.c.id == new_id)).one()
-        return outcome, _subscriber(stored)
+            return outcome, _load(conn, stored)
 
     def import_csv(self, text: str, *, known_categories: Iterable[str], now: datetime, confirmed: bool,
                    consent_text: str | None = None,
                    on_row: Callable[[int], None] | None = None) -> ImportReport:
-        """CSV with a header: email[,name][,categories (space or | separated)][,frequency]."""
+        """CSV with a header: email[,name][,categories][,editions] (lists space or | separated). A `frequency`
+        column (the format before editions) is read as the one edition of that name."""
         known = set(known_categories)
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
         if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
@@ -165,12 +219,13 @@ class SubscriberStore:
             line = reader.line_num
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
             try:
-                categories = [c for c in row.get("categories", "").replace("|", " ").split() if c]
+                categories = _listed(row.get("categories", ""))
                 unknown = [c for c in categories if c not in known]
                 if unknown:
                     raise SubscriberError(f"unknown categories: {', '.join(unknown)}")
+                editions = _listed(row.get("editions", "")) or _listed(row.get("frequency", "")) or [self.editions[0]]
                 outcome, _ = self.add(row.get("email", ""), categories=categories or sorted(known),
-                                      frequency=row.get("frequency") or "daily", name=row.get("name") or None,
+                                      editions=editions, name=row.get("name") or None,
                                       now=now, confirmed=confirmed, method="import", consent_text=consent_text)
             except SubscriberError as exc:
                 invalid.append((line, str(exc)))
@@ -187,7 +242,7 @@ class SubscriberStore:
 
     # --- the reader's own path: subscribe, confirm, preferences, unsubscribe --------------------------
 
-    def request_confirmation(self, email: str, now: datetime) -> ConfirmationRequest:
+    def request_confirmation(self, email: str, now: datetime, name: str | None = None) -> ConfirmationRequest:
         """Claim the one confirmation mail an hour an address may get.
 
         "manage": the address is already subscribed, so the mail offers its preferences instead of changing them
@@ -205,8 +260,9 @@ class SubscriberStore:
                 try:
                     with conn.begin_nested():
                         conn.execute(subscribers.insert().values(
-                            email=address, email_hash=key, status="pending", categories=[], frequency="daily",
-                            created_at=now, consent_method="form", bounces=0, updated_at=now))
+                            email=address, email_hash=key, public_id=new_public_id(), status="pending",
+                            categories=[], created_at=now, consent_method="form", bounces=0, updated_at=now,
+                            name=name))
                 except IntegrityError:  # the same address, in another request, a moment ago
                     is_new = False
             claimed = conn.execute(update(subscribers).where(
@@ -220,10 +276,13 @@ class SubscriberStore:
                 raise RateLimited(f"a mail was sent to {address} less than an hour ago",
                                   retry_after=max(1, int(wait.total_seconds())))
             if stored.status == "confirmed":
-                return ConfirmationRequest("manage", _subscriber(stored), None, is_new)
+                return ConfirmationRequest("manage", _load(conn, stored), None, is_new)
             nonce = secrets.token_urlsafe(12)
-            conn.execute(update(subscribers).where(subscribers.c.id == stored.id).values(confirmation_nonce=nonce))
-        return ConfirmationRequest("confirm", _subscriber(stored), nonce, is_new)
+            values: dict[str, Any] = {"confirmation_nonce": nonce}
+            if name and stored.status == "pending":
+                values["name"] = name  # kept here, not in the link: a link carries no personal data
+            conn.execute(update(subscribers).where(subscribers.c.id == stored.id).values(**values))
+            return ConfirmationRequest("confirm", _load(conn, stored), nonce, is_new)
 
     def release_confirmation(self, subscriber_id: int, *, forget: bool = False) -> None:
         """The mail could not be sent: give the hour's slot back; with `forget`, delete the pending row the request
@@ -236,20 +295,21 @@ class SubscriberStore:
             conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
                          .values(confirmation_sent_at=None, confirmation_nonce=None))
 
-    def confirm(self, subscriber_id: int, email: str, choices: Choices, *, nonce: str | None, now: datetime,
-                ip_hash: str | None, consent_text: str) -> Subscriber:
-        """Activate with the choices carried by the confirmation link; records consent.
+    def confirm(self, subscriber_id: int, public_id: str, choices: Choices, *, nonce: str | None, now: datetime,
+                consent: Consent) -> Subscriber:
+        """Activate with the choices carried by the confirmation link; records both consents (the required one, and
+        advertising given or refused) with the words shown.
 
         The link's `nonce` must be the one stored by the latest request, and confirming uses it up: a link that
         was used, replaced by a newer one or followed by an unsubscribe raises SubscriberError("used"), so an old
         mail can never bring back an address that asked to stop. A link made before nonces existed (None) still
         confirms a pending subscriber, and nothing else. Confirming twice in a row is harmless.
         """
-        _check_choices(choices.frequency)
+        chosen = self.check_editions(choices.editions)
         with self.engine.begin() as conn:
-            row = self._row(conn, subscriber_id, email)
+            row = self._row(conn, subscriber_id, public_id)
             if row.status == "confirmed" and row.confirmation_nonce is None:
-                return _subscriber(row)
+                return _load(conn, row)
             if nonce is None:
                 is_valid = row.status == "pending" and row.confirmation_nonce is None
             else:
@@ -257,48 +317,109 @@ class SubscriberStore:
             if not is_valid:
                 raise LinkUsed(f"this confirmation link of subscriber {subscriber_id} was used or replaced")
             conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
-                status="confirmed", categories=list(choices.categories), frequency=choices.frequency,
-                name=choices.name, language=choices.language, timezone=choices.timezone, confirmed_at=now,
-                unsubscribed_at=None, paused_at=None, bounces=0, consent_method="form", consent_text=consent_text,
-                consent_ip_hash=ip_hash, confirmation_nonce=None, updated_at=now))
+                status="confirmed", categories=list(choices.categories), name=choices.name or row.name,
+                language=choices.language, timezone=choices.timezone, confirmed_at=now,
+                unsubscribed_at=None, paused_at=None, bounces=0, consent_method=consent.method,
+                consent_text=consent.privacy_text, consent_ip_hash=consent.ip_hash, confirmation_nonce=None,
+                ad_consent_at=now if choices.ads else None, ad_reconfirm_sent_at=None, updated_at=now))
+            _set_editions(conn, row.id, chosen)
+            _record_consent(conn, row.id, "privacy", True, consent.method, consent.privacy_text, consent.ip_hash, now)
+            _record_consent(conn, row.id, "ads", bool(choices.ads), consent.method, consent.ads_text, consent.ip_hash,
+                            now)
             conn.execute(delete(suppressions).where(suppressions.c.email_hash == row.email_hash))
-            return _subscriber(self._row(conn, subscriber_id, email))
+            return _load(conn, self._row(conn, subscriber_id, public_id))
 
-    def update_preferences(self, subscriber_id: int, email: str, choices: Choices, *, is_paused: bool,
-                           now: datetime) -> Subscriber:
-        _check_choices(choices.frequency)
+    def update_preferences(self, subscriber_id: int, public_id: str, choices: Choices, *, is_paused: bool,
+                           now: datetime, consent: Consent | None = None) -> ConsentChange:
+        """Save the preferences form. When the advertising box changed, the change is recorded (with `consent`'s
+        words) and reported, so that the reader is told the result (정보통신망법 §50⑦)."""
+        chosen = self.check_editions(choices.editions)
         if not choices.categories:
             raise SubscriberError("choose at least one category")
         with self.engine.begin() as conn:
-            row = self._row(conn, subscriber_id, email)
+            row = self._row(conn, subscriber_id, public_id)
             paused_at = (row.paused_at or now) if is_paused else None
-            conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
-                categories=list(choices.categories), frequency=choices.frequency, timezone=choices.timezone,
-                language=choices.language or row.language, paused_at=paused_at, updated_at=now))
-            return _subscriber(self._row(conn, subscriber_id, email))
+            values: dict[str, Any] = {"categories": list(choices.categories), "timezone": choices.timezone,
+                                      "language": choices.language or row.language, "paused_at": paused_at,
+                                      "updated_at": now}
+            ads = None
+            if choices.ads is not None and choices.ads != (row.ad_consent_at is not None):
+                ads = "granted" if choices.ads else "withdrawn"
+                values.update(ad_consent_at=now if choices.ads else None, ad_reconfirm_sent_at=None)
+                _record_consent(conn, row.id, "ads", choices.ads, "form", consent.ads_text if consent else "",
+                                consent.ip_hash if consent else None, now)
+            conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(**values))
+            _set_editions(conn, row.id, chosen)
+            return ConsentChange(_load(conn, self._row(conn, subscriber_id, public_id)), ads)
 
-    def unsubscribe(self, subscriber_id: int, email: str, *, now: datetime, reason: str = "unsubscribed") -> Subscriber:
-        """Stop all mail at once. Idempotent: the first time is the one recorded."""
+    def unsubscribe(self, subscriber_id: int, public_id: str, *, now: datetime,
+                    reason: str = "unsubscribed") -> ConsentChange:
+        """Stop all mail at once, advertising consent included. Idempotent: the first time is the one recorded."""
         if reason not in SUPPRESSED:
             raise ValueError(reason)
         with self.engine.begin() as conn:
-            row = self._row(conn, subscriber_id, email)
+            row = self._row(conn, subscriber_id, public_id)
+            ads = None
             if row.status != reason or row.confirmation_nonce is not None:
                 conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
-                    status=reason, unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None, updated_at=now))
+                    status=reason, unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None,
+                    ad_consent_at=None, updated_at=now))
+            if row.ad_consent_at is not None:
+                ads = "withdrawn"
+                _record_consent(conn, row.id, "ads", False, reason, "", None, now)
             self._suppress(conn, row.email, reason, now)
-            return _subscriber(self._row(conn, subscriber_id, email))
+            return ConsentChange(_load(conn, self._row(conn, subscriber_id, public_id)), ads)
 
-    def resubscribe(self, subscriber_id: int, email: str, *, now: datetime, ip_hash: str | None,
-                    consent_text: str) -> Subscriber:
-        """Back in, from a link only the address's owner received: that link is the confirmation."""
+    def resubscribe(self, subscriber_id: int, public_id: str, *, now: datetime, consent: Consent) -> Subscriber:
+        """Back in, from a link only the address's owner received: that link is the confirmation. Advertising
+        consent is not brought back: the reader gives it again on the preferences page if they wish."""
         with self.engine.begin() as conn:
-            row = self._row(conn, subscriber_id, email)
+            row = self._row(conn, subscriber_id, public_id)
             conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
                 status="confirmed", confirmed_at=now, unsubscribed_at=None, paused_at=None, bounces=0,
-                consent_method="form", consent_text=consent_text, consent_ip_hash=ip_hash, updated_at=now))
+                consent_method=consent.method, consent_text=consent.privacy_text, consent_ip_hash=consent.ip_hash,
+                updated_at=now))
+            _record_consent(conn, row.id, "privacy", True, consent.method, consent.privacy_text, consent.ip_hash, now)
             conn.execute(delete(suppressions).where(suppressions.c.email_hash == row.email_hash))
-            return _subscriber(self._row(conn, subscriber_id, email))
+            return _load(conn, self._row(conn, subscriber_id, public_id))
+
+    # --- advertising consent, asked again every two years (정보통신망법 §50⑧, 시행령 §62-3) ---------------
+
+    def due_for_reconfirmation(self, now: datetime, every: timedelta, limit: int = 500) -> list[Subscriber]:
+        """Readers whose advertising consent (given or last re-confirmed) is `every` old, not yet asked this period."""
+        due = now - every
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(subscribers).where(
+                subscribers.c.status == "confirmed", subscribers.c.ad_consent_at.is_not(None),
+                subscribers.c.ad_consent_at <= due,
+                or_(subscribers.c.ad_reconfirm_sent_at.is_(None),
+                    subscribers.c.ad_reconfirm_sent_at < subscribers.c.ad_consent_at))
+                .order_by(subscribers.c.id).limit(limit)).all()
+            return [_load(conn, row) for row in rows]
+
+    def mark_reconfirmation_sent(self, subscriber_id: int, now: datetime, text: str) -> None:
+        """The question went out: recorded (it is the outcome the law asks to keep), never asked twice a period."""
+        with self.engine.begin() as conn:
+            conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+                         .values(ad_reconfirm_sent_at=now))
+            _record_consent(conn, subscriber_id, "ads-check", True, "reconfirm", text, None, now)
+
+    def keep_ads(self, subscriber_id: int, public_id: str, *, now: datetime, text: str,
+                 ip_hash: str | None) -> Subscriber:
+        """The reader answered the two-yearly question: keep advertising consent; the next question is in two years."""
+        with self.engine.begin() as conn:
+            row = self._row(conn, subscriber_id, public_id)
+            if row.ad_consent_at is not None:
+                conn.execute(update(subscribers).where(subscribers.c.id == row.id)
+                             .values(ad_consent_at=now, updated_at=now))
+                _record_consent(conn, row.id, "ads", True, "reconfirm", text, ip_hash, now)
+            return _load(conn, self._row(conn, subscriber_id, public_id))
+
+    def consents(self, subscriber_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(consents).where(consents.c.subscriber_id == subscriber_id)
+                                .order_by(consents.c.id)).all()
+        return [{k: _plain(v) for k, v in r._mapping.items() if k != "subscriber_id"} for r in rows]
 
     def record_bounce(self, email: str, *, kind: str, now: datetime, hard_bounce_limit: int = 3) -> Subscriber | None:
         """A bounce or complaint about an address, from a source that vouches for it (our own SMTP session, a
@@ -326,7 +447,7 @@ class SubscriberStore:
             if kind == "complaint":
                 conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
                     status="complained", unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None,
-                    updated_at=now))
+                    ad_consent_at=None, updated_at=now))
                 self._suppress(conn, row.email, "complained", now)
             elif kind == "hard":
                 bounces = (row.bounces or 0) + 1
@@ -335,7 +456,7 @@ class SubscriberStore:
                     values.update(status="bounced", unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None)
                     self._suppress(conn, row.email, "bounced", now)
                 conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(**values))
-            return _subscriber(conn.execute(select(subscribers).where(subscribers.c.id == row.id)).one())
+            return _load(conn, conn.execute(select(subscribers).where(subscribers.c.id == row.id)).one())
 
     def reset_bounces(self, subscriber_ids: Sequence[int]) -> None:
         """A delivered mail ends a run of hard bounces."""
@@ -346,15 +467,28 @@ class SubscriberStore:
 
     # --- reading, export, erasure -------------------------------------------------------------------
 
-    def get(self, subscriber_id: int, email: str | None = None) -> Subscriber | None:
-        """By id; with `email`, only if the address still matches (links die when an address is erased)."""
+    def get(self, subscriber_id: int, public_id: str | None = None) -> Subscriber | None:
+        """By id; with `public_id`, only if it still matches (links die when an address is erased)."""
         if not is_storable_id(subscriber_id):
             return None
         with self.engine.connect() as conn:
             row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
-        if row is None or (email is not None and row.email != email):
-            return None
-        return _subscriber(row)
+            if row is None or (public_id is not None and row.public_id != public_id):
+                return None
+            return _load(conn, row)
+
+    def owner_of(self, link: LinkOwner) -> Subscriber | None:
+        """The subscriber a link names, if they are still there (an erased and re-added address is someone new)."""
+        with self.engine.connect() as conn:
+            if link.public_id is not None:
+                row = conn.execute(select(subscribers).where(subscribers.c.public_id == link.public_id)).first()
+            elif link.subscriber_id is not None and is_storable_id(link.subscriber_id):
+                row = conn.execute(select(subscribers).where(subscribers.c.id == link.subscriber_id)).first()
+                if row is not None and row.email != link.email:
+                    row = None
+            else:
+                row = None
+            return _load(conn, row) if row is not None else None
 
     def find(self, email_or_id: str) -> Subscriber | None:
         """By id (digits) or by address, in any letter case; None for anything else."""
@@ -369,22 +503,33 @@ class SubscriberStore:
                 return None
         with self.engine.connect() as conn:
             row = conn.execute(select(subscribers).where(which)).first()
-        return _subscriber(row) if row is not None else None
+            return _load(conn, row) if row is not None else None
 
     def is_suppressed(self, email: str) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(suppressions.c.reason).where(
                 suppressions.c.email_hash == email_hash(normalise_email(email)))).first() is not None
 
-    def list(self, *, status: str | None = None, limit: int = 100, offset: int = 0) -> tuple[int, list[Subscriber]]:
-        query = select(subscribers)
-        count = select(func.count()).select_from(subscribers)
+    def list(self, *, status: str | None = None, edition: str | None = None, category: str | None = None,
+             search: str | None = None, limit: int = 100, offset: int = 0) -> tuple[int, list[Subscriber]]:
+        """A page of subscribers, filtered by status, edition, category and a part of the address."""
+        where: list[Any] = []
         if status:
-            query, count = query.where(subscribers.c.status == status), count.where(subscribers.c.status == status)
+            where.append(subscribers.c.status == status)
+        if edition:
+            where.append(select(subscriber_editions.c.edition).where(
+                subscriber_editions.c.subscriber_id == subscribers.c.id,
+                subscriber_editions.c.edition == edition).exists())
+        if search:
+            where.append(func.lower(subscribers.c.email).contains(search.lower(), autoescape=True))
+        query = select(subscribers).where(*where)
         with self.engine.connect() as conn:
-            total = conn.execute(count).scalar_one()
-            rows = conn.execute(query.order_by(subscribers.c.id).limit(limit).offset(offset))
-            return total, [_subscriber(r) for r in rows]
+            if category:  # a JSON list: filtered here, the same on SQLite and PostgreSQL
+                rows = [r for r in conn.execute(query.order_by(subscribers.c.id)) if category in (r.categories or ())]
+                return len(rows), [_load(conn, r) for r in rows[offset:offset + limit]]
+            total = conn.execute(select(func.count()).select_from(subscribers).where(*where)).scalar_one()
+            rows = conn.execute(query.order_by(subscribers.c.id).limit(limit).offset(offset)).all()
+            return total, _load_many(conn, rows)
 
     def export(self, subscriber_id: int) -> dict[str, Any] | None:
         """Everything held about one subscriber, for a data-access request."""
@@ -395,7 +540,10 @@ class SubscriberStore:
             sent = conn.execute(select(deliveries.c.edition_id, deliveries.c.status, deliveries.c.sent_at,
                                        deliveries.c.articles)
                                 .where(deliveries.c.subscriber_id == subscriber_id).order_by(deliveries.c.id)).all()
+            editions = list(_load(conn, row).editions)
         record = {key: _plain(value) for key, value in row._mapping.items()}
+        record["editions"] = editions
+        record["consents"] = self.consents(subscriber_id)
         record["deliveries"] = [{"edition_id": d.edition_id, "status": d.status, "sent_at": _plain(d.sent_at),
                                  "articles": d.articles} for d in sent]
         return record
@@ -406,30 +554,64 @@ class SubscriberStore:
             row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
             if row is None:
                 return False
-            conn.execute(delete(deliveries).where(deliveries.c.subscriber_id == subscriber_id))
+            for table in (deliveries, subscriber_editions, consents):
+                conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
             conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
             self._suppress(conn, row.email, row.status if row.status in SUPPRESSED else "erased", now)
         return True
 
-    def count_active(self, frequency: str) -> int:
-        """How many `confirmed(frequency)` would return, without loading them."""
+    def count_active(self, edition: str, *, ads: bool = False) -> int:
+        """How many `confirmed(edition)` would return, without loading them."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(subscribers).where(*_receiving(frequency))).scalar_one()
+            return conn.execute(select(func.count()).select_from(subscribers)
+                                .where(*_receiving(edition, ads))).scalar_one()
 
-    def confirmed(self, frequency: str) -> list[Subscriber]:
-        """Who gets this frequency's digest: confirmed, not paused, and not on the suppression list (checked here
-        too, so that no send can reach an address that asked to stop, however its row came to say otherwise)."""
+    def confirmed(self, edition: str, *, ads: bool = False, zones: Sequence[str | None] | None = None,
+                  edition_id: int | None = None) -> list[Subscriber]:
+        """Who gets this edition: confirmed, not paused, subscribed to it, not on the suppression list (checked here
+        too, so that no send can reach an address that asked to stop, however its row came to say otherwise), and
+        for an edition with advertising (`ads`), only readers who consented to it.
+
+        `zones`: only readers whose time zone is one of these (None in it: readers who chose none), or who have a
+        delivery row in the run `edition_id` already, whatever their zone. Each comes with `editions` as this one only: a send needs
+        no more, and reading every reader's list would cost a second query over all of them."""
+        where = list(_receiving(edition, ads))
+        if zones is not None:
+            named = [z for z in zones if z is not None]
+            in_zone = [subscribers.c.timezone.in_(named)] if named else []
+            if None in zones:
+                in_zone.append(subscribers.c.timezone.is_(None))
+            if edition_id is not None:
+                in_zone.append(select(deliveries.c.id).where(deliveries.c.edition_id == edition_id,
+                                                             deliveries.c.subscriber_id == subscribers.c.id).exists())
+            where.append(or_(*in_zone) if in_zone else subscribers.c.id.is_(None))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(subscribers).where(*_receiving(frequency)).order_by(subscribers.c.id))
-            return [_subscriber(r) for r in rows]
+            rows = conn.execute(select(subscribers).where(*where).order_by(subscribers.c.id)).all()
+            return [_subscriber(r, (edition,)) for r in rows]
+
+    def zones(self) -> list[str | None]:
+        """The time zones readers chose (None: the site's), for the scheduler: a zone nobody chose costs nothing."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(subscribers.c.timezone).where(subscribers.c.status == "confirmed")
+                                     .distinct()).scalars())
+
+    def orphans(self) -> dict[str, int]:
+        """Editions that readers receive but the configuration no longer has, with how many readers each."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(subscriber_editions.c.edition, func.count())
+                                .join(subscribers, subscribers.c.id == subscriber_editions.c.subscriber_id)
+                                .where(subscribers.c.status.in_(("confirmed", "pending")),
+                                       subscriber_editions.c.edition.not_in(self.editions))
+                                .group_by(subscriber_editions.c.edition)).all()
+        return {edition: count for edition, count in rows}
 
     # --- internals ------------------------------------------------------------------------------------
 
     @staticmethod
-    def _row(conn, subscriber_id: int, email: str):  # type: ignore[no-untyped-def]
+    def _row(conn, subscriber_id: int, public_id: str):  # type: ignore[no-untyped-def]
         row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
-        if row is None or row.email != email:
-            raise SubscriberError(f"no subscriber {subscriber_id} with that address (erased?)")
+        if row is None or row.public_id != public_id:
+            raise SubscriberError(f"no subscriber {subscriber_id} with that link (erased?)")
         return row
 
     @staticmethod
@@ -441,23 +623,52 @@ class SubscriberStore:
             conn.execute(update(suppressions).where(suppressions.c.email_hash == key).values(reason=reason))
 
 
-def _receiving(frequency: str) -> tuple[Any, ...]:
+def _receiving(edition: str, ads: bool) -> tuple[Any, ...]:
     suppressed = select(suppressions.c.email_hash).where(suppressions.c.email_hash == subscribers.c.email_hash)
-    return (subscribers.c.status == "confirmed", subscribers.c.paused_at.is_(None),
-            subscribers.c.frequency == frequency, ~suppressed.exists())
+    chose = select(subscriber_editions.c.edition).where(subscriber_editions.c.subscriber_id == subscribers.c.id,
+                                                        subscriber_editions.c.edition == edition)
+    where = (subscribers.c.status == "confirmed", subscribers.c.paused_at.is_(None), chose.exists(),
+             ~suppressed.exists())
+    return (*where, subscribers.c.ad_consent_at.is_not(None)) if ads else where
 
 
-def _check_choices(frequency: str) -> None:
-    if frequency not in FREQUENCIES:
-        raise SubscriberError(f"frequency {frequency!r} is not one of {', '.join(FREQUENCIES)}")
+def _set_editions(conn, subscriber_id: int, editions: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+    conn.execute(delete(subscriber_editions).where(subscriber_editions.c.subscriber_id == subscriber_id))
+    conn.execute(subscriber_editions.insert(), [{"subscriber_id": subscriber_id, "edition": e} for e in editions])
+
+
+def _record_consent(conn, subscriber_id: int, kind: str, granted: bool, method: str, text: str,  # type: ignore[no-untyped-def]
+                    ip_hash: str | None, now: datetime) -> None:
+    conn.execute(consents.insert().values(subscriber_id=subscriber_id, kind=kind, granted=granted, method=method,
+                                          text=text, ip_hash=ip_hash, created_at=now))
+
+
+def _listed(text: str) -> list[str]:
+    return [item for item in text.replace("|", " ").replace(",", " ").split() if item]
 
 
 def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _subscriber(row) -> Subscriber:  # type: ignore[no-untyped-def]
+def _load(conn, row) -> Subscriber:  # type: ignore[no-untyped-def]
+    return _load_many(conn, [row])[0]
+
+
+def _load_many(conn, rows) -> list[Subscriber]:  # type: ignore[no-untyped-def]
+    """Subscribers with their editions (one query for the lot)."""
+    chosen: dict[int, list[str]] = {row.id: [] for row in rows}
+    if chosen:
+        for subscriber_id, edition in conn.execute(
+                select(subscriber_editions.c.subscriber_id, subscriber_editions.c.edition)
+                .where(subscriber_editions.c.subscriber_id.in_(list(chosen)))
+                .order_by(subscriber_editions.c.subscriber_id, subscriber_editions.c.edition)):
+            chosen[subscriber_id].append(edition)
+    return [_subscriber(row, tuple(chosen[row.id])) for row in rows]
+
+
+def _subscriber(row, editions: tuple[str, ...]) -> Subscriber:  # type: ignore[no-untyped-def]
     return Subscriber(id=row.id, email=row.email, name=row.name, status=row.status,
-                      categories=tuple(row.categories or ()), frequency=row.frequency, timezone=row.timezone,
-                      language=row.language, confirmed_at=row.confirmed_at, paused_at=row.paused_at,
-                      unsubscribed_at=row.unsubscribed_at)
+                      categories=tuple(row.categories or ()), editions=editions, timezone=row.timezone,
+                      language=row.language, confirmed_at=row.confirmed_at, public_id=row.public_id,
+                      paused_at=row.paused_at, unsubscribed_at=row.unsubscribed_at, ad_consent_at=row.ad_consent_at)

@@ -1,9 +1,12 @@
 """Signed tokens for the links in pages and mails, and the CSRF token of forms (itsdangerous).
 
 Each purpose has its own salt, so a token made for one purpose never opens another (an unsubscribe token is not a
-confirmation). A token names the subscriber by id *and* address: erasing and re-adding an address makes old
-links dead. Lifetimes: a confirmation link lasts two days; preference and unsubscribe links come in every mail and
-must keep working for a long time (RFC 8058 asks that a one-click link work for as long as mail may be read).
+confirmation, an archive token opens only the archive). A token names a subscriber by their random `public_id` and
+carries no address, name or other personal data (the payload of a signed token is readable by anyone who has it);
+erasing and re-adding an address makes a new id, so old links die. Links made before that (`{"s": id, "e":
+address}`) are still read until they expire. Lifetimes: a confirmation link lasts two days; preference and
+unsubscribe links come in every mail and must keep working for a long time (RFC 8058 asks that a one-click link work
+for as long as mail may be read); an archive link names a segment of an edition, not a reader.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from feeds.clock import utc_now
 
 from .errors import TokenError
+from .subscribers import LinkOwner
 
 LIFETIMES = {
     "confirm": timedelta(days=2),
     "preferences": timedelta(days=400),
     "unsubscribe": timedelta(days=400),
+    "archive": timedelta(days=400),
+    "consent": timedelta(days=60),  # the two-yearly "keep receiving advertising?" question
     "csrf": timedelta(hours=6),
 }
 
@@ -77,16 +83,31 @@ class Tokens:
             raise TokenError("invalid", purpose)
         return payload
 
-    # Subscriber links: the id and the address, nothing else.
-    def for_subscriber(self, purpose: str, subscriber_id: int, email: str) -> str:
-        return self.make(purpose, {"s": subscriber_id, "e": email})
+    # Subscriber links: the opaque id, nothing else.
+    def for_subscriber(self, purpose: str, public_id: str) -> str:
+        return self.make(purpose, {"p": public_id})
 
-    def subscriber_of(self, purpose: str, token: str) -> tuple[int, str]:
+    def subscriber_of(self, purpose: str, token: str) -> LinkOwner:
+        """Whom the link names: {"p": public id}, or {"s": id, "e": address} in links made before public ids."""
         payload = self.read(purpose, token)
+        public_id = payload.get("p")
+        if isinstance(public_id, str) and public_id:
+            return LinkOwner(public_id=public_id)
         subscriber_id, email = payload.get("s"), payload.get("e")
-        if not isinstance(subscriber_id, int) or not isinstance(email, str):
-            raise TokenError("invalid", purpose)
-        return subscriber_id, email
+        if isinstance(subscriber_id, int) and not isinstance(subscriber_id, bool) and isinstance(email, str):
+            return LinkOwner(subscriber_id=subscriber_id, email=email)
+        raise TokenError("invalid", purpose)
+
+    # The archive ("view in browser"): an edition's segment, shown without anybody's links.
+    def for_archive(self, edition_id: int, segment_id: int) -> str:
+        return self.make("archive", {"d": edition_id, "g": segment_id})
+
+    def archive_of(self, token: str) -> tuple[int, int]:
+        payload = self.read("archive", token)
+        edition_id, segment_id = payload.get("d"), payload.get("g")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (edition_id, segment_id)):
+            raise TokenError("invalid", "archive")
+        return edition_id, segment_id  # type: ignore[return-value]
 
     # CSRF, double-submit: a random value in a cookie and the same value, signed, in the form.
     @staticmethod

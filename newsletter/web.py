@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from jinja2 import Environment
 from starlette.background import BackgroundTask
@@ -27,15 +27,12 @@ from starlette.routing import Route
 
 from feeds.settings import Settings
 
-from .compose import build_message, message_id, render_notice, sender_domain, wire_address
 from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
 from .limits import RateLimiter
 from .messages import TEXT, TIMEZONES, pick_language
-from .signing import DkimSigner
-from .subscribers import FREQUENCIES, Choices, Subscriber, SubscriberStore, normalise_email
+from .notices import Notices, consent_words, has_ad_editions
+from .subscribers import Choices, Consent, LinkOwner, Subscriber, SubscriberStore, normalise_email
 from .tokens import Tokens
-from .transport import Transport
-from .verp import TagCodec
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +52,21 @@ class PageLinks:
 
 @dataclass(frozen=True)
 class ConfirmLink:
-    """What a confirmation link carries: whom, the nonce it must match, the choices made on the form."""
+    """What a confirmation link carries: whom (by opaque id), the nonce it must match, the choices made."""
 
-    subscriber_id: int
-    email: str
+    subscriber: Subscriber
     nonce: str | None
     choices: Choices
-    ip_hash: str | None
+    agreed: bool  # the required consent was given on our form; if not (an operator added them), the page asks
+
+
+ALL_ZONES = tuple(sorted(available_timezones()))  # what the time-zone field suggests; any IANA name is accepted
 
 
 def subscriber_links(settings: Settings, tokens: Tokens, subscriber: Subscriber) -> PageLinks:
     base = settings.site.base_url
-    return PageLinks(
-        preferences=f"{base}/preferences/{tokens.for_subscriber('preferences', subscriber.id, subscriber.email)}",
-        unsubscribe=f"{base}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.id, subscriber.email)}")
+    return PageLinks(preferences=f"{base}/preferences/{tokens.for_subscriber('preferences', subscriber.public_id)}",
+                     unsubscribe=f"{base}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.public_id)}")
 
 
 def ip_hash(signing_key: str, ip: str) -> str:
@@ -77,11 +75,16 @@ def ip_hash(signing_key: str, ip: str) -> str:
 
 
 def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates: Environment,
-           clock: Callable[[], datetime], transport: Callable[[], Transport], tags: TagCodec,
-           signer: DkimSigner | None = None, per_ip: RateLimiter | None = None) -> list[Route]:
+           clock: Callable[[], datetime], notices: Notices, per_ip: RateLimiter | None = None) -> list[Route]:
     categories = [{"slug": c.slug, "name": c.name} for c in settings.categories]
     known = {c.slug for c in settings.categories}
+    editions_known = [e.name for e in settings.digests]
     limiter = per_ip or RateLimiter(10, timedelta(minutes=10), clock)
+    asks_ads = has_ad_editions(settings)
+
+    def edition_choices(lang: str) -> list[dict[str, Any]]:
+        return [{"name": e.name, "label": e.label_in(lang), "description": e.description_in(lang), "ads": e.has_ads}
+                for e in settings.digests]
 
     def language_of(request: Request, subscriber: Subscriber | None = None) -> str:
         return pick_language(request.query_params.get("lang"), subscriber.language if subscriber else None,
@@ -93,7 +96,8 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         cookie = request.cookies.get(CSRF_COOKIE) or tokens.new_csrf_secret()
         html = templates.get_template(f"pages/{name}").render(
             site=settings.site, lang=lang, t=TEXT[lang], csrf=tokens.csrf_field(cookie), honeypot=HONEYPOT,
-            categories=categories, frequencies=FREQUENCIES, timezones=TIMEZONES, path=request.url.path, **context)
+            categories=categories, editions=edition_choices(lang), timezones=TIMEZONES, all_zones=ALL_ZONES,
+            asks_ads=asks_ads, path=request.url.path, **context)
         response = HTMLResponse(html, status_code=status, headers=headers)
         response.headers["Cache-Control"] = "no-store"
         if request.cookies.get(CSRF_COOKIE) != cookie:
@@ -126,10 +130,11 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         chosen = tuple(slug for slug in form.getlist("categories") if slug in known)
         if not chosen:
             errors.append(t["error_categories"])
-        frequency = form.get("frequency", "daily")
-        if frequency not in FREQUENCIES:
-            errors.append(t["error_frequency"])
-        zone = form.get("timezone") or None
+        picked = set(form.getlist("editions"))
+        editions = tuple(name for name in editions_known if name in picked)
+        if not editions:
+            errors.append(t["error_editions"])
+        zone = (form.get("timezone") or "").strip()[:64] or None
         if zone is not None:
             try:
                 ZoneInfo(zone)
@@ -139,34 +144,37 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         if errors:
             return None, errors
         order = [c["slug"] for c in categories]
-        return Choices(categories=tuple(sorted(chosen, key=order.index)), frequency=frequency, name=name, language=lang,
-                       timezone=zone), []
+        return Choices(categories=tuple(sorted(chosen, key=order.index)), editions=editions, name=name, language=lang,
+                       timezone=zone, ads=bool(form.get("ads")) if asks_ads else None), []
 
-    def send_notice(lang: str, subscriber: Subscriber, to_name: str | None, kind: str, button_url: str) -> None:
-        t = TEXT[lang]
-        site = settings.site.name
-        button = {"confirm": t["confirm_button"], "manage": t["preferences_link"]}[kind]
-        mail = render_notice(templates, settings, language=lang, subject=t[f"{kind}_subject"].format(site=site),
-                             title=t[f"{kind}_subject"].format(site=site).split("] ", 1)[-1],
-                             body=t[f"{kind}_body"].format(site=site), button=button, button_url=button_url,
-                             footnote=t["confirm_ignore"] if kind == "confirm" else "", why=t["why"].format(site=site))
-        tag = tags.notice(subscriber.id)
-        data = build_message(settings, mail, to=subscriber.email, to_name=to_name, now=clock(), list_id="notices",
-                             message_id=message_id(sender_domain(settings), tag))
-        send_one(transport, signer, tags.envelope_from(tag), subscriber.email, data)
+    def consent_of(request: Request, lang: str) -> Consent:
+        words = consent_words(settings, lang)
+        return Consent(privacy_text=words.privacy_text, ads_text=words.ads_text, method="form",
+                       ip_hash=ip_hash(settings.signing_key, _client_ip(request)))
+
+    def tell(what: str, send: Callable[[], None], subscriber: Subscriber) -> None:
+        """A notice that follows a change already made: a failure is logged, the change stands."""
+        try:
+            send()
+        except DeliveryError as exc:
+            log.warning("the %s mail to subscriber %s failed: %s", what, subscriber.id, exc)
 
     # --- subscribe --------------------------------------------------------------------------------------
 
     def subscribe_form(request: Request) -> Response:
         lang = language_of(request)
         return page(request, "subscribe.html", lang, values={"email": request.query_params.get("email", "")[:320],
-                                                              "categories": sorted(known), "frequency": "daily"})
+                                                              "categories": sorted(known),
+                                                              "editions": editions_known[:1],
+                                                              "timezone": settings.site.timezone.key})
 
     def subscribe_post(request: Request, form: Any) -> Response:
         lang = pick_language(form.get("lang"), None, settings.site.language)
         t = TEXT[lang]
         values = {"email": form.get("email", "")[:320], "name": form.get("name", "")[:MAX_NAME],
-                  "categories": form.getlist("categories"), "frequency": form.get("frequency", "daily")}
+                  "categories": form.getlist("categories"), "editions": form.getlist("editions"),
+                  "timezone": form.get("timezone", "")[:64], "privacy": bool(form.get("privacy")),
+                  "ads": bool(form.get("ads"))}
         wait = limiter.hit(_client_ip(request))
         if wait:
             return too_many(request, lang, wait)
@@ -183,23 +191,20 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
             errors.append(f"{t['email']}: " + ("올바른 이메일 주소가 아닙니다." if lang == "ko" else "not a valid address."))
         choices, problems = read_choices(form, lang, with_name=True)
         errors += problems
+        if not form.get("privacy"):  # 개인정보 보호법 §15: no subscription without the required consent
+            errors.append(t["error_privacy"])
         if errors or address is None or choices is None:
             return page(request, "subscribe.html", lang, status=400, errors=errors, values=values)
         try:
-            asked = store.request_confirmation(address, clock())
+            asked = store.request_confirmation(address, clock(), name=choices.name)
         except RateLimited as exc:
             return too_many(request, lang, exc.retry_after, "error_rate_address")
         subscriber = asked.subscriber
-        if asked.action == "confirm":
-            token = tokens.make("confirm", {
-                "s": subscriber.id, "e": subscriber.email, "k": asked.nonce, "c": list(choices.categories),
-                "f": choices.frequency, "n": choices.name, "l": lang, "z": choices.timezone,
-                "ip": ip_hash(settings.signing_key, _client_ip(request))})
-            url = f"{settings.site.base_url}/confirm/{token}"
-        else:
-            url = subscriber_links(settings, tokens, subscriber).preferences
         try:
-            send_notice(lang, subscriber, choices.name, asked.action, url)
+            if asked.action == "confirm":
+                notices.confirm(subscriber, asked.nonce, choices, lang, agreed=True)
+            else:
+                notices.manage(subscriber, lang)
         except DeliveryError as exc:
             log.warning("subscribe: the %s mail to subscriber %s failed: %s", asked.action, subscriber.id, exc)
             store.release_confirmation(subscriber.id, forget=asked.is_new)  # nothing kept of a failed sign-up
@@ -217,18 +222,23 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         try:
             payload = tokens.read("confirm", request.path_params["token"])
             nonce = payload.get("k")
-            link = ConfirmLink(
-                subscriber_id=int(payload["s"]), email=str(payload["e"]),
-                nonce=nonce if isinstance(nonce, str) else None,  # links made before nonces carry none
-                choices=Choices(categories=tuple(c for c in payload["c"] if c in known) or tuple(sorted(known)),
-                                frequency=payload["f"], name=payload.get("n"), language=payload.get("l"),
-                                timezone=payload.get("z")),
-                ip_hash=payload.get("ip"))
+            # Links made before opaque ids carry {"s": id, "e": address, "f": frequency}: read until they expire.
+            owner = (LinkOwner(public_id=str(payload["p"])) if "p" in payload
+                     else LinkOwner(subscriber_id=int(payload["s"]), email=str(payload["e"])))
+            editions = tuple(e for e in (payload.get("d") or [payload.get("f")]) if e in editions_known)
+            choices = Choices(categories=tuple(c for c in payload["c"] if c in known) or tuple(sorted(known)),
+                              editions=editions or tuple(editions_known[:1]), language=payload.get("l"),
+                              timezone=payload.get("z") if isinstance(payload.get("z"), str) else None,
+                              ads=bool(payload.get("a")) and asks_ads)
         except TokenError as exc:
             return token_problem(request, lang, exc)
         except (KeyError, TypeError, ValueError):
             return token_problem(request, lang, TokenError("invalid", "confirm"))
-        return link
+        subscriber = store.owner_of(owner)
+        if subscriber is None:
+            return gone(request, lang)
+        return ConfirmLink(subscriber, nonce if isinstance(nonce, str) else None, choices,
+                           agreed=payload.get("v", True) is not False)
 
     def confirm_page(request: Request) -> Response:
         # A GET changes nothing: mail scanners and link previews open every link. The page's button POSTs.
@@ -236,38 +246,54 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         if isinstance(link, Response):
             return link
         lang = pick_language(request.query_params.get("lang"), link.choices.language, settings.site.language)
-        return page(request, "confirm.html", lang, email=link.email, chosen=_names(settings, link.choices.categories))
+        return confirm_form(request, lang, link)
+
+    def confirm_form(request: Request, lang: str, link: ConfirmLink, status: int = 200, **context: Any) -> Response:
+        return page(request, "confirm.html", lang, status, email=link.subscriber.email, asks_privacy=not link.agreed,
+                    chosen=_names(settings, link.choices.categories),
+                    chosen_editions=_edition_names(settings, link.choices.editions, lang), **context)
 
     def confirm(request: Request, form: Any) -> Response:
         link = confirmation(request)
         if isinstance(link, Response):
             return link
         lang = pick_language(request.query_params.get("lang"), link.choices.language, settings.site.language)
+        if not link.agreed and not form.get("privacy"):
+            return confirm_form(request, lang, link, 400, errors=[TEXT[lang]["error_privacy"]])
+        was_confirmed = link.subscriber.status == "confirmed"
         try:
-            subscriber = store.confirm(link.subscriber_id, link.email, link.choices, nonce=link.nonce, now=clock(),
-                                       ip_hash=link.ip_hash, consent_text=_consent_text(settings, lang, link.choices))
+            subscriber = store.confirm(link.subscriber.id, link.subscriber.public_id, link.choices, nonce=link.nonce,
+                                       now=clock(), consent=consent_of(request, lang))
         except LinkUsed:
             return notice(request, lang, TEXT[lang]["used_title"], TEXT[lang]["used"], status=410, new_link=True)
         except SubscriberError:
             return gone(request, lang)
-        return page(request, "confirmed.html", lang, subscriber=subscriber, chosen=_names(settings, subscriber.categories),
-                    links=subscriber_links(settings, tokens, subscriber))
+        if not was_confirmed and subscriber.status == "confirmed":  # the welcome, with the result of the consent
+            tell("welcome", lambda: notices.welcome(subscriber, lang), subscriber)
+        return confirmed_page(request, lang, subscriber)
+
+    def confirmed_page(request: Request, lang: str, subscriber: Subscriber, **context: Any) -> Response:
+        return page(request, "confirmed.html", lang, subscriber=subscriber,
+                    chosen=_names(settings, subscriber.categories),
+                    chosen_editions=_edition_names(settings, subscriber.editions, lang),
+                    links=subscriber_links(settings, tokens, subscriber), **context)
 
     # --- preferences ------------------------------------------------------------------------------------
 
     def subscriber_from(request: Request, purpose: str) -> tuple[Subscriber | None, Response | None]:
         try:
-            subscriber_id, email = tokens.subscriber_of(purpose, request.path_params["token"])
+            owner = tokens.subscriber_of(purpose, request.path_params["token"])
         except TokenError as exc:
             return None, token_problem(request, language_of(request), exc)
-        subscriber = store.get(subscriber_id, email)
+        subscriber = store.owner_of(owner)
         if subscriber is None:
             return None, gone(request, language_of(request))
         return subscriber, None
 
     def preferences_page(request: Request, subscriber: Subscriber, lang: str, status: int = 200, **context: Any) -> Response:
-        values = {"categories": list(subscriber.categories), "frequency": subscriber.frequency,
-                  "timezone": subscriber.timezone or settings.site.timezone.key, "paused": subscriber.paused_at is not None}
+        values = {"categories": list(subscriber.categories), "editions": list(subscriber.editions),
+                  "timezone": subscriber.timezone or settings.site.timezone.key, "paused": subscriber.paused_at is not None,
+                  "ads": subscriber.ad_consent_at is not None}
         return page(request, "preferences.html", lang, status, subscriber=subscriber, values=values,
                     links=subscriber_links(settings, tokens, subscriber), **context)
 
@@ -287,9 +313,16 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         choices, errors = read_choices(form, lang, with_name=False)
         if choices is None:
             return preferences_page(request, subscriber, lang, 400, errors=errors)
-        updated = store.update_preferences(subscriber.id, subscriber.email, choices, is_paused=bool(form.get("paused")),
-                                           now=clock())
-        return preferences_page(request, updated, lang, saved=True)
+        try:
+            change = store.update_preferences(subscriber.id, subscriber.public_id, choices,
+                                              is_paused=bool(form.get("paused")), now=clock(),
+                                              consent=consent_of(request, lang))
+        except SubscriberError:
+            return gone(request, lang)
+        if change.ads is not None:  # 정보통신망법 §50⑦: the reader is told the result
+            tell(f"ads {change.ads}", lambda: notices.ads_changed(change.subscriber, change.ads or "", lang),
+                 change.subscriber)
+        return preferences_page(request, change.subscriber, lang, saved=True)
 
     # --- unsubscribe ------------------------------------------------------------------------------------
 
@@ -306,10 +339,21 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         subscriber, problem = subscriber_from(request, "unsubscribe")
         if subscriber is None:
             return problem  # type: ignore[return-value]
+        lang = language_of(request, subscriber)
         if subscriber.status in ("confirmed", "pending"):
-            subscriber = store.unsubscribe(subscriber.id, subscriber.email, now=clock())
+            try:
+                change = store.unsubscribe(subscriber.id, subscriber.public_id, now=clock())
+            except SubscriberError:
+                return gone(request, lang)
+            subscriber = change.subscriber
             log.info("subscriber %s unsubscribed", subscriber.id)
-        return page(request, "unsubscribe.html", language_of(request, subscriber), subscriber=subscriber, is_done=True)
+            if change.ads is not None:  # the advertising consent went with it: the result is told (§50⑦)
+                after = BackgroundTask(tell, "ads withdrawn",
+                                       lambda: notices.ads_changed(change.subscriber, "withdrawn", lang), subscriber)
+                response = page(request, "unsubscribe.html", lang, subscriber=subscriber, is_done=True)
+                response.background = after
+                return response
+        return page(request, "unsubscribe.html", lang, subscriber=subscriber, is_done=True)
 
     def resubscribe_post(request: Request, form: Any) -> Response:
         subscriber, problem = subscriber_from(request, "unsubscribe")
@@ -319,12 +363,38 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         if not is_csrf_ok(request, form):
             return page(request, "unsubscribe.html", lang, 403, subscriber=subscriber, is_done=True,
                         errors=[TEXT[lang]["error_csrf"]])
-        choices = Choices(categories=subscriber.categories, frequency=subscriber.frequency, language=lang)
-        subscriber = store.resubscribe(subscriber.id, subscriber.email, now=clock(),
-                                       ip_hash=ip_hash(settings.signing_key, _client_ip(request)),
-                                       consent_text=_consent_text(settings, lang, choices))
-        return page(request, "confirmed.html", lang, subscriber=subscriber, chosen=_names(settings, subscriber.categories),
-                    links=subscriber_links(settings, tokens, subscriber), is_again=True)
+        try:
+            subscriber = store.resubscribe(subscriber.id, subscriber.public_id, now=clock(),
+                                           consent=consent_of(request, lang))
+        except SubscriberError:
+            return gone(request, lang)
+        return confirmed_page(request, lang, subscriber, is_again=True)
+
+    # --- the two-yearly advertising question (정보통신망법 §50⑧) ----------------------------------------
+
+    def keep_page(request: Request) -> Response:
+        subscriber, problem = subscriber_from(request, "consent")
+        if subscriber is None:
+            return problem  # type: ignore[return-value]
+        return page(request, "keep.html", language_of(request, subscriber), subscriber=subscriber, is_done=False,
+                    links=subscriber_links(settings, tokens, subscriber))
+
+    def keep(request: Request, form: Any) -> Response:
+        subscriber, problem = subscriber_from(request, "consent")
+        if subscriber is None:
+            return problem  # type: ignore[return-value]
+        lang = pick_language(form.get("lang"), subscriber.language, settings.site.language)
+        if not is_csrf_ok(request, form):
+            return page(request, "keep.html", lang, 403, subscriber=subscriber, is_done=False,
+                        errors=[TEXT[lang]["error_csrf"]], links=subscriber_links(settings, tokens, subscriber))
+        try:
+            subscriber = store.keep_ads(subscriber.id, subscriber.public_id, now=clock(),
+                                        text=TEXT[lang]["keep_question"].format(site=settings.site.name),
+                                        ip_hash=ip_hash(settings.signing_key, _client_ip(request)))
+        except SubscriberError:
+            return gone(request, lang)
+        return page(request, "keep.html", lang, subscriber=subscriber, is_done=True,
+                    links=subscriber_links(settings, tokens, subscriber))
 
     # --- a new link -------------------------------------------------------------------------------------
 
@@ -353,8 +423,7 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
             return  # nobody to mail, or an address that asked for no mail: it subscribes again at /subscribe
         try:
             store.request_confirmation(subscriber.email, clock())
-            send_notice(lang, subscriber, subscriber.name, "manage",
-                        subscriber_links(settings, tokens, subscriber).preferences)
+            notices.manage(subscriber, lang)
         except (RateLimited, SubscriberError):
             pass
         except DeliveryError as exc:
@@ -371,21 +440,11 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", with_form(resubscribe_post), methods=["POST"]),
+        Route("/consent/{token}", keep_page, methods=["GET", "HEAD"]),
+        Route("/consent/{token}", with_form(keep), methods=["POST"]),
         Route("/link", link_form, methods=["GET"]),
         Route("/link", with_form(link_post), methods=["POST"]),
     ]
-
-
-def send_one(transport: Callable[[], Transport], signer: DkimSigner | None, sender: str, recipient: str,
-             data: bytes) -> None:
-    """One mail on its own connection, signed when DKIM is set up. Raises DeliveryError."""
-    if signer is not None:
-        data = signer.sign(data)
-    connection = transport()
-    try:
-        connection.send(sender, wire_address(recipient), data)
-    finally:
-        connection.close()
 
 
 def with_form(handler: Callable[[Request, Any], Response]) -> Callable[[Request], Awaitable[Response]]:
@@ -405,8 +464,6 @@ def _names(settings: Settings, slugs: tuple[str, ...]) -> list[str]:
     return [names.get(slug, slug) for slug in slugs]
 
 
-def _consent_text(settings: Settings, lang: str, choices: Choices) -> str:
-    """The words agreed to, with what was chosen, as the consent record keeps them."""
-    t = TEXT[lang]
-    return (t["consent"].format(site=settings.site.name) + f" [{t['categories']}: "
-            + ", ".join(_names(settings, choices.categories)) + f"; {t['frequency']}: {t[choices.frequency]}]")
+def _edition_names(settings: Settings, names: tuple[str, ...], lang: str) -> list[str]:
+    labels = {e.name: e.label_in(lang) for e in settings.digests}
+    return [labels.get(name, name) for name in names]

@@ -6,6 +6,8 @@ Each test gets its own schema, dropped afterwards. Where no server answers, thos
 
 from __future__ import annotations
 
+import re
+
 import os
 import shutil
 import subprocess
@@ -336,3 +338,15 @@ class InProcessClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def filled(page_text: str) -> dict[str, object]:
+    """What a browser sends from the page's form as it comes (hidden fields, boxes ticked by default), with the
+    required consent ticked as a reader who subscribes must."""
+    fields: dict[str, object] = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page_text))
+    for name, value in re.findall(r'<input type="checkbox" name="([^"]+)" value="([^"]*)"[^>]*\bchecked', page_text):
+        fields.setdefault(name, [])
+        fields[name].append(value)  # type: ignore[union-attr]
+    if 'name="privacy"' in page_text:
+        fields["privacy"] = "1"
+    return fields

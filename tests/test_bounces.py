@@ -190,7 +190,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def subscribe(subs: SubscriberStore, address: str):  # type: ignore[no-untyped-def]
-    _, subscriber = subs.add(address, categories=["politics"], frequency="daily", now=NOW, confirmed=True,
+    _, subscriber = subs.add(address, categories=["politics"], editions=["daily"], now=NOW, confirmed=True,
                              method="admin")
     return subscriber
 
@@ -227,7 +227,7 @@ def test_three_hard_bounces_suspend_and_soft_ones_do_not(folder: Path, subs: Sub
 def test_complaints_suppress_at_once(folder: Path, subs: SubscriberStore, tokens: Tokens) -> None:
     choi = subscribe(subs, "choi.reader@yahoo.com")
     redacted = subscribe(subs, "yoon.reader@outlook.com")
-    token = tokens.for_subscriber("unsubscribe", redacted.id, redacted.email)
+    token = tokens.for_subscriber("unsubscribe", redacted.public_id)
     # Yahoo quotes our Message-ID with its tag; Microsoft's copy is tied by the unsubscribe token it kept.
     drop(folder, mail("arf-yahoo-abuse.eml", tag=CODEC.digest(1, choi.id)),
          mail("arf-microsoft-redacted.eml", token, tag="not-a-tag"))
@@ -241,10 +241,10 @@ def test_complaints_suppress_at_once(folder: Path, subs: SubscriberStore, tokens
 def test_mailto_unsubscribe_and_a_tampered_token(folder: Path, subs: SubscriberStore, tokens: Tokens) -> None:
     jung = subscribe(subs, "jung.reader@gmail.com")
     han = subscribe(subs, "han.reader@example.com")
-    good = tokens.for_subscriber("unsubscribe", jung.id, jung.email)
-    other = tokens.for_subscriber("unsubscribe", han.id, han.email)
+    good = tokens.for_subscriber("unsubscribe", jung.public_id)
+    other = tokens.for_subscriber("unsubscribe", han.public_id)
     tampered = other[:-4] + ("AAAA" if not other.endswith("AAAA") else "BBBB")
-    wrong_purpose = tokens.for_subscriber("preferences", han.id, han.email)
+    wrong_purpose = tokens.for_subscriber("preferences", han.public_id)
     drop(folder, mail("unsubscribe-mailto.eml", good), mail("unsubscribe-mailto.eml", tampered),
          mail("unsubscribe-mailto.eml", wrong_purpose))
     result = run(folder, subs, tokens)
@@ -259,7 +259,7 @@ def test_every_mail_is_filed_once_and_a_second_run_finds_nothing(folder: Path, s
                                                                    tokens: Tokens) -> None:
     kim = subscribe(subs, "kim.gone@example.net")
     lee = subscribe(subs, "lee.full@example.org")
-    token = tokens.for_subscriber("unsubscribe", kim.id, kim.email)  # the redacted complaint and the mailto: kim's
+    token = tokens.for_subscriber("unsubscribe", kim.public_id)  # the redacted complaint and the mailto: kim's
     tags = {"postfix-hard-5.1.1.eml": CODEC.digest(1, kim.id), "postfix-soft-4.2.2.eml": CODEC.digest(1, lee.id),
             "arf-microsoft-redacted.eml": CODEC.digest(1, kim.id)}  # the rest: about subscriber 7, who is not here
     names = sorted(p.name for p in BOUNCES.glob("*.eml"))

@@ -43,12 +43,12 @@ def seed(services, clock) -> None:  # type: ignore[no-untyped-def]
     services.store.add_views_batch([(articles[4].id, NOW - timedelta(hours=2), 40)])
     services.store.add_views_batch([(articles[0].id, NOW - timedelta(hours=1), 7)])
     subs = services.subscribers
-    subs.add("kim@example.com", name="김독자", categories=["politics", "economy"], frequency="daily", now=clock(),
+    subs.add("kim@example.com", name="김독자", categories=["politics", "economy"], editions=["daily"], now=clock(),
              confirmed=True, method="admin")
-    subs.add("lee@example.com", categories=["economy"], frequency="daily", now=clock(), confirmed=True, method="admin")
-    subs.add("park@example.com", categories=["politics"], frequency="daily", now=clock(), confirmed=False,
+    subs.add("lee@example.com", categories=["economy"], editions=["daily"], now=clock(), confirmed=True, method="admin")
+    subs.add("park@example.com", categories=["politics"], editions=["daily"], now=clock(), confirmed=False,
              method="form")  # pending: gets nothing
-    subs.add("choi@example.com", categories=["politics"], frequency="weekly", now=clock(), confirmed=True,
+    subs.add("choi@example.com", categories=["politics"], editions=["weekly"], now=clock(), confirmed=True,
              method="admin")  # other frequency
 
 
@@ -115,7 +115,7 @@ def test_suppressed_addresses_are_not_reactivated(services, clock) -> None:  # t
     from newsletter.db import subscribers
 
     subs: SubscriberStore = services.subscribers
-    subs.add("gone@example.com", categories=[], frequency="daily", now=clock(), confirmed=True, method="admin")
+    subs.add("gone@example.com", categories=[], editions=["daily"], now=clock(), confirmed=True, method="admin")
     with services.engine.begin() as conn:
         conn.execute(subscribers.update().values(status="unsubscribed"))
     report = subs.import_csv("email,name\ngone@example.com,x\nnot-an-address,y\nnew@example.com,z\n",

@@ -14,9 +14,9 @@ import pytest
 from feeds.settings import load_settings
 from newsletter.errors import RateLimited, SubscriberError, TokenError
 from newsletter.limits import RateLimiter
-from newsletter.subscribers import Choices, SubscriberStore
+from newsletter.subscribers import Choices, Consent, LinkOwner, SubscriberStore
 from newsletter.tokens import Tokens
-from tests.conftest import NOW, Clock, ServerThread, write_config
+from tests.conftest import NOW, Clock, ServerThread, filled, write_config
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -35,7 +35,7 @@ ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 def test_tokens(case: str, later: timedelta, purpose: str, change: str | None, expected: str) -> None:
     clock = Clock()
     tokens = Tokens("k" * 32, clock)
-    token = tokens.for_subscriber(purpose, 7, "kim@example.com")
+    token = tokens.for_subscriber(purpose, "opaque-id-7")
     reader, read_as = tokens, purpose
     if change == "purpose":
         read_as = "confirm"
@@ -48,7 +48,7 @@ def test_tokens(case: str, later: timedelta, purpose: str, change: str | None, e
         token = "not-a-token"
     clock.now = NOW + later
     if expected == "ok":
-        assert reader.subscriber_of(read_as, token) == (7, "kim@example.com")
+        assert reader.subscriber_of(read_as, token) == LinkOwner(public_id="opaque-id-7")
     else:
         with pytest.raises(TokenError) as info:
             reader.subscriber_of(read_as, token)
@@ -81,7 +81,7 @@ def test_rate_limiter_window() -> None:
 
 @pytest.fixture
 def subs(engine) -> SubscriberStore:  # type: ignore[no-untyped-def]
-    return SubscriberStore(engine)
+    return SubscriberStore(engine, ["daily", "weekly"])
 
 
 def test_one_confirmation_mail_per_address_per_hour(subs: SubscriberStore, clock: Clock) -> None:
@@ -101,63 +101,69 @@ def test_confirm_records_consent_and_choices(subs: SubscriberStore, clock: Clock
 
     asked = subs.request_confirmation("kim@example.com", clock())
     pending = asked.subscriber
-    choices = Choices(categories=("economy",), frequency="weekly", name="김독자", language="ko", timezone="Asia/Seoul")
-    active = subs.confirm(pending.id, pending.email, choices, nonce=asked.nonce, now=clock(), ip_hash="abc",
-                          consent_text="동의합니다")
-    assert (active.status, active.categories, active.frequency, active.name) == ("confirmed", ("economy",), "weekly", "김독자")
+    choices = Choices(categories=("economy",), editions=("weekly",), name="김독자", language="ko",
+                      timezone="Asia/Seoul", ads=True)
+    consent = Consent(privacy_text="수집·이용에 동의합니다", ads_text="광고 수신에 동의합니다", ip_hash="abc")
+    active = subs.confirm(pending.id, pending.public_id, choices, nonce=asked.nonce, now=clock(), consent=consent)
+    assert (active.status, active.categories, active.editions, active.name) == ("confirmed", ("economy",), ("weekly",),
+                                                                               "김독자")
+    assert active.ad_consent_at == NOW
     with engine.connect() as conn:
         row = conn.execute(subscribers.select()).one()
-    assert (row.consent_method, row.consent_text, row.consent_ip_hash) == ("form", "동의합니다", "abc")
+    assert (row.consent_method, row.consent_text, row.consent_ip_hash) == ("form", "수집·이용에 동의합니다", "abc")
     assert row.confirmed_at == NOW
-    again = subs.confirm(pending.id, pending.email, choices, nonce=asked.nonce, now=clock() + timedelta(hours=1),
-                         ip_hash="x", consent_text="other")  # a second click changes nothing
-    assert again.confirmed_at == NOW
+    # Two consents, each its own record with the words shown.
+    assert [(c["kind"], c["granted"], c["text"]) for c in subs.consents(active.id)] == [
+        ("privacy", True, "수집·이용에 동의합니다"), ("ads", True, "광고 수신에 동의합니다")]
+    again = subs.confirm(pending.id, pending.public_id, choices, nonce=asked.nonce, now=clock() + timedelta(hours=1),
+                         consent=consent)  # a second click changes nothing
+    assert again.confirmed_at == NOW and len(subs.consents(active.id)) == 2
     manage = subs.request_confirmation("kim@example.com", clock() + timedelta(hours=2))
     assert manage.action == "manage" and manage.subscriber.categories == ("economy",)  # the form can't change choices
     with pytest.raises(SubscriberError):
-        subs.confirm(pending.id, "other@example.com", choices, nonce=asked.nonce, now=clock(), ip_hash=None,
-                     consent_text="")
+        subs.confirm(pending.id, "someone-else", choices, nonce=asked.nonce, now=clock(), consent=consent)
 
 
 @pytest.mark.parametrize("reason", ["unsubscribed", "bounced", "complained", "erased"])
 def test_suppressed_addresses_stay_out_of_import_and_admin(subs: SubscriberStore, clock: Clock, reason: str) -> None:
-    _, kim = subs.add("kim@example.com", categories=["politics"], frequency="daily", now=clock(), confirmed=True,
+    _, kim = subs.add("kim@example.com", categories=["politics"], editions=["daily"], now=clock(), confirmed=True,
                       method="admin")
     assert kim is not None
     if reason == "erased":
         assert subs.erase(kim.id, now=clock())
         assert subs.find("kim@example.com") is None
     else:
-        subs.unsubscribe(kim.id, kim.email, now=clock(), reason=reason)
+        subs.unsubscribe(kim.id, kim.public_id, now=clock(), reason=reason)
     assert subs.is_suppressed("KIM@example.com") or reason != "erased"
     report = subs.import_csv("email\nkim@example.com\n", known_categories=["politics"], now=clock(), confirmed=True)
     assert (report.added, report.suppressed) == (0, (2,))
-    outcome, _ = subs.add("kim@example.com", categories=["politics"], frequency="daily", now=clock(), confirmed=True,
+    outcome, _ = subs.add("kim@example.com", categories=["politics"], editions=["daily"], now=clock(), confirmed=True,
                           method="admin")
     assert outcome == "suppressed"
     assert subs.confirmed("daily") == []
     # Only the person can come back: a fresh confirmation through the form lifts the suppression.
     asked = subs.request_confirmation("kim@example.com", clock() + timedelta(hours=2))
-    subs.confirm(asked.subscriber.id, asked.subscriber.email, Choices(("politics",), "daily"), nonce=asked.nonce,
-                 now=clock(), ip_hash=None, consent_text="")
+    subs.confirm(asked.subscriber.id, asked.subscriber.public_id, Choices(("politics",), ("daily",)),
+                 nonce=asked.nonce, now=clock(), consent=Consent("동의", ""))
     assert [s.email for s in subs.confirmed("daily")] == ["kim@example.com"]
     assert not subs.is_suppressed("kim@example.com")
 
 
 def test_unsubscribe_is_idempotent_and_pause_stops_mail(subs: SubscriberStore, clock: Clock) -> None:
-    _, kim = subs.add("kim@example.com", categories=["politics"], frequency="daily", now=clock(), confirmed=True,
+    _, kim = subs.add("kim@example.com", categories=["politics"], editions=["daily"], now=clock(), confirmed=True,
                       method="admin")
     assert kim is not None
-    paused = subs.update_preferences(kim.id, kim.email, Choices(("politics",), "daily"), is_paused=True, now=clock())
+    paused = subs.update_preferences(kim.id, kim.public_id, Choices(("politics",), ("daily",)), is_paused=True,
+                                     now=clock()).subscriber
     assert paused.paused_at == NOW and subs.confirmed("daily") == []
-    subs.update_preferences(kim.id, kim.email, Choices(("politics",), "daily"), is_paused=False, now=clock())
-    first = subs.unsubscribe(kim.id, kim.email, now=clock())
-    second = subs.unsubscribe(kim.id, kim.email, now=clock() + timedelta(days=1))
+    subs.update_preferences(kim.id, kim.public_id, Choices(("politics",), ("daily",)), is_paused=False, now=clock())
+    first = subs.unsubscribe(kim.id, kim.public_id, now=clock()).subscriber
+    second = subs.unsubscribe(kim.id, kim.public_id, now=clock() + timedelta(days=1)).subscriber
     assert first.unsubscribed_at == second.unsubscribed_at == NOW
 
 
 def test_export_and_erase(subs: SubscriberStore, clock: Clock) -> None:
-    _, kim = subs.add("kim@example.com", name="김독자", categories=["politics"], frequency="daily", now=clock(),
+    _, kim = subs.add("kim@example.com", name="김독자", categories=["politics"], editions=["daily"], now=clock(),
                       confirmed=True, method="admin", consent_text="phone call")
     assert kim is not None
     record = subs.export(kim.id)
@@ -189,15 +195,14 @@ def site(tmp_path, smtp_server, clock):  # type: ignore[no-untyped-def]
 def form_of(client: httpx.Client, path: str) -> dict[str, str]:
     page = client.get(path)
     assert page.status_code == 200, page.text
-    return {"csrf": re.search(r'name="csrf" value="([^"]+)"', page.text)[1],  # type: ignore[index]
-            "lang": re.search(r'name="lang" value="([^"]+)"', page.text)[1]}  # type: ignore[index]
+    return filled(page.text)  # type: ignore[return-value]
 
 
 def confirm(client: httpx.Client, link: str) -> httpx.Response:
     """What a reader does: open the link (a page with one button; the GET changes nothing), then press it."""
     page = client.get(link)
     assert page.status_code == 200 and 'id="confirm"' in page.text, page.text
-    action = re.search(r'<form method="post" action="([^"]+)" id="confirm">', page.text)[1]  # type: ignore[index]
+    action = re.search(r'<form[^>]* method="post" action="([^"]+)" id="confirm">', page.text)[1]  # type: ignore[index]
     return client.post(action.replace("&amp;", "&"))
 
 
@@ -221,7 +226,7 @@ def test_subscribe_confirm_preferences_unsubscribe(site) -> None:  # type: ignor
     client, recorder, services = site
     fields = form_of(client, "/subscribe")
     answer = client.post("/subscribe", data={**fields, "email": "reader@example.com", "name": "독자",
-                                             "categories": ["economy"], "frequency": "weekly"})
+                                             "categories": ["economy"], "editions": ["weekly"]})
     assert answer.status_code == 200 and "메일함을 확인해 주세요" in answer.text
     assert services.subscribers.confirmed("weekly") == []
     [mail] = recorder.to("reader@example.com")
@@ -235,7 +240,7 @@ def test_subscribe_confirm_preferences_unsubscribe(site) -> None:  # type: ignor
 
     preferences = re.search(r'id="preferences" href="https://news\.example\.com([^"]+)"', confirmed.text)[1]  # type: ignore[index]
     fields = form_of(client, preferences)
-    saved = client.post(preferences, data={**fields, "categories": ["politics", "economy"], "frequency": "daily",
+    saved = client.post(preferences, data={**fields, "categories": ["politics", "economy"], "editions": ["daily"],
                                            "timezone": "America/New_York"})
     assert saved.status_code == 200 and "저장했습니다" in saved.text
     [changed] = services.subscribers.confirmed("daily")
@@ -261,14 +266,16 @@ def test_subscribe_confirm_preferences_unsubscribe(site) -> None:  # type: ignor
     ("header injection", {"email": "a@example.com\r\nBcc: victim@example.com"}, 400, "올바른 이메일 주소가 아닙니다"),
     ("no category", {"categories": []}, 400, "받을 분야를 하나 이상"),
     ("unknown category", {"categories": ["sports"]}, 400, "받을 분야를 하나 이상"),
-    ("bad frequency", {"frequency": "hourly"}, 400, "받는 주기를 골라"),
+    ("unknown edition", {"editions": ["hourly"]}, 400, "받을 뉴스레터를 하나 이상"),
+    ("no edition", {"editions": []}, 400, "받을 뉴스레터를 하나 이상"),
+    ("no consent", {"privacy": ""}, 400, "개인정보 수집·이용에 동의하셔야"),
     ("bad time zone", {"timezone": "Mars/Olympus"}, 400, "알 수 없는 시간대"),
     ("honeypot", {"website": "http://spam.example"}, 200, "메일함을 확인해 주세요"),
 ])
 def test_bad_subscribe_requests_send_nothing(site, case: str, change: dict, status: int, says: str) -> None:  # type: ignore[no-untyped-def]
     client, recorder, services = site
     data = {**form_of(client, "/subscribe"), "email": "reader@example.com", "categories": ["economy"],
-            "frequency": "daily", **change}
+            "editions": ["daily"], **change}
     answer = client.post("/subscribe", data=data)
     assert answer.status_code == status and says in answer.text
     assert recorder.messages == []
@@ -324,16 +331,16 @@ def test_expired_confirmation_and_erased_subscriber(site, clock) -> None:  # typ
     assert client.post(link).status_code == 410
     assert services.subscribers.confirmed("daily") == []
 
-    _, kim = services.subscribers.add("kim@example.com", categories=["economy"], frequency="daily", now=clock(),
+    _, kim = services.subscribers.add("kim@example.com", categories=["economy"], editions=["daily"], now=clock(),
                                       confirmed=True, method="admin")
-    token = services.tokens.for_subscriber("unsubscribe", kim.id, kim.email)
+    token = services.tokens.for_subscriber("unsubscribe", kim.public_id)
     services.subscribers.erase(kim.id, now=clock())
     assert client.post(f"/unsubscribe/{token}", data=ONE_CLICK).status_code == 410
 
 
 def test_new_link_page_does_not_tell_who_is_subscribed(site, clock) -> None:  # type: ignore[no-untyped-def]
     client, recorder, services = site
-    services.subscribers.add("kim@example.com", categories=["economy"], frequency="daily", now=clock(), confirmed=True,
+    services.subscribers.add("kim@example.com", categories=["economy"], editions=["daily"], now=clock(), confirmed=True,
                              method="admin")
     answers = [client.post("/link", data={**form_of(client, "/link"), "email": address})
                for address in ("kim@example.com", "nobody@example.com")]

@@ -19,7 +19,7 @@ import pytest
 
 from feeds.model import Article
 from feeds.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, sqlite_copy, write_config
+from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, filled, sqlite_copy, write_config
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
 PARTNER_KEY = "partner-key-0123456789abcdef"
@@ -43,10 +43,11 @@ class Gazette:
     clock: Clock
 
     def form(self, path: str) -> dict[str, str]:
-        """The hidden fields (CSRF token, language) of the form on the page at `path`."""
+        """The form on the page at `path` as a reader sends it (hidden fields, boxes ticked by default, the required
+        consent ticked)."""
         page = self.client.get(path)
         assert page.status_code == 200, page.text
-        return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+        return filled(page.text)  # type: ignore[return-value]
 
     def article_ids(self) -> list[str]:
         return [a.id for a in self.services.store.articles(limit=100)]

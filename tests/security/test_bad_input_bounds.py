@@ -46,9 +46,9 @@ def test_out_of_range_ids_get_an_answer_not_a_server_error(gazette: Gazette, met
 
 
 def test_an_archive_link_with_a_huge_edition(gazette: Gazette) -> None:
-    subscriber = gazette.services.subscribers.add("kim@example.com", categories=["politics"], frequency="daily",
+    subscriber = gazette.services.subscribers.add("kim@example.com", categories=["politics"], editions=["daily"],
                                                   now=gazette.clock(), confirmed=True, method="admin")[1]
-    token = gazette.services.tokens.for_subscriber("preferences", subscriber.id, subscriber.email)
+    token = gazette.services.tokens.for_subscriber("preferences", subscriber.public_id)
     answer = gazette.client.get(f"/archive/{HUGE}/{token}")
     assert answer.status_code == 404 and "<html" in answer.text
 

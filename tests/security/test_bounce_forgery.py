@@ -50,7 +50,7 @@ def world(engine, tmp_path: Path, clock: Clock):  # type: ignore[no-untyped-def]
     subs = SubscriberStore(engine)
     people = {}
     for name in ("victim", "attacker"):
-        _, people[name] = subs.add(f"{name}@example.com", categories=["politics"], frequency="daily", now=NOW,
+        _, people[name] = subs.add(f"{name}@example.com", categories=["politics"], editions=["daily"], now=NOW,
                                    confirmed=True, method="admin")
     folder = tmp_path / "bounces"
     mailbox.Maildir(folder, create=True)
@@ -112,7 +112,7 @@ def test_one_dsn_counts_once_however_many_blocks_it_holds(world) -> None:  # typ
 
 def test_an_unsubscribe_token_only_ever_names_its_own_reader(world) -> None:  # type: ignore[no-untyped-def]
     _, people, _, _, tokens = world
-    own = tokens.for_subscriber("unsubscribe", people["attacker"].id, people["attacker"].email)
+    own = tokens.for_subscriber("unsubscribe", people["attacker"].public_id)
     process(world, arf(rcpt="victim@example.com", unsubscribe_token=own))  # the victim named, the attacker's token
     assert status(world, "victim") == ("confirmed", False)
     assert status(world, "attacker") == ("complained", True)

@@ -35,16 +35,16 @@ def test_case_variants_get_one_row_and_one_mail(gazette: Gazette) -> None:
 
 def test_unsubscribing_one_spelling_stops_the_mailbox(engine, clock) -> None:  # type: ignore[no-untyped-def]
     subs = SubscriberStore(engine)
-    _, first = subs.add("Kim@example.com", categories=["politics"], frequency="daily", now=NOW, confirmed=True,
+    _, first = subs.add("Kim@example.com", categories=["politics"], editions=["daily"], now=NOW, confirmed=True,
                         method="admin")
-    outcome, same = subs.add("kim@EXAMPLE.com", categories=["economy"], frequency="daily", now=NOW, confirmed=True,
+    outcome, same = subs.add("kim@EXAMPLE.com", categories=["economy"], editions=["daily"], now=NOW, confirmed=True,
                              method="import")
     assert outcome == "updated" and same.id == first.id
     assert subs.find("KIM@example.com").id == first.id  # type: ignore[union-attr]
-    subs.unsubscribe(first.id, first.email, now=NOW)
+    subs.unsubscribe(first.id, first.public_id, now=NOW)
     for spelling in ("kim@example.com", "KIM@EXAMPLE.COM"):
         assert subs.is_suppressed(spelling)
-        assert subs.add(spelling, categories=["politics"], frequency="daily", now=NOW, confirmed=True,
+        assert subs.add(spelling, categories=["politics"], editions=["daily"], now=NOW, confirmed=True,
                         method="admin")[0] == "suppressed"
     assert subs.confirmed("daily") == []
 
@@ -83,7 +83,7 @@ def test_the_migration_merges_existing_duplicates(empty_database_url: str) -> No
     assert deliveries == [2, 4]  # row 1's delivery of edition 1 duplicated row 2's: one kept; row 5's moved to 4
     with pytest.raises(sa.exc.IntegrityError):  # and the database itself holds one row per mailbox from now on
         with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO subscribers (email, email_hash, status, categories, frequency, "
-                                 "created_at, consent_method, bounces) VALUES ('KIM@example.com', :h, 'pending', '[]', "
-                                 "'daily', :at, 'form', 0)"), {"h": email_hash("KIM@example.com"), "at": NOW})
+            conn.execute(sa.text("INSERT INTO subscribers (email, email_hash, public_id, status, categories, "
+                                 "created_at, consent_method, bounces) VALUES ('KIM@example.com', :h, 'p1', 'pending', "
+                                 "'[]', :at, 'form', 0)"), {"h": email_hash("KIM@example.com"), "at": NOW})
     engine.dispose()

@@ -71,9 +71,9 @@ def test_ordinary_notes_pass(gazette: Gazette, note: str) -> None:
 
 def test_sharing_to_an_address_that_opted_out_looks_like_any_other(gazette: Gazette) -> None:
     subs = gazette.services.subscribers
-    _, gone = subs.add("gone@example.com", categories=["politics"], frequency="daily", now=NOW, confirmed=True,
+    _, gone = subs.add("gone@example.com", categories=["politics"], editions=["daily"], now=NOW, confirmed=True,
                        method="admin")
-    subs.unsubscribe(gone.id, gone.email, now=NOW)
+    subs.unsubscribe(gone.id, gone.public_id, now=NOW)
     answers = [gazette.client.post(f"/articles/{gazette.article_ids()[0]}/share", headers={"Accept": "application/json"},
                                    data={"sender_name": "김독자", "recipient": to, "note": ""})
                for to in ("gone@example.com", "friend@example.com")]
@@ -96,7 +96,7 @@ def test_the_new_link_page_answers_before_it_looks_anything_up(tmp_path, smtp_se
                                                            database_url=f"sqlite:///{tmp_path / 'g.db'}"), {}),
                                 clock=clock)
     services.prepare_database(migrate=True)
-    services.subscribers.add("kim@example.com", categories=["politics"], frequency="daily", now=NOW, confirmed=True,
+    services.subscribers.add("kim@example.com", categories=["politics"], editions=["daily"], now=NOW, confirmed=True,
                              method="admin")
     real_find = services.subscribers.find
     services.subscribers.find = lambda email: (time.sleep(1.5), real_find(email))[1]  # type: ignore[method-assign]
