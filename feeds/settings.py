@@ -9,6 +9,7 @@ It lives in `feeds` because `feeds` is the lower layer: `newsletter` may import 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -23,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("feed", "html", "jsonl")
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
@@ -313,6 +316,7 @@ _DEFAULT_EDITIONS = {
 }
 _ARRAYS = {"categories": _CATEGORY, "sources": _SOURCE, "partners": _PARTNER}
 _TOP_LEVEL = set(_SECTIONS) | set(_ARRAYS) | {"digests"}
+_ENV_NOT_SETTINGS = {"GAZETTE_CONFIG"}  # read by config_path, not a key
 
 
 def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
@@ -334,27 +338,49 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 
 def apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay GAZETTE_<SECTION>_<KEY> variables on the scalar keys of the table sections."""
+    """Overlay GAZETTE_<SECTION>_<KEY> variables on the scalar keys of the table sections.
+
+    Only names that begin with a known section are settings. Any other GAZETTE_* name (a test's
+    GAZETTE_TEST_POSTGRES_URL, another tool's variable) is not ours to refuse: it is ignored with a debug note.
+    A known section with an unknown key (GAZETTE_DATABASE_URLL) stays an error, because that is a typo in a real
+    setting: ignoring it would run on the file's value while the operator believes the override is in force.
+    """
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    for name, value in environ.items():
-        if not name.startswith("GAZETTE_") or name == "GAZETTE_CONFIG":
+    for name in sorted(environ):  # sorted: with several mistakes, the same one is reported every time
+        if not name.startswith("GAZETTE_") or name in _ENV_NOT_SETTINGS:
             continue
-        section, key = _match_override(name)
-        expected = _SECTIONS[section][key][0]
+        value = environ[name]
+        match = _match_override(name)
+        if match is None:
+            log.debug("%s is not a setting (there is no section [%s]): ignored", name,
+                      name[len("GAZETTE_"):].split("_")[0].lower())
+            continue
+        section, key = match
         target = merged.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(section, "must be a table")
-        target[key] = _coerce(name, value, expected)
+        target[key] = _coerce(name, value, _SECTIONS[section][key][0])
     return merged
 
 
-def _match_override(name: str) -> tuple[str, str]:
+def _match_override(name: str) -> tuple[str, str] | None:
+    """(section, key) of a GAZETTE_<SECTION>_<KEY> name; None when it names no section; ConfigError for a known
+    section's unknown key, or a key the environment cannot set."""
     rest = name[len("GAZETTE_"):].lower()
-    for section, spec in _SECTIONS.items():
-        prefix = section + "_"
-        if rest.startswith(prefix) and rest[len(prefix):] in spec:
-            return section, rest[len(prefix):]
-    raise ConfigError(name, "unknown setting: overrides are GAZETTE_<SECTION>_<KEY> for a scalar key such as GAZETTE_DATABASE_URL")
+    for section in (*_SECTIONS, *_ARRAYS, "digests"):
+        if not rest.startswith(section + "_"):
+            continue
+        key = rest[len(section) + 1:]
+        if section not in _SECTIONS:
+            where = f"[{section}.*]" if section == "digests" else f"[[{section}]]"
+            raise ConfigError(name, f"{where} is set in the configuration file only")
+        spec = _SECTIONS[section]
+        if key not in spec:
+            raise ConfigError(name, f'unknown key "{key}" of [{section}] (known: {", ".join(spec)})')
+        if spec[key][0] in (list, dict):
+            raise ConfigError(name, f"{section}.{key} is {_TYPE_NAMES[spec[key][0]]}: set it in the configuration file")
+        return section, key
+    return None
 
 
 def _coerce(name: str, value: str, expected: type | tuple[type, ...]) -> Any:
