@@ -31,6 +31,8 @@ SOURCE_KINDS = ("feed", "html", "jsonl")
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
 LANGUAGES = ("ko", "en")
 FREQUENCIES = ("daily", "weekly")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RESERVED_FEED_SLUGS = frozenset({"all", "popular"})
 _DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
@@ -126,6 +128,12 @@ class ViewSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    level: str | None = None  # None: the command's own default (WARNING; INFO for `serve`)
+    format: str = "text"  # or "json": one object per line
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     name: str
@@ -195,6 +203,7 @@ class Settings:
                                          max_bytes=10 * 1024 * 1024, workers=4, host_concurrency=2, host_delay=0.5,
                                          failure_limit=5)
     views: ViewSettings = ViewSettings()
+    logging: LogSettings = LogSettings()
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -274,6 +283,7 @@ _SECTIONS: dict[str, _Spec] = {
         "parse_processes": (int, 2),
         "tracking_parameters": (list, []),
     },
+    "logging": {"level": (str, None), "format": (str, "text")},
 }
 _CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
 _FEED_OVERRIDE: _Spec = {"items": (int, None), "full_content": (bool, None)}
@@ -317,6 +327,8 @@ _DEFAULT_EDITIONS = {
 _ARRAYS = {"categories": _CATEGORY, "sources": _SOURCE, "partners": _PARTNER}
 _TOP_LEVEL = set(_SECTIONS) | set(_ARRAYS) | {"digests"}
 _ENV_NOT_SETTINGS = {"GAZETTE_CONFIG"}  # read by config_path, not a key
+# Short names of the [logging] keys, as operators write them; the generic GAZETTE_LOGGING_* names work too.
+_ENV_ALIASES = {"GAZETTE_LOG_LEVEL": "GAZETTE_LOGGING_LEVEL", "GAZETTE_LOG_FORMAT": "GAZETTE_LOGGING_FORMAT"}
 
 
 def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
@@ -350,10 +362,13 @@ def apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[s
         if not name.startswith("GAZETTE_") or name in _ENV_NOT_SETTINGS:
             continue
         value = environ[name]
-        match = _match_override(name)
+        generic = _ENV_ALIASES.get(name, name)
+        if generic != name and environ.get(generic, value) != value:
+            raise ConfigError(name, f"says {value!r} but {generic} says {environ[generic]!r}: set one of them")
+        match = _match_override(generic)
         if match is None:
             log.debug("%s is not a setting (there is no section [%s]): ignored", name,
-                      name[len("GAZETTE_"):].split("_")[0].lower())
+                      generic[len("GAZETTE_"):].split("_")[0].lower())
             continue
         section, key = match
         target = merged.setdefault(section, {})
@@ -471,6 +486,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                          popular_window=_convert("views.popular_window", v["popular_window"], parse_duration))
     _check("views.per_ip_cap", views.per_ip_cap >= 1, "must be at least 1")
     _check("views.flush_events", views.flush_events >= 1, "must be at least 1")
+    log_settings = _build_logging(sec["logging"])
 
     categories = _build_categories(raw.get("categories", []))
     known = {c.slug for c in categories}
@@ -482,7 +498,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     digests = _build_digests(raw.get("digests", {}), site.timezone)
     return Settings(site=site, database_url=database_url, mail=mail, feeds=feeds, signing_key=signing_key,
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
-                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views)
+                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views,
+                    logging=log_settings)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -497,6 +514,13 @@ def _build_site(v: dict[str, Any]) -> SiteSettings:
     _check("site.name", bool(v["name"].strip()), "must not be empty")
     return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
                         language=v["language"])
+
+
+def _build_logging(v: dict[str, Any]) -> LogSettings:
+    level = v["level"].upper() if v["level"] is not None else None
+    _check("logging.level", level is None or level in LOG_LEVELS, f'"{v["level"]}" is not one of {", ".join(LOG_LEVELS)}')
+    _check("logging.format", v["format"] in LOG_FORMATS, f'"{v["format"]}" is not one of {", ".join(LOG_FORMATS)}')
+    return LogSettings(level=level, format=v["format"])
 
 
 def _build_feeds(v: dict[str, Any]) -> FeedSettings:
