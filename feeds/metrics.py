@@ -29,10 +29,10 @@ Figures = Callable[[], Iterable[Metric]]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def gauge(name: str, help: str, labels: Sequence[str] = (),
+def gauge(name: str, documentation: str, labels: Sequence[str] = (),
           samples: Iterable[tuple[Sequence[str], float]] = ()) -> GaugeMetricFamily:
     """A gauge family; each sample is (label values in the order of `labels`, value)."""
-    family = GaugeMetricFamily(name, help, labels=list(labels))
+    family = GaugeMetricFamily(name, documentation, labels=list(labels))
     for values, value in samples:
         family.add_metric(list(values), value)
     return family
