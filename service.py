@@ -43,6 +43,7 @@ from feeds.errors import ConfigError, FeedsError
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
+from feeds.logs import configure_logging, hold_logging, release_held, resolve_level
 from feeds.normalise import TRACKING_PARAMETERS
 from feeds.partner_web import PartnerFeeds, RateLimiter
 from feeds.partner_web import routes as partner_routes
@@ -386,11 +387,19 @@ class GazetteGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """Gazette: feeds, most-viewed and digest newsletters for news publishers."""
-    ctx.meta["make_services"] = Services  # what `services_of` builds, once, from the settings
+    # What `services_of` builds, once, from the settings; logging is set up from them first.
+    default_level = logging.INFO if ctx.invoked_subcommand == "serve" else logging.WARNING
+    ctx.meta["make_services"] = lambda settings: _start(settings, verbose=verbose, default_level=default_level)
     # SIGTERM ends a command as Ctrl-C would, through its cleanup (`serve` leaves it to uvicorn).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    hold_logging()
+    ctx.call_on_close(release_held)
+
+
+def _start(settings: Settings, *, verbose: bool, default_level: int) -> Services:
+    configure_logging(resolve_level(settings.logging.level, verbose=verbose, default=default_level),
+                      settings.logging.format, settings.site.timezone)
+    return Services(settings)
 
 
 @main.command()
@@ -407,10 +416,10 @@ def serve(ctx: click.Context, host: str, port: int, access_log: bool) -> None:
 
     services = services_of(ctx)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's own handling: a graceful stop, then the signal's status
-    logging.getLogger().setLevel(logging.INFO)
     services.prepare_database(migrate=services.settings.database_url.startswith("sqlite:"))
     app = create_app(services, services.scheduler_runner())
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True, access_log=access_log)
+    # log_config=None: uvicorn's loggers keep the handler and level `configure_logging` gave them (one format).
+    uvicorn.run(app, host=host, port=port, log_config=None, log_level=None, proxy_headers=True, access_log=access_log)
 
 
 @main.command()

@@ -192,9 +192,10 @@ def ingest_source(source: SourceSettings, *, store: ArticleStore, fetcher: Fetch
         return IngestResult(source.name, "error", empty, f"disabled: {state.disabled_reason}")
     # Only a failing source waits longer than its job's interval; a healthy one runs whenever its job fires.
     if not force and state.consecutive_failures and state.next_check_at is not None and state.next_check_at > now:
+        until = state.next_check_at.astimezone(policy.timezone) if policy.timezone else state.next_check_at
         return IngestResult(source.name, "skipped", empty,
                             notes=(f"backing off after {state.consecutive_failures} failures until "
-                                   f"{state.next_check_at.isoformat()}",))
+                                   f"{until.isoformat(timespec='minutes')}",))
     try:
         return _ingest(source, state, store=store, fetcher=fetcher, now=now, policy=policy)
     except Stopping:  # the process is stopping: the source did nothing wrong, and is read on the next run

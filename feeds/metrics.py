@@ -1,15 +1,19 @@
 """`GET /metrics` in the Prometheus text format (version 0.0.4): a few gauges an operator alerts on.
 
-Each side contributes its own families (`content_metrics` here, `newsletter.metrics` for the audience); the web
-route only renders them. Values are read from the database when scraped, so every process reports the same.
+Each side contributes its own families (`content_metrics` here, `newsletter.metrics` for the audience) as
+prometheus_client metric families. `route` registers one collector that reads them from the stores at each scrape
+in a registry of its own (not the global one: several apps in one process must not clash) and renders it with
+`generate_latest`, so numbers are written exactly (a Unix time keeps its seconds). Every process reports the same.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Iterable, Sequence
 
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -20,73 +24,76 @@ from .guard import check_admin_token
 from .settings import Settings
 from .store import ArticleStore
 
-
-@dataclass(frozen=True)
-class Family:
-    name: str
-    help: str
-    kind: str = "gauge"
-    samples: tuple[tuple[Mapping[str, str], float], ...] = field(default_factory=tuple)
+Figures = Callable[[], Iterable[Metric]]
+# What generate_latest writes. Named here: newer clients' CONTENT_TYPE_LATEST means the 1.0.0 format instead.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def render(families: Iterable[Family]) -> str:
-    lines: list[str] = []
-    for family in families:
-        lines += [f"# HELP {family.name} {family.help}", f"# TYPE {family.name} {family.kind}"]
-        for labels, value in family.samples:
-            label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
-            lines.append(f"{family.name}{{{label_text}}} {value:g}" if label_text else f"{family.name} {value:g}")
-    return "\n".join(lines) + "\n"
+def gauge(name: str, documentation: str, labels: Sequence[str] = (),
+          samples: Iterable[tuple[Sequence[str], float]] = ()) -> GaugeMetricFamily:
+    """A gauge family; each sample is (label values in the order of `labels`, value)."""
+    family = GaugeMetricFamily(name, documentation, labels=list(labels))
+    for values, value in samples:
+        family.add_metric(list(values), value)
+    return family
 
 
-def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> list[Family]:
+class StoreCollector(Collector):
+    """The figures, read from the stores at each scrape (never cached: a scrape says how things are now)."""
+
+    def __init__(self, figures: Figures) -> None:
+        self._figures = figures
+
+    def collect(self) -> Iterable[Metric]:
+        return self._figures()
+
+
+def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> list[Metric]:
     limit = settings.fetch.failure_limit
     configured = {s.name for s in settings.sources}
     by_status: dict[str, int] = {"ok": 0, "new": 0, "failing": 0, "unhealthy": 0, "disabled": 0}
-    failures: list[tuple[Mapping[str, str], float]] = []
-    skipped: list[tuple[Mapping[str, str], float]] = []
-    last_success: list[tuple[Mapping[str, str], float]] = []
+    failures: list[tuple[Sequence[str], float]] = []
+    skipped: list[tuple[Sequence[str], float]] = []
+    last_success: list[tuple[Sequence[str], float]] = []
     for state in store.sources():
         if state.name not in configured:
             continue
         status = ("disabled" if state.disabled_reason else "unhealthy" if state.consecutive_failures >= limit
                   else "failing" if state.consecutive_failures else "new" if state.last_success_at is None else "ok")
         by_status[status] += 1
-        failures.append(({"source": state.name}, state.consecutive_failures))
-        skipped.append(({"source": state.name}, state.skipped_items))
+        failures.append(([state.name], state.consecutive_failures))
+        skipped.append(([state.name], state.skipped_items))
         if state.last_success_at is not None:
-            last_success.append(({"source": state.name}, state.last_success_at.timestamp()))
+            last_success.append(([state.name], state.last_success_at.timestamp()))
     with store.engine.connect() as conn:
         articles = dict(conn.execute(select(db.articles.c.category, func.count()).group_by(db.articles.c.category)).all())
         pushes = dict(conn.execute(select(db.partner_pushes.c.status, func.count())
                                    .group_by(db.partner_pushes.c.status)).all())
     return [
-        Family("gazette_articles", "Articles in the store, by category.",
-               samples=tuple(({"category": k or ""}, float(v)) for k, v in sorted(articles.items(), key=lambda kv: kv[0] or ""))),
-        Family("gazette_sources", "Configured sources by health.",
-               samples=tuple(({"status": k}, float(v)) for k, v in by_status.items())),
-        Family("gazette_source_consecutive_failures", "Failed polls in a row, per source.", samples=tuple(failures)),
-        Family("gazette_source_skipped_items", "Articles of each source left out of feeds because they could not be "
-               "rendered (the feeds themselves stay up).", samples=tuple(skipped)),
-        Family("gazette_source_last_success_timestamp_seconds", "When each source was last read without error.",
-               samples=tuple(last_success)),
-        Family("gazette_partner_pushes", "Partner push queue rows by status.",
-               samples=tuple(({"status": k}, float(v)) for k, v in sorted(pushes.items()))),
-        Family("gazette_scrape_timestamp_seconds", "When these figures were read.", samples=(({}, now.timestamp()),)),
+        gauge("gazette_articles", "Articles in the store, by category.", ["category"],
+              (([k or ""], v) for k, v in sorted(articles.items(), key=lambda kv: kv[0] or ""))),
+        gauge("gazette_sources", "Configured sources by health.", ["status"], (([k], v) for k, v in by_status.items())),
+        gauge("gazette_source_consecutive_failures", "Failed polls in a row, per source.", ["source"], failures),
+        gauge("gazette_source_skipped_items", "Articles of each source left out of feeds because they could not be "
+              "rendered (the feeds themselves stay up).", ["source"], skipped),
+        gauge("gazette_source_last_success_timestamp_seconds", "When each source was last read without error.",
+              ["source"], last_success),
+        gauge("gazette_partner_pushes", "Partner push queue rows by status.", ["status"],
+              (([k], v) for k, v in sorted(pushes.items()))),
+        gauge("gazette_scrape_timestamp_seconds", "When these figures were read.", samples=[([], now.timestamp())]),
     ]
 
 
-def route(settings: Settings, families: Callable[[], Iterable[Family]]) -> Route:
+def route(settings: Settings, figures: Figures) -> Route:
     """`GET /metrics`; with `[admin] token` set, Prometheus must send it (`authorization: {credentials: …}`)."""
+    registry = CollectorRegistry(auto_describe=False)  # this app's own; registering reads nothing yet
+    registry.register(StoreCollector(figures))
+
     def metrics(request: Request) -> Response:
         refusal = check_admin_token(settings.admin_token, request.headers.get("authorization"))
         if settings.admin_token is not None and refusal is not None:  # without a token the figures are open
             return PlainTextResponse(refusal.message + "\n", status_code=refusal.status, headers=dict(refusal.headers))
-        return PlainTextResponse(render(families()), media_type="text/plain; version=0.0.4; charset=utf-8",
-                                 headers={"Cache-Control": "no-store"})
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE,
+                        headers={"Cache-Control": "no-store"})
 
     return Route("/metrics", metrics, methods=["GET"])
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

@@ -9,6 +9,7 @@ It lives in `feeds` because `feeds` is the lower layer: `newsletter` may import 
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -24,10 +25,14 @@ from apscheduler.triggers.cron import CronTrigger
 
 from .errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 SOURCE_KINDS = ("feed", "html", "jsonl")
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
 LANGUAGES = ("ko", "en")
 FREQUENCIES = ("daily", "weekly")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RESERVED_FEED_SLUGS = frozenset({"all", "popular"})
 _DURATION_RE = re.compile(r"(\d+)\s*([smhdw])")
@@ -125,6 +130,12 @@ class ViewSettings:
 
 
 @dataclass(frozen=True)
+class LogSettings:
+    level: str | None = None  # None: the command's own default (WARNING; INFO for `serve`)
+    format: str = "text"  # or "json": one object per line
+
+
+@dataclass(frozen=True)
 class Category:
     slug: str
     name: str
@@ -202,6 +213,7 @@ class Settings:
                                          max_bytes=10 * 1024 * 1024, workers=4, host_concurrency=2, host_delay=0.5,
                                          failure_limit=5)
     views: ViewSettings = ViewSettings()
+    logging: LogSettings = LogSettings()
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -283,6 +295,7 @@ _SECTIONS: dict[str, _Spec] = {
         "parse_processes": (int, 2),
         "tracking_parameters": (list, []),
     },
+    "logging": {"level": (str, None), "format": (str, "text")},
 }
 _CATEGORY: _Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
 _FEED_OVERRIDE: _Spec = {"items": (int, None), "full_content": (bool, None)}
@@ -332,6 +345,9 @@ _DEFAULT_EDITIONS = {
 }
 _ARRAYS = {"categories": _CATEGORY, "sources": _SOURCE, "partners": _PARTNER}
 _TOP_LEVEL = set(_SECTIONS) | set(_ARRAYS) | {"digests"}
+_ENV_NOT_SETTINGS = {"GAZETTE_CONFIG"}  # read by config_path, not a key
+# Short names of the [logging] keys, as operators write them; the generic GAZETTE_LOGGING_* names work too.
+_ENV_ALIASES = {"GAZETTE_LOG_LEVEL": "GAZETTE_LOGGING_LEVEL", "GAZETTE_LOG_FORMAT": "GAZETTE_LOGGING_FORMAT"}
 
 
 def config_path(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path:
@@ -353,27 +369,52 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
 
 
 def apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """Overlay GAZETTE_<SECTION>_<KEY> variables on the scalar keys of the table sections."""
+    """Overlay GAZETTE_<SECTION>_<KEY> variables on the scalar keys of the table sections.
+
+    Only names that begin with a known section are settings. Any other GAZETTE_* name (a test's
+    GAZETTE_TEST_POSTGRES_URL, another tool's variable) is not ours to refuse: it is ignored with a debug note.
+    A known section with an unknown key (GAZETTE_DATABASE_URLL) stays an error, because that is a typo in a real
+    setting: ignoring it would run on the file's value while the operator believes the override is in force.
+    """
     merged = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    for name, value in environ.items():
-        if not name.startswith("GAZETTE_") or name == "GAZETTE_CONFIG":
+    for name in sorted(environ):  # sorted: with several mistakes, the same one is reported every time
+        if not name.startswith("GAZETTE_") or name in _ENV_NOT_SETTINGS:
             continue
-        section, key = _match_override(name)
-        expected = _SECTIONS[section][key][0]
+        value = environ[name]
+        generic = _ENV_ALIASES.get(name, name)
+        if generic != name and environ.get(generic, value) != value:
+            raise ConfigError(name, f"says {value!r} but {generic} says {environ[generic]!r}: set one of them")
+        match = _match_override(generic)
+        if match is None:
+            log.debug("%s is not a setting (there is no section [%s]): ignored", name,
+                      generic[len("GAZETTE_"):].split("_")[0].lower())
+            continue
+        section, key = match
         target = merged.setdefault(section, {})
         if not isinstance(target, dict):
             raise ConfigError(section, "must be a table")
-        target[key] = _coerce(name, value, expected)
+        target[key] = _coerce(name, value, _SECTIONS[section][key][0])
     return merged
 
 
-def _match_override(name: str) -> tuple[str, str]:
+def _match_override(name: str) -> tuple[str, str] | None:
+    """(section, key) of a GAZETTE_<SECTION>_<KEY> name; None when it names no section; ConfigError for a known
+    section's unknown key, or a key the environment cannot set."""
     rest = name[len("GAZETTE_"):].lower()
-    for section, spec in _SECTIONS.items():
-        prefix = section + "_"
-        if rest.startswith(prefix) and rest[len(prefix):] in spec:
-            return section, rest[len(prefix):]
-    raise ConfigError(name, "unknown setting: overrides are GAZETTE_<SECTION>_<KEY> for a scalar key such as GAZETTE_DATABASE_URL")
+    for section in (*_SECTIONS, *_ARRAYS, "digests"):
+        if not rest.startswith(section + "_"):
+            continue
+        key = rest[len(section) + 1:]
+        if section not in _SECTIONS:
+            where = f"[{section}.*]" if section == "digests" else f"[[{section}]]"
+            raise ConfigError(name, f"{where} is set in the configuration file only")
+        spec = _SECTIONS[section]
+        if key not in spec:
+            raise ConfigError(name, f'unknown key "{key}" of [{section}] (known: {", ".join(spec)})')
+        if spec[key][0] in (list, dict):
+            raise ConfigError(name, f"{section}.{key} is {_TYPE_NAMES[spec[key][0]]}: set it in the configuration file")
+        return section, key
+    return None
 
 
 def _coerce(name: str, value: str, expected: type | tuple[type, ...]) -> Any:
@@ -464,6 +505,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                          popular_window=_convert("views.popular_window", v["popular_window"], parse_duration))
     _check("views.per_ip_cap", views.per_ip_cap >= 1, "must be at least 1")
     _check("views.flush_events", views.flush_events >= 1, "must be at least 1")
+    log_settings = _build_logging(sec["logging"])
 
     categories = _build_categories(raw.get("categories", []))
     known = {c.slug for c in categories}
@@ -475,7 +517,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     digests = _build_digests(raw.get("digests", {}), site.timezone)
     return Settings(site=site, database_url=database_url, mail=mail, feeds=feeds, signing_key=signing_key,
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
-                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views)
+                    digests=digests, scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views,
+                    logging=log_settings)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -494,6 +537,13 @@ def _build_site(v: dict[str, Any]) -> SiteSettings:
                "must be an absolute http(s) URL of the privacy policy")
     return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
                         language=v["language"], privacy_url=v["privacy_url"])
+
+
+def _build_logging(v: dict[str, Any]) -> LogSettings:
+    level = v["level"].upper() if v["level"] is not None else None
+    _check("logging.level", level is None or level in LOG_LEVELS, f'"{v["level"]}" is not one of {", ".join(LOG_LEVELS)}')
+    _check("logging.format", v["format"] in LOG_FORMATS, f'"{v["format"]}" is not one of {", ".join(LOG_FORMATS)}')
+    return LogSettings(level=level, format=v["format"])
 
 
 def _build_feeds(v: dict[str, Any]) -> FeedSettings:

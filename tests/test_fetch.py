@@ -370,3 +370,19 @@ def test_parse_processes_give_the_same_articles(site, store, settings) -> None: 
     fetcher.close()
     assert result.counts.new == 2
     assert [a.title for a in store.articles()] == ["시의회 & 시청, ‘예산 협의’ 시작", "guid 없는 기사"]
+
+
+def test_backing_off_line_shows_the_site_time(site, fetcher, store, settings) -> None:  # type: ignore[no-untyped-def]
+    """The scheduler's "skipped" line is read by a person: the next check in the site's zone, like the error line."""
+    from zoneinfo import ZoneInfo
+
+    site.routes["/feed.xml"] = respond(500, b"oops")
+    source = source_at(site.url + "/feed.xml")
+    sync(store, settings, source)
+    policy = IngestPolicy(timezone=ZoneInfo("Asia/Seoul"))
+    failed = ingest_source(source, store=store, fetcher=fetcher, now=NOW, policy=policy, force=False)
+    next_check = failed.next_check_at.isoformat(timespec="minutes")
+    assert next_check.endswith("+09:00") and next_check in failed.line()
+    skipped = ingest_source(source, store=store, fetcher=fetcher, now=NOW + timedelta(seconds=1), policy=policy,
+                            force=False)
+    assert skipped.line() == f"wire: skipped: backing off after 1 failures until {next_check}"

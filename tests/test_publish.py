@@ -271,4 +271,4 @@ def test_an_article_no_feed_can_render_is_left_out_and_counted(store, settings, 
     health = store.source("cms")
     assert health.skipped_items >= 3 and "OverflowError" in (health.last_skip or "")
     [family] = [f for f in content_metrics(new_york, store, NOW) if f.name == "gazette_source_skipped_items"]
-    assert family.samples[0][1] >= 3
+    assert family.samples[0].value >= 3

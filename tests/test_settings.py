@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from feeds.errors import ConfigError
-from feeds.settings import build_settings, load_settings, parse_duration
+from feeds.settings import LogSettings, build_settings, load_settings, parse_duration
 from tests.conftest import ROOT, gazette_command
 
 MINIMAL = """
@@ -48,6 +49,11 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     pytest.param("[site]\nbase_url = 'news.example.com'\n", "site.base_url", "absolute http", id="relative-base-url"),
     pytest.param("[site]\nname = 3\n", "site.name", "must be a string", id="wrong-type"),
     pytest.param("[database]\nurl = 'mysql://x'\n", "database.url", "sqlite", id="bad-database"),
+    pytest.param("[logging]\nlevel = 'LOUD'\n", "logging.level", "not one of DEBUG, INFO, WARNING, ERROR",
+                 id="bad-log-level"),
+    pytest.param("[logging]\nlevel = 10\n", "logging.level", "must be a string", id="numeric-log-level"),
+    pytest.param("[logging]\nformat = 'logfmt'\n", "logging.format", "not one of text, json", id="bad-log-format"),
+    pytest.param("[logging]\ncolour = true\n", "logging.colour", "unknown key", id="logging-unknown-key"),
     pytest.param("[mail]\nurl = 'smtp://'\n", "mail.url", "must be one of", id="mail-no-host"),
     pytest.param("[mail]\nurl = 'smtp://host:port'\n", "mail.url", "port", id="mail-bad-port"),
     pytest.param("[mail]\nurl = 'ftp://x'\n", "mail.url", "must be one of", id="mail-bad-scheme"),
@@ -110,21 +116,69 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
     pytest.param({"GAZETTE_FEEDS_FULL_CONTENT": "false"}, lambda s: s.feeds.full_content is False, id="bool"),
     pytest.param({"GAZETTE_SITE_TIMEZONE": "UTC"}, lambda s: s.site.timezone.key == "UTC", id="timezone"),
     pytest.param({"GAZETTE_CONFIG": "ignored.toml", "PATH": "/bin"}, lambda s: True, id="other-variables"),
+    pytest.param({}, lambda s: s.logging == LogSettings(level=None, format="text"), id="logging-defaults"),
+    pytest.param({"GAZETTE_LOG_LEVEL": "debug", "GAZETTE_LOG_FORMAT": "json"},
+                 lambda s: s.logging == LogSettings(level="DEBUG", format="json"), id="log-short-names"),
+    pytest.param({"GAZETTE_LOGGING_LEVEL": "ERROR", "GAZETTE_LOGGING_FORMAT": "json"},
+                 lambda s: s.logging == LogSettings(level="ERROR", format="json"), id="logging-generic-names"),
+    pytest.param({"GAZETTE_LOG_LEVEL": "INFO", "GAZETTE_LOGGING_LEVEL": "INFO"},
+                 lambda s: s.logging.level == "INFO", id="both-names-agree"),
 ])
 def test_environment_overrides_scalar_keys(tmp_path: Path, environ: dict[str, str], check) -> None:  # type: ignore[no-untyped-def]
     assert check(load_text(tmp_path, MINIMAL, environ))
 
 
-@pytest.mark.parametrize("environ, key", [
-    pytest.param({"GAZETTE_DATABASE_NAME": "x"}, "GAZETTE_DATABASE_NAME", id="unknown"),
-    pytest.param({"GAZETTE_MAIL_CONCURRENCY": "many"}, "GAZETTE_MAIL_CONCURRENCY", id="not-int"),
-    pytest.param({"GAZETTE_FEEDS_FULL_CONTENT": "maybe"}, "GAZETTE_FEEDS_FULL_CONTENT", id="not-bool"),
-    pytest.param({"GAZETTE_SITE_TIMEZONE": "Mars/Base"}, "site.timezone", id="bad-value"),
+@pytest.mark.parametrize("name", [
+    pytest.param("GAZETTE_TEST_POSTGRES_URL", id="test-suite"),
+    pytest.param("GAZETTE_FOO", id="no-key"),
+    pytest.param("GAZETTE_SITEMAP_URL", id="prefix-of-no-section"),  # "sitemap" is not "site"
+    pytest.param("GAZETTE_DATABASE", id="section-without-key"),
+    pytest.param("GAZETTE_", id="bare-prefix"),
 ])
-def test_bad_environment_overrides_name_the_variable(tmp_path: Path, environ: dict[str, str], key: str) -> None:
+def test_other_gazette_variables_are_ignored_with_a_debug_note(tmp_path: Path, name: str,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="feeds.settings"):
+        s = load_text(tmp_path, MINIMAL, {name: "postgresql://elsewhere/x"})
+    assert s == load_text(tmp_path, MINIMAL)
+    assert [r.getMessage() for r in caplog.records if name in r.getMessage()], caplog.text
+    assert all(r.levelno == logging.DEBUG for r in caplog.records)
+
+
+def test_gazette_config_is_read_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="feeds.settings"):
+        load_text(tmp_path, MINIMAL, {"GAZETTE_CONFIG": "other.toml"})
+    assert "GAZETTE_CONFIG" not in caplog.text  # the config path, not an ignored name
+
+
+@pytest.mark.parametrize("environ, key, reason", [
+    pytest.param({"GAZETTE_DATABASE_NAME": "x"}, "GAZETTE_DATABASE_NAME", 'unknown key "name" of [database]',
+                 id="unknown-key"),
+    pytest.param({"GAZETTE_DATABASE_URLL": "x"}, "GAZETTE_DATABASE_URLL", 'unknown key "urll" of [database]',
+                 id="typo-of-a-key"),
+    pytest.param({"GAZETTE_LOGGING_LEVL": "x"}, "GAZETTE_LOGGING_LEVL", "known: level, format", id="typo-in-logging"),
+    pytest.param({"GAZETTE_SOURCES_URL": "x"}, "GAZETTE_SOURCES_URL", "[[sources]] is set in the configuration file",
+                 id="array-of-tables"),
+    pytest.param({"GAZETTE_DIGESTS_DAILY": "x"}, "GAZETTE_DIGESTS_DAILY", "[digests.*] is set in the configuration",
+                 id="digests"),
+    pytest.param({"GAZETTE_FEEDS_HUBS": "https://hub"}, "GAZETTE_FEEDS_HUBS", "feeds.hubs is an array",
+                 id="array-key"),
+    pytest.param({"GAZETTE_MAIL_CONCURRENCY": "many"}, "GAZETTE_MAIL_CONCURRENCY", "not a whole number",
+                 id="not-int"),
+    pytest.param({"GAZETTE_FEEDS_FULL_CONTENT": "maybe"}, "GAZETTE_FEEDS_FULL_CONTENT", "not a boolean",
+                 id="not-bool"),
+    pytest.param({"GAZETTE_SITE_TIMEZONE": "Mars/Base"}, "site.timezone", "not a known time zone", id="bad-value"),
+    pytest.param({"GAZETTE_LOG_LEVEL": "LOUD"}, "logging.level", "not one of DEBUG, INFO, WARNING, ERROR",
+                 id="bad-log-level"),
+    pytest.param({"GAZETTE_LOG_FORMAT": "xml"}, "logging.format", "not one of text, json", id="bad-log-format"),
+    pytest.param({"GAZETTE_LOG_LEVEL": "DEBUG", "GAZETTE_LOGGING_LEVEL": "ERROR"}, "GAZETTE_LOG_LEVEL",
+                 "GAZETTE_LOGGING_LEVEL says 'ERROR'", id="alias-disagrees"),
+])
+def test_bad_environment_overrides_name_the_variable(tmp_path: Path, environ: dict[str, str], key: str,
+                                                     reason: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_text(tmp_path, MINIMAL, environ)
     assert info.value.key == key
+    assert reason in info.value.reason
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("10m", 600), ("1h30m", 5400), ("7d", 604800), ("2w", 1209600)])
