@@ -442,7 +442,7 @@ def _redact(url: str) -> str:
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
                 newsletter_cli.digest_group, newsletter_cli.subscribers_group, feeds_cli.partners_group,
-                newsletter_cli.bounces_group):
+                newsletter_cli.bounces_group, feeds_cli.sources_group):
     main.add_command(command)
 
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from . import db
 from .guard import check_admin_token
 from .settings import Settings
-from .store import ArticleStore
+from .store import ArticleStore, source_health
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,7 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
     for state in store.sources():
         if state.name not in configured:
             continue
-        status = ("disabled" if state.disabled_reason else "unhealthy" if state.consecutive_failures >= limit
-                  else "failing" if state.consecutive_failures else "new" if state.last_success_at is None else "ok")
-        by_status[status] += 1
+        by_status[source_health(state, limit)] += 1
         failures.append(({"source": state.name}, state.consecutive_failures))
         skipped.append(({"source": state.name}, state.skipped_items))
         if state.last_success_at is not None:
