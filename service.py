@@ -65,7 +65,8 @@ from newsletter.deliveries import DeliveryStore
 from newsletter.errors import NewsletterError
 from newsletter.messages import TIMEZONES
 from newsletter.metrics import audience_metrics
-from newsletter.preview import preview_edition
+from newsletter.preview import Plan, plan_edition, preview_edition
+from newsletter.retry import RetryReport, retry_edition
 from newsletter.send import Context, SendReport, send_edition
 from newsletter.signing import DkimSigner, load_signer
 from newsletter.subscribers import SubscriberStore
@@ -211,6 +212,16 @@ class Services:
         edition = self.settings.edition(edition_name)
         assert edition is not None
         return preview_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(), email=email)
+
+    def plan(self, edition_name: str, scheduled_at: datetime) -> Plan:
+        edition = self.settings.edition(edition_name)
+        assert edition is not None
+        return plan_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context())
+
+    def retry(self, edition_name: str, edition_id: int, scheduled_at: datetime) -> RetryReport:
+        edition = self.settings.edition(edition_name)
+        assert edition is not None
+        return retry_edition(edition, edition_id, scheduled_at=scheduled_at, ctx=self._send_context())
 
     def task_specs(self) -> list[TaskSpec]:
         s = self.settings
