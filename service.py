@@ -68,7 +68,8 @@ from newsletter.deliveries import DeliveryStore
 from newsletter.errors import NewsletterError
 from newsletter.metrics import audience_metrics
 from newsletter.notices import Notices, invite
-from newsletter.preview import preview_edition
+from newsletter.preview import Plan, plan_edition, preview_edition
+from newsletter.retry import RetryReport, retry_edition
 from newsletter.send import Context, SendReport, send_edition
 from newsletter.timing import TICK, due_runs, next_runs
 from newsletter.signing import DkimSigner, load_signer
@@ -220,6 +221,16 @@ class Services:
         edition = self.settings.edition(edition_name)
         assert edition is not None
         return preview_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(), email=email)
+
+    def plan(self, edition_name: str, scheduled_at: datetime) -> Plan:
+        edition = self.settings.edition(edition_name)
+        assert edition is not None
+        return plan_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context())
+
+    def retry(self, edition_name: str, edition_id: int, scheduled_at: datetime) -> RetryReport:
+        edition = self.settings.edition(edition_name)
+        assert edition is not None
+        return retry_edition(edition, edition_id, scheduled_at=scheduled_at, ctx=self._send_context())
 
     def task_specs(self) -> list[TaskSpec]:
         s = self.settings
@@ -502,7 +513,7 @@ def _redact(url: str) -> str:
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
                 newsletter_cli.digest_group, newsletter_cli.subscribers_group, feeds_cli.partners_group,
-                newsletter_cli.bounces_group):
+                newsletter_cli.bounces_group, feeds_cli.sources_group):
     main.add_command(command)
 
 

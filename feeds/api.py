@@ -19,7 +19,7 @@ from .guard import check_admin_token
 from .partners import Partner, PartnerStore
 from .push import PushQueue
 from .settings import Settings, build_partner
-from .store import ArticleStore
+from .store import ArticleStore, source_health
 from .views import WINDOWS, most_viewed
 
 
@@ -106,18 +106,8 @@ def router(settings: Settings, store: ArticleStore, clock: Callable[[], datetime
         for state in store.sources():
             if state.name not in configured:
                 continue  # removed from the configuration; its articles stay
-            if state.disabled_reason:
-                status = "disabled"
-            elif state.consecutive_failures >= settings.fetch.failure_limit:
-                status = "unhealthy"
-            elif state.consecutive_failures:
-                status = "failing"
-            elif state.last_success_at is None:
-                status = "new"
-            else:
-                status = "ok"
-            out.append(SourceHealth(status=status, **{k: getattr(state, k) for k in SourceHealth.model_fields
-                                                      if k != "status"}))
+            out.append(SourceHealth(status=source_health(state, settings.fetch.failure_limit),
+                                    **{k: getattr(state, k) for k in SourceHealth.model_fields if k != "status"}))
         return out
 
     @api.get("/popular", response_model=list[RankedArticle], summary="Most viewed articles (많이 본 뉴스)",

@@ -18,6 +18,7 @@ import click
 from . import db
 from .errors import ConfigError
 from .settings import Settings, build_partner, config_path, load_settings
+from .store import HEALTHY, source_health
 from .views import read_views_csv
 
 def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
@@ -51,6 +52,12 @@ def parse_at(text: str, settings: Settings) -> datetime:
         raise click.BadParameter(f'"{text}" is not an ISO time such as 2026-11-25T07:00', param_hint="--at") from None
     return value.replace(tzinfo=settings.site.timezone) if value.tzinfo is None else value
 
+
+def local_time(moment: datetime | None, settings: Settings, *, never: str = "never") -> str:
+    """A stored (UTC) time as a person reads it: in the site's time zone, to the minute, with the zone's name."""
+    if moment is None:
+        return never
+    return moment.astimezone(settings.site.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @click.group("db")
@@ -144,6 +151,44 @@ def views_import(ctx: click.Context, file) -> None:  # type: ignore[no-untyped-d
         click.echo(f"line {line}: {reason}")
     if problems:
         sys.exit(1)
+
+
+@click.group("sources")
+def sources_group() -> None:
+    """Configured sources."""
+
+
+@sources_group.command("list")
+@click.option("--failing", is_flag=True, help="Only the sources that need attention (failing, unhealthy, disabled).")
+@config_option
+@click.pass_context
+def sources_list(ctx: click.Context, failing: bool) -> None:
+    """Each configured source with its health (new, ok, failing, unhealthy, disabled), its last fetch and next
+    check in the site's time zone, its failures in a row and its last error. Exit 0 whatever their health."""
+    services = services_of(ctx)
+    settings = services.settings
+    services.prepare_database(migrate=False)
+    states = {state.name: state for state in services.store.sources()}
+    shown = 0
+    for source in settings.sources:  # in configuration order
+        state = states.get(source.name)
+        if state is None:
+            continue
+        health = source_health(state, settings.fetch.failure_limit)
+        if failing and health in HEALTHY:
+            continue
+        shown += 1
+        click.echo(f"{source.name}: {health}; last fetch {local_time(state.last_checked_at, settings)}, next check "
+                   f"{local_time(state.next_check_at, settings, never='when the scheduler next runs')}, "
+                   f"{state.consecutive_failures} failure{'' if state.consecutive_failures == 1 else 's'} in a row")
+        if state.disabled_reason:
+            click.echo(f"  disabled: {state.disabled_reason}")
+        if state.last_error and health not in HEALTHY:
+            click.echo(f"  last error ({local_time(state.last_error_at, settings)}): {state.last_error}")
+        if state.clock_warning:
+            click.echo(f"  clock: {state.clock_warning}")
+    if failing and not shown:
+        click.echo(f"all {len(settings.sources)} sources are healthy")
 
 
 @click.group("partners")

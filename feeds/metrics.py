@@ -22,7 +22,7 @@ from starlette.routing import Route
 from . import db
 from .guard import check_admin_token
 from .settings import Settings
-from .store import ArticleStore
+from .store import ArticleStore, source_health
 
 Figures = Callable[[], Iterable[Metric]]
 # What generate_latest writes. Named here: newer clients' CONTENT_TYPE_LATEST means the 1.0.0 format instead.
@@ -58,9 +58,7 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
     for state in store.sources():
         if state.name not in configured:
             continue
-        status = ("disabled" if state.disabled_reason else "unhealthy" if state.consecutive_failures >= limit
-                  else "failing" if state.consecutive_failures else "new" if state.last_success_at is None else "ok")
-        by_status[status] += 1
+        by_status[source_health(state, limit)] += 1
         failures.append(([state.name], state.consecutive_failures))
         skipped.append(([state.name], state.skipped_items))
         if state.last_success_at is not None:

@@ -45,6 +45,22 @@ class SourceState:
     last_skip: str | None = None
 
 
+HEALTHY = ("new", "ok")  # the labels of `source_health` that need nobody's attention
+
+
+def source_health(state: SourceState, failure_limit: int) -> str:
+    """The health label of a source: one rule for the admin API, /metrics and `gazette sources list`.
+
+    unhealthy: at or past `[fetch] failure_limit` failures in a row (then polled every 6 hours only)."""
+    if state.disabled_reason:
+        return "disabled"
+    if state.consecutive_failures >= failure_limit:
+        return "unhealthy"
+    if state.consecutive_failures:
+        return "failing"
+    return "new" if state.last_success_at is None else "ok"
+
+
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 
 

@@ -159,8 +159,26 @@ class EditionOut(BaseModel):
     clicks_by_article: dict[str, int]
 
 
+DeliveryStatus = Literal["queued", "sent", "skipped", "failed", "retry", "held"]
+
+
+class DeliveryOut(BaseModel):
+    subscriber_id: int
+    email: str | None = Field(description="null once the subscriber was erased")
+    status: DeliveryStatus
+    attempts: int
+    last_error: str | None = Field(description="the server's answer or the reason it was not sent")
+    sent_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="a retry, or a mail held back for the night")
+
+
+class DeliveryPage(BaseModel):
+    total: int = Field(description="deliveries of the edition with this status (all of them without one)")
+    deliveries: list[DeliveryOut]
+
+
 def editions_router(settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]]) -> APIRouter:
-    """`/api/editions`: per-edition delivery counts and clicks."""
+    """`/api/editions`: per-edition delivery counts and clicks, and each edition's deliveries."""
     api = admin_router(settings, "/api/editions", "digests")
 
     def out(e: EditionStats) -> EditionOut:
@@ -182,6 +200,19 @@ def editions_router(settings: Settings, deliveries: DeliveryStore, clicks: Calla
         if not found:
             raise HTTPException(404, f"no edition {edition_id}")
         return out(found[0])
+
+    @api.get("/{edition_id}/deliveries", response_model=DeliveryPage, responses=problems(404),
+             summary="One edition's deliveries by subscriber id, e.g. the failed ones with their reasons")
+    def list_deliveries(edition_id: RowId, status: DeliveryStatus | None = None,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> DeliveryPage:
+        if not deliveries.stats(edition_id):
+            raise HTTPException(404, f"no edition {edition_id}")
+        total, rows = deliveries.rows(edition_id, statuses=(status,) if status else (), limit=limit, offset=offset)
+        return DeliveryPage(total=total, deliveries=[
+            DeliveryOut(subscriber_id=r.subscriber_id, email=r.email, status=r.status,  # type: ignore[arg-type]
+                        attempts=r.attempts, last_error=r.last_error, sent_at=r.sent_at,
+                        next_attempt_at=r.next_attempt_at) for r in rows])
 
     return api
 

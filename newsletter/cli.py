@@ -1,4 +1,4 @@
-"""The audience side's commands: digest send|preview, subscribers add|import|export|remove, bounces process.
+"""The audience side's commands: digest send|preview|status|retry, subscribers add|import|export|remove, bounces process.
 
 Thin, like `feeds.cli`: arguments in, `services_of(ctx)` for the objects, the outcome printed.
 """
@@ -12,11 +12,16 @@ from pathlib import Path
 
 import click
 
-from feeds.cli import config_option, parse_at, services_of
+from feeds.cli import config_option, local_time, parse_at, services_of
+from feeds.settings import Settings
 
 from .db import SUBSCRIBER_STATUSES
+from .deliveries import STATUSES, DeliveryRow
 from .errors import DeliveryError, RateLimited
 from .notices import invite
+from .preview import Plan
+
+SHOWN_FAILURES = 20  # `digest send` lists this many failures, then points to `digest status`
 
 @click.group("digest")
 def digest_group() -> None:
@@ -31,22 +36,29 @@ def _edition_run(ctx: click.Context, edition: str, at: str | None):  # type: ign
         raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
     scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
     services.prepare_database(migrate=False)
-    return services, scheduled_at
+    return services, scheduled_at.astimezone(settings.site.timezone)  # the same instant, as a person reads it
 
 
 @digest_group.command("send")
 @click.argument("edition")
-@click.option("--dry-run", is_flag=True, help="Show who would get what; send and record nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="List who would get what (address, zone, segment, articles, subject); send and record nothing.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="With --dry-run: list this many recipients (0 = all); the totals count everyone.")
 @click.option("--at", "at", default=None, metavar="ISO-TIME",
               help="The edition's time (default now); without a zone, in the site's time zone.")
 @config_option
 @click.pass_context
-def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None) -> None:
+def digest_send(ctx: click.Context, edition: str, dry_run: bool, limit: int, at: str | None) -> None:
     """Send EDITION (e.g. daily) to its confirmed subscribers, once each.
 
     A manual send goes to every subscriber of the edition, whatever their time zone; running it
-    again with the same --at resumes it (nobody gets it twice)."""
+    again with the same --at resumes it (nobody gets it twice). Prints a summary, then the run's failed
+    deliveries with their reasons. Exit 1 if the run has failed deliveries, this time or an earlier one."""
     services, scheduled_at = _edition_run(ctx, edition, at)
+    if dry_run:
+        _print_plan(services.plan(edition, scheduled_at), limit, services.settings)
+        return
     total = services.subscribers.count_active(edition, ads=services.settings.edition(edition).has_ads)
     if total > 20 and sys.stderr.isatty():
         started, done = time.monotonic(), [0]
@@ -58,10 +70,131 @@ def digest_send(ctx: click.Context, edition: str, dry_run: bool, at: str | None)
 
         with click.progressbar(length=total, label=edition, file=sys.stderr, show_eta=True, show_pos=True,
                                item_show_func=lambda rate: rate) as bar:
-            report = services.send(edition, scheduled_at, everyone=True, dry_run=dry_run, progress=step)
+            report = services.send(edition, scheduled_at, everyone=True, progress=step)
     else:
-        report = services.send(edition, scheduled_at, everyone=True, dry_run=dry_run)
+        report = services.send(edition, scheduled_at, everyone=True)
     click.echo(report.line())
+    # The run's failures, this attempt's or an earlier one's: a rerun that finds it done still shows them.
+    failed, rows = (services.deliveries.rows(report.edition_id, statuses=("failed",), limit=SHOWN_FAILURES)
+                    if report.edition_id is not None else (0, []))
+    if failed:
+        click.echo(f"failed {failed}:")
+        for row in rows:
+            click.echo(_row_line(row, services.settings))
+        if failed > len(rows):
+            click.echo(f"and {failed - len(rows)} more: gazette digest status {edition} --at {scheduled_at.isoformat()}")
+        click.echo(f"retry them with: gazette digest retry {edition} --at {scheduled_at.isoformat()}")
+    if report.failed or failed:
+        sys.exit(1)
+
+
+def _print_plan(plan: Plan, limit: int, settings: Settings) -> None:
+    shown = plan.mails if limit == 0 else plan.mails[:limit]
+    for mail in shown:
+        click.echo(f"#{mail.subscriber_id} {mail.email} {mail.zone} segment {mail.segment[:8]} {mail.articles} "
+                   f"article{'' if mail.articles == 1 else 's'}: {mail.subject}")
+    if len(shown) < len(plan.mails):
+        click.echo(f"and {len(plan.mails) - len(shown)} more (--limit 0 lists all)")
+    click.echo(f"dry run of {plan.edition} at {local_time(plan.scheduled_at, settings)}: {plan.recipients} recipients, "
+               f"would send {len(plan.mails)} from {plan.segments} segment{'' if plan.segments == 1 else 's'}, "
+               f"nothing new for {plan.skipped}; nothing sent or recorded")
+
+
+def _row_line(row: DeliveryRow, settings: Settings) -> str:
+    """One delivery as `digest status`, `send` and `retry` show it."""
+    attempts = f"{row.attempts} attempt{'' if row.attempts == 1 else 's'}"
+    when = ""
+    if row.status in ("retry", "held") and row.next_attempt_at is not None:
+        when = f", next attempt {local_time(row.next_attempt_at, settings)}"
+    elif row.sent_at is not None:
+        when = f", sent {local_time(row.sent_at, settings)}"
+    return f"  #{row.subscriber_id} {row.email or '(erased)'}: {row.status}, {attempts}{when}: {row.last_error or '-'}"
+
+
+def _edition_found(ctx: click.Context, edition: str, at: str | None):  # type: ignore[no-untyped-def]
+    """The services and the run of EDITION at --at (default: its latest), after checking that EDITION is configured."""
+    services = services_of(ctx)
+    settings = services.settings
+    if settings.edition(edition) is None:
+        raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
+    scheduled_at = parse_at(at, settings) if at else None
+    services.prepare_database(migrate=False)
+    edition_id = services.deliveries.find_edition(edition, scheduled_at)
+    if edition_id is None:
+        when = f" at {local_time(scheduled_at, settings)}" if scheduled_at else ""
+        raise click.ClickException(f"no run of {edition}{when} yet: `gazette digest send {edition}` starts one")
+    [stats] = services.deliveries.stats(edition_id)
+    return services, stats
+
+
+@digest_group.command("status")
+@click.argument("edition")
+@click.option("--at", "at", default=None, metavar="ISO-TIME",
+              help="Which run: the edition's time (default: its latest run); without a zone, in the site's time zone.")
+@config_option
+@click.pass_context
+def digest_status(ctx: click.Context, edition: str, at: str | None) -> None:
+    """Show one run of EDITION: when it was scheduled, started and finished, its deliveries by state, and every
+    failed, retrying or held delivery with its reason; times in the site's time zone.
+
+    Exit 0 when the run has no failed delivery, 1 when it has (`gazette digest retry` tries them again), or when
+    EDITION has no run yet; 2 for an edition that is not configured."""
+    services, stats = _edition_found(ctx, edition, at)
+    settings = services.settings
+    click.echo(f"{stats.name} at {local_time(stats.scheduled_at, settings)} (edition {stats.id}): {stats.status}; "
+               f"started {local_time(stats.created_at, settings)}, finished "
+               f"{local_time(stats.finished_at, settings, never='not yet')}")
+    click.echo(", ".join(f"{status} {stats.counts.get(status, 0)}" for status in STATUSES))
+    for statuses, title in ((("failed",), "failed"), (("retry", "held"), "waiting"), (("skipped",), "not retried")):
+        total, rows = services.deliveries.rows(stats.id, statuses=statuses, has_error=True)
+        if total:
+            click.echo(f"{title} {total}:")
+            for row in rows:
+                click.echo(_row_line(row, settings))
+    if stats.counts.get("failed", 0):
+        click.echo(f"retry them with: gazette digest retry {edition} --at "
+                   f"{stats.scheduled_at.astimezone(settings.site.timezone).isoformat()}")
+        sys.exit(1)
+
+
+@digest_group.command("retry")
+@click.argument("edition")
+@click.option("--at", "at", default=None, metavar="ISO-TIME",
+              help="Which run: the edition's time (default: its latest run); without a zone, in the site's time zone.")
+@config_option
+@click.pass_context
+def digest_retry(ctx: click.Context, edition: str, at: str | None) -> None:
+    """Try the failed and held deliveries of one run of EDITION once more, now (one attempt each).
+
+    An edition with ads stays held for readers whose zone is between 21:00 and 08:00. Subscribers who no longer
+    receive it (unsubscribed, bounced, complained, paused) are skipped, with the reason. Exit 1 if a mail failed
+    again, if another process is sending the run, or if EDITION has no run yet; 2 for an edition that is not
+    configured."""
+    services, stats = _edition_found(ctx, edition, at)
+    settings = services.settings
+    scheduled_at = stats.scheduled_at.astimezone(settings.site.timezone)
+    report = services.retry(edition, stats.id, scheduled_at)
+    head = f"{edition} at {local_time(scheduled_at, settings)} (edition {stats.id})"
+    if report.is_busy:
+        raise click.ClickException(f"{head}: another process is sending this edition; try again when it is done")
+    if not report.outcomes:
+        click.echo(f"{head}: nothing to retry (no failed or held deliveries)")
+        return
+    click.echo(f"{head}: retried {len(report.outcomes)}: " + ", ".join(
+        f"{status} {report.count(status)}" for status in ("sent", "failed", "held", "skipped", "queued")
+        if report.count(status) or status in ("sent", "failed")))
+    sent = 0
+    for o in report.outcomes:
+        if o.status == "sent":
+            sent += 1
+            if sent > SHOWN_FAILURES:  # every mail that did not go is listed; of those that went, a few
+                continue
+        when = f" until {local_time(o.at, settings)}" if o.status == "held" and o.at else ""
+        again = " again" if o.status == "failed" else ""
+        click.echo(f"  #{o.subscriber_id} {o.email or '(erased)'}: {o.status}{again}{when}"
+                   + (f": {o.reason}" if o.reason else ""))
+    if sent > SHOWN_FAILURES:
+        click.echo(f"  and {sent - SHOWN_FAILURES} more sent")
     if report.failed:
         sys.exit(1)
 

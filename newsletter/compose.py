@@ -134,6 +134,13 @@ def local_date_text(moment: datetime, language: str) -> str:
             else moment.strftime("%B %-d, %Y"))
 
 
+def digest_subject(settings: Settings, digest: Digest, *, language: str, zone: Any, has_ads: bool = False) -> str:
+    """The subject line of a segment's digest (what `render_digest` puts in the mail, without rendering it)."""
+    date_text = local_date_text(digest.period_end.astimezone(zone), language)
+    label = edition_label(digest.edition, language)
+    return (AD_LABELS.get(language, AD_LABELS["en"]) if has_ads else "") + f"[{settings.site.name}] {label} · {date_text}"
+
+
 def render_digest(env: Environment, settings: Settings, digest: Digest, *, language: str, zone: Any,
                   link: Callable[[str], str], has_ads: bool = False) -> RenderedMail:
     """The segment's mail with placeholders where each subscriber's own address and links go.
@@ -143,7 +150,7 @@ def render_digest(env: Environment, settings: Settings, digest: Digest, *, langu
     local_end = digest.period_end.astimezone(zone)
     date_text = local_date_text(local_end, language)
     label = edition_label(digest.edition, language)
-    subject = (AD_LABELS.get(language, AD_LABELS["en"]) if has_ads else "") + f"[{settings.site.name}] {label} · {date_text}"
+    subject = digest_subject(settings, digest, language=language, zone=zone, has_ads=has_ads)
     first = [a.title for s in digest.sections for a in s.articles][:3]
     context: dict[str, Any] = {
         "site": settings.site, "mail": settings.mail, "digest": digest, "language": language, "label": label,

@@ -15,8 +15,9 @@ from sqlalchemy import Engine, Insert, Select, and_, bindparam, func, insert, se
 from sqlalchemy.exc import IntegrityError
 
 from .compose import RenderedMail
-from .db import deliveries, edition_segments, editions
+from .db import deliveries, edition_segments, editions, subscribers
 
+STATUSES = ("queued", "sent", "skipped", "failed", "retry", "held")
 FINAL = ("sent", "skipped", "failed")
 
 
@@ -39,6 +40,21 @@ class EditionStats:
     status: str
     finished_at: datetime | None
     counts: dict[str, int]
+    created_at: datetime | None = None  # when the run started
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """One subscriber's delivery of an edition, with the address it went (or was to go) to."""
+
+    subscriber_id: int
+    email: str | None
+    status: str
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+    segment_id: int | None
 
 
 class DeliveryStore:
@@ -97,7 +113,22 @@ class DeliveryStore:
                         .where(deliveries.c.edition_id.in_([r.id for r in rows]))
                         .group_by(deliveries.c.edition_id, deliveries.c.status)):
                     counts.setdefault(edition, {})[status] = n
-        return [EditionStats(r.id, r.name, r.scheduled_at, r.status, r.finished_at, counts.get(r.id, {})) for r in rows]
+        return [EditionStats(r.id, r.name, r.scheduled_at, r.status, r.finished_at, counts.get(r.id, {}), r.created_at)
+                for r in rows]
+
+    def find_edition(self, name: str, scheduled_at: datetime | None = None) -> int | None:
+        """The id of the run of `name` at `scheduled_at`, or of its latest run; None if there is none."""
+        query = select(editions.c.id).where(editions.c.name == name)
+        if scheduled_at is not None:
+            query = query.where(editions.c.scheduled_at == scheduled_at)
+        with self.engine.connect() as conn:
+            found = conn.execute(query.order_by(editions.c.scheduled_at.desc()).limit(1)).scalar()
+        return None if found is None else int(found)
+
+    def reopen_edition(self, edition_id: int) -> None:
+        """Back to "sending" while a retry works on it: a kill leaves rows the resume task then finishes."""
+        with self.engine.begin() as conn:
+            conn.execute(update(editions).where(editions.c.id == edition_id).values(status="sending"))
 
     # --- segments -------------------------------------------------------------------------------------
 
@@ -185,6 +216,56 @@ class DeliveryStore:
                                        deliveries.c.segment_id)
                                 .where(deliveries.c.edition_id == edition_id, deliveries.c.status == "retry")).all()
         return [(r.subscriber_id, r.attempts, r.next_attempt_at, r.segment_id) for r in rows]
+
+    def rows(self, edition_id: int, *, statuses: Sequence[str] = (), has_error: bool = False, limit: int | None = None,
+             offset: int = 0) -> tuple[int, list[DeliveryRow]]:
+        """(how many rows match, a page of them by subscriber id): all of them, or those in `statuses`; with
+        `has_error`, only those with a `last_error`."""
+        which = [deliveries.c.edition_id == edition_id]
+        if statuses:
+            which.append(deliveries.c.status.in_(list(statuses)))
+        if has_error:
+            which.append(deliveries.c.last_error.is_not(None))
+        query = (select(deliveries.c.subscriber_id, subscribers.c.email, deliveries.c.status, deliveries.c.attempts,
+                        deliveries.c.last_error, deliveries.c.sent_at, deliveries.c.next_attempt_at,
+                        deliveries.c.segment_id)
+                 .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
+                 .where(*which).order_by(deliveries.c.subscriber_id).limit(limit).offset(offset))
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(deliveries).where(*which)).scalar_one()
+            found = [DeliveryRow(r.subscriber_id, r.email, r.status, r.attempts or 0, r.last_error, r.sent_at,
+                                 r.next_attempt_at, r.segment_id) for r in conn.execute(query)]
+        return int(total), found
+
+    def requeue(self, edition_id: int, subscriber_ids: Sequence[int], *, held_until: datetime | None = None,
+                from_statuses: Sequence[str] = ("failed", "held")) -> list[int]:
+        """Take failed or held rows back for another attempt: "queued" (written before the mail goes out, as on
+        the first attempt), or "held" until `held_until`. The ids of the rows taken; others are left alone."""
+        if not subscriber_ids:
+            return []
+        which = (deliveries.c.edition_id == edition_id, deliveries.c.status.in_(list(from_statuses)))
+        taken: list[int] = []
+        with self.engine.begin() as conn:
+            for start in range(0, len(subscriber_ids), 500):
+                chunk = list(subscriber_ids[start:start + 500])
+                ids = [i for (i,) in conn.execute(select(deliveries.c.subscriber_id)
+                                                  .where(*which, deliveries.c.subscriber_id.in_(chunk)))]
+                if ids:
+                    conn.execute(update(deliveries).where(*which, deliveries.c.subscriber_id.in_(ids))
+                                 .values(status="held" if held_until else "queued", next_attempt_at=held_until))
+                taken += ids
+        return taken
+
+    def settle_skipped(self, edition_id: int, reasons: dict[int, str]) -> None:
+        """Failed or held rows that will never be tried again (the subscriber left): skipped, with the reason."""
+        if not reasons:
+            return
+        statement = (update(deliveries)
+                     .where(deliveries.c.edition_id == edition_id, deliveries.c.subscriber_id == bindparam("b_id"),
+                            deliveries.c.status.in_(("failed", "held")))
+                     .values(status="skipped", last_error=bindparam("b_reason"), next_attempt_at=None))
+        with self.engine.begin() as conn:
+            conn.execute(statement, [{"b_id": i, "b_reason": reason[:2000]} for i, reason in reasons.items()])
 
     def counts(self, edition_id: int) -> dict[str, int]:
         query = (select(deliveries.c.status, func.count()).where(deliveries.c.edition_id == edition_id)

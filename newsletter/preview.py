@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from feeds.settings import EditionSettings
 
 from .archive import fill
-from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, make_template, personalise, render_digest
-from .send import Context, SendReport, digest_for, job_of, segments
+from .compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, make_template, personalise,
+                      render_digest)
+from .send import Context, SendReport, digest_for, job_of, recipients_of, segments
 from .subscribers import Subscriber, normalise_email
 
 
@@ -43,16 +45,60 @@ def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Co
             "eml": data.replace(b"\r\n", b"\n")}
 
 
-def dry_run(edition: EditionSettings, scheduled_at: datetime, period_start: datetime, recipients: list[Subscriber],
-             ctx: Context) -> SendReport:
+@dataclass(frozen=True)
+class PlannedMail:
+    """One recipient's mail in a dry run: who, in which zone and segment, how many articles, under what subject."""
+
+    subscriber_id: int
+    email: str
+    zone: str
+    segment: str  # the segment's key: recipients with the same key get the same digest
+    articles: int
+    subject: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Who would get what from a send of `edition` at `scheduled_at`; nothing sent, nothing recorded."""
+
+    edition: str
+    scheduled_at: datetime
+    mails: tuple[PlannedMail, ...]  # by subscriber id
+    recipients: int
+    segments: int  # segments with something new: digests that would be built
+    skipped: int  # recipients with nothing new since their last digest
+
+
+def plan_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Context) -> Plan:
+    """A manual send's dry run: the edition's readers as a manual send picks them (whatever their zone)."""
+    recipients = recipients_of(edition, scheduled_at, ctx, everyone=True)
+    return plan_for(edition, scheduled_at, scheduled_at - edition.window, recipients, ctx)
+
+
+def plan_for(edition: EditionSettings, scheduled_at: datetime, period_start: datetime, recipients: list[Subscriber],
+             ctx: Context) -> Plan:
+    """Who of `recipients` would get what. Each segment's digest is built once (one query for its articles) and its
+    subject worked out without rendering the mail: cheap for a list of any length."""
     s = ctx.settings
     high_waters = ctx.deliveries.high_waters([r.id for r in recipients], exclude_edition=None)
-    sent = skipped = 0
-    for _, group, _, _, after in segments(recipients, s, period_start, high_waters):
-        found = ctx.articles.articles(categories=group[0].categories or [c.slug for c in s.categories],
-                                      published_after=after, published_until=scheduled_at, limit=1)
-        if found:
-            sent += len(group)
-        else:
+    most_viewed = (ctx.articles.most_viewed(since=period_start, until=scheduled_at, limit=edition.most_viewed)
+                   if edition.most_viewed else [])
+    mails: list[PlannedMail] = []
+    segment_count = skipped = 0
+    for key, group, language, zone, after in segments(recipients, s, period_start, high_waters):
+        digest = digest_for(edition, group[0].categories, after, scheduled_at, most_viewed, ctx)
+        if digest is None:
             skipped += len(group)
-    return SendReport(edition.name, None, scheduled_at, len(recipients), sent, skipped, 0, 0, True)
+            continue
+        segment_count += 1
+        subject = digest_subject(s, digest, language=language, zone=zone, has_ads=edition.has_ads)
+        mails += [PlannedMail(r.id, r.email, str(zone), key, digest.article_count, subject) for r in group]
+    return Plan(edition.name, scheduled_at, tuple(sorted(mails, key=lambda m: m.subscriber_id)), len(recipients),
+                segment_count, skipped)
+
+
+def dry_run(edition: EditionSettings, scheduled_at: datetime, period_start: datetime, recipients: list[Subscriber],
+             ctx: Context) -> SendReport:
+    """`send_edition(dry_run=True)`: the plan's counts."""
+    plan = plan_for(edition, scheduled_at, period_start, recipients, ctx)
+    return SendReport(edition.name, None, scheduled_at, plan.recipients, len(plan.mails), plan.skipped, 0, 0, True)

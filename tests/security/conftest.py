@@ -7,7 +7,6 @@ server (timing under load, several connections) start `gazette serve` themselves
 
 from __future__ import annotations
 
-import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
