@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -65,7 +65,7 @@ from newsletter import sharing as newsletter_sharing
 from newsletter import web as newsletter_web
 from newsletter.bounces import FolderReport, IntakeRules, process_folder
 from newsletter.deliveries import DeliveryStore
-from newsletter.errors import NewsletterError
+from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.metrics import audience_metrics
 from newsletter.notices import Notices, invite
 from newsletter.preview import Plan, plan_edition, preview_edition
@@ -82,6 +82,7 @@ log = logging.getLogger("gazette")
 
 SOURCE_MISFIRE_GRACE = timedelta(minutes=5)
 DIGEST_MISFIRE_GRACE = timedelta(hours=2)
+RECONFIRM_EVERY = timedelta(days=730)  # 정보통신망법 §50⑧ with 시행령 §62-3: every two years
 
 
 @dataclass
@@ -250,6 +251,9 @@ class Services:
                                   run=lambda _at: self.process_bounces(s.mail.bounce_folder).summary(),  # type: ignore[arg-type]
                                   misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True))
         if s.digests:
+            specs.append(TaskSpec(key="consent:reconfirm", name="advertising consent, asked again every two years",
+                                  trigger=CronTrigger(hour=10, minute=30, timezone=s.site.timezone),  # not at night
+                                  run=lambda _at: self.reconfirm_ads(), misfire_grace=DIGEST_MISFIRE_GRACE))
             specs.append(TaskSpec(key="digest:resume", name="resume digests (retries, night holds, interrupted runs)",
                                   trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
                                   run=lambda _at: self.resume_editions(), misfire_grace=SOURCE_MISFIRE_GRACE))
@@ -270,6 +274,25 @@ class Services:
                 if not self.deliveries.is_under_way(edition.name, due):
                     done.append(self.send(edition.name, due).line())
         return "; ".join(done) or "no edition due"
+
+    def reconfirm_ads(self) -> str:
+        """정보통신망법 §50⑧: ask every reader with advertising consent, two years after it was given (and every two
+        years after), whether they keep it. A mail that could not go is asked again on the next run."""
+        now = self.clock()
+        asked = failed = 0
+        while batch := self.subscribers.due_for_reconfirmation(now, RECONFIRM_EVERY):
+            for subscriber in batch:
+                try:
+                    text = self.notices.reconfirm(subscriber, subscriber.language or self.settings.site.language)
+                except DeliveryError as exc:
+                    log.warning("advertising re-confirmation to subscriber %s failed: %s", subscriber.id, exc)
+                    failed += 1
+                    continue
+                self.subscribers.mark_reconfirmation_sent(subscriber.id, now, text)
+                asked += 1
+            if failed:  # the rest of this run would fail the same way: the next run tries again
+                break
+        return f"advertising consent re-confirmation: asked {asked}" + (f", failed {failed}" if failed else "")
 
     def resume_editions(self) -> str:
         done = [self.send(name, at).line() for name, at in self.deliveries.unfinished(self.clock())
@@ -464,7 +487,7 @@ def check(ctx: click.Context) -> None:
             click.echo(f"    next in {zone.key}: {at.astimezone(zone):%Y-%m-%d %H:%M %Z} "
                        f"({at.astimezone(tz):%Y-%m-%d %H:%M %Z})")
     if chosen is None:
-        click.echo("  readers' editions not checked: the database is not migrated (gazette db upgrade)")
+        click.echo("  readers' editions not checked: no migrated database yet (gazette db upgrade)")
     else:
         for name, count in services.subscribers.orphans().items():
             click.echo(f"  warning: {count} reader(s) chose edition '{name}', which is not configured: they get "
@@ -478,6 +501,9 @@ SAMPLE_ZONES = ("Asia/Tokyo", "Asia/Kolkata", "Asia/Kathmandu", "Europe/London",
 
 def _readers_zones(services: Services) -> list[str | None] | None:
     """The zones readers chose, or None when the database cannot say (not there, or not migrated)."""
+    url = make_url(services.settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return None  # `check` creates nothing: a SQLite file appears with `db upgrade`
     try:
         if db.current_revision(services.engine) != db.head_revision(services.engine):
             return None

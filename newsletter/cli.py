@@ -23,6 +23,7 @@ from .preview import Plan
 
 SHOWN_FAILURES = 20  # `digest send` lists this many failures, then points to `digest status`
 
+
 @click.group("digest")
 def digest_group() -> None:
     """Digest editions."""

@@ -101,4 +101,5 @@ def dry_run(edition: EditionSettings, scheduled_at: datetime, period_start: date
              ctx: Context) -> SendReport:
     """`send_edition(dry_run=True)`: the plan's counts."""
     plan = plan_for(edition, scheduled_at, period_start, recipients, ctx)
-    return SendReport(edition.name, None, scheduled_at, plan.recipients, len(plan.mails), plan.skipped, 0, 0, True)
+    return SendReport(edition.name, None, scheduled_at.astimezone(ctx.settings.site.timezone), plan.recipients,
+                      len(plan.mails), plan.skipped, 0, 0, True)

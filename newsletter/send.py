@@ -154,7 +154,8 @@ def send_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Conte
     recipients = recipients_of(edition, scheduled_at, ctx, everyone=everyone, edition_id=edition_id)
     lease = Lease(ctx.deliveries.engine, f"edition:{edition_id}", ctx.holder, EDITION_LEASE_TTL, ctx.clock)
     if not lease.acquire():
-        return SendReport(edition.name, edition_id, scheduled_at, len(recipients), 0, 0, 0, 0, False, is_busy=True)
+        return SendReport(edition.name, edition_id, scheduled_at.astimezone(ctx.settings.site.timezone),
+                          len(recipients), 0, 0, 0, 0, False, is_busy=True)
     try:
         return _send(edition, edition_id, scheduled_at, period_start, recipients, started, ctx, lease)
     finally:
@@ -208,7 +209,8 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
     counts = ctx.deliveries.counts(edition_id)
     if counts.get("queued", 0) + counts.get("retry", 0) + counts.get("held", 0) == 0:
         ctx.deliveries.finish_edition(edition_id, ctx.clock())
-    report = SendReport(edition=edition.name, edition_id=edition_id, scheduled_at=scheduled_at,
+    report = SendReport(edition=edition.name, edition_id=edition_id,
+                        scheduled_at=scheduled_at.astimezone(s.site.timezone),  # shown to people: the site's zone
                         recipients=len(recipients), sent=pool.sent, skipped=skipped, failed=pool.failed,
                         already_done=already, is_dry_run=False, held=counts.get("held", 0),
                         retrying=counts.get("retry", 0) + counts.get("queued", 0))

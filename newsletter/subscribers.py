@@ -386,16 +386,16 @@ class SubscriberStore:
     # --- advertising consent, asked again every two years (정보통신망법 §50⑧, 시행령 §62-3) ---------------
 
     def due_for_reconfirmation(self, now: datetime, every: timedelta, limit: int = 500) -> list[Subscriber]:
-        """Readers whose advertising consent (given or last re-confirmed) is `every` old, not yet asked this period."""
+        """Readers with advertising consent to ask again: `every` after it was given or last kept, and `every` after
+        the last question (a reader who does not answer keeps their consent, and is asked again a period later)."""
         due = now - every
         with self.engine.connect() as conn:
             rows = conn.execute(select(subscribers).where(
                 subscribers.c.status == "confirmed", subscribers.c.ad_consent_at.is_not(None),
                 subscribers.c.ad_consent_at <= due,
-                or_(subscribers.c.ad_reconfirm_sent_at.is_(None),
-                    subscribers.c.ad_reconfirm_sent_at < subscribers.c.ad_consent_at))
+                or_(subscribers.c.ad_reconfirm_sent_at.is_(None), subscribers.c.ad_reconfirm_sent_at <= due))
                 .order_by(subscribers.c.id).limit(limit)).all()
-            return [_load(conn, row) for row in rows]
+            return _load_many(conn, rows)
 
     def mark_reconfirmation_sent(self, subscriber_id: int, now: datetime, text: str) -> None:
         """The question went out: recorded (it is the outcome the law asks to keep), never asked twice a period."""
