@@ -91,6 +91,8 @@ def seed(config: Path, db: Path, subscribers: int, at: datetime, days: int) -> l
     from feeds.normalise import article_id
     from feeds.settings import load_settings
     from sqlalchemy import insert
+    from newsletter.db import subscriber_editions
+    from newsletter.subscribers import email_hash
     from newsletter.db import subscribers as subscribers_table
 
     demo = json.loads((ROOT / "examples" / "demo" / "articles.json").read_text(encoding="utf-8"))["articles"]
@@ -114,13 +116,16 @@ def seed(config: Path, db: Path, subscribers: int, at: datetime, days: int) -> l
                                     for k, a in enumerate(fresh)
                                     for h in range(1, 1 + int((at - a.published_at).total_seconds() // 3600))])
     joined = at - timedelta(days=40)
-    rows = [{"email": address(i), "name": NAMES[i % 10] if i % 2 else None, "status": "confirmed",
-             "categories": SEGMENTS[i % 20][0], "language": SEGMENTS[i % 20][1], "frequency": "daily", "timezone": None,
-             "created_at": joined, "confirmed_at": joined, "consent_method": "form", "bounces": 0}
+    rows = [{"id": i, "email": address(i), "email_hash": email_hash(address(i)), "name": NAMES[i % 10] if i % 2 else None, "status": "confirmed",
+             "categories": SEGMENTS[i % 20][0], "language": SEGMENTS[i % 20][1], "timezone": None,
+             "public_id": f"bench-{i}", "created_at": joined, "confirmed_at": joined, "consent_method": "form",
+             "bounces": 0}
             for i in range(1, subscribers + 1)]
     with services.engine.begin() as conn:
         for start in range(0, len(rows), 10_000):
             conn.execute(insert(subscribers_table), rows[start:start + 10_000])
+            conn.execute(insert(subscriber_editions), [{"subscriber_id": row["id"], "edition": "daily"}
+                                                       for row in rows[start:start + 10_000]])
     messages = [services.preview("daily", at, address(i)) for i in range(1, 21)]
     services.close()  # the last connection closed checkpoints the WAL: the file alone is copied for each run
     assert not Path(f"{db}-wal").exists()

@@ -7,6 +7,8 @@ It knows nothing of HTTP or of the newsletter. Times are passed in by the caller
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
@@ -91,6 +93,9 @@ class FeedVersion:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+UPSERT_ATTEMPTS = 5  # a batch that deadlocks with another writer this many times in a row fails the poll
 
 
 class ArticleStore:
@@ -229,13 +234,14 @@ class ArticleStore:
         batch = sorted(merged.values(), key=lambda a: a.id)  # one lock order for every writer (PostgreSQL)
         if not batch:
             return UpsertCounts()
-        for _ in range(2):
+        for attempt in range(UPSERT_ATTEMPTS - 1):
             try:
                 return self._upsert(batch, source_id, now, touch_unchanged)
             except (IntegrityError, OperationalError):
-                # A deadlock between two writers (PostgreSQL) or a conflict we did not foresee: run again; the
-                # rows the other writer committed are now sightings.
-                continue
+                # A deadlock between two writers (PostgreSQL) or a conflict we did not foresee: run again, after a
+                # random wait so that the two do not meet again at once; the rows the other writer committed are
+                # now sightings.
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         return self._upsert(batch, source_id, now, touch_unchanged)
 
     def known_urls(self, urls: Sequence[str]) -> dict[str, datetime]:

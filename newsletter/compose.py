@@ -164,13 +164,16 @@ def render_digest(env: Environment, settings: Settings, digest: Digest, *, langu
 
 
 def render_notice(env: Environment, settings: Settings, *, language: str, subject: str, title: str, body: str,
-                  button: str, button_url: str, footnote: str = "", why: str = "") -> RenderedMail:
-    """A one-action mail (confirm, manage, a shared article): the same words in the HTML and the text part."""
+                  button: str, button_url: str, footnote: str = "", why: str = "", template: str = "notice",
+                  **extra: Any) -> RenderedMail:
+    """A one-action mail (confirm, manage, a shared article; `template` "welcome" and its `extra` values for the
+    welcome): the same words in the HTML and the text part."""
     context: dict[str, Any] = {"site": settings.site, "mail": settings.mail, "language": language, "subject": subject,
                                "title": title, "body": body, "button": button, "button_url": button_url,
-                               "footnote": footnote, "why": why}
-    return RenderedMail(subject=subject, html=_INLINER.inline(env.get_template("email/notice.html").render(**context)),
-                        text=env.get_template("email/notice.txt").render(**context))
+                               "footnote": footnote, "why": why, **extra}
+    return RenderedMail(subject=subject,
+                        html=_INLINER.inline(env.get_template(f"email/{template}.html").render(**context)),
+                        text=env.get_template(f"email/{template}.txt").render(**context))
 
 
 def make_template(settings: Settings, mail: RenderedMail, *, list_id: str) -> MailTemplate:

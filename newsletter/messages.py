@@ -94,7 +94,7 @@ TEXT: dict[str, dict[str, str]] = {
         "manage_subject": "[{site}] 구독 설정 링크",
         "manage_body": "이 주소는 이미 {site} 뉴스레터를 받고 있습니다. 받을 분야나 뉴스레터를 바꾸려면 아래 링크를 누르세요.",
         "welcome_subject": "[{site}] 구독해 주셔서 고맙습니다",
-        "welcome_body": "{site} 뉴스레터 구독이 시작되었습니다.\n\n받으실 뉴스레터: {editions}\n받을 분야: {categories}",
+        "welcome_intro": "{site} 뉴스레터 구독이 시작되었습니다. 다음 뉴스레터를 보내 드립니다.",
         "consent_result_subject": "[{site}] 수신 동의 처리 결과 안내",
         "consent_result": "{date}에 처리한 결과를 알려 드립니다. 전송자: {site}.\n\n개인정보 수집·이용: {privacy}\n"
                           "광고성 정보 수신: {ads}",
@@ -206,8 +206,7 @@ TEXT: dict[str, dict[str, str]] = {
         "manage_body": "This address already receives {site}'s newsletter. Open the link below to change sections "
                        "or newsletters.",
         "welcome_subject": "[{site}] Thank you for subscribing",
-        "welcome_body": "Your subscription to {site}'s newsletter has started.\n\nNewsletters: {editions}\n"
-                        "Sections: {categories}",
+        "welcome_intro": "Your subscription to {site}'s newsletter has started. You'll get:",
         "consent_result_subject": "[{site}] The result of your consent",
         "consent_result": "What we recorded on {date}. Sender: {site}.\n\nCollection and use of personal data: "
                           "{privacy}\nAdvertising: {ads}",

@@ -100,14 +100,15 @@ class Notices:
         result = t["consent_result"].format(
             date=self._date(subscriber.confirmed_at, lang), site=s.site.name, privacy=t["consent_given"],
             ads=t["consent_given"] if subscriber.ad_consent_at else t["consent_refused"])
-        if s.mail.welcome:
-            labels = {e.name: e.label_in(lang) for e in s.digests}
+        if s.mail.welcome:  # its own template: the editions chosen, with what each is
+            editions = [{"label": e.label_in(lang), "description": e.description_in(lang)}
+                        for e in s.digests if e.name in subscriber.editions]
             names = {c.slug: c.name for c in s.categories}
-            body = t["welcome_body"].format(site=s.site.name,
-                                            editions=", ".join(labels.get(e, e) for e in subscriber.editions),
-                                            categories=", ".join(names.get(c, c) for c in subscriber.categories))
-            self._send(subscriber, lang, "welcome", body=f"{body}\n\n{result}", button=t["preferences_link"],
-                       button_url=self.link("preferences", subscriber))
+            self._send(subscriber, lang, "welcome", body=t["welcome_intro"].format(site=s.site.name),
+                       button=t["preferences_link"], button_url=self.link("preferences", subscriber),
+                       template="welcome", intro=t["welcome_intro"].format(site=s.site.name), editions=editions,
+                       sections_label=t["categories"], sections=[names.get(c, c) for c in subscriber.categories],
+                       result=result)
         else:
             self._send(subscriber, lang, "consent_result", body=result, button=t["preferences_link"],
                        button_url=self.link("preferences", subscriber))
@@ -133,13 +134,14 @@ class Notices:
         return f"{local:%Y년 %m월 %d일 %H:%M}" if lang == "ko" else f"{local:%Y-%m-%d %H:%M} ({local.tzname()})"
 
     def _send(self, subscriber: Subscriber, lang: str, kind: str, *, button: str, button_url: str, body: str = "",
-              footnote: str = "") -> None:
+              footnote: str = "", template: str = "notice", **extra: object) -> None:
         t = TEXT[lang]
         site = self.settings.site.name
         subject = t[f"{kind}_subject"].format(site=site)
         mail = render_notice(self.templates, self.settings, language=lang, subject=subject,
                              title=subject.split("] ", 1)[-1], body=body or t[f"{kind}_body"].format(site=site),
-                             button=button, button_url=button_url, footnote=footnote, why=t["why"].format(site=site))
+                             button=button, button_url=button_url, footnote=footnote, why=t["why"].format(site=site),
+                             template=template, **extra)
         tag = self.tags.notice(subscriber.id)
         data = build_message(self.settings, mail, to=subscriber.email, to_name=subscriber.name, now=self.clock(),
                              list_id="notices", message_id=message_id(sender_domain(self.settings), tag))

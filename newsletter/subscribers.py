@@ -585,9 +585,10 @@ class SubscriberStore:
                 in_zone.append(select(deliveries.c.id).where(deliveries.c.edition_id == edition_id,
                                                              deliveries.c.subscriber_id == subscribers.c.id).exists())
             where.append(or_(*in_zone) if in_zone else subscribers.c.id.is_(None))
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(subscribers).where(*where).order_by(subscribers.c.id)).all()
-            return [_subscriber(r, (edition,)) for r in rows]
+        chosen = (edition,)
+        with self.engine.connect() as conn:  # rows turned into subscribers as they come: never both lists at once
+            return [_subscriber(r, chosen) for r in conn.execute(select(subscribers).where(*where)
+                                                                 .order_by(subscribers.c.id))]
 
     def zones(self) -> list[str | None]:
         """The time zones readers chose (None: the site's), for the scheduler: a zone nobody chose costs nothing."""

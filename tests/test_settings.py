@@ -222,7 +222,8 @@ def test_check_command_prints_what_would_run(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "hanbit-rss: feed var/demo/politics-society.rss, every 10m" in result.stdout
-    assert "daily (매일 아침): cron '0 7 * * *'" in result.stdout and "next in Asia/Kolkata: " in result.stdout
+    assert "daily (아침 뉴스): cron '0 7 * * *'" in result.stdout and "next in Asia/Kolkata: " in result.stdout
+    assert "evening (저녁 브리핑): cron '0 18 * * mon-fri'" in result.stdout
     assert "KST" in result.stdout
 
 
