@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import click
 from apscheduler.triggers.cron import CronTrigger
@@ -71,7 +71,7 @@ from newsletter.notices import Notices, invite
 from newsletter.preview import Plan, plan_edition, preview_edition
 from newsletter.retry import RetryReport, retry_edition
 from newsletter.send import Context, SendReport, send_edition
-from newsletter.timing import TICK, due_runs, next_runs
+from newsletter.timing import TICK, due_runs, is_zone, next_runs
 from newsletter.signing import DkimSigner, load_signer
 from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
@@ -477,7 +477,7 @@ def check(ctx: click.Context) -> None:
     click.echo(f"digest editions ({len(s.digests)}), at their hour on each reader's clock:")
     chosen = _readers_zones(services)
     sample = [tz] + [ZoneInfo(z) for z in dict.fromkeys([*SAMPLE_ZONES, *(z for z in chosen or () if z)])
-                     if z != tz.key and _is_zone(z)]
+                     if z != tz.key and is_zone(z)]
     for edition in s.digests:
         ads = ", advertising (only to readers who consented)" if edition.has_ads else ""
         click.echo(f"  {edition.name} ({edition.label_in(s.site.language)}): cron '{edition.schedule}', "
@@ -510,14 +510,6 @@ def _readers_zones(services: Services) -> list[str | None] | None:
         return services.subscribers.zones()
     except SQLAlchemyError:
         return None
-
-
-def _is_zone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def _duration(delta: timedelta) -> str:

@@ -256,13 +256,14 @@ class DeliveryStore:
                 taken += ids
         return taken
 
-    def settle_skipped(self, edition_id: int, reasons: dict[int, str]) -> None:
-        """Failed or held rows that will never be tried again (the subscriber left): skipped, with the reason."""
+    def settle_skipped(self, edition_id: int, reasons: dict[int, str],
+                       statuses: Sequence[str] = ("failed", "held")) -> None:
+        """Rows in `statuses` that will never be tried again (the subscriber left): skipped, with the reason."""
         if not reasons:
             return
         statement = (update(deliveries)
                      .where(deliveries.c.edition_id == edition_id, deliveries.c.subscriber_id == bindparam("b_id"),
-                            deliveries.c.status.in_(("failed", "held")))
+                            deliveries.c.status.in_(list(statuses)))
                      .values(status="skipped", last_error=bindparam("b_reason"), next_attempt_at=None))
         with self.engine.begin() as conn:
             conn.execute(statement, [{"b_id": i, "b_reason": reason[:2000]} for i, reason in reasons.items()])

@@ -76,7 +76,7 @@ def _retry(edition: EditionSettings, edition_id: int, ctx: Context, lease: Lease
         return []
     now = ctx.clock()
     receiving = {s.id: s for s in ctx.subscribers.confirmed(edition.name, ads=edition.has_ads,
-                                                            zones=[], edition_id=edition_id)}
+                                                            ids=[row.subscriber_id for row in rows])}
     stored = store.segment_templates(edition_id)
     outcomes: list[RetryOutcome] = []
     due: list[DeliveryRow] = []

@@ -43,13 +43,14 @@ from .signing import DkimSigner
 from .subscribers import Subscriber, SubscriberStore
 from .tokens import Tokens
 from .transport import Transport
-from .timing import zone_of, zones_firing
+from .timing import half_period, zone_of, zones_firing
 from .verp import TagCodec
 
 log = logging.getLogger(__name__)
 
 QUIET_FROM, QUIET_UNTIL = 21, 8  # 정보통신망법 §50: no advertising mail 21:00-08:00 without separate consent
 EDITION_LEASE_TTL = timedelta(seconds=60)
+WAITING = ("queued", "retry", "held")  # delivery rows a later run still sends
 FLUSH_EVERY, FLUSH_BATCH = 0.05, 100  # outcomes are written at least this often: the bound on resends after a kill
 
 
@@ -134,10 +135,11 @@ def recipients_of(edition: EditionSettings, scheduled_at: datetime, ctx: Context
     """The edition's readers for the run at `scheduled_at`: those whose own wall clock says it is the edition's time
     (07:00 in Seoul and 07:00 in Kolkata are two runs), everyone for a manual send; and whoever the run already
     has a delivery row for, so a resumed run keeps its readers even if they changed zone since."""
-    zones = None
-    if not everyone:
-        zones = zones_firing(edition.schedule, ctx.subscribers.zones(), ctx.settings.site.timezone, scheduled_at)
-    return ctx.subscribers.confirmed(edition.name, ads=edition.has_ads, zones=zones, edition_id=edition_id)
+    if everyone:
+        return ctx.subscribers.confirmed(edition.name, ads=edition.has_ads, edition_id=edition_id)
+    zones = zones_firing(edition.schedule, ctx.subscribers.zones(), ctx.settings.site.timezone, scheduled_at)
+    return ctx.subscribers.confirmed(edition.name, ads=edition.has_ads, zones=zones, edition_id=edition_id,
+                                     apart=(scheduled_at, half_period(edition.schedule, ctx.settings.site.timezone)))
 
 
 def send_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Context, everyone: bool = False,
@@ -167,6 +169,11 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
           lease: Lease) -> SendReport:
     s = ctx.settings
     now = ctx.clock()
+    receiving = {r.id for r in recipients}
+    # Rows still waiting (held for the night, to retry, interrupted) of readers who left since: never sent, settled.
+    ctx.deliveries.settle_skipped(edition_id, {
+        sid: "no longer receives this edition (unsubscribed, paused, or the edition or advertising consent withdrawn)"
+        for sid, (status, _, _) in states.items() if status in WAITING and sid not in receiving}, statuses=WAITING)
     already = sum(1 for r in recipients if states.get(r.id, ("",))[0] in ("sent", "skipped", "failed"))
     todo = [r for r in recipients if states.get(r.id, ("",))[0] not in ("sent", "skipped", "failed")]
     high_waters = ctx.deliveries.high_waters([r.id for r in todo], exclude_edition=edition_id)
@@ -203,7 +210,7 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
                 for job in jobs:
                     pool.put(job)
         pool.drain()
-        _retry_due(edition_id, ctx, pool, deadline=now + _retry_window(s))
+        _retry_due(edition, edition_id, ctx, pool, deadline=now + _retry_window(s))
     finally:
         pool.close()
     counts = ctx.deliveries.counts(edition_id)
@@ -233,8 +240,10 @@ def _retry_window(s: Settings) -> timedelta:
     return sum((s.mail.retry_delay * 2 ** i for i in range(s.mail.retries)), timedelta()) + timedelta(seconds=5)
 
 
-def _retry_due(edition_id: int, ctx: Context, pool: "Workers", deadline: datetime) -> None:
-    """Wait for and resend transient failures while their waits fit in this run; later ones wait for a resume."""
+def _retry_due(edition: EditionSettings, edition_id: int, ctx: Context, pool: "Workers", deadline: datetime) -> None:
+    """Wait for and resend transient failures while their waits fit in this run; later ones wait for a resume. A
+    reader is asked again whether they still receive the edition (consent to advertising included), and an
+    advertising edition still waits for the morning."""
     while True:
         pending = ctx.deliveries.retries(edition_id)
         if not pending:
@@ -248,14 +257,21 @@ def _retry_due(edition_id: int, ctx: Context, pool: "Workers", deadline: datetim
         now = ctx.clock()
         due = [p for p in pending if p[2] <= now]
         templates = ctx.deliveries.segment_templates(edition_id)
+        receiving = {r.id: r for r in ctx.subscribers.confirmed(edition.name, ads=edition.has_ads,
+                                                                 ids=[p[0] for p in due])}
         for subscriber_id, attempts, _, segment_id in due:
-            subscriber = ctx.subscribers.get(subscriber_id)
+            subscriber = receiving.get(subscriber_id)
             template = templates.get(segment_id) if segment_id is not None else None
-            if subscriber is None or template is None or not subscriber.is_active:
-                ctx.deliveries.record(edition_id, [Outcome(subscriber_id, "failed", "no longer subscribed or no segment",
-                                                           attempts)])
+            if subscriber is None or template is None:
+                ctx.deliveries.record(edition_id, [Outcome(subscriber_id, "failed", "no longer receives this edition, "
+                                                           "or its segment is gone", attempts)])
                 continue
-            tpl = _rebuild_template(template, ctx, list_id=ctx.deliveries.edition_name(edition_id))
+            zone = home_zone(subscriber, ctx.settings.site.timezone)
+            if edition.has_ads and is_quiet_hour(now, zone):
+                ctx.deliveries.record(edition_id, [Outcome(subscriber_id, "retry", "held for the morning (advertising)",
+                                                           attempts, at=next_morning(now, zone))])
+                continue
+            tpl = _rebuild_template(template, ctx, list_id=edition.name)
             pool.put(job_of(subscriber, edition_id, segment_id, tpl, ctx, attempts=attempts))
         pool.drain()
 

@@ -25,12 +25,13 @@ from sqlalchemy.exc import IntegrityError
 
 from feeds.db import is_storable_id
 
-from .db import consents, deliveries, subscriber_editions, subscribers, suppressions
+from .db import consents, deliveries, editions, subscriber_editions, subscribers, suppressions
 from .errors import LinkUsed, RateLimited, SubscriberError
 
 CONSENT_METHODS = ("form", "import", "admin")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 CONFIRMATION_INTERVAL = timedelta(hours=1)
+ID_CHUNK = 500  # readers asked for by id, per statement
 
 
 @dataclass(frozen=True)
@@ -343,7 +344,9 @@ class SubscriberStore:
                                       "language": choices.language or row.language, "paused_at": paused_at,
                                       "updated_at": now}
             ads = None
-            if choices.ads is not None and choices.ads != (row.ad_consent_at is not None):
+            # Only a subscribed reader gives or withdraws advertising consent here (an old link of someone who left
+            # changes their choices, never their consent).
+            if row.status == "confirmed" and choices.ads is not None and choices.ads != (row.ad_consent_at is not None):
                 ads = "granted" if choices.ads else "withdrawn"
                 values.update(ad_consent_at=now if choices.ads else None, ad_reconfirm_sent_at=None)
                 _record_consent(conn, row.id, "ads", choices.ads, "form", consent.ads_text if consent else "",
@@ -360,7 +363,7 @@ class SubscriberStore:
         with self.engine.begin() as conn:
             row = self._row(conn, subscriber_id, public_id)
             ads = None
-            if row.status != reason or row.confirmation_nonce is not None:
+            if row.status != reason or row.confirmation_nonce is not None or row.ad_consent_at is not None:
                 conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
                     status=reason, unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None,
                     ad_consent_at=None, updated_at=now))
@@ -526,7 +529,7 @@ class SubscriberStore:
         with self.engine.connect() as conn:
             if category:  # a JSON list: filtered here, the same on SQLite and PostgreSQL
                 rows = [r for r in conn.execute(query.order_by(subscribers.c.id)) if category in (r.categories or ())]
-                return len(rows), [_load(conn, r) for r in rows[offset:offset + limit]]
+                return len(rows), _load_many(conn, rows[offset:offset + limit])
             total = conn.execute(select(func.count()).select_from(subscribers).where(*where)).scalar_one()
             rows = conn.execute(query.order_by(subscribers.c.id).limit(limit).offset(offset)).all()
             return total, _load_many(conn, rows)
@@ -567,15 +570,34 @@ class SubscriberStore:
                                 .where(*_receiving(edition, ads))).scalar_one()
 
     def confirmed(self, edition: str, *, ads: bool = False, zones: Sequence[str | None] | None = None,
-                  edition_id: int | None = None) -> list[Subscriber]:
+                  edition_id: int | None = None, ids: Sequence[int] | None = None,
+                  apart: tuple[datetime, timedelta] | None = None) -> list[Subscriber]:
         """Who gets this edition: confirmed, not paused, subscribed to it, not on the suppression list (checked here
         too, so that no send can reach an address that asked to stop, however its row came to say otherwise), and
         for an edition with advertising (`ads`), only readers who consented to it.
 
         `zones`: only readers whose time zone is one of these (None in it: readers who chose none), or who have a
-        delivery row in the run `edition_id` already, whatever their zone. Each comes with `editions` as this one only: a send needs
-        no more, and reading every reader's list would cost a second query over all of them."""
+        delivery row in the run `edition_id` already, whatever their zone. `ids`: only these readers. `apart`
+        (the run's time, a span): not readers who had another run of this edition closer than the span (a reader who
+        moved to a zone whose hour had just passed would otherwise get the edition twice). Each comes with `editions`
+        as this one only: a send needs no more, and reading every reader's list would cost a second query over all
+        of them."""
+        if ids is not None and len(ids) > ID_CHUNK:  # bound parameters are limited (SQLite: 32,766 a statement)
+            return [s for start in range(0, len(ids), ID_CHUNK)
+                    for s in self.confirmed(edition, ads=ads, zones=zones, edition_id=edition_id,
+                                            ids=ids[start:start + ID_CHUNK], apart=apart)]
         where = list(_receiving(edition, ads))
+        if ids is not None:
+            where.append(subscribers.c.id.in_(list(ids)))
+        if apart is not None:
+            at, span = apart
+            with self.engine.connect() as conn:  # the few runs that close: then one index probe per reader each
+                near = conn.execute(select(editions.c.id).where(
+                    editions.c.name == edition, editions.c.scheduled_at > at - span,
+                    editions.c.scheduled_at < at + span, editions.c.scheduled_at != at)).scalars().all()
+            if near:
+                where.append(~select(deliveries.c.id).where(deliveries.c.edition_id.in_(near),
+                                                            deliveries.c.subscriber_id == subscribers.c.id).exists())
         if zones is not None:
             named = [z for z in zones if z is not None]
             in_zone = [subscribers.c.timezone.in_(named)] if named else []

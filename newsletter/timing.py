@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Iterable, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -64,12 +64,23 @@ def zone_of(name: str | None, site_zone: ZoneInfo) -> ZoneInfo:
     return (_zone(name) if name else None) or site_zone
 
 
+ZONE_NAMES = frozenset(available_timezones())
+
+
+def is_zone(name: str) -> bool:
+    """A name of the time zone database. Not ZoneInfo(name) alone: "Asia" or "posix" are folders, and reading them
+    raises IsADirectoryError."""
+    return name in ZONE_NAMES
+
+
 @lru_cache(maxsize=1024)
 def _zone(name: str) -> ZoneInfo | None:
     """ZoneInfo keeps only the last few zones it read: with readers in dozens of zones, each tick read files."""
+    if not is_zone(name):
+        return None
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return None
 
 
@@ -92,6 +103,16 @@ def zones_firing(schedule: str, zone_names: Iterable[str | None], site_zone: Zon
         if verdicts[zone.key]:
             out.append(name)
     return out
+
+
+@lru_cache(maxsize=256)
+def half_period(schedule: str, zone: ZoneInfo) -> timedelta:
+    """Half the shortest gap between two runs of `schedule` (over the next five weeks): two runs of one edition for
+    one reader closer than this are the same run seen from two zones, never two periods."""
+    start = datetime(2026, 1, 5, tzinfo=UTC)  # a fixed span, so the answer is the same every time it is asked
+    runs = fire_times(schedule, zone, start, start + timedelta(days=35))
+    gaps = [b - a for a, b in zip(runs, runs[1:])]
+    return min(gaps) / 2 if gaps else timedelta(days=3)
 
 
 def next_runs(schedule: str, zones: Sequence[ZoneInfo], now: datetime) -> list[tuple[ZoneInfo, datetime]]:

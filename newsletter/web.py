@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from jinja2 import Environment
 from starlette.background import BackgroundTask
@@ -31,6 +30,7 @@ from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, Token
 from .limits import RateLimiter
 from .messages import TEXT, TIMEZONES, pick_language
 from .notices import Notices, consent_words, has_ad_editions
+from .timing import ZONE_NAMES, is_zone
 from .subscribers import Choices, Consent, LinkOwner, Subscriber, SubscriberStore, normalise_email
 from .tokens import Tokens
 
@@ -60,7 +60,7 @@ class ConfirmLink:
     agreed: bool  # the required consent was given on our form; if not (an operator added them), the page asks
 
 
-ALL_ZONES = tuple(sorted(available_timezones()))  # what the time-zone field suggests; any IANA name is accepted
+ALL_ZONES = tuple(sorted(ZONE_NAMES))  # what the time-zone field suggests; any IANA name is accepted
 
 
 def subscriber_links(settings: Settings, tokens: Tokens, subscriber: Subscriber) -> PageLinks:
@@ -135,11 +135,8 @@ def routes(settings: Settings, store: SubscriberStore, tokens: Tokens, templates
         if not editions:
             errors.append(t["error_editions"])
         zone = (form.get("timezone") or "").strip()[:64] or None
-        if zone is not None:
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                errors.append(t["error_timezone"])
+        if zone is not None and not is_zone(zone):
+            errors.append(t["error_timezone"])
         name = CONTROL.sub("", form.get("name", "")).strip()[:MAX_NAME] or None if with_name else None
         if errors:
             return None, errors

@@ -18,9 +18,10 @@ import httpx
 import pytest
 
 from feeds.settings import load_settings
+from newsletter.subscribers import Choices
 from tests.conftest import NOW, ServerThread, filled, write_config
 from tests.test_store import make_article
-from tests.test_subscribers import ONE_CLICK, confirm
+from tests.test_subscribers import ONE_CLICK, confirm, wait_for
 
 EDITIONS = """
 [digests.daily]
@@ -225,3 +226,85 @@ def test_an_operator_added_reader_gives_the_required_consent_on_the_confirmation
     assert services.subscribers.find("invited@example.com").status == "confirmed"
     assert json.dumps(services.subscribers.consents(services.subscribers.find("invited@example.com").id),
                       ensure_ascii=False).count('"privacy"') == 1
+
+
+# --- what a reader who leaves or withdraws in the middle of a run gets: nothing more -----------------------------
+
+ADS_EDITIONS = """
+[digests.daily]
+schedule = "0 7 * * *"
+ad = true
+"""
+
+
+@pytest.fixture
+def ad_services(tmp_path, smtp_server, clock):  # type: ignore[no-untyped-def]
+    import service
+
+    recorder, url = smtp_server
+    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}", mail_url=url,
+                          extra=ADS_EDITIONS)
+    services = service.Services(load_settings(config, {}), clock=clock)
+    services.prepare_database(migrate=True)
+    services.store.upsert_articles([make_article(1, category="economy", published_at=NOW - timedelta(hours=1))],
+                                   source_id=None, now=NOW)
+    for address in ("kim@example.com", "lee@example.com"):
+        _, s = services.subscribers.add(address, categories=["economy"], editions=["daily"], now=NOW, confirmed=True,
+                                        method="admin")
+        services.subscribers.update_preferences(s.id, s.public_id, Choices(s.categories, s.editions, ads=True),
+                                                is_paused=False, now=NOW)
+    yield services, recorder
+    services.close()
+
+
+def test_a_retry_in_the_run_is_not_sent_to_a_reader_who_withdrew_meanwhile(ad_services, clock) -> None:  # type: ignore[no-untyped-def]
+    services, relay = ad_services
+    relay.fail_rcpt = {"lee@example.com": "451 4.3.0 relay busy, try later"}
+    lee = services.subscribers.find("lee@example.com")
+
+    def meanwhile(seconds: float) -> None:  # while the run waits to retry, lee withdraws advertising consent
+        services.subscribers.update_preferences(lee.id, lee.public_id, Choices(lee.categories, lee.editions, ads=False),
+                                                is_paused=False, now=clock())
+        relay.fail_rcpt = {}
+        clock.now += timedelta(seconds=seconds)
+
+    services.sleep = meanwhile
+    clock.now = NOW + timedelta(hours=1)  # 10:00 KST
+    report = services.send("daily", NOW, everyone=True)
+    assert report.sent == 1 and relay.to("kim@example.com") and not relay.to("lee@example.com")
+    [row] = services.deliveries.rows(report.edition_id, statuses=("failed",))[1]
+    assert "no longer receives" in (row.last_error or "")
+
+
+def test_mail_held_for_the_night_is_dropped_for_a_reader_who_left(ad_services, clock) -> None:  # type: ignore[no-untyped-def]
+    services, relay = ad_services
+    clock.now = NOW + timedelta(hours=13)  # 22:00 KST: both held until 08:00
+    night = services.send("daily", NOW, everyone=True)
+    assert night.held == 2
+    lee = services.subscribers.find("lee@example.com")
+    services.subscribers.unsubscribe(lee.id, lee.public_id, now=clock())
+    clock.now = NOW + timedelta(hours=23, minutes=1)  # 08:01 KST
+    services.resume_editions()
+    assert relay.to("kim@example.com") and not relay.to("lee@example.com")
+    counts = services.deliveries.counts(night.edition_id)
+    assert counts == {"sent": 1, "skipped": 1}
+    assert services.resume_editions() == "nothing to resume"  # the run is finished, not resumed every 5 minutes
+
+
+def test_a_reader_who_left_gives_no_consent_and_is_told_once(site) -> None:  # type: ignore[no-untyped-def]
+    client, recorder, services = site
+    subscribe(client, recorder, "gone@example.com", ads=True)
+    gone = services.subscribers.find("gone@example.com")
+    unsubscribe = f"/unsubscribe/{services.tokens.for_subscriber('unsubscribe', gone.public_id)}"
+    preferences = f"/preferences/{services.tokens.for_subscriber('preferences', gone.public_id)}"
+    for _ in range(2):
+        assert client.post(unsubscribe, data=ONE_CLICK).status_code == 200
+    form = {**filled(client.get(preferences).text), "categories": ["economy"], "ads": "1"}
+    assert client.post(preferences, data=form).status_code == 200  # an old link of someone who left
+    assert services.subscribers.find("gone@example.com").ad_consent_at is None
+    assert client.post(unsubscribe, data=ONE_CLICK).status_code == 200
+    withdrawn = [r for r in services.subscribers.consents(gone.id) if r["kind"] == "ads" and not r["granted"]]
+    assert len(withdrawn) == 1
+    told = lambda: [m for m in recorder.to("gone@example.com") if "수신 거부 처리 결과" in subject_of(m)]  # noqa: E731
+    wait_for(told)  # sent after the answer
+    assert len(told()) == 1

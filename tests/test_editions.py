@@ -228,3 +228,61 @@ def _choices(s, **changes):  # type: ignore[no-untyped-def]
     values = {"categories": s.categories, "editions": s.editions, "language": s.language, "timezone": s.timezone,
               "ads": None}
     return Choices(**{**values, **changes})
+
+
+def test_a_reader_who_moves_west_gets_the_day_s_edition_once(services, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """07:00 in Seoul (22:00 UTC) is sent; then the reader moves to London, whose 07:00 of the same date comes nine
+    hours later with new stories: that is the same local day, so no second mail; London's next 07:00 is theirs."""
+    subs = services.subscribers
+    _, s = subs.add("mover@example.com", categories=["politics"], editions=["daily"], now=clock(), confirmed=True,
+                    method="admin")
+    seoul_seven = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)  # 25 November, 07:00 KST
+    services.store.upsert_articles([make_article(1, published_at=seoul_seven - timedelta(hours=3))], source_id=None,
+                                   now=clock())
+    clock.now = seoul_seven
+    services.send_due(seoul_seven)
+    subs.update_preferences(s.id, s.public_id, _choices(s, timezone="Europe/London"), is_paused=False, now=clock())
+    services.store.upsert_articles([make_article(2, published_at=seoul_seven + timedelta(hours=3))], source_id=None,
+                                   now=clock())
+    london_seven = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)  # 25 November, 07:00 in London
+    for tick in (london_seven, london_seven + TICK):
+        clock.now = tick
+        services.send_due(tick)
+    assert len(mails(tmp_path / "outbox")) == 1
+    services.store.upsert_articles([make_article(3, published_at=london_seven + timedelta(hours=3))], source_id=None,
+                                   now=clock())
+    clock.now = london_seven + timedelta(days=1)  # 26 November in London: theirs
+    services.send_due(clock.now)
+    assert len(mails(tmp_path / "outbox")) == 2
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+def test_the_migration_makes_each_frequency_an_edition_and_keeps_the_consent(empty_database_url: str) -> None:
+    import sqlalchemy as sa
+
+    from feeds import db
+
+    engine = db.make_engine(empty_database_url)
+    db.migrate(engine, "0010")
+    at = NOW - timedelta(days=3)
+    with engine.begin() as conn:
+        for i, (frequency, confirmed, text) in enumerate([("daily", at, "동의합니다"), ("weekly", at, "agreed"),
+                                                          ("daily", None, None)], start=1):
+            conn.execute(sa.text("INSERT INTO subscribers (id, email, email_hash, status, categories, frequency, "
+                                 "created_at, confirmed_at, consent_method, consent_text, bounces) VALUES (:id, :e, :h, "
+                                 ":s, '[]', :f, :at, :c, 'form', :t, 0)"),
+                         {"id": i, "e": f"r{i}@example.com", "h": f"h{i}", "s": "confirmed" if confirmed else "pending",
+                          "f": frequency, "at": at, "c": confirmed, "t": text})
+    db.migrate(engine)
+    with engine.connect() as conn:
+        editions = conn.execute(sa.text("SELECT subscriber_id, edition FROM subscriber_editions ORDER BY 1")).all()
+        consents = conn.execute(sa.text("SELECT subscriber_id, kind, text FROM consents ORDER BY 1")).all()
+        ids = conn.execute(sa.text("SELECT public_id FROM subscribers")).scalars().all()
+    engine.dispose()
+    assert [tuple(r) for r in editions] == [(1, "daily"), (2, "weekly"), (3, "daily")]
+    assert [tuple(r) for r in consents] == [(1, "privacy", "동의합니다"), (2, "privacy", "agreed")]
+    assert len(set(ids)) == 3 and all(len(i) >= 20 for i in ids)

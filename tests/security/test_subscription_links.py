@@ -50,6 +50,8 @@ def test_the_consent_button_needs_the_form_token(gazette: Gazette) -> None:
     ("an edition not configured", {"editions": ["daily", "../../etc", "x" * 5000]}),
     ("a huge time zone", {"timezone": "Asia/" + "x" * 100_000}),
     ("a time zone path", {"timezone": "../../../../etc/passwd"}),
+    ("a folder of the zone database", {"timezone": "Asia"}),
+    ("another folder", {"timezone": "posix"}),
     ("a NUL in the zone", {"timezone": "Asia/Seoul\x00"}),
     ("advertising consent smuggled in", {"ads": "1"}),
 ])
@@ -64,6 +66,13 @@ def test_crafted_preferences_forms_change_only_what_is_offered(gazette: Gazette,
     assert after.timezone in (None, "Asia/Seoul")
     # The demo configuration has no advertising edition: the form does not ask, and a smuggled box is not consent.
     assert after.ad_consent_at is None
+
+
+@pytest.mark.parametrize("zone", ["Asia", "America", "posix", "__pycache__", "Asia/"])
+def test_a_zone_that_is_a_folder_is_refused_on_the_subscribe_form(gazette: Gazette, zone: str) -> None:
+    data = {**gazette.form("/subscribe"), "email": "x@example.com", "categories": ["politics"], "timezone": zone}
+    answer = gazette.client.post("/subscribe", data=data)
+    assert answer.status_code == 400 and gazette.smtp.messages == []
 
 
 def test_the_subscribe_form_refuses_a_missing_consent_whatever_else_it_says(gazette: Gazette) -> None:

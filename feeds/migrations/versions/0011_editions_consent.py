@@ -54,18 +54,17 @@ def upgrade() -> None:
         batch.add_column(sa.Column("ad_consent_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("ad_reconfirm_sent_at", sa.DateTime(timezone=True), nullable=True))
     conn = op.get_bind()
-    rows = conn.execute(sa.text("SELECT id, frequency, status, consent_method, consent_text, consent_ip_hash, "
-                                "confirmed_at FROM subscribers")).all()
-    for row in rows:
+    ids = conn.execute(sa.text("SELECT id FROM subscribers")).scalars().all()
+    if ids:  # one random id each, in one batch
         conn.execute(sa.text("UPDATE subscribers SET public_id = :p WHERE id = :id"),
-                     {"p": secrets.token_urlsafe(16), "id": row.id})
-        conn.execute(sa.text("INSERT INTO subscriber_editions (subscriber_id, edition) VALUES (:id, :e)"),
-                     {"id": row.id, "e": row.frequency or "daily"})
-        if row.confirmed_at is not None and row.consent_text:  # the consent they gave, as its own record
-            conn.execute(sa.text("INSERT INTO consents (subscriber_id, kind, granted, method, text, ip_hash, created_at) "
-                                 "VALUES (:id, 'privacy', :yes, :m, :t, :ip, :at)"),
-                         {"id": row.id, "yes": True, "m": row.consent_method, "t": row.consent_text,
-                          "ip": row.consent_ip_hash, "at": row.confirmed_at})
+                     [{"p": secrets.token_urlsafe(16), "id": i} for i in ids])
+    conn.execute(sa.text("INSERT INTO subscriber_editions (subscriber_id, edition) "
+                         "SELECT id, COALESCE(frequency, 'daily') FROM subscribers"))
+    # The consent each confirmed subscriber gave, as its own record.
+    conn.execute(sa.text("INSERT INTO consents (subscriber_id, kind, granted, method, text, ip_hash, created_at) "
+                         "SELECT id, 'privacy', :yes, consent_method, consent_text, consent_ip_hash, confirmed_at "
+                         "FROM subscribers WHERE confirmed_at IS NOT NULL AND consent_text IS NOT NULL "
+                         "AND consent_text <> ''"), {"yes": True})
     op.drop_index(op.f("ix_subscribers_status_frequency"), table_name="subscribers")
     with op.batch_alter_table("subscribers") as batch:
         batch.alter_column("public_id", existing_type=sa.String(length=32), nullable=False)
