@@ -159,7 +159,13 @@ def test_hostile_agents_do_not_stall_other_requests(tmp_path: Path) -> None:
         for t in attackers + [poller]:
             t.join(timeout=60)
         assert sent[0] > 20 and len(latencies) > 20
-        assert max(latencies) < 0.1, f"/livez took {max(latencies) * 1000:.0f} ms under hostile agents"
+        # The bug this guards against froze the loop for seconds per request (3 s at 8 KB, 14 s at 16 KB, forever at
+        # 1 MB). On two cores shared by the server, three client threads and whatever else the machine runs, one
+        # answer in a few hundred can wait for the scheduler: the slowest is held to a second, nearly all to 100 ms.
+        ordered = sorted(latencies)
+        p99 = ordered[int(len(ordered) * 0.99) - 1]
+        assert p99 < 0.1, f"/livez took {p99 * 1000:.0f} ms (99th percentile) under hostile agents"
+        assert ordered[-1] < 1.0, f"/livez took {ordered[-1] * 1000:.0f} ms under hostile agents"
     finally:
         server.terminate()
         try:
