@@ -80,6 +80,8 @@ def test_the_form_states_what_is_collected_and_refuses_without_the_required_cons
                   "광고성 정보", "(선택)", 'href="https://news.example.com/privacy"'):
         assert words in page
     assert 'name="privacy" value="1" required' in page and 'name="ads" value="1">' in page  # ads: never pre-ticked
+    for path in ("/link", "/link?lang=en"):  # every page links the privacy policy
+        assert 'href="https://news.example.com/privacy" rel="privacy-policy"' in client.get(path).text
     data = {**filled(page), "email": "reader@example.com", "categories": ["economy"]}
     refused = client.post("/subscribe", data={**data, "privacy": ""})
     assert refused.status_code == 400 and "동의하셔야" in refused.text
