@@ -20,6 +20,7 @@ from .deliveries import STATUSES, DeliveryRow
 from .errors import DeliveryError, RateLimited
 from .notices import invite
 from .preview import Plan
+from .subscribers import split_list
 
 SHOWN_FAILURES = 20  # `digest send` lists this many failures, then points to `digest status`
 
@@ -240,12 +241,12 @@ def subscribers_add(ctx: click.Context, email: str, name: str | None, categories
     services = services_of(ctx)
     settings = services.settings
     known = [c.slug for c in settings.categories]
-    chosen = _listed(categories)
+    chosen = split_list(categories)
     unknown = [c for c in chosen if c not in known]
     if unknown:
         raise click.UsageError(f"unknown categories: {', '.join(unknown)}; configured: {', '.join(known)}")
     configured = [e.name for e in settings.digests]
-    picked = _listed(editions) or ([frequency] if frequency else configured[:1])
+    picked = split_list(editions) or ([frequency] if frequency else configured[:1])
     unknown = [e for e in picked if e not in configured]
     if unknown:
         raise click.UsageError(f"unknown edition(s): {', '.join(unknown)}; configured: {', '.join(configured)}")
@@ -309,10 +310,6 @@ def subscribers_list(ctx: click.Context, status: str | None, edition: str | None
                        f"{','.join(s.categories)}\t{s.timezone or zone.key}\t{since}")
     shown = f"{offset + 1}-{offset + len(rows)}" if rows else "none"
     click.echo(f"{total} subscriber(s), showing {shown}", err=True)
-
-
-def _listed(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 @subscribers_group.command("import")

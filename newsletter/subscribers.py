@@ -220,11 +220,12 @@ class SubscriberStore:
             line = reader.line_num
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
             try:
-                categories = _listed(row.get("categories", ""))
+                categories = split_list(row.get("categories", ""))
                 unknown = [c for c in categories if c not in known]
                 if unknown:
                     raise SubscriberError(f"unknown categories: {', '.join(unknown)}")
-                editions = _listed(row.get("editions", "")) or _listed(row.get("frequency", "")) or [self.editions[0]]
+                editions = (split_list(row.get("editions", "")) or split_list(row.get("frequency", ""))
+                            or [self.editions[0]])
                 outcome, _ = self.add(row.get("email", ""), categories=categories or sorted(known),
                                       editions=editions, name=row.get("name") or None,
                                       now=now, confirmed=confirmed, method="import", consent_text=consent_text)
@@ -666,7 +667,8 @@ def _record_consent(conn, subscriber_id: int, kind: str, granted: bool, method: 
                                           text=text, ip_hash=ip_hash, created_at=now))
 
 
-def _listed(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """'a, b|c d' -> ['a', 'b', 'c', 'd']: how lists are written in CSV columns and command options."""
     return [item for item in text.replace("|", " ").replace(",", " ").split() if item]
 
 

@@ -256,11 +256,6 @@ def test_a_reader_who_moves_west_gets_the_day_s_edition_once(services, clock, tm
     assert len(mails(tmp_path / "outbox")) == 2
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
 def test_the_migration_makes_each_frequency_an_edition_and_keeps_the_consent(empty_database_url: str) -> None:
     import sqlalchemy as sa
 

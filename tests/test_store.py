@@ -222,12 +222,6 @@ def test_concurrent_writers_store_each_story_once(store: ArticleStore, workers: 
     assert all(a.categories == ("politics", "economy") and a.revision == 1 for a in stored)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database with no schema yet (the shared fixture's SQLite copy is migrated already)."""
-    return f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
 def test_the_migration_merges_stories_stored_twice(empty_database_url: str) -> None:
     engine = db.make_engine(empty_database_url)
     db.migrate(engine, "0009")

@@ -49,12 +49,6 @@ def test_unsubscribing_one_spelling_stops_the_mailbox(engine, clock) -> None:  #
     assert subs.confirmed("daily") == []
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def empty_database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
-    """A database with no schema yet (the shared fixture's SQLite copy is migrated already)."""
-    return f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-
-
 def test_the_migration_merges_existing_duplicates(empty_database_url: str) -> None:
     engine = db.make_engine(empty_database_url)
     db.migrate(engine, "0008")
