@@ -38,8 +38,8 @@ from feeds import cli as feeds_cli
 from feeds import db
 from feeds import metrics as feeds_metrics
 from feeds.cli import config_option, services_of
-from feeds.clock import Clock, utc_now
-from feeds.errors import ConfigError, FeedsError
+from feeds.core.clock import Clock, utc_now
+from feeds.core.errors import ConfigError, GazetteError
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
@@ -65,7 +65,7 @@ from newsletter import sharing as newsletter_sharing
 from newsletter import web as newsletter_web
 from newsletter.bounces import FolderReport, IntakeRules, process_folder
 from newsletter.deliveries import DeliveryStore
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import DeliveryError
 from newsletter.metrics import audience_metrics
 from newsletter.notices import Notices, invite
 from newsletter.preview import Plan, plan_edition, preview_edition
@@ -408,7 +408,7 @@ class GazetteGroup(click.Group):
         except ConfigError as exc:
             click.echo(f"gazette: configuration error: {exc}", err=True)
             sys.exit(2)
-        except (FeedsError, NewsletterError) as exc:
+        except GazetteError as exc:
             click.echo(f"gazette: {exc}", err=True)
             sys.exit(1)
 

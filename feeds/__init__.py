@@ -12,6 +12,7 @@
 Errors: see `feeds.errors` (FeedsError and its children).
 """
 
-from .errors import ConfigError, FeedsError, FetchError, ParseError, StoreError
+from .core.errors import ConfigError
+from .errors import FeedsError, FetchError, ParseError, StoreError
 
 __all__ = ["ConfigError", "FeedsError", "FetchError", "ParseError", "StoreError"]

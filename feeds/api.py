@@ -14,7 +14,8 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
 from .db import MAX_ID
-from .errors import ConfigError, StoreError
+from .core.errors import ConfigError
+from .errors import StoreError
 from .guard import check_admin_token
 from .partners import Partner, PartnerStore
 from .push import PushQueue

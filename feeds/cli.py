@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from . import db
-from .errors import ConfigError
+from .core.errors import ConfigError
 from .settings import Settings, build_partner, config_path, load_settings
 from .store import HEALTHY, source_health
 from .views import read_views_csv

@@ -1,35 +1,57 @@
-"""The exceptions of the content side.
+"""The exceptions of the content side, under the one tree of `feeds.core.errors`.
 
-    FeedsError
-     ├── ConfigError     a bad configuration file or environment override (key + reason)
-     ├── FetchError      a source could not be fetched (network, HTTP status, size, time)
-     ├── ParseError      a source's bytes are not a usable feed or export
-     └── StoreError      the database refused or is out of date
+    GazetteError
+     └── FeedsError          500
+          ├── FetchError     a source could not be fetched (network, HTTP status, size, time); 502
+          ├── ParseError     a source's bytes are not a usable feed or export; 422
+          └── StoreError     the article store could not do what was asked; 409
+               ├── UnknownName       no such partner, source or article; 404
+               ├── InvalidValue      a value the store keeps for itself or cannot hold; 422
+               └── StoreUnavailable  the database does not answer; 503
 
-The web layer and the CLI map these to status codes and exit codes; nothing below them decides that.
+Each carries the HTTP status it means; `feeds.core.http` maps them, and the CLI maps them to exit codes.
 """
 
+from __future__ import annotations
 
-class FeedsError(Exception):
+from .core.errors import GazetteError
+
+
+class FeedsError(GazetteError):
     """Base of every error raised by the feeds package."""
-
-
-class ConfigError(FeedsError):
-    """A configuration value is missing, unknown or invalid. `key` names it as the user wrote it."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"{key}: {reason}")
-        self.key = key
-        self.reason = reason
 
 
 class FetchError(FeedsError):
     """A source could not be fetched."""
 
+    status = 502
+
 
 class ParseError(FeedsError):
     """A source's body could not be read as its kind."""
 
+    status = 422
+
 
 class StoreError(FeedsError):
-    """The article store could not do what was asked."""
+    """The article store could not do what was asked: the request clashes with what is stored."""
+
+    status = 409
+
+
+class UnknownName(StoreError):
+    """No partner, source or article by that name."""
+
+    status = 404
+
+
+class InvalidValue(StoreError):
+    """A value the store keeps for itself (a reserved label) or cannot hold."""
+
+    status = 422
+
+
+class StoreUnavailable(StoreError):
+    """The database does not answer."""
+
+    status = 503

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import db
-from .errors import StoreError
+from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
 from .publish import EPOCH
 from .render import FeedDoc, FeedItem, item_id, render
@@ -267,9 +267,9 @@ class PartnerStore:
     def add_key(self, slug: str, now: datetime, label: str | None = None) -> tuple[KeyInfo, str]:
         """A new key for the partner; the key itself is returned this once and never stored."""
         if self.partner(slug) is None:
-            raise StoreError(f"no partner {slug!r}")
+            raise UnknownName(f"no partner {slug!r}")
         if label == CONFIG_KEY_LABEL:
-            raise StoreError(f"the label {CONFIG_KEY_LABEL!r} is kept for keys written in the configuration file")
+            raise InvalidValue(f"the label {CONFIG_KEY_LABEL!r} is kept for keys written in the configuration file")
         key = new_key()
         with self.engine.begin() as conn:
             inserted = conn.execute(db.partner_keys.insert().values(partner_slug=slug, key_hash=hash_key(key),

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
-from .errors import ConfigError
+from .core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from . import db
 from .bylines import Reporter
-from .errors import StoreError
+from .errors import StoreUnavailable
 from .model import Article, StoredArticle, UpsertCounts
 from .settings import Category, PartnerSettings, SourceSettings
 
@@ -521,7 +521,7 @@ class ArticleStore:
             with self.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
-            raise StoreError(f"database unreachable: {type(exc).__name__}") from exc
+            raise StoreUnavailable(f"database unreachable: {type(exc).__name__}") from exc
 
 
 def _article_values(article: Article, known_categories: dict[str, int]) -> dict[str, object]:

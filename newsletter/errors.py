@@ -1,24 +1,33 @@
-"""The exceptions of the audience side.
+"""The exceptions of the audience side, under the one tree of `feeds.core.errors`.
 
-    NewsletterError
-     ├── SubscriberError    an address or subscriber record is not acceptable (bad address, unknown id)
-     │    ├── RateLimited   too many mails asked for one address or from one client; `retry_after` seconds
-     │    └── LinkUsed      a one-time link (a confirmation) that was used, replaced or outdated by an unsubscribe
-     ├── TokenError         a link's token is expired or not ours; `reason` is "expired" or "invalid"
-     └── DeliveryError      a mail could not be handed over; `is_permanent` says whether to retry
+    GazetteError
+     └── NewsletterError        500
+          ├── SubscriberError   an address or subscriber record is not acceptable (bad address, unknown id); 422
+          │    ├── RateLimited  too many mails asked for one address or from one client; `retry_after` seconds; 429
+          │    └── LinkUsed     a one-time link (a confirmation) that was used, replaced or outdated by an unsubscribe; 409
+          ├── TokenError        a link's token is expired or not ours; `reason` is "expired" or "invalid"; 400
+          └── DeliveryError     a mail could not be handed over; `is_permanent` says whether to retry; 502
 """
 
+from __future__ import annotations
 
-class NewsletterError(Exception):
+from feeds.core.errors import GazetteError
+
+
+class NewsletterError(GazetteError):
     """Base of every error raised by the newsletter package."""
 
 
 class SubscriberError(NewsletterError):
     """A subscriber or address was refused."""
 
+    status = 422
+
 
 class RateLimited(SubscriberError):
     """Too many requests for one address or from one client."""
+
+    status = 429
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
@@ -28,9 +37,13 @@ class RateLimited(SubscriberError):
 class LinkUsed(SubscriberError):
     """A confirmation link that was used already, replaced by a newer one, or followed by an unsubscribe."""
 
+    status = 409
+
 
 class TokenError(NewsletterError):
     """A signed link that is expired or was not made by us (tampered, wrong purpose)."""
+
+    status = 400
 
     def __init__(self, reason: str, purpose: str) -> None:
         super().__init__(f"{purpose} link is {reason}")
@@ -40,6 +53,8 @@ class TokenError(NewsletterError):
 
 class DeliveryError(NewsletterError):
     """A mail was not delivered. Permanent (5xx, refused recipient) or transient (4xx, dropped connection)."""
+
+    status = 502
 
     def __init__(self, message: str, *, is_permanent: bool) -> None:
         super().__init__(message)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from feeds.clock import utc_now
+from feeds.core.clock import utc_now
 
 from .errors import TokenError
 from .subscribers import LinkOwner

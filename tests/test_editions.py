@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feeds.errors import ConfigError
+from feeds.core.errors import ConfigError
 from feeds.settings import load_settings
 from newsletter.errors import SubscriberError
 from newsletter.timing import TICK, due_runs, fire_times, zones_firing

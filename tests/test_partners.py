@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from feeds.errors import ConfigError
+from feeds.core.errors import ConfigError
 from feeds.partners import PartnerStore, feed_scope, syndicate_html, utm_for
 from feeds.push import PushPolicy, PushQueue, PushWorker, backoff
 from feeds.settings import build_partner, load_settings

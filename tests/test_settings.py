@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.errors import ConfigError
+from feeds.core.errors import ConfigError
 from feeds.settings import LogSettings, build_settings, load_settings, parse_duration
 from tests.conftest import ROOT, gazette_command
 
