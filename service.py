@@ -25,7 +25,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
@@ -119,8 +119,7 @@ class Services:
 
     @cached_property
     def templates(self) -> Environment:
-        return Environment(loader=FileSystemLoader(templates.directory()),
-                           autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        return templates.environment()
 
     @cached_property
     def fetcher(self) -> HttpFetcher:

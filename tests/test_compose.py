@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment
 
 import templates
 from feeds.model import StoredArticle
@@ -43,8 +43,7 @@ def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def env() -> Environment:
-    return Environment(loader=FileSystemLoader(templates.directory()), autoescape=select_autoescape(["html"]),
-                       trim_blocks=True, lstrip_blocks=True)
+    return templates.environment()
 
 
 def digest():  # type: ignore[no-untyped-def]
