@@ -48,26 +48,6 @@ LINKS = re.compile(r"[a-z][a-z0-9+.-]*:/|\b(?:www\d?|ftp)\.|(?:mailto|javascript
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _DOTS = str.maketrans({"\u3002": ".", "\uff61": ".", "\ufe52": ".", "\u2024": "."})
 
-WORDS = {
-    "ko": {"subject": "[{site}] {sender} 님이 보낸 기사: {title}", "title": "{sender} 님이 기사를 보냈습니다",
-           "button": "기사 읽기", "note": "{sender} 님의 메모", "why": "{sender} 님이 {site}의 기사 메일 보내기로 보낸 메일입니다. "
-           "이 주소는 저장하지 않으며, 뉴스레터를 신청한 것도 아닙니다.",
-           "sent": "기사를 보냈습니다.", "bad_address": "받는 사람 이메일 주소가 올바르지 않습니다.",
-           "no_sender": "보내는 사람 이름을 적어 주세요.", "links": "메모에는 링크를 넣을 수 없습니다.",
-           "too_many": "너무 많이 보냈습니다. 나중에 다시 시도해 주세요.", "no_article": "없는 기사입니다.",
-           "failed": "메일을 보내지 못했습니다. 잠시 뒤 다시 시도해 주세요.",
-           "heading": "기사 메일 보내기"},
-    "en": {"subject": "[{site}] {sender} sent you a story: {title}", "title": "{sender} sent you a story",
-           "button": "Read the story", "note": "A note from {sender}", "why": "{sender} sent this with {site}'s "
-           "'email this story' button. We don't keep this address, and it is not subscribed to anything.",
-           "sent": "The story is on its way.", "bad_address": "The recipient's address is not valid.",
-           "no_sender": "Please give your name.", "links": "The note may not contain links.",
-           "too_many": "Too many shares. Please try again later.", "no_article": "No such story.",
-           "failed": "We couldn't send the mail. "
-           "Please try again shortly.", "heading": "Email this story"},
-}
-
-
 def plain_text(value: str) -> str:
     """NFKC, without control characters and invisible ones (zero-width spaces, joiners, bidirectional marks)."""
     text = CONTROL.sub("", unicodedata.normalize("NFKC", value))
@@ -86,12 +66,12 @@ def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberSt
     per_recipient = RateLimiter(3, timedelta(days=1), clock)
 
     def answer(request: Request, lang: str, status: int, key: str, **extra: Any) -> Response:
-        message = WORDS[lang][key]
+        message = TEXT[lang][key]
         if "application/json" in request.headers.get("accept", ""):
             return JSONResponse({"error" if status >= 400 else "status": message, **extra}, status_code=status,
                                 headers={k: v for k, v in extra.items() if k == "Retry-After"})
         page = templates.get_template("pages/notice.html").render(
-            site=settings.site, lang=lang, t=TEXT[lang], title=WORDS[lang]["heading"], message=message,
+            site=settings.site, lang=lang, t=TEXT[lang], title=TEXT[lang]["share_heading"], message=message,
             path=request.url.path)
         headers = {"Cache-Control": "no-store", **{k: v for k, v in extra.items() if k == "Retry-After"}}
         return HTMLResponse(page, status_code=status, headers=headers)
@@ -100,30 +80,33 @@ def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberSt
         lang = pick_language(form.get("lang") or request.query_params.get("lang"), None, settings.site.language)
         article = articles.article(request.path_params["article_id"])
         if article is None:
-            return answer(request, lang, 404, "no_article")
+            return answer(request, lang, 404, "share_no_article")
         sender = " ".join(plain_text(str(form.get("sender_name", ""))).split())[:MAX_SENDER]
         note = plain_text(str(form.get("note", ""))).strip()[:MAX_NOTE]
         if not sender:
-            return answer(request, lang, 400, "no_sender")
+            return answer(request, lang, 400, "share_no_sender")
         if has_link(note) or has_link(sender):
-            return answer(request, lang, 400, "links")
+            return answer(request, lang, 400, "share_links")
         try:
             recipient = normalise_email(str(form.get("recipient", ""))[:320])
         except SubscriberError:
-            return answer(request, lang, 400, "bad_address")
+            return answer(request, lang, 400, "share_bad_address")
         ip = request.client.host if request.client else ""
         for limiter, key in ((per_ip, ip), (per_recipient, recipient.lower())):
             wait = limiter.hit(key)
             if wait:
-                return answer(request, lang, 429, "too_many", **{"Retry-After": str(wait)})
+                return answer(request, lang, 429, "share_too_many", **{"Retry-After": str(wait)})
         if subscribers.is_suppressed(recipient):
             log.info("share of article %s: the recipient asked for no mail; nothing sent", article.id)
-            return answer(request, lang, 200, "sent")
-        words = {k: v.format(site=settings.site.name, sender=sender, title=article.title) for k, v in WORDS[lang].items()}
+            return answer(request, lang, 200, "share_sent")
+        t, names = TEXT[lang], {"site": settings.site.name, "sender": sender}
         body = article.title + (f"\n\n{article.summary}" if article.summary else "")
-        mail = render_notice(templates, settings, language=lang, subject=words["subject"][:200], title=words["title"],
-                             body=body, button=words["button"], button_url=redirects.url(article.id, "email"),
-                             footnote=f"{words['note']}: “{note}”" if note else "", why=words["why"])
+        mail = render_notice(templates, settings, language=lang,
+                             subject=t.text("share_subject", title=article.title, **names)[:200],
+                             title=t.text("share_title", **names), body=body, button=t["share_button"],
+                             button_url=redirects.url(article.id, "email"),
+                             footnote=f"{t.text('share_note', **names)}: “{note}”" if note else "",
+                             why=t.text("share_why", **names))
         tag = tags.share()
         data = build_message(settings, mail, to=recipient, to_name=None, now=clock(), list_id="share",
                              message_id=message_id(sender_domain(settings), tag))
@@ -131,8 +114,8 @@ def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberSt
             send_one(transport, signer, tags.envelope_from(tag), recipient, data)
         except DeliveryError as exc:
             log.warning("share of article %s failed: %s", article.id, exc)
-            return answer(request, lang, 503, "failed")
+            return answer(request, lang, 503, "share_failed")
         log.info("article %s shared by mail", article.id)
-        return answer(request, lang, 200, "sent")
+        return answer(request, lang, 200, "share_sent")
 
     return [Route("/articles/{article_id}/share", with_form(share_article), methods=["POST"])]
