@@ -38,8 +38,10 @@ from feeds import cli as feeds_cli
 from feeds import db
 from feeds import metrics as feeds_metrics
 from feeds.cli import config_option, services_of
+from feeds.core import database
 from feeds.core.clock import Clock, utc_now
 from feeds.core.errors import ConfigError, GazetteError
+from feeds.core.scheduling import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
@@ -50,7 +52,6 @@ from feeds.partner_web import routes as partner_routes
 from feeds.partners import PartnerStore
 from feeds.publish import FeedPublisher, FeedRefresher
 from feeds.push import PushQueue, PushWorker
-from feeds.schedule import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
 from feeds.settings import Settings, SourceSettings
 from feeds.store import ArticleStore
 from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules
@@ -60,7 +61,7 @@ from feeds.websub import HubNotifier
 from newsletter import api as newsletter_api
 from newsletter import archive as newsletter_archive
 from newsletter import cli as newsletter_cli
-from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
+from newsletter import db as newsletter_db
 from newsletter import sharing as newsletter_sharing
 from newsletter import web as newsletter_web
 from newsletter.bounces import FolderReport, IntakeRules, process_folder
@@ -83,6 +84,7 @@ log = logging.getLogger("gazette")
 SOURCE_MISFIRE_GRACE = timedelta(minutes=5)
 DIGEST_MISFIRE_GRACE = timedelta(hours=2)
 RECONFIRM_EVERY = timedelta(days=730)  # 정보통신망법 §50⑧ with 시행령 §62-3: every two years
+MIGRATIONS = (db.MIGRATIONS, newsletter_db.MIGRATIONS)  # every side's Alembic branch: the whole schema
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Services:
     settings: Settings
     clock: Clock = field(default=utc_now)
     sleep: Callable[[float], None] = field(default=time.sleep)
+    migrations: tuple[Path, ...] = MIGRATIONS
 
     @cached_property
     def engine(self) -> Engine:
@@ -178,8 +181,8 @@ class Services:
     def prepare_database(self, *, migrate: bool) -> None:
         """Migrate (or insist that someone did), then make the stored configuration match the file."""
         if migrate:
-            db.migrate(self.engine)
-        elif db.current_revision(self.engine) != db.head_revision(self.engine):
+            db.migrate(self.engine, self.migrations)
+        elif not database.is_current(self.engine, self.migrations):
             raise click.ClickException("the database schema is not current: run `gazette db upgrade` first")
         s = self.settings
         self.store.sync_config(s.categories, s.sources, s.partners, self.clock())
@@ -504,7 +507,7 @@ def _readers_zones(services: Services) -> list[str | None] | None:
     if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         return None  # `check` creates nothing: a SQLite file appears with `db upgrade`
     try:
-        if db.current_revision(services.engine) != db.head_revision(services.engine):
+        if not database.is_current(services.engine, services.migrations):
             return None
         return services.subscribers.zones()
     except SQLAlchemyError:

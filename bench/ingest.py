@@ -144,7 +144,7 @@ def run_once(args: argparse.Namespace, paragraphs: list[str]) -> dict[str, float
                          "category_map": {"정치": "politics"}, "allow_private_network": True} for n in range(args.feeds)],
         })
         engine = db.make_engine(settings.database_url)
-        db.migrate(engine)
+        db.migrate(engine, [db.MIGRATIONS])  # the content side alone is all an ingest needs
         store = ArticleStore(engine)
         store.sync_config(settings.categories, settings.sources, settings.partners, NOW)
         fetcher = HttpFetcher(limiter=HostLimiter(settings.fetch.host_concurrency, settings.fetch.host_delay))

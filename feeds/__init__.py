@@ -2,9 +2,9 @@
 
     settings   TOML + environment -> Settings          parse      bytes -> RawEntry
     fetch      files and http(s), conditional GET      normalise  RawEntry -> Article (sanitised)
-    db/store   schema, migrations, ArticleStore        ingest     fetch + parse + normalise + store
+    db/store   tables, migrations, ArticleStore        ingest     fetch + parse + normalise + store
     render     FeedDoc -> RSS / Atom / JSON Feed       publish    which feeds, cached bytes
-    schedule   APScheduler behind a database lease     web        feed routes, OPML, health
+    core       the shared layer (see feeds.core)       web        feed routes, OPML, health
     views      view counting, signed redirects, ranking api        the admin API of this side
     partners   keys, licensing, embargo, usage         partner_web keyed partner feeds
     push       signed pushes to partners               cli        the commands of this side

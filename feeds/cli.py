@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from . import db
+from .core import database
 from .core.errors import ConfigError
 from .settings import Settings, build_partner, config_path, load_settings
 from .store import HEALTHY, source_health
@@ -69,11 +70,11 @@ def db_group() -> None:
 @config_option
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
-    """Apply migrations (safe to run again)."""
+    """Apply migrations: every side's branch to its head (safe to run again)."""
     services = services_of(ctx)
-    before = db.current_revision(services.engine)
-    db.migrate(services.engine)
-    after = db.current_revision(services.engine)
+    before = ",".join(sorted(database.current_revisions(services.engine)))
+    db.migrate(services.engine, services.migrations)
+    after = ",".join(sorted(database.current_revisions(services.engine)))
     click.echo(f"database at revision {after}" + ("" if before == after else f" (was {before or 'empty'})"))
 
 

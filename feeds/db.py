@@ -1,14 +1,22 @@
-"""The database: schema of the content side, engine set-up and migrations.
+"""The content side's tables and migrations, and the one step that brings a database from before the split up.
 
-One database holds everything (SQLite by default, PostgreSQL in production). The content side's tables are
-declared here; `newsletter.db` adds the audience side's tables to the same `metadata`. The schema is
-created and changed only by the Alembic migrations in `feeds/migrations`, which `migrate()` applies; a test
-checks that the migrations and these declarations agree.
+The tables are declared on the content side's own `metadata`; its Alembic branch ("feeds") is in
+`feeds/migrations/versions` (`MIGRATIONS`). The audience side declares and migrates its own tables (`newsletter.db`),
+the shared layer its scheduling tables (`feeds.core.scheduling`, created by this branch's base). Whoever needs the
+whole schema calls `migrate(engine, locations)` with every side's folder; a test checks that the migrations and the
+declarations agree.
+
+Databases made before the split carry one history for everything, 0001..0011, kept in `feeds/migrations/legacy`
+(`LEGACY_MIGRATIONS`) and never run on a new database: `migrate` finishes that history, then records the two base
+revisions in its place (they create the very schema of 0011), then upgrades every branch as usual.
+
+The shared database kit (`make_engine`, `insert_for`, `UTCDateTime`, `MAX_ID`, `is_storable_id`) is re-exported here
+for the content side's modules.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import (
@@ -16,62 +24,35 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Connection,
     Date,
-    DateTime,
     Engine,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     true,
 )
-from sqlalchemy.types import TypeDecorator
 
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-metadata = MetaData(naming_convention=NAMING)
-# The largest integer both databases store (a signed 64-bit BIGINT). An id past it names nothing: callers check
-# it before a query, which would otherwise fail in the driver (OverflowError) instead of finding no row.
-MAX_ID = 2**63 - 1
+from .core import database
+from .core.database import MAX_ID as MAX_ID
+from .core.database import UTCDateTime
+from .core.database import insert_for as insert_for
+from .core.database import is_storable_id as is_storable_id
+from .core.database import make_engine as make_engine
 
+MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
+LEGACY_MIGRATIONS = Path(__file__).with_name("migrations") / "legacy"
+LEGACY_REVISIONS = frozenset(f"{n:04d}" for n in range(1, 12))  # 0001..0011, frozen: nothing is added to them
+LEGACY_HEAD = "0011"
+# The base revisions that create the schema of LEGACY_HEAD between them: the content branch's (with the shared
+# layer's tables) and the audience branch's. A legacy database holds both sides' tables, so both are recorded.
+SUCCESSORS = ("feeds_0001", "newsletter_0001")
 
-def is_storable_id(value: int) -> bool:
-    return 0 <= value <= MAX_ID
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware datetimes in, timezone-aware UTC datetimes out, on SQLite and PostgreSQL alike.
-
-    SQLite keeps no zone, so values are normalised to UTC on the way in and tagged UTC on the way out;
-    a naive datetime is a bug in the caller and is refused.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given to the store; use timezone-aware datetimes")
-        return value.astimezone(timezone.utc)
-
-    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+metadata = database.new_metadata()
 
 
 categories = Table(
@@ -257,89 +238,31 @@ feed_archives = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
-# Scheduling: a lease so that only one process runs the scheduler, and one row per job run so that a
-# run can never happen twice even if two processes briefly both believe they hold the lease.
-leases = Table(
-    "leases", metadata,
-    Column("name", String(64), primary_key=True),
-    Column("holder", String(200), nullable=False),
-    Column("expires_at", UTCDateTime, nullable=False),
-)
 
-task_runs = Table(
-    "task_runs", metadata,
-    Column("task", String(200), primary_key=True),
-    Column("scheduled_at", UTCDateTime, primary_key=True),
-    Column("holder", String(200), nullable=False),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Column("status", String(16), nullable=False),
-    Column("detail", Text, nullable=True),
-)
-
-# Reserved for APScheduler's SQLAlchemyJobStore, which creates and owns it.
-SCHEDULER_JOBS_TABLE = "apscheduler_jobs"
+def migrate(engine: Engine, locations: Sequence[Path], revision: str = "heads") -> None:
+    """Upgrade every branch in `locations` to `revision` (default: all heads), a database from before the split
+    included (see the module's docstring). Safe to run again."""
+    adopt_legacy(engine, locations)
+    database.migrate(engine, locations, revision)
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for a `sqlite:///` or `postgresql://` URL, tuned for this service.
-
-    SQLite runs in WAL mode with foreign keys on and a busy timeout, so that the web app, the scheduler and
-    a CLI command can share the file. PostgreSQL goes through psycopg 3.
-    """
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
+def adopt_legacy(engine: Engine, locations: Sequence[Path]) -> bool:
+    """If the database carries the history from before the split, finish it (up to 0011) and record the two base
+    revisions instead; True if it did. A new or already adopted database is left alone."""
+    current = database.current_revisions(engine)
+    if not current or not current <= LEGACY_REVISIONS:
+        return False
+    missing = set(SUCCESSORS) - database.known_revisions(locations)
+    if missing:
+        raise ValueError(f"a database from before the split holds both sides' tables, and {sorted(missing)} are not "
+                         f"in {[str(location) for location in locations]}: migrate it with every side's migrations")
+    if current != {LEGACY_HEAD}:
+        upgrade_legacy(engine, LEGACY_HEAD)
+    database.stamp(engine, locations, SUCCESSORS)
+    return True
 
 
-def insert_for(bind: Engine | Connection):  # type: ignore[no-untyped-def]
-    """The dialect's INSERT, which has ON CONFLICT (SQLite and PostgreSQL alike)."""
-    if bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
-def migrations_config(engine: Engine):  # type: ignore[no-untyped-def]
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
-    config.attributes["engine"] = engine
-    return config
-
-
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to `revision`. Safe to run again: applied migrations are skipped."""
-    from alembic import command
-
-    command.upgrade(migrations_config(engine), revision)
-
-
-def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def head_revision(engine: Engine) -> str | None:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(migrations_config(engine)).get_current_head()
+def upgrade_legacy(engine: Engine, revision: str = LEGACY_HEAD) -> None:
+    """Run the history from before the split up to `revision`, as databases were built then (tests build old
+    databases this way; new databases never run it)."""
+    database.migrate(engine, [LEGACY_MIGRATIONS], revision)

@@ -1,6 +1,6 @@
 """The audience side of Gazette: subscribers, digests, mail rendering and delivery.
 
-    db           subscribers, suppressions, editions, segments, deliveries (tables on feeds.db.metadata)
+    db           subscribers, suppressions, editions, segments, deliveries: tables and migrations
     subscribers  SubscriberStore: consent, pause, import, suppression, bounces, export, erasure
     tokens       signed links per purpose, CSRF       messages    page and notice words, ko and en
     web          subscribe / confirm / preferences / unsubscribe pages      limits  per-key rate limits

@@ -1,13 +1,22 @@
-"""The audience side's tables, declared on the one shared `feeds.db.metadata`.
+"""The audience side's tables and migrations: subscribers, their editions and consents, suppressions, editions,
+their segments and deliveries.
 
-Created by the same Alembic history as the content side (feeds/migrations), since there is one database.
+Declared on the audience side's own `metadata`; created and changed only by its Alembic branch ("newsletter") in
+`newsletter/migrations/versions` (`MIGRATIONS`), which `feeds.db.migrate` runs with the other sides' folders. No table
+here refers to a content table, so the branch stands on its own (its base depends on no other branch).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 
-from feeds.db import UTCDateTime, metadata
+from feeds.core.database import UTCDateTime, new_metadata
+
+MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
+
+metadata = new_metadata()
 
 SUBSCRIBER_STATUSES = ("pending", "confirmed", "unsubscribed", "bounced", "complained")
 
@@ -31,7 +40,8 @@ subscribers = Table(
     Column("paused_at", UTCDateTime, nullable=True),
     Column("confirmation_sent_at", UTCDateTime, nullable=True),  # at most one confirmation mail an hour
     Column("updated_at", UTCDateTime, nullable=True),
-    Column("bounces", Integer, nullable=False, default=0),  # hard bounces in a row; reset by a delivered mail
+    # Hard bounces in a row; reset by a delivered mail. The server default is the one the legacy history gave it.
+    Column("bounces", Integer, nullable=False, default=0, server_default="0"),
     Column("confirmation_nonce", String(32), nullable=True),  # what the current confirmation link must carry
     Column("ad_consent_at", UTCDateTime, nullable=True),  # advertising consent given or last re-confirmed; None: none
     Column("ad_reconfirm_sent_at", UTCDateTime, nullable=True),  # the two-yearly question (§50⑧) last sent

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.schedule import Lease
+from feeds.core.scheduling import Lease
 from feeds.settings import EditionSettings
 
 from .compose import MailTemplate, make_template

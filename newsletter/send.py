@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
-from feeds.schedule import Lease, holder_id
+from feeds.core.scheduling import Lease, holder_id
 from feeds.settings import EditionSettings, Settings
 from feeds.model import StoredArticle
 from feeds.store import ArticleStore

@@ -24,12 +24,13 @@ import sqlalchemy as sa
 from feeds import db
 from feeds.settings import Settings, load_settings
 from feeds.store import ArticleStore
-from newsletter import db as newsletter_db  # noqa: F401  (declares its tables on the metadata)
+from newsletter import db as newsletter_db
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 PG_URL = os.environ.get("GAZETTE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 NOW = datetime(2026, 11, 25, 0, 0, tzinfo=timezone.utc)  # 09:00 KST
+MIGRATIONS = (db.MIGRATIONS, newsletter_db.MIGRATIONS)  # both sides' branches: the whole schema, as service.py has it
 
 BASE_CONFIG = """
 [site]
@@ -58,6 +59,11 @@ name = "정치"
 slug = "economy"
 name = "경제"
 """
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the database to the whole schema (every side's head), as `gazette db upgrade` does."""
+    db.migrate(engine, MIGRATIONS)
 
 
 class Clock:
@@ -118,7 +124,7 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database migrated to head once per session: tests start from a copy instead of replaying history."""
     path = tmp_path_factory.mktemp("template") / "gazette.db"
     engine = db.make_engine(f"sqlite:///{path}")
-    db.migrate(engine)
+    migrate(engine)
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     engine.dispose()
@@ -148,7 +154,7 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = db.make_engine(database_url)
-    db.migrate(engine)
+    migrate(engine)
     yield engine
     engine.dispose()
 

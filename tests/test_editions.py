@@ -16,7 +16,7 @@ from feeds.core.errors import ConfigError
 from feeds.settings import load_settings
 from newsletter.errors import SubscriberError
 from newsletter.timing import TICK, due_runs, fire_times, zones_firing
-from tests.conftest import NOW, Clock, write_config
+from tests.conftest import NOW, Clock, migrate, write_config
 from tests.test_store import make_article
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -262,7 +262,7 @@ def test_the_migration_makes_each_frequency_an_edition_and_keeps_the_consent(emp
     from feeds import db
 
     engine = db.make_engine(empty_database_url)
-    db.migrate(engine, "0010")
+    db.upgrade_legacy(engine, "0010")
     at = NOW - timedelta(days=3)
     with engine.begin() as conn:
         for i, (frequency, confirmed, text) in enumerate([("daily", at, "동의합니다"), ("weekly", at, "agreed"),
@@ -272,7 +272,7 @@ def test_the_migration_makes_each_frequency_an_edition_and_keeps_the_consent(emp
                                  ":s, '[]', :f, :at, :c, 'form', :t, 0)"),
                          {"id": i, "e": f"r{i}@example.com", "h": f"h{i}", "s": "confirmed" if confirmed else "pending",
                           "f": frequency, "at": at, "c": confirmed, "t": text})
-    db.migrate(engine)
+    migrate(engine)
     with engine.connect() as conn:
         editions = conn.execute(sa.text("SELECT subscriber_id, edition FROM subscriber_editions ORDER BY 1")).all()
         consents = conn.execute(sa.text("SELECT subscriber_id, kind, text FROM consents ORDER BY 1")).all()

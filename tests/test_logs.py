@@ -212,6 +212,6 @@ def test_serve_writes_uvicorn_and_app_lines_in_one_json_format(tmp_path: Path) -
         server.wait(timeout=20)
     entries = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
     loggers = {e["logger"] for e in entries}
-    assert {"uvicorn.error", "uvicorn.access", "feeds.schedule"} <= loggers, loggers
+    assert {"uvicorn.error", "uvicorn.access", "feeds.core.scheduling"} <= loggers, loggers
     assert any(e["logger"] == "uvicorn.access" and "GET /feeds/all.rss" in e["message"] for e in entries)
     assert all(e["level"] in ("INFO", "WARNING") for e in entries)  # serve's default level is INFO

@@ -14,8 +14,9 @@ import sqlalchemy as sa
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feeds import db
-from feeds.schedule import Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, run_task, SchedulerError
-from tests.conftest import DATA, NOW, Clock, free_port, gazette_command, wait_healthy, write_config
+from feeds.core.scheduling import (Lease, RunLog, SchedulerError, SchedulerRunner, TaskSpec, build_scheduler, run_task,
+                                   task_runs)
+from tests.conftest import DATA, NOW, Clock, free_port, gazette_command, migrate, wait_healthy, write_config
 
 
 def test_lease_is_held_by_one_holder_until_it_lapses(engine: sa.Engine) -> None:
@@ -41,7 +42,7 @@ def test_a_scheduled_run_is_claimed_once(engine: sa.Engine) -> None:
     assert second.claim("ingest:wire", NOW + timedelta(minutes=10))
     first.finish("ingest:wire", NOW, "ok", "wire: new")
     with engine.connect() as conn:
-        row = conn.execute(sa.select(db.task_runs).where(db.task_runs.c.scheduled_at == NOW)).one()
+        row = conn.execute(sa.select(task_runs).where(task_runs.c.scheduled_at == NOW)).one()
     assert (row.holder, row.status, row.detail) == ("a", "ok", "wire: new")
 
 
@@ -52,7 +53,7 @@ def test_stored_job_function_refuses_to_run_outside_the_executor() -> None:
 
 def test_runner_runs_tasks_and_a_second_runner_waits(tmp_path: Path) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
-    db.migrate(engine)
+    migrate(engine)
     clock = lambda: datetime.now(timezone.utc)  # noqa: E731  (a real scheduler needs real time)
     ran: list[tuple[str, datetime]] = []
     spec = TaskSpec(key="tick", name="tick", trigger=IntervalTrigger(seconds=1), misfire_grace=timedelta(seconds=30),
@@ -86,8 +87,8 @@ def _serve(config: Path, cwd: Path, port: int, log: Path) -> subprocess.Popen[by
 
 def _runs(engine: sa.Engine) -> list[sa.Row]:
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(db.task_runs).where(db.task_runs.c.task == "ingest:wire")
-                                 .order_by(db.task_runs.c.scheduled_at)))
+        return list(conn.execute(sa.select(task_runs).where(task_runs.c.task == "ingest:wire")
+                                 .order_by(task_runs.c.scheduled_at)))
 
 
 @pytest.mark.slow

@@ -1,4 +1,5 @@
-"""The store on SQLite and PostgreSQL: migrations, identity, edits, ranking, aware datetimes."""
+"""The store on SQLite and PostgreSQL: identity (and the legacy migration that merged stories), edits, ranking,
+aware datetimes. The schema itself is checked in test_migrations."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from feeds import db
 from feeds.model import Article
 from feeds.normalise import article_id
 from feeds.store import ArticleStore
-from tests.conftest import NOW
+from tests.conftest import NOW, migrate
 
 
 def make_article(n: int, *, category: str | None = "politics", published_at: datetime = NOW,
@@ -25,20 +24,6 @@ def make_article(n: int, *, category: str | None = "politics", published_at: dat
                    title=title or f"기사 {n}", summary=f"요약 {n}", content_html=f"<p>본문 {n}</p>", byline="홍길동 기자",
                    author_email="hong@example.com", category=category, tags=("태그",), image_url=None,
                    published_at=published_at, updated_at=published_at, content_hash=f"hash-{n}-{title}")
-
-
-def test_migrations_create_exactly_the_declared_schema(engine: sa.Engine) -> None:
-    with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={
-            "include_name": lambda name, type_, parent: not (type_ == "table" and name == db.SCHEDULER_JOBS_TABLE)})
-        diff = compare_metadata(context, db.metadata)
-    assert diff == []
-    assert db.current_revision(engine) == db.head_revision(engine)
-
-
-def test_migrate_is_safe_to_run_again(engine: sa.Engine) -> None:
-    db.migrate(engine)
-    assert db.current_revision(engine) == db.head_revision(engine)
 
 
 def test_upsert_new_unchanged_updated(store: ArticleStore) -> None:
@@ -224,7 +209,7 @@ def test_concurrent_writers_store_each_story_once(store: ArticleStore, workers: 
 
 def test_the_migration_merges_stories_stored_twice(empty_database_url: str) -> None:
     engine = db.make_engine(empty_database_url)
-    db.migrate(engine, "0009")
+    db.upgrade_legacy(engine, "0009")
     at = NOW - timedelta(days=1)
     with engine.begin() as conn:
         conn.execute(sa.text("INSERT INTO categories (slug, name, position) VALUES ('politics', '정치', 0), "
@@ -238,7 +223,7 @@ def test_the_migration_merges_stories_stored_twice(empty_database_url: str) -> N
                 {"id": row_id, "identity": identity, "category": category, "at": at, "fetched": fetched})
             conn.execute(sa.text("INSERT INTO article_views (article_id, hour_at, views) VALUES (:id, :hour, 5)"),
                          {"id": row_id, "hour": at.replace(minute=0)})
-    db.migrate(engine)
+    migrate(engine)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT id, category FROM articles")).all()
         views = conn.execute(sa.text("SELECT article_id, views FROM article_views")).all()

@@ -1,1 +1,2 @@
-"""Alembic migrations of the one Gazette database (both packages' tables)."""
+"""The content side's Alembic branch ("feeds") in `versions/`, and in `legacy/` the single history (0001..0011) that
+databases made before each side owned its tables carry; `feeds.db` explains how those are brought over."""

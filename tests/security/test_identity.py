@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from feeds import db
 from newsletter.subscribers import SubscriberStore, email_hash
-from tests.conftest import NOW
+from tests.conftest import NOW, migrate
 from tests.security.conftest import Gazette
 
 VARIANTS = ["reader@example.com", "Reader@example.com", "READER@example.com", "rEaDeR@Example.com",
@@ -51,7 +51,7 @@ def test_unsubscribing_one_spelling_stops_the_mailbox(engine, clock) -> None:  #
 
 def test_the_migration_merges_existing_duplicates(empty_database_url: str) -> None:
     engine = db.make_engine(empty_database_url)
-    db.migrate(engine, "0008")
+    db.upgrade_legacy(engine, "0008")
     insert = sa.text("INSERT INTO subscribers (id, email, status, categories, frequency, created_at, confirmed_at, "
                      "unsubscribed_at, consent_method, bounces) VALUES (:id, :email, :status, '[]', 'daily', :at, "
                      ":confirmed, :gone, 'form', 0)")
@@ -68,7 +68,7 @@ def test_the_migration_merges_existing_duplicates(empty_database_url: str) -> No
         for delivery_id, subscriber in ((1, 1), (2, 2), (3, 5)):
             conn.execute(sa.text("INSERT INTO deliveries (id, edition_id, subscriber_id, status, articles, attempts) "
                                  "VALUES (:id, 1, :s, 'sent', 3, 1)"), {"id": delivery_id, "s": subscriber})
-    db.migrate(engine)
+    migrate(engine)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT id, email, status FROM subscribers ORDER BY id")).all()
         deliveries = conn.execute(sa.text("SELECT subscriber_id FROM deliveries ORDER BY id")).scalars().all()

@@ -1,4 +1,5 @@
-"""Alembic environment: runs migrations on the engine that `feeds.db.migrate()` hands over.
+"""Alembic environment: runs the revisions of the folders `feeds.core.database.migrate()` names, on the engine it
+hands over (in `config.attributes`; there is no alembic.ini).
 
 SQLite cannot alter most of a table in place, so batch migrations copy it to a new table and drop the old one; with
 foreign keys enforced, that DROP would cascade into every table that refers to it (dropping `subscribers` would

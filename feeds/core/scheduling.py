@@ -1,4 +1,6 @@
-"""Scheduling: APScheduler 3 with its SQLAlchemy job store, run by one process at a time.
+"""Scheduling: APScheduler 3 with its SQLAlchemy job store, run by one process at a time, and the two tables
+that make it safe (declared here, on the shared layer's own metadata; created by the content side's base migration,
+since every database has that branch).
 
 Several `gazette serve` processes may share one database. APScheduler 3 does not coordinate them: each would
 run every job (every worker would send the digest). Two guards prevent that:
@@ -31,18 +33,43 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import Engine, insert, or_, select, update
+from sqlalchemy import Column, Engine, String, Table, Text, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import db
-from .errors import FeedsError
+from .database import UTCDateTime, new_metadata
+from .errors import GazetteError
 
 log = logging.getLogger(__name__)
 
 SCHEDULER_LEASE = "scheduler"
 
+metadata = new_metadata()
 
-class SchedulerError(FeedsError):
+# A lease so that only one process runs the scheduler (and one sender an edition), and one row per job run so that
+# a run can never happen twice even if two processes briefly both believe they hold the lease.
+leases = Table(
+    "leases", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+task_runs = Table(
+    "task_runs", metadata,
+    Column("task", String(200), primary_key=True),
+    Column("scheduled_at", UTCDateTime, primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("detail", Text, nullable=True),
+)
+
+# Reserved for APScheduler's SQLAlchemyJobStore, which creates and owns it (no migration declares it).
+SCHEDULER_JOBS_TABLE = "apscheduler_jobs"
+
+
+class SchedulerError(GazetteError):
     """A job reached a place it should not, or the scheduler could not start."""
 
 
@@ -94,7 +121,7 @@ class Lease:
     def acquire(self) -> bool:
         """Take the lease if it is free or lapsed, renew it if ours; False if another process holds it."""
         now = self._clock()
-        t = db.leases
+        t = leases
         with self._engine.begin() as conn:
             taken = conn.execute(update(t).where(t.c.name == self.name, or_(t.c.holder == self.holder,
                                                                               t.c.expires_at < now))
@@ -111,7 +138,7 @@ class Lease:
     def _take_from_dead(self, now: datetime) -> bool:
         """A holder on this host whose process is gone (killed) cannot renew: take over without waiting out the
         lease. Holders on other hosts are only ever waited out."""
-        t = db.leases
+        t = leases
         with self._engine.connect() as conn:
             current = conn.execute(select(t.c.holder).where(t.c.name == self.name)).scalar()
         if current is None or not is_dead_local(current):
@@ -121,7 +148,7 @@ class Lease:
                                      .values(holder=self.holder, expires_at=now + self.ttl)).rowcount)
 
     def release(self) -> None:
-        t = db.leases
+        t = leases
         with self._engine.begin() as conn:
             conn.execute(t.delete().where(t.c.name == self.name, t.c.holder == self.holder))
 
@@ -135,14 +162,14 @@ class RunLog:
     def claim(self, task: str, scheduled_at: datetime) -> bool:
         try:
             with self._engine.begin() as conn:
-                conn.execute(insert(db.task_runs).values(task=task, scheduled_at=scheduled_at, holder=self._holder,
+                conn.execute(insert(task_runs).values(task=task, scheduled_at=scheduled_at, holder=self._holder,
                                                          started_at=self._clock(), status="running"))
         except IntegrityError:
             return False
         return True
 
     def finish(self, task: str, scheduled_at: datetime, status: str, detail: str | None) -> None:
-        t = db.task_runs
+        t = task_runs
         with self._engine.begin() as conn:
             conn.execute(update(t).where(t.c.task == task, t.c.scheduled_at == scheduled_at)
                          .values(status=status, detail=(detail or "")[:4000], finished_at=self._clock()))
@@ -205,7 +232,7 @@ def build_scheduler(engine: Engine, specs: Sequence[TaskSpec], *, timezone_: Zon
                     clock: Callable[[], datetime]) -> BackgroundScheduler:
     tasks = {spec.key: spec.run for spec in specs}
     return BackgroundScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=db.SCHEDULER_JOBS_TABLE)},
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=SCHEDULER_JOBS_TABLE)},
         executors={"default": TaskExecutor(tasks, runs, clock)},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=timezone_,

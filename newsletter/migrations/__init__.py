@@ -1,0 +1,1 @@
+"""The audience side's Alembic branch ("newsletter"): its revisions are in `versions/`."""
