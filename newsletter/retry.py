@@ -78,7 +78,7 @@ def _retry(edition: EditionSettings, edition_id: int, run: EditionRun, lease: Ru
     now = run.clock()
     receiving = {s.id: s for s in run.readers.confirmed(edition.name, ads=edition.has_ads,
                                                         ids=[row.subscriber_id for row in rows])}
-    stored = store.segment_templates(edition_id)
+    stored = store.segment_mails(edition_id)
     outcomes: list[RetryOutcome] = []
     due: list[DeliveryRow] = []
     night: dict[datetime, list[DeliveryRow]] = {}

@@ -194,7 +194,7 @@ def _retry_due(edition: EditionSettings, edition_id: int, run: EditionRun, outbo
             run.sleep(wait)
         now = run.clock()
         due = [p for p in pending if p[2] <= now]
-        stored = ledger.segment_templates(edition_id)
+        stored = ledger.segment_mails(edition_id)
         mails: dict[int, SegmentMail] = {}
         receiving = {r.id: r for r in run.readers.confirmed(edition.name, ads=edition.has_ads,
                                                             ids=[p[0] for p in due])}
