@@ -71,7 +71,8 @@ from newsletter.metrics import audience_metrics
 from newsletter.notices import Notices, invite
 from newsletter.preview import Plan, plan_edition, preview_edition
 from newsletter.retry import RetryReport, retry_edition
-from newsletter.send import Context, SendReport, send_edition
+from newsletter.edition_run import EditionRun, edition_run
+from newsletter.send import SendReport, send_edition
 from newsletter.timing import TICK, due_runs, is_zone, next_runs
 from newsletter.signing import DkimSigner, load_signer
 from newsletter.subscribers import SubscriberStore
@@ -211,29 +212,30 @@ class Services:
              progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        return send_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(progress), everyone=everyone,
+        return send_edition(edition, scheduled_at=scheduled_at, run=self._edition_run(progress), everyone=everyone,
                             dry_run=dry_run)
 
-    def _send_context(self, progress: Callable[[str], None] = lambda outcome: None) -> Context:
-        return Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
-                       deliveries=self.deliveries, transports=lambda: make_transport(self.settings.mail),
-                       templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
-                       tags=self.tags, signer=self.signer, sleep=self.sleep, progress=progress)
+    def _edition_run(self, progress: Callable[[str], None] = lambda outcome: None) -> EditionRun:
+        return edition_run(self.settings, articles=self.store, subscribers=self.subscribers,
+                           deliveries=self.deliveries, engine=self.engine,
+                           transports=lambda: make_transport(self.settings.mail), templates=self.templates,
+                           tokens=self.tokens, redirects=self.redirects, clock=self.clock, tags=self.tags,
+                           signer=self.signer, sleep=self.sleep, progress=progress)
 
     def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        return preview_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(), email=email)
+        return preview_edition(edition, scheduled_at=scheduled_at, run=self._edition_run(), email=email)
 
     def plan(self, edition_name: str, scheduled_at: datetime) -> Plan:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        return plan_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context())
+        return plan_edition(edition, scheduled_at=scheduled_at, run=self._edition_run())
 
     def retry(self, edition_name: str, edition_id: int, scheduled_at: datetime) -> RetryReport:
         edition = self.settings.edition(edition_name)
         assert edition is not None
-        return retry_edition(edition, edition_id, scheduled_at=scheduled_at, ctx=self._send_context())
+        return retry_edition(edition, edition_id, scheduled_at=scheduled_at, run=self._edition_run())
 
     def task_specs(self) -> list[TaskSpec]:
         s = self.settings

@@ -10,9 +10,6 @@ they expire, to the same page.
 
 from __future__ import annotations
 
-import html as html_escape
-from typing import Callable
-
 from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -21,7 +18,7 @@ from starlette.routing import Route
 from feeds.db import is_storable_id
 from feeds.settings import Settings
 
-from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE
+from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, replace_markers
 from .deliveries import DeliveryStore
 from .errors import TokenError
 from .messages import TEXT, pick_language
@@ -53,7 +50,7 @@ def routes(settings: Settings, deliveries: DeliveryStore, subscribers: Subscribe
             return problem(request, 404, "invalid")
         _, mail, language = found
         base = settings.site.base_url
-        page = fill(mail.html, {EMAIL: TEXT[language if language in TEXT else "ko"]["address_hidden"], NAME: "",
+        page = replace_markers(mail.html, {EMAIL: TEXT[language if language in TEXT else "ko"]["address_hidden"], NAME: "",
                                 UNSUBSCRIBE: f"{base}/link", PREFERENCES: f"{base}/link",
                                 ARCHIVE: f"{base}/archive/{edition_id}/{token}"})
         # Nobody's links are on it; still not for search engines, and shared caches may keep it a while.
@@ -78,10 +75,3 @@ def routes(settings: Settings, deliveries: DeliveryStore, subscribers: Subscribe
         return segment_id if token_edition == edition_id else None
 
     return [Route("/archive/{edition}/{token}", archive, methods=["GET", "HEAD"])]
-
-
-def fill(mail_html: str, values: dict[str, str], escape: Callable[[str], str] = html_escape.escape) -> str:
-    """The segment's HTML with one reader's values in place of the markers."""
-    for marker, value in values.items():
-        mail_html = mail_html.replace(marker, escape(value))
-    return mail_html

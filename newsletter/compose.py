@@ -21,13 +21,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime, parseaddr
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 from urllib.parse import quote
 
 import css_inline
 from jinja2 import Environment
 
-from feeds.settings import Settings
+from feeds.settings import MailSettings, SiteSettings
 
 from .digest import Digest
 from .headers import HeaderError, address_header, encode_text, header_line, header_text, phrase
@@ -44,6 +44,17 @@ EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE = ("GZXEMAILX", "GZXNAMEX", "GZXU
 
 _MARKERS = re.compile(f"({EMAIL}|{NAME}|{UNSUBSCRIBE}|{PREFERENCES}|{ARCHIVE})")
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+class SiteAndMail(Protocol):
+    """The settings a mail is made from: the site (name, address, privacy policy) and the [mail] section (sender,
+    reply-to, postal address). `Settings` has them, and so has an edition run's `RunSettings`."""
+
+    @property
+    def site(self) -> SiteSettings: ...
+
+    @property
+    def mail(self) -> MailSettings: ...
 
 
 @dataclass(frozen=True)
@@ -97,7 +108,8 @@ class Base64Body:
             encoded.append(tuple(variants))
         return cls(markers=tuple(split[1::2]), pieces=pieces, encoded=tuple(encoded))
 
-    def fill(self, values: dict[str, bytes]) -> bytes:
+    def encode(self, values: dict[str, bytes]) -> bytes:
+        """The part's base64 with `values` (marker -> bytes) in place of the markers."""
         out: list[bytes] = []
         carry = b""
         for i, piece in enumerate(self.pieces):
@@ -134,14 +146,14 @@ def local_date_text(moment: datetime, language: str) -> str:
             else moment.strftime("%B %-d, %Y"))
 
 
-def digest_subject(settings: Settings, digest: Digest, *, language: str, zone: Any, has_ads: bool = False) -> str:
+def digest_subject(settings: SiteAndMail, digest: Digest, *, language: str, zone: Any, has_ads: bool = False) -> str:
     """The subject line of a segment's digest (what `render_digest` puts in the mail, without rendering it)."""
     date_text = local_date_text(digest.period_end.astimezone(zone), language)
     label = edition_label(digest.edition, language)
     return (AD_LABELS.get(language, AD_LABELS["en"]) if has_ads else "") + f"[{settings.site.name}] {label} · {date_text}"
 
 
-def render_digest(env: Environment, settings: Settings, digest: Digest, *, language: str, zone: Any,
+def render_digest(env: Environment, settings: SiteAndMail, digest: Digest, *, language: str, zone: Any,
                   link: Callable[[str], str], has_ads: bool = False) -> RenderedMail:
     """The segment's mail with placeholders where each subscriber's own address and links go.
 
@@ -163,7 +175,7 @@ def render_digest(env: Environment, settings: Settings, digest: Digest, *, langu
     return RenderedMail(subject=subject, html=html, text=text)
 
 
-def render_notice(env: Environment, settings: Settings, *, language: str, subject: str, title: str, body: str,
+def render_notice(env: Environment, settings: SiteAndMail, *, language: str, subject: str, title: str, body: str,
                   button: str, button_url: str, footnote: str = "", why: str = "", template: str = "notice",
                   **extra: Any) -> RenderedMail:
     """A one-action mail (confirm, manage, a shared article; `template` "welcome" and its `extra` values for the
@@ -176,7 +188,7 @@ def render_notice(env: Environment, settings: Settings, *, language: str, subjec
                         text=env.get_template(f"email/{template}.txt").render(**context))
 
 
-def make_template(settings: Settings, mail: RenderedMail, *, list_id: str) -> MailTemplate:
+def make_template(settings: SiteAndMail, mail: RenderedMail, *, list_id: str) -> MailTemplate:
     """The headers and parts that every copy of this segment's mail shares."""
     boundary = "=_gz_" + secrets.token_hex(12)
     domain = sender_domain(settings)
@@ -205,11 +217,19 @@ def personalise(template: MailTemplate, recipient: Recipient, *, now: datetime, 
         header_line("Message-ID", recipient.message_id),
         header_line("List-Unsubscribe", f"<{_url(recipient.unsubscribe_url)}>,\r\n <{_url(mailto)}>"),
     )).encode("utf-8")
-    return head + b"\r\n" + _parts(template.boundary, template.text_body.fill(text_values),
-                                    template.html_body.fill(html_values))
+    return head + b"\r\n" + _parts(template.boundary, template.text_body.encode(text_values),
+                                    template.html_body.encode(html_values))
 
 
-def sender_domain(settings: Settings) -> str:
+def replace_markers(body: str, values: dict[str, str], escape: Callable[[str], str] = html_escape.escape) -> str:
+    """A segment's HTML (or, with `escape=str`, its text) with one reader's values (marker -> value) in place of
+    the markers: a web copy or a preview, where no MIME bytes are needed."""
+    for marker, value in values.items():
+        body = body.replace(marker, escape(value))
+    return body
+
+
+def sender_domain(settings: SiteAndMail) -> str:
     """The domain of the From address: where Message-IDs are made."""
     return parseaddr(settings.mail.from_address)[1].rpartition("@")[2] or "localhost"
 
@@ -219,7 +239,7 @@ def message_id(domain: str, tag: str) -> str:
     return f"<{tag}@{domain}>"
 
 
-def build_message(settings: Settings, mail: RenderedMail, *, to: str, to_name: str | None, now: datetime,
+def build_message(settings: SiteAndMail, mail: RenderedMail, *, to: str, to_name: str | None, now: datetime,
                   list_id: str, message_id: str) -> bytes:
     """A one-off mail (a confirmation, a shared article) as wire bytes (CRLF line ends)."""
     boundary = "=_gz_" + secrets.token_hex(12)
@@ -231,7 +251,7 @@ def build_message(settings: Settings, mail: RenderedMail, *, to: str, to_name: s
         header_line("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
     return "".join(head).encode("utf-8") + b"\r\n" + _parts(
-        boundary, Base64Body.of(mail.text).fill({}), Base64Body.of(mail.html).fill({}))
+        boundary, Base64Body.of(mail.text).encode({}), Base64Body.of(mail.html).encode({}))
 
 
 def wire_address(address: str) -> str:
@@ -246,7 +266,7 @@ def wire_address(address: str) -> str:
         return address
 
 
-def _common_head(settings: Settings, subject: str, list_id: str) -> list[str]:
+def _common_head(settings: SiteAndMail, subject: str, list_id: str) -> list[str]:
     """From, Reply-To, Subject and List-Id: what every mail of ours carries."""
     name, address = parseaddr(settings.mail.from_address)
     lines = [header_line("From", address_header(name, address, "From"))]

@@ -146,7 +146,8 @@ class DeliveryStore:
             row = conn.execute(select(edition_segments).where(edition_segments.c.id == segment_id)).first()
         return None if row is None else (row.edition_id, RenderedMail(row.subject, row.html, row.text), row.language)
 
-    def segment_templates(self, edition_id: int) -> dict[int, RenderedMail]:
+    def segment_mails(self, edition_id: int) -> dict[int, RenderedMail]:
+        """segment id -> the mail stored when the segment was first rendered, for the edition's segments."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(edition_segments).where(edition_segments.c.edition_id == edition_id)).all()
         return {r.id: RenderedMail(r.subject, r.html, r.text) for r in rows}

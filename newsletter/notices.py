@@ -7,7 +7,7 @@
 - the two-yearly question on advertising consent (§50⑧, 시행령 §62-3: the sender, the date of consent, how to
   keep or withdraw it).
 
-Every link names the reader by their opaque id only (`Tokens.for_subscriber`); the confirmation link carries the
+Every link names the reader by their opaque id only (made by `links.Links`); the confirmation link carries the
 choices made on the form, never the address or the name (those wait in the pending row).
 """
 
@@ -22,6 +22,7 @@ from jinja2 import Environment
 from feeds.settings import Settings
 
 from .compose import build_message, message_id, render_notice, sender_domain, wire_address
+from .links import Links
 from .messages import TEXT
 from .signing import DkimSigner
 from .errors import DeliveryError
@@ -70,17 +71,18 @@ class Notices:
     tags: TagCodec
     signer: DkimSigner | None = None
 
+    @property
+    def links(self) -> Links:
+        return Links(self.settings.site.base_url, self.tokens)
+
     def link(self, purpose: str, subscriber: Subscriber) -> str:
-        return f"{self.settings.site.base_url}/{purpose}/{self.tokens.for_subscriber(purpose, subscriber.public_id)}"
+        return self.links.page(purpose, subscriber.public_id)
 
     def confirmation_url(self, subscriber: Subscriber, nonce: str | None, choices: Choices, lang: str, *,
                          agreed: bool) -> str:
         """`agreed`: the reader ticked the required consent on our form; a reader an operator added has not, and
         the confirmation page asks for it."""
-        token = self.tokens.make("confirm", {
-            "p": subscriber.public_id, "k": nonce, "c": list(choices.categories), "d": list(choices.editions),
-            "l": lang, "z": choices.timezone, "a": bool(choices.ads), "v": agreed})
-        return f"{self.settings.site.base_url}/confirm/{token}"
+        return self.links.confirmation(subscriber.public_id, nonce, choices, lang, agreed=agreed)
 
     def confirm(self, subscriber: Subscriber, nonce: str | None, choices: Choices, lang: str, *,
                 agreed: bool = True) -> None:

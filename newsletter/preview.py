@@ -1,4 +1,8 @@
-"""What an edition would be, without sending or recording anything: `digest preview` and `digest send --dry-run`."""
+"""What an edition would be, without sending or recording anything: `digest preview` and `digest send --dry-run`.
+
+Both go through the pipeline of `segments`, as a send does: the preview to the last byte (rendered, personalised
+and signed), the dry run to each segment's digest and subject, without rendering.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +11,38 @@ from datetime import datetime
 
 from feeds.settings import EditionSettings
 
-from .archive import fill
-from .compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, make_template, personalise,
-                      render_digest)
-from .send import Context, SendReport, digest_for, job_of, recipients_of, segments
+from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, replace_markers
+from .edition_run import EditionRun
+from .segments import (digest_of, group_segments, message_bytes, most_viewed_of, outgoing, readers_of,
+                       render_segment, segment_mail)
 from .subscribers import Subscriber, normalise_email
 
 
-def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Context,
+def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, run: EditionRun,
                     email: str) -> dict[str, object] | None:
-    """What `email` would get: {"html", "text", "eml"}; None when nothing is new for them."""
-    s = ctx.settings
-    found = ctx.subscribers.find(email)
+    """What `email` would get: {"html", "text", "eml"}; None when nothing is new for them. Someone who is not a
+    reader is previewed as a new reader of every category."""
+    s = run.settings
+    found = run.readers.find(email)
     subscriber = found or Subscriber(id=0, email=normalise_email(email), name=None, status="confirmed",
                                      categories=tuple(c.slug for c in s.categories), editions=(edition.name,),
                                      timezone=None, language=None, confirmed_at=None, public_id="preview")
     period_start = scheduled_at - edition.window
-    high_waters = ctx.deliveries.high_waters([subscriber.id], exclude_edition=None) if found else {}
-    [(key, group, language, zone, after)] = list(segments([subscriber], s, period_start, high_waters))
-    most_viewed = (ctx.articles.most_viewed(since=period_start, until=scheduled_at, limit=edition.most_viewed)
-                   if edition.most_viewed else [])
-    digest = digest_for(edition, subscriber.categories, after, scheduled_at, most_viewed, ctx)
+    high_waters = run.ledger.high_waters([subscriber.id], exclude_edition=None) if found else {}
+    [segment] = group_segments([subscriber], site_zone=s.site.timezone, site_language=s.site.language,
+                               period_start=period_start, high_waters=high_waters)
+    digest = digest_of(edition, subscriber.categories, segment.after, scheduled_at,
+                       most_viewed_of(edition, period_start, scheduled_at, run), run)
     if digest is None:
         return None
-    campaign = {"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": f"{edition.name}-preview"}
-    rendered = render_digest(ctx.templates, s, digest, language=language, zone=zone,  # type: ignore[arg-type]
-                             link=lambda article_id: ctx.redirects.url(article_id, "email", query=campaign),
-                             has_ads=edition.has_ads)
-    template = make_template(s, rendered, list_id=edition.name)
-    recipient = job_of(subscriber, 0, 0, template, ctx, attempts=0).recipient
-    data = personalise(template, recipient, now=ctx.clock(), unsubscribe_address=s.mail.unsubscribe_address)
-    if ctx.signer is not None:
-        data = ctx.signer.sign(data)
+    rendered = render_segment(edition, digest, segment, run, campaign=f"{edition.name}-preview")
+    message = outgoing(subscriber, 0, segment_mail(rendered, edition_name=edition.name, edition_id=0, segment_id=0,
+                                                   run=run), run, attempts=0)
+    recipient = message.recipient
     values = {EMAIL: recipient.email, NAME: recipient.name or "", UNSUBSCRIBE: recipient.unsubscribe_url,
               PREFERENCES: recipient.preferences_url, ARCHIVE: recipient.archive_url}
-    return {"html": fill(rendered.html, values), "text": fill(rendered.text, values, escape=str),
-            "eml": data.replace(b"\r\n", b"\n")}
+    return {"html": replace_markers(rendered.html, values), "text": replace_markers(rendered.text, values, escape=str),
+            "eml": message_bytes(message, run).replace(b"\r\n", b"\n")}
 
 
 @dataclass(frozen=True)
@@ -69,37 +69,30 @@ class Plan:
     skipped: int  # recipients with nothing new since their last digest
 
 
-def plan_edition(edition: EditionSettings, *, scheduled_at: datetime, ctx: Context) -> Plan:
+def plan_edition(edition: EditionSettings, *, scheduled_at: datetime, run: EditionRun) -> Plan:
     """A manual send's dry run: the edition's readers as a manual send picks them (whatever their zone)."""
-    recipients = recipients_of(edition, scheduled_at, ctx, everyone=True)
-    return plan_for(edition, scheduled_at, scheduled_at - edition.window, recipients, ctx)
+    recipients = readers_of(edition, scheduled_at, run, everyone=True)
+    return plan_for(edition, scheduled_at, scheduled_at - edition.window, recipients, run)
 
 
 def plan_for(edition: EditionSettings, scheduled_at: datetime, period_start: datetime, recipients: list[Subscriber],
-             ctx: Context) -> Plan:
+             run: EditionRun) -> Plan:
     """Who of `recipients` would get what. Each segment's digest is built once (one query for its articles) and its
     subject worked out without rendering the mail: cheap for a list of any length."""
-    s = ctx.settings
-    high_waters = ctx.deliveries.high_waters([r.id for r in recipients], exclude_edition=None)
-    most_viewed = (ctx.articles.most_viewed(since=period_start, until=scheduled_at, limit=edition.most_viewed)
-                   if edition.most_viewed else [])
+    s = run.settings
+    high_waters = run.ledger.high_waters([r.id for r in recipients], exclude_edition=None)
+    most_viewed = most_viewed_of(edition, period_start, scheduled_at, run)
     mails: list[PlannedMail] = []
     segment_count = skipped = 0
-    for key, group, language, zone, after in segments(recipients, s, period_start, high_waters):
-        digest = digest_for(edition, group[0].categories, after, scheduled_at, most_viewed, ctx)
+    for segment in group_segments(recipients, site_zone=s.site.timezone, site_language=s.site.language,
+                                  period_start=period_start, high_waters=high_waters):
+        digest = digest_of(edition, segment.categories, segment.after, scheduled_at, most_viewed, run)
         if digest is None:
-            skipped += len(group)
+            skipped += len(segment.readers)
             continue
         segment_count += 1
-        subject = digest_subject(s, digest, language=language, zone=zone, has_ads=edition.has_ads)
-        mails += [PlannedMail(r.id, r.email, str(zone), key, digest.article_count, subject) for r in group]
+        subject = digest_subject(s, digest, language=segment.language, zone=segment.zone, has_ads=edition.has_ads)
+        mails += [PlannedMail(r.id, r.email, str(segment.zone), segment.key, digest.article_count, subject)
+                  for r in segment.readers]
     return Plan(edition.name, scheduled_at, tuple(sorted(mails, key=lambda m: m.subscriber_id)), len(recipients),
                 segment_count, skipped)
-
-
-def dry_run(edition: EditionSettings, scheduled_at: datetime, period_start: datetime, recipients: list[Subscriber],
-             ctx: Context) -> SendReport:
-    """`send_edition(dry_run=True)`: the plan's counts."""
-    plan = plan_for(edition, scheduled_at, period_start, recipients, ctx)
-    return SendReport(edition.name, None, scheduled_at.astimezone(ctx.settings.site.timezone), plan.recipients,
-                      len(plan.mails), plan.skipped, 0, 0, True)

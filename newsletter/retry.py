@@ -2,8 +2,8 @@
 
 One attempt each, now: a mail that fails again is recorded as failed with the new reason (no back-off; the
 operator runs it again when the relay is back). The mail is the segment's as stored when it was first rendered,
-as the resume path sends it, personalised and signed by the same workers under the same rate limit and the
-edition's lease, so a scheduled send or resume never works on the same run at once.
+as the resume path sends it (`segments.segment_mail`), personalised and signed by the same outbox under the same
+rate gate and the edition's lease, so a scheduled send or resume never works on the same run at once.
 
 Not retried, reported as skipped with the reason: subscribers no longer receiving the edition (unsubscribed,
 bounced after a permanent failure, complained, paused) and rows whose segment mail is gone. The rows of those
@@ -13,17 +13,17 @@ law still holds: an edition with ads is held for a reader whose zone is in its n
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.core.scheduling import Lease
 from feeds.settings import EditionSettings
 
-from .compose import MailTemplate, make_template
 from .deliveries import DeliveryRow
-from .send import EDITION_LEASE_TTL, Context, Workers, home_zone, is_quiet_hour, job_of, next_morning
+from .edition_run import EditionRun, RunLease
+from .outbox import Outbox
+from .segments import SegmentMail, home_zone, outgoing, segment_mail
+from .send import is_quiet_hour, is_settled, next_morning
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +57,28 @@ class RetryReport:
         return self.count("failed") + self.count("queued")
 
 
-def retry_edition(edition: EditionSettings, edition_id: int, *, scheduled_at: datetime, ctx: Context) -> RetryReport:
+def retry_edition(edition: EditionSettings, edition_id: int, *, scheduled_at: datetime,
+                  run: EditionRun) -> RetryReport:
     """Try the failed and held deliveries of the run `edition_id` once more, now."""
-    lease = Lease(ctx.deliveries.engine, f"edition:{edition_id}", ctx.holder, EDITION_LEASE_TTL, ctx.clock)
+    lease = run.lease_for(edition_id)
     if not lease.acquire():
         return RetryReport(edition.name, edition_id, scheduled_at, (), is_busy=True)
     try:
-        outcomes = _retry(edition, edition_id, ctx, lease)
+        outcomes = _retry(edition, edition_id, run, lease)
     finally:
         lease.release()
     return RetryReport(edition.name, edition_id, scheduled_at, tuple(sorted(outcomes, key=lambda o: o.subscriber_id)))
 
 
-def _retry(edition: EditionSettings, edition_id: int, ctx: Context, lease: Lease) -> list[RetryOutcome]:
-    store = ctx.deliveries
+def _retry(edition: EditionSettings, edition_id: int, run: EditionRun, lease: RunLease) -> list[RetryOutcome]:
+    store = run.ledger
     _, rows = store.rows(edition_id, statuses=RETRIED)
     if not rows:
         return []
-    now = ctx.clock()
-    receiving = {s.id: s for s in ctx.subscribers.confirmed(edition.name, ads=edition.has_ads,
-                                                            ids=[row.subscriber_id for row in rows])}
-    stored = store.segment_templates(edition_id)
+    now = run.clock()
+    receiving = {s.id: s for s in run.readers.confirmed(edition.name, ads=edition.has_ads,
+                                                        ids=[row.subscriber_id for row in rows])}
+    stored = store.segment_mails(edition_id)
     outcomes: list[RetryOutcome] = []
     due: list[DeliveryRow] = []
     night: dict[datetime, list[DeliveryRow]] = {}
@@ -85,7 +86,7 @@ def _retry(edition: EditionSettings, edition_id: int, ctx: Context, lease: Lease
     for row in rows:
         subscriber = receiving.get(row.subscriber_id)
         if subscriber is None:
-            settled[row.subscriber_id] = reason = _not_receiving(row, ctx, edition.name)
+            settled[row.subscriber_id] = reason = _not_receiving(row, run, edition.name)
         elif row.segment_id not in stored:
             reason = "its segment's mail is no longer stored: not retried"
         else:
@@ -94,14 +95,14 @@ def _retry(edition: EditionSettings, edition_id: int, ctx: Context, lease: Lease
             outcomes.append(RetryOutcome(row.subscriber_id, row.email, "skipped", reason, row.attempts))
             continue
         assert subscriber is not None
-        zone = home_zone(subscriber, ctx.settings.site.timezone)
+        zone = home_zone(subscriber, run.settings.site.timezone)
         if edition.has_ads and is_quiet_hour(now, zone):
             night.setdefault(next_morning(now, zone), []).append(row)
         else:
             due.append(row)
     store.settle_skipped(edition_id, settled)
     if not due and not night:
-        _finish_if_settled(edition_id, ctx)
+        _finish_if_settled(edition_id, run)
         return outcomes
 
     store.reopen_edition(edition_id)  # a kill from here on leaves rows that the resume task finishes
@@ -111,22 +112,20 @@ def _retry(edition: EditionSettings, edition_id: int, ctx: Context, lease: Lease
             outcomes.append(RetryOutcome(i, by_id[i].email, "held", "an edition with ads waits for 08:00 in the "
                                          "reader's zone", by_id[i].attempts, at=until))
     taken = set(store.requeue(edition_id, [r.subscriber_id for r in due]))
-    # One attempt: a transient failure is final here, not scheduled for a later retry.
-    once = dataclasses.replace(ctx, settings=dataclasses.replace(
-        ctx.settings, mail=dataclasses.replace(ctx.settings.mail, retries=0)))
-    templates: dict[int, MailTemplate] = {}
-    pool = Workers(once, edition_id, lease)
+    mails: dict[int, SegmentMail] = {}
+    outbox = Outbox(run, edition_id, lease, retries=0)  # one attempt: a transient failure is final here
     try:
         for row in due:
             if row.subscriber_id not in taken or row.segment_id is None:
                 continue
-            if row.segment_id not in templates:
-                templates[row.segment_id] = make_template(ctx.settings, stored[row.segment_id], list_id=edition.name)
-            pool.put(job_of(receiving[row.subscriber_id], edition_id, row.segment_id, templates[row.segment_id], once,
-                            attempts=row.attempts))
-        pool.drain()
+            if row.segment_id not in mails:
+                mails[row.segment_id] = segment_mail(stored[row.segment_id], edition_name=edition.name,
+                                                     edition_id=edition_id, segment_id=row.segment_id, run=run)
+            outbox.put(outgoing(receiving[row.subscriber_id], edition_id, mails[row.segment_id], run,
+                                attempts=row.attempts))
+        outbox.drain()
     finally:
-        pool.close()
+        outbox.close()
     _, unsent = store.rows(edition_id, statuses=("failed", "queued"))
     still = {row.subscriber_id: row for row in unsent if row.subscriber_id in taken}
     for row in due:
@@ -140,23 +139,22 @@ def _retry(edition: EditionSettings, edition_id: int, ctx: Context, lease: Lease
                                          again.attempts))
         else:
             outcomes.append(RetryOutcome(row.subscriber_id, row.email, "failed", again.last_error, again.attempts))
-    _finish_if_settled(edition_id, ctx)
+    _finish_if_settled(edition_id, run)
     log.info("edition %s (%d): retried %d, held %d", edition.name, edition_id, len(taken),
              sum(len(v) for v in night.values()))
     return outcomes
 
 
-def _finish_if_settled(edition_id: int, ctx: Context) -> None:
+def _finish_if_settled(edition_id: int, run: EditionRun) -> None:
     """Done when nothing is left to send (as a send ends); a held mail keeps it open for the resume task."""
-    counts = ctx.deliveries.counts(edition_id)
-    if counts.get("queued", 0) + counts.get("retry", 0) + counts.get("held", 0) == 0:
-        [stats] = ctx.deliveries.stats(edition_id)
+    if is_settled(run.ledger.counts(edition_id)):
+        [stats] = run.ledger.stats(edition_id)
         if stats.status != "done":
-            ctx.deliveries.finish_edition(edition_id, ctx.clock())
+            run.ledger.finish_edition(edition_id, run.clock())
 
 
-def _not_receiving(row: DeliveryRow, ctx: Context, edition: str) -> str:
-    subscriber = ctx.subscribers.get(row.subscriber_id)
+def _not_receiving(row: DeliveryRow, run: EditionRun, edition: str) -> str:
+    subscriber = run.readers.get(row.subscriber_id)
     if subscriber is None:
         return "the subscriber was erased: not retried"
     if subscriber.status != "confirmed":
@@ -165,8 +163,7 @@ def _not_receiving(row: DeliveryRow, ctx: Context, edition: str) -> str:
         why = "the subscriber paused their digests"
     elif edition not in subscriber.editions:
         why = f"the subscriber now receives {', '.join(subscriber.editions) or 'no edition'}"
-    elif subscriber.ad_consent_at is None and ctx.settings.edition(edition) is not None \
-            and ctx.settings.edition(edition).has_ads:  # type: ignore[union-attr]
+    elif subscriber.ad_consent_at is None and edition in run.settings.ad_editions:
         why = "the subscriber withdrew their advertising consent"
     else:
         why = "the subscriber no longer receives this edition"

@@ -101,7 +101,7 @@ MARKER_TEXT = st.lists(st.one_of(st.text(max_size=40), st.sampled_from([EMAIL, N
 @given(text=MARKER_TEXT, values=st.lists(st.text(max_size=30), min_size=5, max_size=5))
 def test_base64_body_is_the_base64_of_the_filled_text(text: str, values: list[str]) -> None:
     fills = dict(zip((EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE), values))
-    encoded = Base64Body.of(text).fill({k: v.encode("utf-8") for k, v in fills.items()})
+    encoded = Base64Body.of(text).encode({k: v.encode("utf-8") for k, v in fills.items()})
     expected = text
     for marker, value in fills.items():
         expected = expected.replace(marker, value)

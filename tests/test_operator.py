@@ -164,7 +164,7 @@ def test_retry_keeps_an_ad_edition_for_the_morning(tmp_path: Path, clock: Clock,
 
 def test_retry_waits_for_a_sender_holding_the_edition(tmp_path: Path, clock: Clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
     from feeds.core.scheduling import Lease
-    from newsletter.send import EDITION_LEASE_TTL
+    from newsletter.edition_run import EDITION_LEASE_TTL
 
     relay, url = smtp_server
     services = make_services(tmp_path, clock, url, {"GAZETTE_MAIL_RETRIES": "0"})
