@@ -7,7 +7,7 @@ from datetime import datetime
 
 from feeds.settings import EditionSettings
 
-from .archive import fill
+from .web_copy import fill
 from .compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, make_template, personalise,
                       render_digest)
 from .send import Context, SendReport, digest_for, job_of, recipients_of, segments
