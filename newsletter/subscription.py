@@ -20,7 +20,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 from feeds.settings import Settings
 
@@ -391,14 +391,3 @@ def invite(store: SubscriberStore, notices: Notices, subscriber: Subscriber, now
         raise
     return True
 
-
-def names_of(settings: Settings, slugs: tuple[str, ...]) -> list[str]:
-    """The configured names of category slugs (a slug no longer configured stands for itself)."""
-    names: Mapping[str, str] = {c.slug: c.name for c in settings.categories}
-    return [names.get(slug, slug) for slug in slugs]
-
-
-def edition_labels(settings: Settings, names: tuple[str, ...], lang: str) -> list[str]:
-    """The labels of edition names in `lang` (a name no longer configured stands for itself)."""
-    labels = {e.name: e.label_in(lang) for e in settings.digests}
-    return [labels.get(name, name) for name in names]

@@ -34,14 +34,13 @@ from ..subscription import (
     LinkProblem,
     MailFailed,
     MailSent,
+    PageLinks,
     Refused,
     SignUp,
     Subscription,
     TooMany,
-    edition_labels,
     ip_hash,
     links_for,
-    names_of,
 )
 from ..timing import ZONE_NAMES
 from ..tokens import Tokens
@@ -279,7 +278,7 @@ class SubscriptionPages:
         return pick_language(request.query_params.get("lang"), subscriber.language if subscriber else None,
                              self.settings.site.language)
 
-    def links(self, subscriber: Subscriber) -> Any:
+    def links(self, subscriber: Subscriber) -> PageLinks:
         return links_for(self.settings.site.base_url, self.tokens, subscriber)
 
     def is_csrf_ok(self, request: Request, form: Any) -> bool:
@@ -330,3 +329,14 @@ def choices_form(form: Any, *, with_name: bool) -> ChoicesForm:
                        timezone=form.get("timezone") or "", name=form.get("name", "") if with_name else "",
                        ads=bool(form.get("ads")))
 
+
+def names_of(settings: Settings, slugs: tuple[str, ...]) -> list[str]:
+    """The configured names of category slugs (a slug no longer configured stands for itself)."""
+    names = {c.slug: c.name for c in settings.categories}
+    return [names.get(slug, slug) for slug in slugs]
+
+
+def edition_labels(settings: Settings, names: tuple[str, ...], lang: str) -> list[str]:
+    """The labels of edition names in `lang` (a name no longer configured stands for itself)."""
+    labels = {e.name: e.label_in(lang) for e in settings.digests}
+    return [labels.get(name, name) for name in names]
