@@ -58,17 +58,14 @@ from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules
 from feeds.web import FeedFastPath
 from feeds.web import routes as feed_routes
 from feeds.websub import HubNotifier
-from newsletter import api as newsletter_api
-from newsletter import archive as newsletter_archive
 from newsletter import cli as newsletter_cli
 from newsletter import db as newsletter_db
-from newsletter import sharing as newsletter_sharing
-from newsletter import web as newsletter_web
+from newsletter import http as newsletter_http
 from newsletter.bounces import FolderReport, IntakeRules, process_folder
 from newsletter.deliveries import DeliveryStore
 from newsletter.errors import DeliveryError
 from newsletter.metrics import audience_metrics
-from newsletter.notices import Notices, invite
+from newsletter.notices import Notices
 from newsletter.preview import Plan, plan_edition, preview_edition
 from newsletter.retry import RetryReport, retry_edition
 from newsletter.edition_run import EditionRun, edition_run
@@ -353,22 +350,16 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
     for route in partner_routes(settings, services.partners, PartnerFeeds(settings, services.store, services.redirects),
                                 RateLimiter(services.clock), services.clock):
         app.router.routes.append(route)
-    for route in newsletter_web.routes(settings, services.subscribers, services.tokens, services.templates,
-                                      services.clock, services.notices):
-        app.router.routes.append(route)
-    app.router.routes += newsletter_archive.routes(settings, services.deliveries, services.subscribers, services.tokens,
-                                                   services.templates)
-    app.router.routes += newsletter_sharing.routes(settings, services.store, services.subscribers, services.redirects,
-                                                   services.templates, services.clock,
-                                                   transport=lambda: make_transport(settings.mail), tags=services.tags,
-                                                   signer=services.signer)
+    audience = newsletter_http.audience_http(
+        settings, subscribers=services.subscribers, deliveries=services.deliveries, articles=services.store,
+        redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,
+        notices=services.notices, transport=lambda: make_transport(settings.mail), tags=services.tags,
+        signer=services.signer, clicks=services.store.campaign_clicks)
+    app.router.routes += audience.routes
     app.include_router(feeds_api.router(settings, services.store, services.clock))
     app.include_router(feeds_api.partners_router(settings, services.partners, services.pushes, services.clock))
-    app.include_router(newsletter_api.router(settings, services.subscribers, services.clock,
-                                             lambda subscriber: invite(services.subscribers, services.notices,
-                                                                       subscriber, services.clock())))
-    app.include_router(newsletter_api.editions_router(settings, services.deliveries, services.store.campaign_clicks))
-    app.include_router(newsletter_api.bounces_router(settings, services.subscribers, services.clock, services.tokens))
+    for router in audience.routers:
+        app.include_router(router)
     app.router.routes.append(feeds_metrics.route(settings, lambda: [
         *feeds_metrics.content_metrics(settings, services.store, services.clock()),
         *audience_metrics(services.engine, services.clock())]))

@@ -18,7 +18,7 @@ from feeds.settings import Settings
 from .db import SUBSCRIBER_STATUSES
 from .deliveries import STATUSES, DeliveryRow
 from .errors import DeliveryError, RateLimited
-from .notices import invite
+from .subscription import invite
 from .preview import Plan
 from .subscribers import split_list
 

@@ -8,7 +8,8 @@
   keep or withdraw it).
 
 Every link names the reader by their opaque id only (made by `links.Links`); the confirmation link carries the
-choices made on the form, never the address or the name (those wait in the pending row).
+choices made on the form, never the address or the name (those wait in the pending row). `send_one` sends one
+mail on its own connection, signed when DKIM is set up: these notices and a shared article (`newsletter.sharing`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ from .compose import build_message, message_id, render_notice, sender_domain, wi
 from .links import Links
 from .messages import TEXT
 from .signing import DkimSigner
-from .errors import DeliveryError
-from .subscribers import Choices, Consent, Subscriber, SubscriberStore
+from .subscribers import Choices, Consent, Subscriber
 from .tokens import Tokens
 from .transport import Transport
 from .verp import TagCodec
@@ -149,20 +149,3 @@ class Notices:
                              list_id="notices", message_id=message_id(sender_domain(self.settings), tag))
         send_one(self.transport, self.signer, self.tags.envelope_from(tag), subscriber.email, data)
 
-
-def invite(store: SubscriberStore, notices: Notices, subscriber: Subscriber, now: datetime) -> bool:
-    """An operator added `subscriber` without their confirmation: send the confirmation mail the form would, so that
-    they can start (and give their consent) themselves. False when they are confirmed already. Raises RateLimited
-    (a mail went out within the hour) or DeliveryError (the mail could not go; the hour's slot is given back)."""
-    asked = store.request_confirmation(subscriber.email, now)
-    if asked.action != "confirm":
-        return False
-    lang = subscriber.language or notices.settings.site.language
-    choices = Choices(categories=subscriber.categories, editions=subscriber.editions, language=lang,
-                      timezone=subscriber.timezone, ads=False)
-    try:
-        notices.confirm(asked.subscriber, asked.nonce, choices, lang, agreed=False)
-    except DeliveryError:
-        store.release_confirmation(subscriber.id)
-        raise
-    return True

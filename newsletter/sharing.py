@@ -1,4 +1,5 @@
-"""`POST /articles/{article_id}/share`: "email this article" (기사 메일전송) from the newsroom's article page.
+""""Email this article" (기사 메일전송) from the newsroom's article page: the workflow behind
+`POST /articles/{article_id}/share` (`newsletter.http.sharing` parses the form and maps the outcome).
 
 Never an open relay: the mail can only hold one of our stored articles, our own words around it, and a short
 note that is escaped, kept to 300 characters and may not contain links. The note and the sender's name are read
@@ -15,13 +16,11 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Callable
 
 from jinja2 import Environment
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
-from starlette.routing import Route
 
 from feeds.settings import Settings
 from feeds.store import ArticleStore
@@ -30,13 +29,12 @@ from feeds.views import Redirects
 from .compose import build_message, message_id, render_notice, sender_domain
 from .errors import DeliveryError, SubscriberError
 from .limits import RateLimiter
-from .messages import TEXT, pick_language
+from .messages import TEXT
+from .notices import send_one
 from .signing import DkimSigner
 from .subscribers import SubscriberStore, normalise_email
 from .transport import Transport
 from .verp import TagCodec
-from .notices import send_one
-from .web import with_form
 
 log = logging.getLogger(__name__)
 
@@ -59,63 +57,81 @@ def has_link(text: str) -> bool:
     return LINKS.search(unicodedata.normalize("NFKC", text).lower().translate(_DOTS)) is not None
 
 
-def routes(settings: Settings, articles: ArticleStore, subscribers: SubscriberStore, redirects: Redirects,
-           templates: Environment, clock: Callable[[], datetime], transport: Callable[[], Transport],
-           tags: TagCodec, signer: DkimSigner | None = None) -> list[Route]:
-    per_ip = RateLimiter(5, timedelta(hours=1), clock)
-    per_recipient = RateLimiter(3, timedelta(days=1), clock)
+@dataclass(frozen=True)
+class ShareForm:
+    """The share form as sent."""
 
-    def answer(request: Request, lang: str, status: int, key: str, **extra: Any) -> Response:
-        message = TEXT[lang][key]
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse({"error" if status >= 400 else "status": message, **extra}, status_code=status,
-                                headers={k: v for k, v in extra.items() if k == "Retry-After"})
-        page = templates.get_template("pages/notice.html").render(
-            site=settings.site, lang=lang, t=TEXT[lang], title=TEXT[lang]["share_heading"], message=message,
-            path=request.url.path)
-        headers = {"Cache-Control": "no-store", **{k: v for k, v in extra.items() if k == "Retry-After"}}
-        return HTMLResponse(page, status_code=status, headers=headers)
+    sender_name: str
+    recipient: str
+    note: str = ""
 
-    def share_article(request: Request, form: Any) -> Response:
-        lang = pick_language(form.get("lang") or request.query_params.get("lang"), None, settings.site.language)
-        article = articles.article(request.path_params["article_id"])
+
+@dataclass(frozen=True)
+class ShareOutcome:
+    """What to tell the sender. `key` names their words in the catalogue (`share_<key>`): "sent" (also when the recipient opted out: the
+    answer must not tell), "no_article", "no_sender", "links", "bad_address", "too_many" (with `retry_after`
+    seconds), "failed" (the mail server did not take it)."""
+
+    key: str
+    retry_after: int | None = None
+
+
+class Sharing:
+    """"Email this article": checks the form, applies the limits, composes the mail around a stored article and
+    sends it."""
+
+    def __init__(self, settings: Settings, articles: ArticleStore, subscribers: SubscriberStore, redirects: Redirects,
+                 templates: Environment, clock: Callable[[], datetime], transport: Callable[[], Transport],
+                 tags: TagCodec, signer: DkimSigner | None = None) -> None:
+        self.settings = settings
+        self.articles = articles
+        self.subscribers = subscribers
+        self.redirects = redirects
+        self.templates = templates
+        self.clock = clock
+        self.transport = transport
+        self.tags = tags
+        self.signer = signer
+        self.per_ip = RateLimiter(5, timedelta(hours=1), clock)
+        self.per_recipient = RateLimiter(3, timedelta(days=1), clock)
+
+    def share(self, article_id: str, form: ShareForm, *, lang: str, ip: str) -> ShareOutcome:
+        article = self.articles.article(article_id)
         if article is None:
-            return answer(request, lang, 404, "share_no_article")
-        sender = " ".join(plain_text(str(form.get("sender_name", ""))).split())[:MAX_SENDER]
-        note = plain_text(str(form.get("note", ""))).strip()[:MAX_NOTE]
+            return ShareOutcome("no_article")
+        sender = " ".join(plain_text(form.sender_name).split())[:MAX_SENDER]
+        note = plain_text(form.note).strip()[:MAX_NOTE]
         if not sender:
-            return answer(request, lang, 400, "share_no_sender")
+            return ShareOutcome("no_sender")
         if has_link(note) or has_link(sender):
-            return answer(request, lang, 400, "share_links")
+            return ShareOutcome("links")
         try:
-            recipient = normalise_email(str(form.get("recipient", ""))[:320])
+            recipient = normalise_email(form.recipient[:320])
         except SubscriberError:
-            return answer(request, lang, 400, "share_bad_address")
-        ip = request.client.host if request.client else ""
-        for limiter, key in ((per_ip, ip), (per_recipient, recipient.lower())):
+            return ShareOutcome("bad_address")
+        for limiter, key in ((self.per_ip, ip), (self.per_recipient, recipient.lower())):
             wait = limiter.hit(key)
             if wait:
-                return answer(request, lang, 429, "share_too_many", **{"Retry-After": str(wait)})
-        if subscribers.is_suppressed(recipient):
+                return ShareOutcome("too_many", retry_after=wait)
+        if self.subscribers.is_suppressed(recipient):
             log.info("share of article %s: the recipient asked for no mail; nothing sent", article.id)
-            return answer(request, lang, 200, "share_sent")
+            return ShareOutcome("sent")
+        settings = self.settings
         t, names = TEXT[lang], {"site": settings.site.name, "sender": sender}
         body = article.title + (f"\n\n{article.summary}" if article.summary else "")
-        mail = render_notice(templates, settings, language=lang,
+        mail = render_notice(self.templates, settings, language=lang,
                              subject=t.text("share_subject", title=article.title, **names)[:200],
                              title=t.text("share_title", **names), body=body, button=t["share_button"],
-                             button_url=redirects.url(article.id, "email"),
+                             button_url=self.redirects.url(article.id, "email"),
                              footnote=f"{t.text('share_note', **names)}: “{note}”" if note else "",
                              why=t.text("share_why", **names))
-        tag = tags.share()
-        data = build_message(settings, mail, to=recipient, to_name=None, now=clock(), list_id="share",
+        tag = self.tags.share()
+        data = build_message(settings, mail, to=recipient, to_name=None, now=self.clock(), list_id="share",
                              message_id=message_id(sender_domain(settings), tag))
         try:
-            send_one(transport, signer, tags.envelope_from(tag), recipient, data)
+            send_one(self.transport, self.signer, self.tags.envelope_from(tag), recipient, data)
         except DeliveryError as exc:
             log.warning("share of article %s failed: %s", article.id, exc)
-            return answer(request, lang, 503, "share_failed")
+            return ShareOutcome("failed")
         log.info("article %s shared by mail", article.id)
-        return answer(request, lang, 200, "share_sent")
-
-    return [Route("/articles/{article_id}/share", with_form(share_article), methods=["POST"])]
+        return ShareOutcome("sent")

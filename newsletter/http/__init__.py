@@ -1,0 +1,69 @@
+"""The audience side's HTTP, thin: each endpoint parses the request, calls one domain function, maps the result.
+
+    pages.py     the reader's subscription pages       -> newsletter.subscription.Subscription
+    web_copy.py  GET /archive/{edition}/{token}         -> newsletter.web_copy.WebCopies
+    sharing.py   POST /articles/{article_id}/share      -> newsletter.sharing.Sharing
+    api.py       /api/subscribers, /api/editions, /api/bounces (admin)
+    forms.py     reading a form off the event loop; the client's address
+
+`audience_http` builds them all for `service.py` to mount: plain Starlette routes for the pages, FastAPI routers for
+the admin API. Nothing in the domain imports this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from fastapi import APIRouter
+from jinja2 import Environment
+from starlette.routing import BaseRoute
+
+from feeds.settings import Settings
+from feeds.store import ArticleStore
+from feeds.views import Redirects
+
+from ..deliveries import DeliveryStore
+from ..limits import RateLimiter
+from ..notices import Notices
+from ..sharing import Sharing
+from ..signing import DkimSigner
+from ..subscribers import SubscriberStore
+from ..subscription import Subscription
+from ..tokens import Tokens
+from ..transport import Transport
+from ..verp import TagCodec
+from ..web_copy import WebCopies
+from .api import BouncesApi, EditionsApi, SubscribersApi
+from .pages import SubscriptionPages
+from .sharing import SharePage
+from .web_copy import WebCopyPage
+
+FORMS_PER_IP = (10, timedelta(minutes=10))  # POST /subscribe and /link from one client
+
+
+@dataclass(frozen=True)
+class AudienceHttp:
+    """What the app mounts: `routes` (pages, web copies, sharing) and `routers` (the admin API)."""
+
+    routes: list[BaseRoute]
+    routers: list[APIRouter]
+
+
+def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliveries: DeliveryStore,
+                  articles: ArticleStore, redirects: Redirects, tokens: Tokens, templates: Environment,
+                  clock: Callable[[], datetime], notices: Notices, transport: Callable[[], Transport], tags: TagCodec,
+                  signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]]) -> AudienceHttp:
+    """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
+    article, by campaign name ("{edition}-{id}")."""
+    flow = Subscription(settings, subscribers, tokens, notices, clock)
+    pages = SubscriptionPages(settings, flow, tokens, templates, RateLimiter(*FORMS_PER_IP, clock))
+    copies = WebCopyPage(settings, WebCopies(settings.site.base_url, deliveries, subscribers, tokens), templates)
+    sharing = SharePage(settings, Sharing(settings, articles, subscribers, redirects, templates, clock, transport,
+                                          tags, signer), templates)
+    return AudienceHttp(
+        routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
+        routers=[SubscribersApi(settings, subscribers, flow, clock).router(),
+                 EditionsApi(settings, deliveries, clicks).router(),
+                 BouncesApi(settings, subscribers, clock, tokens).router()])
