@@ -23,8 +23,6 @@ PO_FILES = sorted(LOCALE.glob("*/LC_MESSAGES/gazette.po"))
 
 # Keys the code builds from parts: the pattern that builds them (it must still be in the source) and what it makes.
 BUILT = {
-    't[f"{exc.reason}_title"]': {"expired_title", "invalid_title"},  # TokenError.reason: "expired" | "invalid"
-    "t[exc.reason]": {"expired", "invalid"},
     'title=t[f"{reason}_title"], message=t[reason]': {"expired_title", "invalid_title", "expired", "invalid"},
     't[f"{kind}_subject"]': {"confirm_subject", "manage_subject", "welcome_subject", "consent_result_subject",
                              "ads_granted_subject", "ads_withdrawn_subject", "reconfirm_subject"},

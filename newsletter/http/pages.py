@@ -58,6 +58,10 @@ LINK_PROBLEMS = {"expired": ("expired_title", "expired", 410, "new_link"),
                  "used": ("used_title", "used", 410, "new_link"),
                  "gone": ("invalid_title", "gone", 410, "subscribe_link")}
 
+# What the form got wrong (`Refused.problems`) -> the catalogue's words for it.
+REFUSALS = {"categories": "error_categories", "editions": "error_editions", "timezone": "error_timezone",
+            "privacy": "error_privacy", "undeliverable": "error_undeliverable"}
+
 
 class SubscriptionPages:
     """The endpoints of the reader's pages over one `Subscription`; `routes()` lists them for the app."""
@@ -319,7 +323,7 @@ class SubscriptionPages:
     @staticmethod
     def problems(refused: Refused, lang: str) -> list[str]:
         t = TEXT[lang]
-        return [f"{t['email']}: {t['error_email']}" if key == "email" else t[f"error_{key}"] for key in refused.problems]
+        return [f"{t['email']}: {t['error_email']}" if key == "email" else t[REFUSALS[key]] for key in refused.problems]
 
 
 def choices_form(form: Any, *, with_name: bool) -> ChoicesForm:
