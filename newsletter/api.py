@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from feeds.api import RowId, admin_router, problems
 from feeds.db import MAX_ID
-from feeds.settings import Settings
+from .settings import Settings
 
 from .bounces import apply_event, parse_webhook
 from .deliveries import DeliveryStore, EditionStats

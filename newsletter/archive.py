@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from feeds.db import is_storable_id
-from feeds.settings import Settings
+from .settings import Settings
 
 from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE
 from .deliveries import DeliveryStore

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import css_inline
 from jinja2 import Environment
 
-from feeds.settings import Settings
+from .settings import Settings
 
 from .digest import Digest
 from .headers import HeaderError, address_header, encode_text, header_line, header_text, phrase

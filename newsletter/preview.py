@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.settings import EditionSettings
+from .settings import EditionSettings
 
 from .archive import fill
 from .compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, make_template, personalise,

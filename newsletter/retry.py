@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feeds.schedule import Lease
-from feeds.settings import EditionSettings
+from .settings import EditionSettings
 
 from .compose import MailTemplate, make_template
 from .deliveries import DeliveryRow

@@ -29,7 +29,7 @@ from typing import Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from feeds.schedule import Lease, holder_id
-from feeds.settings import EditionSettings, Settings
+from .settings import EditionSettings, Settings
 from feeds.model import StoredArticle
 from feeds.store import ArticleStore
 from feeds.views import Redirects

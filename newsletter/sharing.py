@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from feeds.settings import Settings
+from .settings import Settings
 from feeds.store import ArticleStore
 from feeds.views import Redirects
 

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from feeds.settings import Settings
+from .settings import Settings
 
 from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
 from .limits import RateLimiter
