@@ -52,7 +52,7 @@ from feeds.partner_web import routes as partner_routes
 from feeds.partners import PartnerStore
 from feeds.publish import FeedPublisher, FeedRefresher
 from feeds.push import PushQueue, PushWorker
-from feeds.settings import Settings, SourceSettings
+from feeds.settings import SourceSettings
 from feeds.store import ArticleStore
 from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules
 from feeds.web import FeedFastPath
@@ -66,6 +66,7 @@ from newsletter.deliveries import DeliveryStore
 from newsletter.errors import DeliveryError
 from newsletter.metrics import audience_metrics
 from newsletter.notices import Notices
+from newsletter.settings import Settings, load_settings
 from newsletter.preview import Plan, plan_edition, preview_edition
 from newsletter.retry import RetryReport, retry_edition
 from newsletter.edition_run import EditionRun, edition_run
@@ -418,6 +419,7 @@ def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """Gazette: feeds, most-viewed and digest newsletters for news publishers."""
     # What `services_of` builds, once, from the settings; logging is set up from them first.
     default_level = logging.INFO if ctx.invoked_subcommand == "serve" else logging.WARNING
+    ctx.meta["load_settings"] = load_settings  # the whole file: both sides' sections
     ctx.meta["make_services"] = lambda settings: _start(settings, verbose=verbose, default_level=default_level)
     # SIGTERM ends a command as Ctrl-C would, through its cleanup (`serve` leaves it to uvicorn).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -89,7 +89,7 @@ def seed(config: Path, db: Path, subscribers: int, at: datetime, days: int) -> l
     import service
     from feeds.model import Article
     from feeds.normalise import article_id
-    from feeds.settings import load_settings
+    from newsletter.settings import load_settings
     from sqlalchemy import insert
     from newsletter.db import subscriber_editions
     from newsletter.subscribers import email_hash
@@ -144,7 +144,7 @@ def memory_mb(field: str = "VmHWM") -> float:
 
 def child_send(job: dict) -> dict:
     import service
-    from feeds.settings import load_settings
+    from newsletter.settings import load_settings
 
     services = service.Services(load_settings(Path(job["config"]), os.environ))
     services.prepare_database(migrate=False)

@@ -73,7 +73,7 @@ def granian_app():  # type: ignore[no-untyped-def]
     import logging
 
     import service
-    from feeds.settings import load_settings
+    from newsletter.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = service.Services(load_settings(Path(os.environ["GAZETTE_CONFIG"])))

@@ -18,7 +18,8 @@ import click
 from . import db
 from .core import database
 from .core.errors import ConfigError
-from .settings import Settings, build_partner, config_path, load_settings
+from .core.config import config_path
+from .settings import Settings, build_partner
 from .store import HEALTHY, source_health
 from .views import read_views_csv
 
@@ -35,12 +36,13 @@ def config_option(command):  # type: ignore[no-untyped-def]
 
 
 def services_of(ctx: click.Context) -> Any:
-    """The wiring's `Services` for this invocation, built once from the settings by the factory `main` put in
-    the root context's meta (this package never imports the wiring module)."""
+    """The wiring's `Services` for this invocation, built once from the settings by the loader and the factory
+    `main` put in the root context's meta (this package never imports the wiring module, nor the audience side
+    whose sections the file also holds)."""
     root = ctx.find_root()
     if "services" not in root.meta:
         path = config_path(root.meta.get("config") or root.params.get("config"), os.environ)
-        services = root.meta["services"] = root.meta["make_services"](load_settings(path))
+        services = root.meta["services"] = root.meta["make_services"](root.meta["load_settings"](path))
         # Closed when the command ends, however it ends (sys.exit included): a parse pool left to the interpreter's
         # exit hooks could print a traceback from a pipe already closed.
         root.call_on_close(services.close)

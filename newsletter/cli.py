@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from feeds.cli import config_option, local_time, parse_at, services_of
-from feeds.settings import Settings
+from .settings import Settings
 
 from .db import SUBSCRIBER_STATUSES
 from .deliveries import STATUSES, DeliveryRow

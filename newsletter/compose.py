@@ -27,7 +27,9 @@ from urllib.parse import quote
 import css_inline
 from jinja2 import Environment
 
-from feeds.settings import MailSettings, SiteSettings
+from feeds.settings import SiteSettings
+
+from .settings import MailSettings
 
 from .digest import Digest
 from .headers import HeaderError, address_header, encode_text, header_line, header_text, phrase

@@ -20,13 +20,14 @@ from typing import Protocol
 from jinja2 import Environment
 from sqlalchemy import Engine
 
-from feeds.model import StoredArticle
 from feeds.core.scheduling import Lease, holder_id
-from feeds.settings import Category, MailSettings, Settings, SiteSettings
+from feeds.model import StoredArticle
+from feeds.settings import Category, SiteSettings
 
 from .compose import RenderedMail
 from .deliveries import DeliveryRow, EditionStats, Outcome
 from .links import Links
+from .settings import MailSettings, Settings
 from .signing import DkimSigner
 from .subscribers import Subscriber
 from .tokens import Tokens

@@ -20,7 +20,7 @@ from typing import Callable
 
 from jinja2 import Environment
 
-from feeds.settings import Settings
+from .settings import Settings
 
 from .compose import build_message, message_id, render_notice, sender_domain, wire_address
 from .links import Links

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.settings import EditionSettings
+from .settings import EditionSettings
 
 from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, replace_markers
 from .edition_run import EditionRun

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.settings import EditionSettings
+from .settings import EditionSettings
 
 from .deliveries import DeliveryRow
 from .edition_run import EditionRun, RunLease

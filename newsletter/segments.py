@@ -22,11 +22,19 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from feeds.model import StoredArticle
-from feeds.settings import EditionSettings
 
-from .compose import MailTemplate, Recipient, RenderedMail, make_template, message_id, personalise, render_digest
+from .compose import (
+    MailTemplate,
+    Recipient,
+    RenderedMail,
+    make_template,
+    message_id,
+    personalise,
+    render_digest,
+)
 from .digest import Digest, build_digest
 from .edition_run import EditionRun
+from .settings import EditionSettings
 from .subscribers import Subscriber
 from .timing import half_period, zone_of, zones_firing
 

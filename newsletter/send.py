@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from feeds.settings import EditionSettings
+from .settings import EditionSettings
 
 from .deliveries import FINAL, Outcome
 from .edition_run import DeliveryState, EditionRun, RunLease, RunSettings

@@ -22,7 +22,7 @@ from typing import Callable
 
 from jinja2 import Environment
 
-from feeds.settings import Settings
+from .settings import Settings
 from feeds.store import ArticleStore
 from feeds.views import Redirects
 

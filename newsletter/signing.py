@@ -11,7 +11,7 @@ from email.utils import parseaddr
 
 import dkim
 
-from feeds.settings import MailSettings
+from .settings import MailSettings
 
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"list-unsubscribe", b"list-unsubscribe-post",
                   b"list-id", b"reply-to", b"mime-version", b"content-type")

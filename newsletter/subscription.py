@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Sequence
 
-from feeds.settings import Settings
-
 from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
 from .messages import TEXT
 from .notices import Notices, consent_words, has_ad_editions
+from .settings import Settings
 from .subscribers import (
     Choices,
     Consent,

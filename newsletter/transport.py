@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
-from feeds.settings import MailSettings
+from .settings import MailSettings
 
 from .errors import DeliveryError
 

@@ -22,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from feeds import db
-from feeds.settings import Settings, load_settings
+from newsletter.settings import Settings, load_settings
 from feeds.store import ArticleStore
 from newsletter import db as newsletter_db
 

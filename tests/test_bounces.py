@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.bounces import (BounceEvent, IntakeRules, Unrecognised, apply_event, classify, parse_webhook,
                                 process_folder)
 from newsletter.errors import NewsletterError

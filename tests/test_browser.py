@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from feeds.ingest import ingest_all
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from tests.conftest import ROOT, ServerThread
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

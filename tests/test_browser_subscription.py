@@ -20,7 +20,7 @@ from email import policy
 import httpx
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.timing import TICK
 from tests.conftest import NOW, ServerThread, write_config
 from tests.test_browser import CHROMIUM, SCREENSHOTS, _skip_reason

@@ -20,7 +20,7 @@ from jinja2 import Environment
 
 import templates
 from feeds.model import StoredArticle
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, Base64Body, Recipient, make_template,
                                 personalise, render_digest)
 from newsletter.digest import build_digest

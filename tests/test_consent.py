@@ -17,7 +17,7 @@ from email import policy
 import httpx
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.subscribers import Choices
 from tests.conftest import NOW, ServerThread, filled, write_config
 from tests.test_store import make_article

@@ -14,7 +14,7 @@ import dkim
 import httpx
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.db import edition_segments
 from tests.conftest import DATA, NOW, Clock, ServerThread, write_config
 from tests.test_digest import seed

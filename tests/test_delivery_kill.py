@@ -18,7 +18,7 @@ from email import policy
 import pytest
 from sqlalchemy import func, select
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.db import deliveries
 from tests.conftest import NOW, gazette_command, write_config
 from tests.test_store import make_article

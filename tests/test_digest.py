@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.digest import build_digest
 from newsletter.deliveries import DeliveryStore
 from newsletter.subscribers import SubscriberStore

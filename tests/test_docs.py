@@ -7,7 +7,8 @@ import re
 import click
 import pytest
 
-from feeds import settings as settings_module
+from feeds import settings as feeds_settings
+from newsletter import settings as newsletter_settings
 from tests.conftest import ROOT
 
 CONFIG_DOC = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
@@ -15,9 +16,9 @@ CLI_DOC = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
 
 
 def all_setting_keys() -> list[str]:
-    keys = [f"[{section}]|{key}" for section, spec in settings_module._SECTIONS.items() for key in spec]
-    keys += [f"[[{name}]]|{key}" for name, spec in settings_module._ARRAYS.items() for key in spec]
-    keys += [f"[digests.<edition>]|{key}" for key in settings_module._EDITION]
+    keys = [f"[{section}]|{key}" for section, spec in newsletter_settings.ALL_SECTIONS.items() for key in spec]
+    keys += [f"[[{name}]]|{key}" for name, spec in feeds_settings.ARRAYS.items() for key in spec]
+    keys += [f"[digests.<edition>]|{key}" for key in newsletter_settings.EDITION]
     return keys
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feeds.core.errors import ConfigError
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.errors import SubscriberError
 from newsletter.timing import TICK, due_runs, fire_times, zones_firing
 from tests.conftest import NOW, Clock, migrate, write_config

@@ -14,7 +14,7 @@ import sqlalchemy
 
 from feeds.ingest import ingest_all
 from feeds.fetch import HttpFetcher
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from tests.conftest import DATA, ServerThread, write_config
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from lxml import etree
 
 from feeds import db
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from tests import korean_corpus
 from tests.conftest import NOW, Clock, InProcessClient, write_config
 

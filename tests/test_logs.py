@@ -177,7 +177,7 @@ def test_check_notes_an_ignored_variable_at_debug_only(tmp_path: Path) -> None:
         GAZETTE_TEST_POSTGRES_URL="postgresql://x/y", GAZETTE_LOG_LEVEL="DEBUG", GAZETTE_LOG_FORMAT="json"))
     assert noted.returncode == 0, noted.stderr
     notes = [json.loads(line) for line in noted.stderr.splitlines()]
-    assert any(n["logger"] == "feeds.settings" and n["level"] == "DEBUG"
+    assert any(n["logger"] == "feeds.core.config" and n["level"] == "DEBUG"
                and n["message"].startswith("GAZETTE_TEST_POSTGRES_URL is not a setting") for n in notes), notes
 
 

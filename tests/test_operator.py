@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from feeds.store import SourceState, source_health
 from tests.conftest import NOW, ROOT, Clock, InProcessClient, SmtpRecorder, gazette_command, write_config
 from tests.test_delivery import ADS, consent_to_ads, make_services

@@ -22,7 +22,8 @@ import pytest
 from feeds.core.errors import ConfigError
 from feeds.partners import PartnerStore, feed_scope, syndicate_html, utm_for
 from feeds.push import PushPolicy, PushQueue, PushWorker, backoff
-from feeds.settings import build_partner, load_settings
+from feeds.settings import build_partner
+from newsletter.settings import load_settings
 from feeds.views import Redirects
 from feeds.partner_web import RateLimiter
 from tests.conftest import NOW, ROOT, Clock, ServerThread, free_port, gazette_command, wait_healthy, write_config

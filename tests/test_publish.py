@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from feeds.publish import FeedPublisher, FeedRefresher
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from feeds.websub import HubNotifier
 from tests.conftest import NOW, ServerThread, write_config
 from tests.test_store import make_article

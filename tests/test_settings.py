@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from feeds import settings as feeds_settings
+from feeds.core.config import parse_duration
 from feeds.core.errors import ConfigError
-from feeds.settings import LogSettings, build_settings, load_settings, parse_duration
+from feeds.settings import LogSettings, build_settings
+from newsletter.settings import build_settings as newsletter_build_settings
+from newsletter.settings import load_settings
 from tests.conftest import ROOT, gazette_command
 
 MINIMAL = """
@@ -137,7 +141,7 @@ def test_environment_overrides_scalar_keys(tmp_path: Path, environ: dict[str, st
 ])
 def test_other_gazette_variables_are_ignored_with_a_debug_note(tmp_path: Path, name: str,
                                                                caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="feeds.settings"):
+    with caplog.at_level(logging.DEBUG, logger="feeds.core.config"):
         s = load_text(tmp_path, MINIMAL, {name: "postgresql://elsewhere/x"})
     assert s == load_text(tmp_path, MINIMAL)
     assert [r.getMessage() for r in caplog.records if name in r.getMessage()], caplog.text
@@ -145,7 +149,7 @@ def test_other_gazette_variables_are_ignored_with_a_debug_note(tmp_path: Path, n
 
 
 def test_gazette_config_is_read_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="feeds.settings"):
+    with caplog.at_level(logging.DEBUG, logger="feeds.core.config"):
         load_text(tmp_path, MINIMAL, {"GAZETTE_CONFIG": "other.toml"})
     assert "GAZETTE_CONFIG" not in caplog.text  # the config path, not an ignored name
 
@@ -203,9 +207,39 @@ def test_demo_configuration_is_valid() -> None:
     assert len(s.categories) >= 4 and len(s.sources) == 3 and len(s.partners) == 1
 
 
-def test_build_settings_refuses_non_table_sections() -> None:
-    with pytest.raises(ConfigError, match="site: must be a table"):
-        build_settings({"site": 3, "secrets": {"signing_key": "0123456789abcdef0123"}})
+@pytest.mark.parametrize("build, section", [
+    pytest.param(build_settings, "site", id="content-side"),
+    pytest.param(newsletter_build_settings, "site", id="whole-file"),
+    pytest.param(newsletter_build_settings, "mail", id="whole-file-mail"),
+])
+def test_build_settings_refuses_non_table_sections(build, section: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=f"{section}: must be a table"):
+        build({section: 3, "secrets": {"signing_key": "0123456789abcdef0123"}})
+
+
+def test_whole_settings_extend_the_content_side_s() -> None:
+    s = newsletter_build_settings({"secrets": {"signing_key": "0123456789abcdef0123"}})
+    assert isinstance(s, feeds_settings.Settings)
+    with pytest.raises(AttributeError):
+        s.mail = s.mail  # type: ignore[misc]
+
+
+def test_the_content_side_loads_a_file_of_its_own_sections(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """feeds.settings.load_settings knows only the content side's sections: its Settings has no mail, a [mail] in
+    the file is an unknown section, and GAZETTE_MAIL_* is not one of its variables (ignored, as any other)."""
+    path = tmp_path / "content.toml"
+    path.write_text(MINIMAL + "[feeds]\nitems = 7\n", encoding="utf-8")
+    with caplog.at_level(logging.DEBUG, logger="feeds.core.config"):
+        s = feeds_settings.load_settings(path, {"GAZETTE_MAIL_URL": "smtp://x:25", "GAZETTE_FEEDS_ITEMS": "9"})
+    assert type(s) is feeds_settings.Settings and not hasattr(s, "mail") and not hasattr(s, "digests")
+    assert s.feeds.items == 9 and s.path == path and [c.slug for c in s.categories] == ["politics"]
+    assert "GAZETTE_MAIL_URL is not a setting" in caplog.text
+    for extra, key in (("[mail]\nurl = 'smtp://x:25'\n", "mail"), ("[digests.daily]\nschedule = '0 7 * * *'\n", "digests")):
+        path.write_text(MINIMAL + extra, encoding="utf-8")
+        with pytest.raises(ConfigError) as info:
+            feeds_settings.load_settings(path, {})
+        assert info.value.key == key and "unknown section" in info.value.reason
+        assert "mail" not in info.value.reason and "digests" not in info.value.reason
 
 
 def test_check_command_exits_2_and_names_the_key(tmp_path: Path) -> None:

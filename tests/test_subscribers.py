@@ -11,7 +11,7 @@ from email import policy
 import httpx
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from newsletter.errors import RateLimited, SubscriberError, TokenError
 from newsletter.limits import RateLimiter
 from newsletter.subscribers import Choices, Consent, LinkOwner, SubscriberStore

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from feeds import db
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from feeds.views import TRANSPARENT_GIF, WINDOWS, Redirects, ViewCounter, ViewRules, most_viewed
 from tests.conftest import NOW, ServerThread, free_port, gazette_command, wait_healthy, write_config
 from tests.test_store import make_article

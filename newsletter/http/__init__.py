@@ -20,13 +20,13 @@ from fastapi import APIRouter
 from jinja2 import Environment
 from starlette.routing import BaseRoute
 
-from feeds.settings import Settings
 from feeds.store import ArticleStore
 from feeds.views import Redirects
 
 from ..deliveries import DeliveryStore
 from ..limits import RateLimiter
 from ..notices import Notices
+from ..settings import Settings
 from ..sharing import Sharing
 from ..signing import DkimSigner
 from ..subscribers import SubscriberStore

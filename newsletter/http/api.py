@@ -17,11 +17,11 @@ from pydantic import BaseModel, Field
 
 from feeds.api import RowId, admin_router, problems
 from feeds.db import MAX_ID
-from feeds.settings import Settings
 
 from ..bounces import apply_event, parse_webhook
 from ..deliveries import DeliveryStore, EditionStats
 from ..errors import DeliveryError, RateLimited, SubscriberError
+from ..settings import Settings
 from ..subscribers import Subscriber, SubscriberStore
 from ..subscription import Subscription
 from ..tokens import Tokens

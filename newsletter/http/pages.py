@@ -21,11 +21,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from feeds.settings import Settings
-
 from ..limits import RateLimiter
 from ..messages import TEXT, TIMEZONES, pick_language
 from ..notices import has_ad_editions
+from ..settings import Settings
 from ..subscribers import Subscriber
 from ..subscription import (
     MAX_NAME,

@@ -10,9 +10,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from feeds.settings import Settings
-
 from ..messages import TEXT, pick_language
+from ..settings import Settings
 from ..sharing import ShareForm, ShareOutcome, Sharing
 from .forms import client_ip, with_form
 

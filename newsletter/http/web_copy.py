@@ -11,9 +11,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from feeds.settings import Settings
-
 from ..messages import TEXT, pick_language
+from ..settings import Settings
 from ..subscription import LinkProblem
 from ..web_copy import WebCopies
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from feeds.model import Article
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, filled, sqlite_copy, write_config
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}

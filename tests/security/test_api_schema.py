@@ -42,7 +42,7 @@ def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The app over a fresh database, running; schemathesis calls it in-process."""
     import service
 
-    from feeds.settings import load_settings
+    from newsletter.settings import load_settings
     from tests.conftest import InProcessClient, write_config
     from tests.security.conftest import EXTRA, NOW, stored_article
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.settings import load_settings
+from newsletter.settings import load_settings
 from tests.conftest import NOW, write_config
 from tests.security.conftest import Gazette, stored_article
 

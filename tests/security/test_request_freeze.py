@@ -98,7 +98,7 @@ def test_hostile_agents_do_not_stall_other_requests(tmp_path: Path) -> None:
     """A real `gazette serve`: view beacons and redirects of a stored article, with agents of 1 KB to 1 MB (a new
     one every time, so no verdict is remembered), while another client polls /livez."""
     import service
-    from feeds.settings import load_settings
+    from newsletter.settings import load_settings
     from tests.security.conftest import stored_article
 
     config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",

@@ -88,7 +88,7 @@ def test_the_new_link_page_answers_before_it_looks_anything_up(tmp_path, smtp_se
     import re
 
     import service
-    from feeds.settings import load_settings
+    from newsletter.settings import load_settings
     from tests.conftest import write_config
 
     recorder, url = smtp_server
