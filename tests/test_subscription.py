@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
 from feeds import db
-from feeds.settings import Settings, load_settings
+from newsletter.settings import Settings, load_settings
 from newsletter.errors import DeliveryError, SubscriberError
 from newsletter.notices import Notices, consent_words
 from newsletter.subscribers import Subscriber, SubscriberStore
