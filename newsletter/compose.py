@@ -15,8 +15,8 @@ words, and decodes encoded words a reader typed into their name while writing it
 from __future__ import annotations
 
 import binascii
-import re
 import html as html_escape
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,18 +27,23 @@ from urllib.parse import quote
 import css_inline
 from jinja2 import Environment
 
+from feeds.core.i18n import Words
 from feeds.settings import SiteSettings
-
-from .settings import MailSettings
+from templates import CATALOGUE
 
 from .digest import Digest
-from .headers import HeaderError, address_header, encode_text, header_line, header_text, phrase
+from .headers import (
+    HeaderError,
+    address_header,
+    encode_text,
+    header_line,
+    header_text,
+    phrase,
+)
+from .settings import MailSettings
 
-EDITION_LABELS = {
-    "ko": {"daily": "오늘의 뉴스", "weekly": "이번 주 뉴스"},
-    "en": {"daily": "Today's news", "weekly": "This week's news"},
-}
-AD_LABELS = {"ko": "(광고) ", "en": "(Advertisement) "}
+# The subject's label of the two built-in editions (catalogue keys); any other edition is named by its own name.
+EDITION_LABELS = {"daily": "digest_label_daily", "weekly": "digest_label_weekly"}
 
 # Filled in per subscriber. Plain ASCII words that survive escaping, CSS inlining and URL attributes unchanged.
 EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE = ("GZXEMAILX", "GZXNAMEX", "GZXUNSUBSCRIBEX", "GZXPREFERENCESX",
@@ -140,19 +145,25 @@ class Recipient:
 
 
 def edition_label(edition: str, language: str) -> str:
-    return EDITION_LABELS.get(language, EDITION_LABELS["en"]).get(edition, edition)
+    key = EDITION_LABELS.get(edition)
+    return _words(language).text(key) if key else edition
 
 
 def local_date_text(moment: datetime, language: str) -> str:
-    return (f"{moment.year}년 {moment.month}월 {moment.day}일" if language == "ko"
-            else moment.strftime("%B %-d, %Y"))
+    """The day in the reader's words: "2026년 11월 25일", "November 25, 2026" (Babel, CLDR's long date)."""
+    return _words(language).date(moment)
+
+
+def _words(language: str) -> Words:
+    """The reader's words; English for a language the catalogue lacks (as the mails always did)."""
+    return CATALOGUE[language] if language in CATALOGUE else CATALOGUE["en"]
 
 
 def digest_subject(settings: SiteAndMail, digest: Digest, *, language: str, zone: Any, has_ads: bool = False) -> str:
     """The subject line of a segment's digest (what `render_digest` puts in the mail, without rendering it)."""
     date_text = local_date_text(digest.period_end.astimezone(zone), language)
     label = edition_label(digest.edition, language)
-    return (AD_LABELS.get(language, AD_LABELS["en"]) if has_ads else "") + f"[{settings.site.name}] {label} · {date_text}"
+    return (_words(language).text("digest_ad_mark") if has_ads else "") + f"[{settings.site.name}] {label} · {date_text}"
 
 
 def render_digest(env: Environment, settings: SiteAndMail, digest: Digest, *, language: str, zone: Any,
