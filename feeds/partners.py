@@ -22,6 +22,8 @@ from lxml import html as lxml_html
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
+from templates import CATALOGUE
+
 from . import db
 from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
@@ -92,7 +94,7 @@ def utm_for(slug: str, utm: Mapping[str, str] | None) -> tuple[tuple[str, str], 
 def attribution_line(partner: Partner, site_name: str, language: str) -> str:
     if partner.attribution:
         return partner.attribution
-    return f"이 기사는 {site_name}에서 제공했습니다." if language == "ko" else f"This article first appeared in {site_name}."
+    return CATALOGUE.text(language, "partner_attribution", site=site_name)
 
 
 def syndicate_html(content: str, *, utm: Mapping[str, str], own_hosts: set[str], include_images: bool) -> str:
@@ -116,7 +118,7 @@ def attribution_html(line: str, canonical_url: str | None, tracked_url: str | No
     """The line every partner item ends with: who published it first, and the link back to the original."""
     if not canonical_url or not tracked_url:
         return f'<p class="gazette-attribution">{escape(line)}</p>'
-    label = "원문" if language == "ko" else "Original"
+    label = CATALOGUE.text(language, "partner_original")
     return (f'<p class="gazette-attribution">{escape(line)} {label}: '
             f'<a href="{escape(tracked_url)}">{escape(canonical_url)}</a></p>')
 
@@ -167,7 +169,7 @@ def render_partner_feed(settings: Settings, partner: Partner, slug: str, fmt: st
     labels = {c.slug: c.name for c in settings.categories}
     pairs = [partner_item(a, partner, site_name=site.name, base_url=site.base_url, language=site.language,
                           labels=labels, redirects=redirects) for a in articles]
-    label = labels.get(slug) or ("전체 기사" if site.language == "ko" else "All articles")
+    label = labels.get(slug) or CATALOGUE.text(site.language, "feed_all_title")
     doc = FeedDoc(slug=slug, title=f"{site.name} — {label} ({partner.name})",
                   description=attribution_line(partner, site.name, site.language), home_url=site.base_url + "/",
                   language=site.language, author=site.name, timezone=site.timezone,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import re
 import logging
+import re
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -19,8 +19,18 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Callable
 
+from templates import CATALOGUE
+
 from .model import StoredArticle
-from .render import CONTENT_TYPES, FORMATS, FeedDoc, FeedItem, item_id, render_each, render_news_sitemap
+from .render import (
+    CONTENT_TYPES,
+    FORMATS,
+    FeedDoc,
+    FeedItem,
+    item_id,
+    render_each,
+    render_news_sitemap,
+)
 from .settings import Settings
 from .store import ArticleStore, FeedVersion
 from .views import most_viewed
@@ -91,17 +101,17 @@ def archive_url(settings: Settings, slug: str, month: str) -> str:
 
 def public_feeds(settings: Settings) -> list[FeedInfo]:
     site = settings.site.name
-    ko = settings.site.language == "ko"
-    feeds = [FeedInfo("all", f"{site} — {'전체 기사' if ko else 'All articles'}",
-                      f"{site}의 모든 기사" if ko else f"Every article from {site}", None),
-             FeedInfo("popular", f"{site} — {'많이 본 뉴스' if ko else 'Most viewed'}",
-                      f"{site}에서 많이 본 기사" if ko else f"Most viewed on {site}", None, is_popular=True)]
+    t = CATALOGUE[settings.site.language]
+    feeds = [FeedInfo("all", f"{site} — {t['feed_all_title']}", t.text("feed_all_description", site=site), None),
+             FeedInfo("popular", f"{site} — {t['feed_popular_title']}", t.text("feed_popular_description", site=site),
+                      None, is_popular=True)]
     for category in settings.categories:
         feeds.append(FeedInfo(category.slug, f"{site} — {category.name}",
-                              f"{site} {category.name} 기사" if ko else f"{category.name} from {site}", category.slug))
+                              t.text("feed_category_description", site=site, category=category.name), category.slug))
     for category in settings.categories:
-        feeds.append(FeedInfo(f"{category.slug}/popular", f"{site} — {category.name} {'많이 본 뉴스' if ko else 'most viewed'}",
-                              f"{site} {category.name}에서 많이 본 기사" if ko else f"Most viewed {category.name} on {site}",
+        feeds.append(FeedInfo(f"{category.slug}/popular",
+                              f"{site} — {t.text('feed_category_popular_title', category=category.name)}",
+                              t.text("feed_category_popular_description", site=site, category=category.name),
                               category.slug, is_popular=True))
     return feeds
 
