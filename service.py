@@ -1,33 +1,31 @@
-"""Wiring only: settings -> store -> scheduler jobs -> web app -> CLI. No logic lives here.
+"""Wiring only: settings -> components (engine, stores, services) -> scheduler jobs -> web app -> CLI. No logic.
 
 `gazette` (the console script) is `main`: `serve` and `check` live here, the other commands in `feeds.cli` and
-`newsletter.cli`, registered below. Every command loads the settings once, builds what it needs with `Services`,
-and hands those to the packages; exit codes: 0 ok, 1 failure at run time, 2 bad usage or config.
+`newsletter.cli`, registered below. Every command loads the settings once, builds what it needs with `Components`,
+and hands those to the packages; exit codes (0 ok, 1 failure at run time, 2 bad usage or config) come from
+`feeds.core.commands.GazetteGroup`.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
-from zoneinfo import ZoneInfo
 
 import click
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -36,10 +34,11 @@ import templates
 from feeds import api as feeds_api
 from feeds import cli as feeds_cli
 from feeds import db
+from feeds import jobs as feeds_jobs
 from feeds import metrics as feeds_metrics
-from feeds.cli import config_option, services_of
 from feeds.core.clock import Clock, utc_now
-from feeds.core.errors import ConfigError, GazetteError
+from feeds.core.commands import FACTORY, GazetteGroup, components_of, config_option
+from feeds.errors import UnknownName
 from feeds.fetch import HostLimiter, HttpFetcher
 from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
@@ -51,7 +50,7 @@ from feeds.partners import PartnerStore
 from feeds.publish import FeedPublisher, FeedRefresher
 from feeds.push import PushQueue, PushWorker
 from feeds.schedule import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
-from feeds.settings import Settings, SourceSettings
+from feeds.settings import EditionSettings, Settings, SourceSettings, config_path, load_settings
 from feeds.store import ArticleStore
 from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules
 from feeds.web import FeedFastPath
@@ -63,15 +62,14 @@ from newsletter import cli as newsletter_cli
 from newsletter import db as newsletter_db  # noqa: F401  (declares the audience tables on the shared metadata)
 from newsletter import sharing as newsletter_sharing
 from newsletter import web as newsletter_web
-from newsletter.bounces import FolderReport, IntakeRules, process_folder
 from newsletter.deliveries import DeliveryStore
-from newsletter.errors import DeliveryError
+from newsletter.errors import UnknownEdition
+from newsletter.jobs import AudienceJobs
 from newsletter.metrics import audience_metrics
 from newsletter.notices import Notices, invite
 from newsletter.preview import Plan, plan_edition, preview_edition
 from newsletter.retry import RetryReport, retry_edition
 from newsletter.send import Context, SendReport, send_edition
-from newsletter.timing import TICK, due_runs, is_zone, next_runs
 from newsletter.signing import DkimSigner, load_signer
 from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
@@ -80,14 +78,11 @@ from newsletter.verp import TagCodec
 
 log = logging.getLogger("gazette")
 
-SOURCE_MISFIRE_GRACE = timedelta(minutes=5)
-DIGEST_MISFIRE_GRACE = timedelta(hours=2)
-RECONFIRM_EVERY = timedelta(days=730)  # 정보통신망법 §50⑧ with 시행령 §62-3: every two years
-
 
 @dataclass
-class Services:
-    """Everything a command needs, built from the settings on first use."""
+class Components:
+    """The object graph the commands, the scheduler's jobs and the web app share: engine, stores, services, built
+    from the settings on first use."""
 
     settings: Settings
     clock: Clock = field(default=utc_now)
@@ -187,7 +182,9 @@ class Services:
 
     def ingest(self, name: str, *, force: bool = True) -> IngestResult:
         source = self.settings.source(name)
-        assert source is not None
+        if source is None:
+            raise UnknownName(f"unknown source {name!r}; configured: "
+                              + ", ".join(s.name for s in self.settings.sources))
         return ingest_source(source, store=self.store, fetcher=self.fetcher, now=self.clock(),
                              policy=self.ingest_policy, force=force)
 
@@ -207,10 +204,15 @@ class Services:
 
     def send(self, edition_name: str, scheduled_at: datetime, *, everyone: bool = False, dry_run: bool = False,
              progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
-        edition = self.settings.edition(edition_name)
-        assert edition is not None
-        return send_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(progress), everyone=everyone,
-                            dry_run=dry_run)
+        return send_edition(self._edition(edition_name), scheduled_at=scheduled_at, ctx=self._send_context(progress),
+                            everyone=everyone, dry_run=dry_run)
+
+    def _edition(self, name: str) -> EditionSettings:
+        edition = self.settings.edition(name)
+        if edition is None:
+            raise UnknownEdition(f"unknown edition {name!r}; configured: "
+                                 + ", ".join(e.name for e in self.settings.digests))
+        return edition
 
     def _send_context(self, progress: Callable[[str], None] = lambda outcome: None) -> Context:
         return Context(settings=self.settings, articles=self.store, subscribers=self.subscribers,
@@ -219,85 +221,26 @@ class Services:
                        tags=self.tags, signer=self.signer, sleep=self.sleep, progress=progress)
 
     def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
-        edition = self.settings.edition(edition_name)
-        assert edition is not None
-        return preview_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context(), email=email)
+        return preview_edition(self._edition(edition_name), scheduled_at=scheduled_at, ctx=self._send_context(),
+                               email=email)
 
     def plan(self, edition_name: str, scheduled_at: datetime) -> Plan:
-        edition = self.settings.edition(edition_name)
-        assert edition is not None
-        return plan_edition(edition, scheduled_at=scheduled_at, ctx=self._send_context())
+        return plan_edition(self._edition(edition_name), scheduled_at=scheduled_at, ctx=self._send_context())
 
     def retry(self, edition_name: str, edition_id: int, scheduled_at: datetime) -> RetryReport:
-        edition = self.settings.edition(edition_name)
-        assert edition is not None
-        return retry_edition(edition, edition_id, scheduled_at=scheduled_at, ctx=self._send_context())
+        return retry_edition(self._edition(edition_name), edition_id, scheduled_at=scheduled_at,
+                             ctx=self._send_context())
+
+    @cached_property
+    def audience_jobs(self) -> AudienceJobs:
+        return AudienceJobs(self.settings, self.subscribers, self.deliveries, self.notices, self.tokens, self.tags,
+                            self.clock, send=lambda edition, at: self.send(edition, at))
 
     def task_specs(self) -> list[TaskSpec]:
-        s = self.settings
-        specs = [TaskSpec(key=f"ingest:{source.name}", name=f"ingest {source.name}",
-                          trigger=IntervalTrigger(seconds=int(source.interval.total_seconds()), timezone=s.site.timezone,
-                                                  jitter=min(30, int(source.interval.total_seconds() * 0.1))),
-                          run=lambda _at, name=source.name: self.ingest(name, force=False).line(),
-                          misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True)
-                 for source in s.sources]
-        if s.digests:  # every edition at its hour on each reader's own clock, whatever their zone
-            specs.append(TaskSpec(key="digest:due", name="digest editions due in any reader's time zone",
-                                  trigger=CronTrigger(minute=f"*/{int(TICK.total_seconds() // 60)}", timezone=UTC),
-                                  run=lambda at: self.send_due(at), misfire_grace=SOURCE_MISFIRE_GRACE))
-        if s.mail.bounce_folder is not None:
-            specs.append(TaskSpec(key="bounces", name=f"bounces from {s.mail.bounce_folder}",
-                                  trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
-                                  run=lambda _at: self.process_bounces(s.mail.bounce_folder).summary(),  # type: ignore[arg-type]
-                                  misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True))
-        if s.digests:
-            specs.append(TaskSpec(key="consent:reconfirm", name="advertising consent, asked again every two years",
-                                  trigger=CronTrigger(hour=10, minute=30, timezone=s.site.timezone),  # not at night
-                                  run=lambda _at: self.reconfirm_ads(), misfire_grace=DIGEST_MISFIRE_GRACE))
-            specs.append(TaskSpec(key="digest:resume", name="resume digests (retries, night holds, interrupted runs)",
-                                  trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
-                                  run=lambda _at: self.resume_editions(), misfire_grace=SOURCE_MISFIRE_GRACE))
-        return specs
-
-    def process_bounces(self, folder: Path) -> FolderReport:
-        mail = self.settings.mail
-        return process_folder(folder, self.subscribers, self.tokens, self.clock(), mail.hard_bounce_limit,
-                              IntakeRules(self.tags, mail.unsubscribe_address, mail.complaint_senders))
-
-    def send_due(self, at: datetime) -> str:
-        """Send every edition run that came due in some reader's zone in the last DIGEST_MISFIRE_GRACE (a tick
-        missed while the service was down is caught up by the next; a run already under way is the resume job's)."""
-        zones = self.subscribers.zones()
-        done = []
-        for edition in self.settings.digests:
-            for due in due_runs(edition.schedule, zones, self.settings.site.timezone, at - DIGEST_MISFIRE_GRACE, at):
-                if not self.deliveries.is_under_way(edition.name, due):
-                    done.append(self.send(edition.name, due).line())
-        return "; ".join(done) or "no edition due"
-
-    def reconfirm_ads(self) -> str:
-        """정보통신망법 §50⑧: ask every reader with advertising consent, two years after it was given (and every two
-        years after), whether they keep it. A mail that could not go is asked again on the next run."""
-        now = self.clock()
-        asked = failed = 0
-        while batch := self.subscribers.due_for_reconfirmation(now, RECONFIRM_EVERY):
-            for subscriber in batch:
-                try:
-                    text = self.notices.reconfirm(subscriber, subscriber.language or self.settings.site.language)
-                except DeliveryError as exc:
-                    log.warning("advertising re-confirmation to subscriber %s failed: %s", subscriber.id, exc)
-                    failed += 1
-                    continue
-                self.subscribers.mark_reconfirmation_sent(subscriber.id, now, text)
-                asked += 1
-            if failed:  # the rest of this run would fail the same way: the next run tries again
-                break
-        return f"advertising consent re-confirmation: asked {asked}" + (f", failed {failed}" if failed else "")
-
-    def resume_editions(self) -> str:
-        done = [self.send(name, at).line() for name, at in self.deliveries.unfinished(self.clock())
-                if self.settings.edition(name) is not None]
-        return "; ".join(done) or "nothing to resume"
+        """Every scheduled job: the content side's, then the audience side's."""
+        return [*feeds_jobs.ingest_jobs(self.settings.sources, self.settings.site.timezone,
+                                        lambda name: self.ingest(name, force=False)),
+                *self.audience_jobs.specs()]
 
     def scheduler_runner(self) -> SchedulerRunner:
         holder = holder_id()
@@ -309,7 +252,10 @@ class Services:
             specs, Lease(self.engine, SCHEDULER_LEASE, holder, self.settings.scheduler_lease_ttl, self.clock), self.clock)
 
 
-def create_app(services: Services, runner: SchedulerRunner | None = None) -> FastAPI:
+Services = Components  # the old name, while its callers (the tests) move over
+
+
+def create_app(services: Components, runner: SchedulerRunner | None = None) -> FastAPI:
     settings = services.settings
     notifier = HubNotifier(settings.feeds.hubs) if settings.feeds.hubs else None
     # With a scheduler, its lease holder speaks for every process; alone, this process does.
@@ -399,20 +345,6 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
 
 # --- CLI -------------------------------------------------------------------------------------------------
 
-class GazetteGroup(click.Group):
-    """Maps configuration and domain errors to the contract's exit codes with a one-line message."""
-
-    def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
-        try:
-            return super().invoke(ctx)
-        except ConfigError as exc:
-            click.echo(f"gazette: configuration error: {exc}", err=True)
-            sys.exit(2)
-        except GazetteError as exc:
-            click.echo(f"gazette: {exc}", err=True)
-            sys.exit(1)
-
-
 @click.group(cls=GazetteGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Configuration file (default: $GAZETTE_CONFIG, else ./gazette.toml).")
@@ -421,19 +353,20 @@ class GazetteGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     """Gazette: feeds, most-viewed and digest newsletters for news publishers."""
-    # What `services_of` builds, once, from the settings; logging is set up from them first.
+    # What `components_of` builds, once, from the settings; logging is set up from them first.
     default_level = logging.INFO if ctx.invoked_subcommand == "serve" else logging.WARNING
-    ctx.meta["make_services"] = lambda settings: _start(settings, verbose=verbose, default_level=default_level)
+    ctx.meta[FACTORY] = lambda path: _start(load_settings(config_path(path, os.environ)), verbose=verbose,
+                                            default_level=default_level)
     # SIGTERM ends a command as Ctrl-C would, through its cleanup (`serve` leaves it to uvicorn).
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     hold_logging()
     ctx.call_on_close(release_held)
 
 
-def _start(settings: Settings, *, verbose: bool, default_level: int) -> Services:
+def _start(settings: Settings, *, verbose: bool, default_level: int) -> Components:
     configure_logging(resolve_level(settings.logging.level, verbose=verbose, default=default_level),
                       settings.logging.format, settings.site.timezone)
-    return Services(settings)
+    return Components(settings)
 
 
 @main.command()
@@ -448,7 +381,7 @@ def serve(ctx: click.Context, host: str, port: int, access_log: bool) -> None:
     """Run the web app and the scheduler in one process."""
     import uvicorn
 
-    services = services_of(ctx)
+    services = components_of(ctx)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # uvicorn's own handling: a graceful stop, then the signal's status
     services.prepare_database(migrate=services.settings.database_url.startswith("sqlite:"))
     app = create_app(services, services.scheduler_runner())
@@ -461,72 +394,9 @@ def serve(ctx: click.Context, host: str, port: int, access_log: bool) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate the configuration and print what would run."""
-    services = services_of(ctx)
-    s = services.settings
-    tz = s.site.timezone
-    now = services.clock()
-    click.echo(f"configuration: {s.path} (valid)")
-    click.echo(f"site: {s.site.name} <{s.site.base_url}>, time zone {tz.key}, language {s.site.language}")
-    click.echo(f"database: {_redact(s.database_url)}")
-    click.echo(f"mail: {_redact(s.mail.url)} from {s.mail.from_address}")
-    click.echo(f"categories ({len(s.categories)}): " + ", ".join(f"{c.slug} ({c.name})" for c in s.categories))
-    click.echo(f"sources ({len(s.sources)}):")
-    for source in s.sources:
-        target = source.category or "by category_map"
-        click.echo(f"  {source.name}: {source.kind} {source.location}, every {_duration(source.interval)}, into {target}")
-    click.echo(f"digest editions ({len(s.digests)}), at their hour on each reader's clock:")
-    chosen = _readers_zones(services)
-    sample = [tz] + [ZoneInfo(z) for z in dict.fromkeys([*SAMPLE_ZONES, *(z for z in chosen or () if z)])
-                     if z != tz.key and is_zone(z)]
-    for edition in s.digests:
-        ads = ", advertising (only to readers who consented)" if edition.has_ads else ""
-        click.echo(f"  {edition.name} ({edition.label_in(s.site.language)}): cron '{edition.schedule}', "
-                   f"window {_duration(edition.window)}, up to {edition.max_articles} articles, "
-                   f"{edition.most_viewed} most viewed{ads}")
-        for zone, at in next_runs(edition.schedule, sample, now):
-            click.echo(f"    next in {zone.key}: {at.astimezone(zone):%Y-%m-%d %H:%M %Z} "
-                       f"({at.astimezone(tz):%Y-%m-%d %H:%M %Z})")
-    if chosen is None:
-        click.echo("  readers' editions not checked: no migrated database yet (gazette db upgrade)")
-    else:
-        for name, count in services.subscribers.orphans().items():
-            click.echo(f"  warning: {count} reader(s) chose edition '{name}', which is not configured: they get "
-                       f"nothing until [digests.{name}] is back or they choose another edition", err=True)
-    click.echo(f"partners ({len(s.partners)}): " + ", ".join(p.slug for p in s.partners))
-
-
-SAMPLE_ZONES = ("Asia/Tokyo", "Asia/Kolkata", "Asia/Kathmandu", "Europe/London", "America/New_York",
-                "America/St_Johns")
-
-
-def _readers_zones(services: Services) -> list[str | None] | None:
-    """The zones readers chose, or None when the database cannot say (not there, or not migrated)."""
-    url = make_url(services.settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        return None  # `check` creates nothing: a SQLite file appears with `db upgrade`
-    try:
-        if db.current_revision(services.engine) != db.head_revision(services.engine):
-            return None
-        return services.subscribers.zones()
-    except SQLAlchemyError:
-        return None
-
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0 and seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a URL before printing it."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest.split("/", 1)[0] and ":" in rest.split("@", 1)[0]:
-        user = rest.split(":", 1)[0]
-        return f"{scheme}{sep}{user}:***@{rest.split('@', 1)[1]}"
-    return url
+    components = components_of(ctx)
+    feeds_cli.print_check(components)
+    newsletter_cli.print_check(components)
 
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
