@@ -76,9 +76,6 @@ from newsletter.tokens import Tokens
 from newsletter.transport import make_transport
 from newsletter.verp import TagCodec
 
-log = logging.getLogger("gazette")
-
-
 @dataclass
 class Components:
     """The object graph the commands, the scheduler's jobs and the web app share: engine, stores, services, built
