@@ -21,6 +21,7 @@ from .settings import build_partner
 from .store import HEALTHY, source_health
 from .views import read_views_csv
 
+
 def print_check(components: Any) -> None:
     """The content side's part of `gazette check`: the file, the site, the database, categories and sources."""
     s = components.settings
