@@ -1,15 +1,14 @@
-"""The content side's commands: db upgrade, ingest, feeds build, views import, partners; and the helpers every
-command shares (`--config` anywhere, the services of this invocation, `--at` times).
+"""The content side's commands: db upgrade, ingest, feeds build, views import, sources, partners; and its part of
+`gazette check` (`print_check`).
 
-Thin: each command parses its arguments, asks `services_of(ctx)` for what it needs and prints the outcome. The
-objects come from `service.py`, which registers these commands on the `gazette` group.
+Thin: each command parses its arguments, asks `components_of(ctx)` for what it needs and prints the outcome. The
+objects come from `service.py`, which registers these commands on the `gazette` group; the plumbing every command
+shares is `feeds.core.commands`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,50 +16,26 @@ import click
 
 from . import db
 from .core import database
+from .core.commands import components_of, config_option, duration_text, local_time, redacted
 from .core.errors import ConfigError
-from .core.config import config_path
-from .settings import Settings, build_partner
+from .settings import build_partner
 from .store import HEALTHY, source_health
 from .views import read_views_csv
 
-def _remember_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-    if value is not None:
-        ctx.find_root().meta["config"] = value
 
-
-def config_option(command):  # type: ignore[no-untyped-def]
-    """`--config` after the command name too (`gazette check --config x.toml`), as well as before it."""
-    return click.option("--config", type=click.Path(dir_okay=False, path_type=Path), expose_value=False,
-                        is_eager=True, callback=_remember_config,
-                        help="Configuration file (default: $GAZETTE_CONFIG, else ./gazette.toml).")(command)
-
-
-def services_of(ctx: click.Context) -> Any:
-    """The wiring's `Services` for this invocation, built once from the settings by the loader and the factory
-    `main` put in the root context's meta (this package never imports the wiring module, nor the audience side
-    whose sections the file also holds)."""
-    root = ctx.find_root()
-    if "services" not in root.meta:
-        path = config_path(root.meta.get("config") or root.params.get("config"), os.environ)
-        services = root.meta["services"] = root.meta["make_services"](root.meta["load_settings"](path))
-        # Closed when the command ends, however it ends (sys.exit included): a parse pool left to the interpreter's
-        # exit hooks could print a traceback from a pipe already closed.
-        root.call_on_close(services.close)
-    return root.meta["services"]
-
-def parse_at(text: str, settings: Settings) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f'"{text}" is not an ISO time such as 2026-11-25T07:00', param_hint="--at") from None
-    return value.replace(tzinfo=settings.site.timezone) if value.tzinfo is None else value
-
-
-def local_time(moment: datetime | None, settings: Settings, *, never: str = "never") -> str:
-    """A stored (UTC) time as a person reads it: in the site's time zone, to the minute, with the zone's name."""
-    if moment is None:
-        return never
-    return moment.astimezone(settings.site.timezone).strftime("%Y-%m-%d %H:%M %Z")
+def print_check(components: Any) -> None:
+    """The content side's part of `gazette check`: the file, the site, the database, categories and sources."""
+    s = components.settings
+    click.echo(f"configuration: {s.path} (valid)")
+    click.echo(f"site: {s.site.name} <{s.site.base_url}>, time zone {s.site.timezone.key}, language {s.site.language}")
+    click.echo(f"database: {redacted(s.database_url)}")
+    click.echo(f"categories ({len(s.categories)}): " + ", ".join(f"{c.slug} ({c.name})" for c in s.categories))
+    click.echo(f"sources ({len(s.sources)}):")
+    for source in s.sources:
+        target = source.category or "by category_map"
+        click.echo(f"  {source.name}: {source.kind} {source.location}, every {duration_text(source.interval)}, "
+                   f"into {target}")
+    click.echo(f"partners ({len(s.partners)}): " + ", ".join(p.slug for p in s.partners))
 
 
 @click.group("db")
@@ -73,7 +48,7 @@ def db_group() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Apply migrations: every side's branch to its head (safe to run again)."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     before = ",".join(sorted(database.current_revisions(services.engine)))
     db.migrate(services.engine, services.migrations)
     after = ",".join(sorted(database.current_revisions(services.engine)))
@@ -86,7 +61,7 @@ def db_upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def ingest(ctx: click.Context, sources: tuple[str, ...]) -> None:
     """Poll sources now (all, or those named); one line per source. Exit 1 if any failed."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     settings = services.settings
     unknown = [name for name in sources if settings.source(name) is None]
     if unknown:
@@ -117,7 +92,7 @@ def feeds_group() -> None:
 @click.pass_context
 def feeds_build(ctx: click.Context, out: Path) -> None:
     """Write every public feed as static files, the same bytes as served."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     written = services.publisher.build(out)
     click.echo(f"wrote {len(written)} files under {out}")
@@ -136,7 +111,7 @@ def views_import(ctx: click.Context, file) -> None:  # type: ignore[no-untyped-d
     """Add views from an analytics export: CSV with a header url_or_id,views[,from,to].
 
     Views go into the hour of `from` (else now). Importing the same file twice counts it twice."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     rows, problems = read_views_csv(file.read(), timezone=services.settings.site.timezone, now=services.clock())
     batch, total = [], 0
@@ -168,8 +143,9 @@ def sources_group() -> None:
 def sources_list(ctx: click.Context, failing: bool) -> None:
     """Each configured source with its health (new, ok, failing, unhealthy, disabled), its last fetch and next
     check in the site's time zone, its failures in a row and its last error. Exit 0 whatever their health."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     settings = services.settings
+    tz = settings.site.timezone
     services.prepare_database(migrate=False)
     states = {state.name: state for state in services.store.sources()}
     shown = 0
@@ -181,13 +157,13 @@ def sources_list(ctx: click.Context, failing: bool) -> None:
         if failing and health in HEALTHY:
             continue
         shown += 1
-        click.echo(f"{source.name}: {health}; last fetch {local_time(state.last_checked_at, settings)}, next check "
-                   f"{local_time(state.next_check_at, settings, never='when the scheduler next runs')}, "
+        click.echo(f"{source.name}: {health}; last fetch {local_time(state.last_checked_at, tz)}, next check "
+                   f"{local_time(state.next_check_at, tz, never='when the scheduler next runs')}, "
                    f"{state.consecutive_failures} failure{'' if state.consecutive_failures == 1 else 's'} in a row")
         if state.disabled_reason:
             click.echo(f"  disabled: {state.disabled_reason}")
         if state.last_error and health not in HEALTHY:
-            click.echo(f"  last error ({local_time(state.last_error_at, settings)}): {state.last_error}")
+            click.echo(f"  last error ({local_time(state.last_error_at, tz)}): {state.last_error}")
         if state.clock_warning:
             click.echo(f"  clock: {state.clock_warning}")
     if failing and not shown:
@@ -219,7 +195,7 @@ def partners_add(ctx: click.Context, slug: str, name: str, categories: str, summ
                  embargo_minutes: int, utm: tuple[str, ...], no_utm: bool, attribution: str | None,
                  callback_url: str | None, callback_secret: str | None, rate_limit: int) -> None:
     """Add a partner outside the configuration file; prints its first key, once."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     pairs = [item.partition("=") for item in utm]
     if any(not sep for _, sep, _ in pairs):
         raise click.BadParameter("write NAME=VALUE, e.g. utm_campaign=syndication", param_hint="--utm")
@@ -245,7 +221,7 @@ def partners_add(ctx: click.Context, slug: str, name: str, categories: str, summ
 @click.pass_context
 def partners_list(ctx: click.Context) -> None:
     """Every partner: licence, keys (never the keys themselves), pushes, today's usage."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     tz, now = services.settings.site.timezone, services.clock()
     for p in services.partners.partners():
@@ -277,7 +253,7 @@ def partners_key_group() -> None:
 @click.pass_context
 def partners_key_create(ctx: click.Context, slug: str, label: str | None) -> None:
     """Create a key for SLUG and print it, once: only its hash is kept."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     info, key = services.partners.add_key(slug, services.clock(), label=label)
     click.echo(f"key {info.id} for {slug}, shown this once:", err=True)
@@ -291,7 +267,7 @@ def partners_key_create(ctx: click.Context, slug: str, label: str | None) -> Non
 @click.pass_context
 def partners_key_revoke(ctx: click.Context, slug: str, key: str) -> None:
     """Revoke KEY (its id from `partners list`, or the key itself) of SLUG, at once."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     info = services.partners.revoke_key(slug, key, services.clock())
     if info is None:

@@ -21,6 +21,7 @@ from typing import Callable
 
 from templates import CATALOGUE
 
+from .core.loops import BackgroundLoop
 from .model import StoredArticle
 from .render import (
     CONTENT_TYPES,
@@ -345,19 +346,18 @@ class FeedRefresher:
     def __init__(self, publisher: FeedPublisher, store: ArticleStore, interval: timedelta, *,
                  announce: Callable[[list[str]], None] | None, is_announcer: Callable[[], bool],
                  clock: Callable[[], datetime], after_refresh: Callable[[], None] = lambda: None) -> None:
-        self._publisher, self._store, self._interval = publisher, store, interval.total_seconds()
+        self._publisher, self._store = publisher, store
         self._announce, self._is_announcer, self._clock = announce, is_announcer, clock
         self._after_refresh = after_refresh
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gazette-feeds", daemon=True)
+        # A failed round (a database hiccup) is logged; the process serves what it has until the next one.
+        self._loop = BackgroundLoop("gazette-feeds", self.step, interval, failure="refreshing feeds failed",
+                                    logger=log)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._loop.stop()
 
     def step(self) -> list[str]:
         """One round; returns the slugs announced."""
@@ -372,14 +372,6 @@ class FeedRefresher:
         if announced:
             self._announce([topic for slug in announced for topic in self._publisher.topics(slug)])
         return announced
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # a database hiccup: serve what we have, try again next round
-                log.exception("refreshing feeds failed")
-            self._stop.wait(self._interval)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ import httpx
 from sqlalchemy import Engine, exists, func, select
 
 from . import db
+from .core.loops import BackgroundLoop
 from .partners import Partner, PartnerStore, render_partner_feed
 from .settings import Settings
 from .store import ArticleStore
@@ -183,19 +183,18 @@ class PushWorker:
                  interval: timedelta, policy: PushPolicy = PushPolicy(), client: httpx.Client | None = None) -> None:
         self._settings, self._partners, self._queue, self._store = settings, partners, queue, store
         self._redirects, self._clock, self._is_leader = redirects, clock, is_leader
-        self._interval, self._policy = interval.total_seconds(), policy
+        self._policy = policy
         self._client = client or httpx.Client(timeout=policy.timeout, follow_redirects=False,
                                               headers={"User-Agent": f"Gazette/0.1 (+{settings.site.base_url})"})
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gazette-push", daemon=True)
+        # A failed round (a database hiccup) is logged; the queue is in the database, the next round goes on.
+        self._loop = BackgroundLoop("gazette-push", self.step, interval, failure="pushing to partners failed",
+                                    logger=log)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self._policy.timeout + 5)
+        self._loop.stop(timeout=self._policy.timeout + 5)  # a push under way ends within its timeout
         self._client.close()
 
     def step(self) -> PushRound:
@@ -208,7 +207,7 @@ class PushWorker:
         queued = sum(self._queue.enqueue(partner, now) for partner in pushing.values())
         delivered = failed = parked = 0
         for push in self._queue.due(now, list(pushing), self._policy.batch):
-            if self._stop.is_set():
+            if self._loop.is_stopping:
                 break
             now = self._clock()
             if not self._queue.claim(push, now, now + self._policy.claim):
@@ -253,11 +252,3 @@ class PushWorker:
         if 200 <= response.status_code < 300:
             return Attempt(None)
         return Attempt(f"HTTP {response.status_code}: {response.text[:200]}")
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:  # a database hiccup: the queue is in the database, the next round goes on
-                log.exception("pushing to partners failed")
-            self._stop.wait(self._interval)

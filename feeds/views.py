@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from .agents import CrawlerCheck
+from .core.loops import BackgroundLoop
 from .dates import parse_date
 from .model import StoredArticle
 from .store import ArticleStore
@@ -78,21 +79,16 @@ class ViewCounter:
         self._per_ip: dict[tuple[bytes, str], int] = {}
         self._salt_day: date | None = None
         self._salt = b""
-        self._stop = threading.Event()
-        self._flushed = threading.Condition(self._lock)
-        self._thread = threading.Thread(target=self._loop, name="gazette-views", daemon=True)
+        # Flushes every flush_interval, sooner when flush_events are buffered, and once more at stop.
+        self._flusher = BackgroundLoop("gazette-views", self.flush, rules.flush_interval, last_step=True,
+                                       failure="writing view counts failed; they stay buffered", logger=log)
 
     def start(self) -> None:
-        self._thread.start()
+        self._flusher.start()
 
     def stop(self) -> None:
         """Write everything still buffered: a graceful stop loses no view."""
-        self._stop.set()
-        with self._lock:
-            self._flushed.notify()  # wake the loop now rather than at its next interval
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-        self.flush()
+        self._flusher.stop()
 
     def is_crawler(self, user_agent: str) -> bool:
         return self._crawlers(user_agent)
@@ -142,7 +138,7 @@ class ViewCounter:
             self._pending[(article_id, hour)] = self._pending.get((article_id, hour), 0) + 1
             self._pending_events += 1
             if self._pending_events >= self._rules.flush_events:
-                self._flushed.notify()
+                self._flusher.poke()
         return "counted"
 
     def _rotate_salt(self, now: datetime) -> None:
@@ -177,16 +173,6 @@ class ViewCounter:
                     self._pending_events += count
             raise
         return sum(pending.values())
-
-    def _loop(self) -> None:
-        interval = self._rules.flush_interval.total_seconds()
-        while not self._stop.is_set():
-            with self._lock:
-                self._flushed.wait(interval)
-            try:
-                self.flush()
-            except Exception:
-                log.exception("writing view counts failed; they stay buffered")
 
 
 class KnownArticles:

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 
 import httpx
 
+from .core.loops import BackgroundLoop
+
 log = logging.getLogger(__name__)
 
 
@@ -28,23 +30,24 @@ class HubNotifier:
         self._first_delay = first_delay
         self._queue: list[tuple[float, int, str, str, int]] = []  # (due, order, hub, topic, attempt)
         self._order = itertools.count()
-        self._wake = threading.Condition()
-        self._stopping = False
+        self._lock = threading.Lock()
         self._idle = threading.Event()
         self._idle.set()
         self.sent: list[tuple[str, str]] = []  # (hub, topic) accepted, for the admin view and tests
         self.failed: list[tuple[str, str, str]] = []  # (hub, topic, reason) given up on
-        self._thread = threading.Thread(target=self._run, name="gazette-websub", daemon=True)
-        self._thread.start()
+        # No interval: it wakes when a feed is published and when a retry comes due.
+        self._loop = BackgroundLoop("gazette-websub", self._send_due, None, failure="sending WebSub notices failed",
+                                    logger=log)
+        self._loop.start()
 
     def publish(self, topics: Sequence[str]) -> None:
-        with self._wake:
+        with self._lock:
             for hub in self.hubs:
                 for topic in topics:
                     heapq.heappush(self._queue, (time.monotonic(), next(self._order), hub, topic, 1))
             if self._queue:
                 self._idle.clear()
-            self._wake.notify()
+        self._loop.poke()
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every notice is sent or given up on (tests, shutdown)."""
@@ -52,24 +55,23 @@ class HubNotifier:
 
     def close(self, timeout: float = 5.0) -> None:
         self.wait_idle(timeout)
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
-        self._thread.join(timeout)
+        self._loop.stop(timeout)
         self._client.close()
 
-    def _run(self) -> None:
-        while True:
-            with self._wake:
-                while not self._stopping and (not self._queue or self._queue[0][0] > time.monotonic()):
-                    if not self._queue:
-                        self._idle.set()
-                    self._wake.wait(None if not self._queue else max(self._queue[0][0] - time.monotonic(), 0))
-                if self._stopping:
+    def _send_due(self) -> None:
+        """Send every notice that is due, one at a time; then sleep until the next retry is due."""
+        while not self._loop.is_stopping:
+            with self._lock:
+                if not self._queue:
+                    self._idle.set()
+                    return
+                wait = self._queue[0][0] - time.monotonic()
+                if wait > 0:
+                    self._loop.poke(after=wait)
                     return
                 _, _, hub, topic, attempt = heapq.heappop(self._queue)
             reason = self._send(hub, topic)
-            with self._wake:
+            with self._lock:
                 if reason is None:
                     self.sent.append((hub, topic))
                 elif attempt < self._attempts:
@@ -79,8 +81,6 @@ class HubNotifier:
                 else:
                     log.error("WebSub hub %s: giving up on %s after %d attempts: %s", hub, topic, attempt, reason)
                     self.failed.append((hub, topic, reason))
-                if not self._queue:
-                    self._idle.set()
 
     def _send(self, hub: str, topic: str) -> str | None:
         try:

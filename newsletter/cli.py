@@ -1,6 +1,9 @@
-"""The audience side's commands: digest send|preview|status|retry, subscribers add|import|export|remove, bounces process.
+"""The audience side's commands: digest send|preview|status|retry, subscribers add|import|export|remove, bounces
+process; and its part of `gazette check` (`print_check`).
 
-Thin, like `feeds.cli`: arguments in, `services_of(ctx)` for the objects, the outcome printed.
+Thin, like `feeds.cli`: arguments in, `components_of(ctx)` for the objects, the outcome printed. Over 400 lines
+because it holds every command of the side (three groups, eleven commands) in one place, each a few lines of
+parsing and printing; splitting it by group (digest, subscribers) is the next step if it grows.
 """
 
 from __future__ import annotations
@@ -9,10 +12,16 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
+from sqlalchemy import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
-from feeds.cli import config_option, local_time, parse_at, services_of
+from feeds.core import database
+from feeds.core.commands import components_of, config_option, duration_text, local_time, parse_at, redacted
+
 from .settings import Settings
 
 from .db import SUBSCRIBER_STATUSES
@@ -21,8 +30,52 @@ from .errors import DeliveryError, RateLimited
 from .subscription import invite
 from .preview import Plan
 from .subscribers import split_list
+from .timing import is_zone, next_runs
 
 SHOWN_FAILURES = 20  # `digest send` lists this many failures, then points to `digest status`
+# `check` shows each edition's next run in the site's zone, these, and every zone a reader chose.
+SAMPLE_ZONES = ("Asia/Tokyo", "Asia/Kolkata", "Asia/Kathmandu", "Europe/London", "America/New_York",
+                "America/St_Johns")
+
+
+def print_check(components: Any) -> None:
+    """The audience side's part of `gazette check`: the mail relay, each edition with its next runs on readers'
+    clocks, and a warning (on stderr) for readers of an edition that is no longer configured."""
+    s = components.settings
+    tz = s.site.timezone
+    now = components.clock()
+    click.echo(f"mail: {redacted(s.mail.url)} from {s.mail.from_address}")
+    click.echo(f"digest editions ({len(s.digests)}), at their hour on each reader's clock:")
+    chosen = _readers_zones(components)
+    sample = [tz] + [ZoneInfo(z) for z in dict.fromkeys([*SAMPLE_ZONES, *(z for z in chosen or () if z)])
+                     if z != tz.key and is_zone(z)]
+    for edition in s.digests:
+        ads = ", advertising (only to readers who consented)" if edition.has_ads else ""
+        click.echo(f"  {edition.name} ({edition.label_in(s.site.language)}): cron '{edition.schedule}', "
+                   f"window {duration_text(edition.window)}, up to {edition.max_articles} articles, "
+                   f"{edition.most_viewed} most viewed{ads}")
+        for zone, at in next_runs(edition.schedule, sample, now):
+            click.echo(f"    next in {zone.key}: {at.astimezone(zone):%Y-%m-%d %H:%M %Z} "
+                       f"({at.astimezone(tz):%Y-%m-%d %H:%M %Z})")
+    if chosen is None:
+        click.echo("  readers' editions not checked: no migrated database yet (gazette db upgrade)")
+    else:
+        for name, count in components.subscribers.orphans().items():
+            click.echo(f"  warning: {count} reader(s) chose edition '{name}', which is not configured: they get "
+                       f"nothing until [digests.{name}] is back or they choose another edition", err=True)
+
+
+def _readers_zones(components: Any) -> list[str | None] | None:
+    """The zones readers chose, or None when the database cannot say (not there, or not migrated)."""
+    url = make_url(components.settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        return None  # `check` creates nothing: a SQLite file appears with `db upgrade`
+    try:
+        if not database.is_current(components.engine, components.migrations):
+            return None
+        return components.subscribers.zones()
+    except SQLAlchemyError:
+        return None
 
 
 @click.group("digest")
@@ -32,11 +85,11 @@ def digest_group() -> None:
 
 def _edition_run(ctx: click.Context, edition: str, at: str | None):  # type: ignore[no-untyped-def]
     """The services and the edition's time, after checking that EDITION is configured."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     settings = services.settings
     if settings.edition(edition) is None:
         raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
-    scheduled_at = parse_at(at, settings) if at else services.clock().replace(microsecond=0)
+    scheduled_at = parse_at(at, settings.site.timezone) if at else services.clock().replace(microsecond=0)
     services.prepare_database(migrate=False)
     return services, scheduled_at.astimezone(settings.site.timezone)  # the same instant, as a person reads it
 
@@ -91,39 +144,42 @@ def digest_send(ctx: click.Context, edition: str, dry_run: bool, limit: int, at:
 
 
 def _print_plan(plan: Plan, limit: int, settings: Settings) -> None:
+    tz = settings.site.timezone
     shown = plan.mails if limit == 0 else plan.mails[:limit]
     for mail in shown:
         click.echo(f"#{mail.subscriber_id} {mail.email} {mail.zone} segment {mail.segment[:8]} {mail.articles} "
                    f"article{'' if mail.articles == 1 else 's'}: {mail.subject}")
     if len(shown) < len(plan.mails):
         click.echo(f"and {len(plan.mails) - len(shown)} more (--limit 0 lists all)")
-    click.echo(f"dry run of {plan.edition} at {local_time(plan.scheduled_at, settings)}: {plan.recipients} recipients, "
+    click.echo(f"dry run of {plan.edition} at {local_time(plan.scheduled_at, tz)}: {plan.recipients} recipients, "
                f"would send {len(plan.mails)} from {plan.segments} segment{'' if plan.segments == 1 else 's'}, "
                f"nothing new for {plan.skipped}; nothing sent or recorded")
 
 
 def _row_line(row: DeliveryRow, settings: Settings) -> str:
     """One delivery as `digest status`, `send` and `retry` show it."""
+    tz = settings.site.timezone
     attempts = f"{row.attempts} attempt{'' if row.attempts == 1 else 's'}"
     when = ""
     if row.status in ("retry", "held") and row.next_attempt_at is not None:
-        when = f", next attempt {local_time(row.next_attempt_at, settings)}"
+        when = f", next attempt {local_time(row.next_attempt_at, tz)}"
     elif row.sent_at is not None:
-        when = f", sent {local_time(row.sent_at, settings)}"
+        when = f", sent {local_time(row.sent_at, tz)}"
     return f"  #{row.subscriber_id} {row.email or '(erased)'}: {row.status}, {attempts}{when}: {row.last_error or '-'}"
 
 
 def _edition_found(ctx: click.Context, edition: str, at: str | None):  # type: ignore[no-untyped-def]
     """The services and the run of EDITION at --at (default: its latest), after checking that EDITION is configured."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     settings = services.settings
     if settings.edition(edition) is None:
         raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
-    scheduled_at = parse_at(at, settings) if at else None
+    tz = settings.site.timezone
+    scheduled_at = parse_at(at, tz) if at else None
     services.prepare_database(migrate=False)
     edition_id = services.deliveries.find_edition(edition, scheduled_at)
     if edition_id is None:
-        when = f" at {local_time(scheduled_at, settings)}" if scheduled_at else ""
+        when = f" at {local_time(scheduled_at, tz)}" if scheduled_at else ""
         raise click.ClickException(f"no run of {edition}{when} yet: `gazette digest send {edition}` starts one")
     [stats] = services.deliveries.stats(edition_id)
     return services, stats
@@ -143,9 +199,10 @@ def digest_status(ctx: click.Context, edition: str, at: str | None) -> None:
     EDITION has no run yet; 2 for an edition that is not configured."""
     services, stats = _edition_found(ctx, edition, at)
     settings = services.settings
-    click.echo(f"{stats.name} at {local_time(stats.scheduled_at, settings)} (edition {stats.id}): {stats.status}; "
-               f"started {local_time(stats.created_at, settings)}, finished "
-               f"{local_time(stats.finished_at, settings, never='not yet')}")
+    tz = settings.site.timezone
+    click.echo(f"{stats.name} at {local_time(stats.scheduled_at, tz)} (edition {stats.id}): {stats.status}; "
+               f"started {local_time(stats.created_at, tz)}, finished "
+               f"{local_time(stats.finished_at, tz, never='not yet')}")
     click.echo(", ".join(f"{status} {stats.counts.get(status, 0)}" for status in STATUSES))
     for statuses, title in ((("failed",), "failed"), (("retry", "held"), "waiting"), (("skipped",), "not retried")):
         total, rows = services.deliveries.rows(stats.id, statuses=statuses, has_error=True)
@@ -174,9 +231,10 @@ def digest_retry(ctx: click.Context, edition: str, at: str | None) -> None:
     configured."""
     services, stats = _edition_found(ctx, edition, at)
     settings = services.settings
-    scheduled_at = stats.scheduled_at.astimezone(settings.site.timezone)
+    tz = settings.site.timezone
+    scheduled_at = stats.scheduled_at.astimezone(tz)
     report = services.retry(edition, stats.id, scheduled_at)
-    head = f"{edition} at {local_time(scheduled_at, settings)} (edition {stats.id})"
+    head = f"{edition} at {local_time(scheduled_at, tz)} (edition {stats.id})"
     if report.is_busy:
         raise click.ClickException(f"{head}: another process is sending this edition; try again when it is done")
     if not report.outcomes:
@@ -191,7 +249,7 @@ def digest_retry(ctx: click.Context, edition: str, at: str | None) -> None:
             sent += 1
             if sent > SHOWN_FAILURES:  # every mail that did not go is listed; of those that went, a few
                 continue
-        when = f" until {local_time(o.at, settings)}" if o.status == "held" and o.at else ""
+        when = f" until {local_time(o.at, tz)}" if o.status == "held" and o.at else ""
         again = " again" if o.status == "failed" else ""
         click.echo(f"  #{o.subscriber_id} {o.email or '(erased)'}: {o.status}{again}{when}"
                    + (f": {o.reason}" if o.reason else ""))
@@ -238,7 +296,7 @@ def subscribers_add(ctx: click.Context, email: str, name: str | None, categories
                     frequency: str | None, confirmed: bool) -> None:
     """Add or update one subscriber; unless --confirmed, mail them the confirmation link. Exit 1 if it could not
     be sent."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     settings = services.settings
     known = [c.slug for c in settings.categories]
     chosen = split_list(categories)
@@ -287,7 +345,7 @@ def subscribers_add(ctx: click.Context, email: str, name: str | None, categories
 def subscribers_list(ctx: click.Context, status: str | None, edition: str | None, category: str | None,
                      search: str | None, limit: int, offset: int, as_json: bool) -> None:
     """List subscribers, oldest first, with their status, editions, categories and zone (times in the site's zone)."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     settings = services.settings
     if category and settings.category(category) is None:
         raise click.UsageError(f"unknown category {category!r}; configured: "
@@ -320,7 +378,7 @@ def subscribers_list(ctx: click.Context, status: str | None, edition: str | None
 def subscribers_import(ctx: click.Context, file, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
     """Import a CSV with a header: email[,name][,categories][,editions] (a `frequency` column is read as the one
     edition of that name). Without --confirmed they are pending, and get no mail from the import."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     text = file.read()
     lines = max(1, text.count("\n") + (not text.endswith("\n")))
@@ -345,7 +403,7 @@ def subscribers_import(ctx: click.Context, file, confirmed: bool) -> None:  # ty
 @click.pass_context
 def subscribers_export(ctx: click.Context, email_or_id: str) -> None:
     """Print everything held about one subscriber as JSON (for a data access request)."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     found = services.subscribers.find(email_or_id)
     record = services.subscribers.export(found.id) if found else None
@@ -361,7 +419,7 @@ def subscribers_export(ctx: click.Context, email_or_id: str) -> None:
 @click.pass_context
 def subscribers_remove(ctx: click.Context, email_or_id: str, yes: bool) -> None:
     """Erase one subscriber and their delivery history; a hash of the address stays so import can't re-add it."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     services.prepare_database(migrate=False)
     found = services.subscribers.find(email_or_id)
     if found is None:
@@ -384,13 +442,13 @@ def bounces_group() -> None:
 def bounces_process(ctx: click.Context, folder: Path | None) -> None:
     """Apply the DSNs, complaint reports and unsubscribe mails in the maildir FOLDER (default: [mail] bounce_folder),
     then file each into FOLDER/.processed or FOLDER/.unrecognised. Exit 1 if a mail could not be applied."""
-    services = services_of(ctx)
+    services = components_of(ctx)
     mail = services.settings.mail
     folder = folder or mail.bounce_folder
     if folder is None:
         raise click.UsageError("give a FOLDER, or set [mail] bounce_folder in the configuration")
     services.prepare_database(migrate=False)
-    report = services.process_bounces(folder)
+    report = services.audience_jobs.process_bounces(folder)
     click.echo(report.summary())
     if report.failed:
         sys.exit(1)

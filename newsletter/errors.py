@@ -6,6 +6,7 @@
           │    ├── RateLimited  too many mails asked for one address or from one client; `retry_after` seconds; 429
           │    └── LinkUsed     a one-time link (a confirmation) that was used, replaced or outdated by an unsubscribe; 409
           ├── TokenError        a link's token is expired or not ours; `reason` is "expired" or "invalid"; 400
+          ├── UnknownEdition    no edition of that name is configured; 404
           └── DeliveryError     a mail could not be handed over; `is_permanent` says whether to retry; 502
 """
 
@@ -59,3 +60,9 @@ class DeliveryError(NewsletterError):
     def __init__(self, message: str, *, is_permanent: bool) -> None:
         super().__init__(message)
         self.is_permanent = is_permanent
+
+
+class UnknownEdition(NewsletterError):
+    """No edition of that name is configured."""
+
+    status = 404

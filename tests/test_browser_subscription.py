@@ -169,7 +169,7 @@ def test_subscription_flow_in_the_browser(site, browser, lang: str, width: int) 
     evening = NOW.replace(hour=9) + timedelta(days=next(DAYS))  # 18:00 in Seoul; a day of its own for each run
     for tick in (evening - TICK, evening, evening + TICK):  # the scheduler's ticks around it
         clock.now = tick
-        services.send_due(tick)
+        services.audience_jobs.send_due(tick)
     clock.now = NOW
     digests = [m for m in recorder.to(address) if b"List-Unsubscribe-Post" in m and b" <evening.example.com>" in m]
     assert len(digests) == 1 and "/archive/" in _text(digests[0])

@@ -124,7 +124,7 @@ def test_advertising_consent_is_asked_again_every_two_years(site, clock) -> None
     asked = lambda: [m for m in recorder.to("ads@example.com") if "수신 동의 여부 확인" in subject_of(m)]  # noqa: E731
     for days, expected in ((729, 0), (730, 1), (730, 1), (900, 1), (1459, 1), (1461, 2), (1461, 2)):
         clock.now = NOW + timedelta(days=days)
-        services.reconfirm_ads()
+        services.audience_jobs.reconfirm_ads()
         assert len(asked()) == expected, days
     assert not [m for m in recorder.to("plain@example.com") if "수신 동의 여부 확인" in subject_of(m)]
     body = text_of(asked()[0])
@@ -143,7 +143,7 @@ def test_advertising_consent_is_asked_again_every_two_years(site, clock) -> None
     assert kept.status_code == 200 and "유지했습니다" in kept.text
     assert services.subscribers.find("ads@example.com").ad_consent_at == clock.now
     clock.now += timedelta(days=729)
-    services.reconfirm_ads()
+    services.audience_jobs.reconfirm_ads()
     assert len(asked()) == 2
 
 
@@ -154,7 +154,7 @@ def test_no_link_in_any_mail_carries_an_address(site, clock) -> None:  # type: i
     subscribe(client, recorder, "Reader.Kim@example.com", ads=True)
     services.send("daily", NOW, everyone=True)
     clock.now = NOW + timedelta(days=731)
-    services.reconfirm_ads()
+    services.audience_jobs.reconfirm_ads()
     mails = recorder.to("Reader.Kim@example.com")
     assert len(mails) == 4  # confirmation, consent result, the digest, the two-yearly question
     tokens = []
@@ -286,11 +286,11 @@ def test_mail_held_for_the_night_is_dropped_for_a_reader_who_left(ad_services, c
     lee = services.subscribers.find("lee@example.com")
     services.subscribers.unsubscribe(lee.id, lee.public_id, now=clock())
     clock.now = NOW + timedelta(hours=23, minutes=1)  # 08:01 KST
-    services.resume_editions()
+    services.audience_jobs.resume_editions()
     assert relay.to("kim@example.com") and not relay.to("lee@example.com")
     counts = services.deliveries.counts(night.edition_id)
     assert counts == {"sent": 1, "skipped": 1}
-    assert services.resume_editions() == "nothing to resume"  # the run is finished, not resumed every 5 minutes
+    assert services.audience_jobs.resume_editions() == "nothing to resume"  # the run is finished, not resumed every 5 minutes
 
 
 def test_a_reader_who_left_gives_no_consent_and_is_told_once(site) -> None:  # type: ignore[no-untyped-def]

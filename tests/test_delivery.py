@@ -183,10 +183,10 @@ def test_ads_are_held_for_the_night_and_labelled(tmp_path, clock) -> None:  # ty
     clock.now = NOW + timedelta(hours=13)  # 22:00 KST
     night = services.send("daily", clock.now, everyone=True)
     assert (night.sent, night.held) == (0, 2)
-    assert services.resume_editions() == "nothing to resume"  # nothing is due before 08:00
+    assert services.audience_jobs.resume_editions() == "nothing to resume"  # nothing is due before 08:00
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out" / "new").iterdir())
     clock.now = NOW + timedelta(hours=23, minutes=1)  # 08:01 KST the next day
-    assert "sent 2" in services.resume_editions()
+    assert "sent 2" in services.audience_jobs.resume_editions()
     mails = [parsed(p.read_bytes()) for p in (tmp_path / "out" / "new").iterdir()]
     assert len(mails) == 2 and all(m["Subject"].startswith("(광고) [한빛일보]") for m in mails)
     services.close()

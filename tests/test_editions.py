@@ -148,7 +148,7 @@ def test_an_edition_added_by_configuration_reaches_its_readers_in_their_zones(se
     tick = start
     while tick < start + timedelta(days=3):
         clock.now = tick
-        services.send_due(tick)
+        services.audience_jobs.send_due(tick)
         tick += TICK
     got = Counter(m["To"].addresses[0].addr_spec for m in mails(tmp_path / "outbox"))
     assert got == {**{address: 3 for address in zones}, "morning@example.com": 3}
@@ -240,19 +240,19 @@ def test_a_reader_who_moves_west_gets_the_day_s_edition_once(services, clock, tm
     services.store.upsert_articles([make_article(1, published_at=seoul_seven - timedelta(hours=3))], source_id=None,
                                    now=clock())
     clock.now = seoul_seven
-    services.send_due(seoul_seven)
+    services.audience_jobs.send_due(seoul_seven)
     subs.update_preferences(s.id, s.public_id, _choices(s, timezone="Europe/London"), is_paused=False, now=clock())
     services.store.upsert_articles([make_article(2, published_at=seoul_seven + timedelta(hours=3))], source_id=None,
                                    now=clock())
     london_seven = datetime(2026, 11, 25, 7, 0, tzinfo=UTC)  # 25 November, 07:00 in London
     for tick in (london_seven, london_seven + TICK):
         clock.now = tick
-        services.send_due(tick)
+        services.audience_jobs.send_due(tick)
     assert len(mails(tmp_path / "outbox")) == 1
     services.store.upsert_articles([make_article(3, published_at=london_seven + timedelta(hours=3))], source_id=None,
                                    now=clock())
     clock.now = london_seven + timedelta(days=1)  # 26 November in London: theirs
-    services.send_due(clock.now)
+    services.audience_jobs.send_due(clock.now)
     assert len(mails(tmp_path / "outbox")) == 2
 
 

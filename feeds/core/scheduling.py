@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .database import UTCDateTime, new_metadata
 from .errors import GazetteError
+from .loops import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -272,27 +272,25 @@ class SchedulerRunner:
         self._lease = lease
         self._clock = clock
         self._scheduler: BackgroundScheduler | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="gazette-lease", daemon=True)
+        # A failed lease check (a database hiccup) drops leadership to be safe; the next round tries again.
+        self._loop = BackgroundLoop("gazette-lease", self._step, max(lease.ttl / 3, timedelta(seconds=0.2)),
+                                    failure="scheduler lease check failed", logger=log)
 
     @property
     def is_leader(self) -> bool:
         return self._scheduler is not None
 
     def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        interval = max(self._lease.ttl.total_seconds() / 3, 0.2)
-        while not self._stop.is_set():
-            try:
-                self._step()
-            except Exception:  # a database hiccup: drop leadership to be safe, try again next round
-                log.exception("scheduler lease check failed")
-                self._stop_scheduler()
-            self._stop.wait(interval)
+        self._loop.start()
 
     def _step(self) -> None:
+        try:
+            self._follow_lease()
+        except Exception:
+            self._stop_scheduler()
+            raise
+
+    def _follow_lease(self) -> None:
         if self._lease.acquire():
             if self._scheduler is None:
                 log.info("this process (%s) leads: starting the scheduler with %d jobs", self._lease.holder, len(self._specs))
@@ -311,9 +309,7 @@ class SchedulerRunner:
             scheduler.shutdown(wait=False)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        self._loop.stop()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None

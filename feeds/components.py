@@ -1,0 +1,157 @@
+"""The content side's object graph: the engine, the article store, the fetcher, the publisher, view counting,
+partners and their pushes, built from the settings on first use and shared by the commands, the scheduler's jobs and
+the web app of one process.
+
+`newsletter.components.Components` extends it with the audience side's parts, and `service.py` builds that one: this
+module only says how the content side's parts are made from its settings, and knows nothing of the audience side.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from jinja2 import Environment
+from sqlalchemy import Engine
+
+import templates
+
+from . import db
+from .core import database
+from .core.clock import Clock, utc_now
+from .core.errors import GazetteError
+from .core.scheduling import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
+from .errors import UnknownName
+from .fetch import HostLimiter, HttpFetcher
+from .ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
+from .jobs import ingest_jobs
+from .normalise import TRACKING_PARAMETERS
+from .partners import PartnerStore
+from .publish import FeedPublisher
+from .push import PushQueue
+from .settings import Settings, SourceSettings
+from .store import ArticleStore
+from .views import KnownArticles, Redirects, ViewCounter, ViewRules
+
+
+class SchemaNotCurrent(GazetteError):
+    """The database's schema is behind the code: `gazette db upgrade` first."""
+
+    status = 503
+
+
+@dataclass
+class ContentComponents:
+    """The content side's parts of one process, each made on first use."""
+
+    settings: Settings
+    clock: Clock = field(default=utc_now)
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    migrations: tuple[Path, ...] = (db.MIGRATIONS,)  # the Alembic branches this process's schema needs
+
+    @cached_property
+    def engine(self) -> Engine:
+        return database.make_engine(self.settings.database_url)
+
+    @cached_property
+    def store(self) -> ArticleStore:
+        return ArticleStore(self.engine)
+
+    @cached_property
+    def templates(self) -> Environment:
+        return templates.environment()
+
+    @cached_property
+    def fetcher(self) -> HttpFetcher:
+        f = self.settings.fetch
+        return HttpFetcher(user_agent=f"Gazette/0.1 (+{self.settings.site.base_url})", max_bytes=f.max_bytes,
+                           timeout=f.timeout.total_seconds(), deadline=f.deadline.total_seconds(),
+                           limiter=HostLimiter(f.host_concurrency, f.host_delay))
+
+    @cached_property
+    def known_articles(self) -> KnownArticles:
+        return KnownArticles(self.store)
+
+    @cached_property
+    def view_counter(self) -> ViewCounter:
+        v = self.settings.views
+        return ViewCounter(self.store, ViewRules(dedupe=v.dedupe, per_ip_cap=v.per_ip_cap, flush_interval=v.flush_interval,
+                                                flush_events=v.flush_events), self.clock, self.known_articles)
+
+    @cached_property
+    def redirects(self) -> Redirects:
+        return Redirects(self.settings.signing_key, self.settings.site.base_url)
+
+    @cached_property
+    def partners(self) -> PartnerStore:
+        return PartnerStore(self.engine, self.settings.site.timezone, [p.slug for p in self.settings.partners])
+
+    @cached_property
+    def pushes(self) -> PushQueue:
+        return PushQueue(self.engine)
+
+    @cached_property
+    def publisher(self) -> FeedPublisher:
+        return FeedPublisher(self.settings, self.store, self.clock)
+
+    @cached_property
+    def parse_pool(self) -> ProcessPoolExecutor | None:
+        processes = self.settings.fetch.parse_processes
+        return ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=ignore_interrupts) if processes else None
+
+    @cached_property
+    def ingest_policy(self) -> IngestPolicy:
+        f = self.settings.fetch
+        return IngestPolicy(failure_limit=f.failure_limit, timezone=self.settings.site.timezone,
+                            parse_pool=self.parse_pool, tracking=TRACKING_PARAMETERS | set(f.tracking_parameters))
+
+    def close(self) -> None:
+        if "parse_pool" in self.__dict__ and self.parse_pool is not None:
+            self.parse_pool.shutdown(wait=True, cancel_futures=True)
+            del self.__dict__["parse_pool"]  # closing twice (a command, then its context) is harmless
+        if "fetcher" in self.__dict__:
+            self.fetcher.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+    def prepare_database(self, *, migrate: bool) -> None:
+        """Migrate (or insist that someone did), then make the stored configuration match the file."""
+        if migrate:
+            db.migrate(self.engine, self.migrations)
+        elif not database.is_current(self.engine, self.migrations):
+            raise SchemaNotCurrent("the database schema is not current: run `gazette db upgrade` first")
+        s = self.settings
+        self.store.sync_config(s.categories, s.sources, s.partners, self.clock())
+
+    def ingest(self, name: str, *, force: bool = True) -> IngestResult:
+        source = self.settings.source(name)
+        if source is None:
+            raise UnknownName(f"unknown source {name!r}; configured: "
+                              + ", ".join(s.name for s in self.settings.sources))
+        return ingest_source(source, store=self.store, fetcher=self.fetcher, now=self.clock(),
+                             policy=self.ingest_policy, force=force)
+
+    def ingest_many(self, sources: Sequence[SourceSettings],
+                    on_result: Callable[[IngestResult], None]) -> list[IngestResult]:
+        return ingest_all(sources, store=self.store, fetcher=self.fetcher, clock=self.clock, policy=self.ingest_policy,
+                          workers=self.settings.fetch.workers, on_result=on_result)
+
+    def task_specs(self) -> list[TaskSpec]:
+        """The scheduled jobs of this side (a subclass adds its own)."""
+        return ingest_jobs(self.settings.sources, self.settings.site.timezone, lambda name: self.ingest(name, force=False))
+
+    def scheduler_runner(self) -> SchedulerRunner:
+        """The scheduler of `task_specs()`, run by whichever process holds the lease."""
+        holder = holder_id()
+        specs = self.task_specs()
+        runs = RunLog(self.engine, holder, self.clock)
+        return SchedulerRunner(
+            lambda: build_scheduler(self.engine, specs, timezone_=self.settings.site.timezone, runs=runs,
+                                    clock=self.clock),
+            specs, Lease(self.engine, SCHEDULER_LEASE, holder, self.settings.scheduler_lease_ttl, self.clock), self.clock)

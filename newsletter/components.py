@@ -1,0 +1,108 @@
+"""The whole object graph of one process: the content side's parts (`feeds.components`) and the audience side's —
+subscribers, deliveries, links, notices, DKIM, the edition runs and the audience side's jobs — built from the
+settings on first use. `service.py` builds one per command and hands it to the commands, the scheduler and the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from feeds import db as content_db
+from feeds.components import ContentComponents
+from feeds.core.scheduling import TaskSpec
+
+from . import db
+from .deliveries import DeliveryStore
+from .edition_run import EditionRun, edition_run
+from .errors import UnknownEdition
+from .jobs import AudienceJobs
+from .notices import Notices
+from .preview import Plan, plan_edition, preview_edition
+from .retry import RetryReport, retry_edition
+from .send import SendReport, send_edition
+from .settings import EditionSettings, Settings
+from .signing import DkimSigner, load_signer
+from .subscribers import SubscriberStore
+from .tokens import Tokens
+from .transport import Transport, make_transport
+from .verp import TagCodec
+
+
+@dataclass
+class Components(ContentComponents):
+    """Both sides' parts of one process, each made on first use."""
+
+    settings: Settings  # the whole file: both sides' sections
+    migrations: tuple[Path, ...] = (content_db.MIGRATIONS, db.MIGRATIONS)  # every side's branch: the whole schema
+
+    @cached_property
+    def subscribers(self) -> SubscriberStore:
+        return SubscriberStore(self.engine, [edition.name for edition in self.settings.digests])
+
+    @cached_property
+    def deliveries(self) -> DeliveryStore:
+        return DeliveryStore(self.engine)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        return Tokens(self.settings.signing_key, self.clock)
+
+    @cached_property
+    def tags(self) -> TagCodec:
+        return TagCodec(self.settings.signing_key, self.settings.mail.return_path)
+
+    @cached_property
+    def signer(self) -> DkimSigner | None:
+        return load_signer(self.settings.mail)
+
+    def transport(self) -> Transport:
+        """A new connection to the relay of [mail]."""
+        return make_transport(self.settings.mail)
+
+    @cached_property
+    def notices(self) -> Notices:
+        return Notices(self.settings, self.templates, self.tokens, self.clock, self.transport, self.tags, self.signer)
+
+    @cached_property
+    def audience_jobs(self) -> AudienceJobs:
+        return AudienceJobs(self.settings, self.subscribers, self.deliveries, self.notices, self.tokens, self.tags,
+                            self.clock, send=lambda edition, at: self.send(edition, at))
+
+    def task_specs(self) -> list[TaskSpec]:
+        """Every scheduled job: the content side's, then the audience side's."""
+        return [*super().task_specs(), *self.audience_jobs.specs()]
+
+    def send(self, edition_name: str, scheduled_at: datetime, *, everyone: bool = False, dry_run: bool = False,
+             progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
+        return send_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(progress),
+                            everyone=everyone, dry_run=dry_run)
+
+    def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
+        return preview_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(),
+                               email=email)
+
+    def plan(self, edition_name: str, scheduled_at: datetime) -> Plan:
+        return plan_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run())
+
+    def retry(self, edition_name: str, edition_id: int, scheduled_at: datetime) -> RetryReport:
+        return retry_edition(self.edition(edition_name), edition_id, scheduled_at=scheduled_at, run=self.edition_run())
+
+    def edition(self, name: str) -> EditionSettings:
+        """The configured edition `name`, or UnknownEdition (404) naming the configured ones."""
+        edition = self.settings.edition(name)
+        if edition is None:
+            raise UnknownEdition(f"unknown edition {name!r}; configured: "
+                                 + ", ".join(e.name for e in self.settings.digests))
+        return edition
+
+    def edition_run(self, progress: Callable[[str], None] = lambda outcome: None) -> EditionRun:
+        """What an edition run works with: the stores behind their protocols, the relay, the links, the clock."""
+        return edition_run(self.settings, articles=self.store, subscribers=self.subscribers,
+                           deliveries=self.deliveries, engine=self.engine, transports=self.transport,
+                           templates=self.templates, tokens=self.tokens, redirects=self.redirects, clock=self.clock,
+                           tags=self.tags, signer=self.signer, sleep=self.sleep, progress=progress)
