@@ -17,46 +17,38 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
 import click
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from jinja2 import Environment
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
 
 import templates
-from feeds import api as feeds_api
 from feeds import cli as feeds_cli
 from feeds import db
+from feeds import http as feeds_http
 from feeds import metrics as feeds_metrics
 from feeds.cli import config_option, services_of
 from feeds.core import database
 from feeds.core.clock import Clock, utc_now
 from feeds.core.errors import ConfigError, GazetteError
+from feeds.core.http import install_error_handlers
 from feeds.core.scheduling import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
 from feeds.fetch import HostLimiter, HttpFetcher
-from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
 from feeds.logs import configure_logging, hold_logging, release_held, resolve_level
 from feeds.normalise import TRACKING_PARAMETERS
-from feeds.partner_web import PartnerFeeds, RateLimiter
-from feeds.partner_web import routes as partner_routes
 from feeds.partners import PartnerStore
 from feeds.publish import FeedPublisher, FeedRefresher
 from feeds.push import PushQueue, PushWorker
 from feeds.settings import Settings, SourceSettings
 from feeds.store import ArticleStore
 from feeds.views import KnownArticles, Redirects, ViewCounter, ViewRules
-from feeds.web import FeedFastPath
-from feeds.web import routes as feed_routes
 from feeds.websub import HubNotifier
 from newsletter import api as newsletter_api
 from newsletter import archive as newsletter_archive
@@ -347,12 +339,11 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
 
     app = FastAPI(title=f"{settings.site.name} (Gazette)", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, on_startup=[start], on_shutdown=[stop])
-    for route in feed_routes(settings, services.store, services.publisher, services.templates, services.clock,
-                             counter, services.redirects, on_partner_click=services.partners.add_click):
-        app.router.routes.append(route)
-    for route in partner_routes(settings, services.partners, PartnerFeeds(settings, services.store, services.redirects),
-                                RateLimiter(services.clock), services.clock):
-        app.router.routes.append(route)
+    app.router.routes += feeds_http.routes(
+        settings, store=services.store, publisher=services.publisher, templates=services.templates,
+        clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,
+        pushes=services.pushes, figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock()),
+                                                 *audience_metrics(services.engine, services.clock())])
     for route in newsletter_web.routes(settings, services.subscribers, services.tokens, services.templates,
                                       services.clock, services.notices):
         app.router.routes.append(route)
@@ -362,42 +353,14 @@ def create_app(services: Services, runner: SchedulerRunner | None = None) -> Fas
                                                    services.templates, services.clock,
                                                    transport=lambda: make_transport(settings.mail), tags=services.tags,
                                                    signer=services.signer)
-    app.include_router(feeds_api.router(settings, services.store, services.clock))
-    app.include_router(feeds_api.partners_router(settings, services.partners, services.pushes, services.clock))
     app.include_router(newsletter_api.router(settings, services.subscribers, services.clock,
                                              lambda subscriber: invite(services.subscribers, services.notices,
                                                                        subscriber, services.clock())))
     app.include_router(newsletter_api.editions_router(settings, services.deliveries, services.store.campaign_clicks))
     app.include_router(newsletter_api.bounces_router(settings, services.subscribers, services.clock, services.tokens))
-    app.router.routes.append(feeds_metrics.route(settings, lambda: [
-        *feeds_metrics.content_metrics(settings, services.store, services.clock()),
-        *audience_metrics(services.engine, services.clock())]))
-
-    def error_response(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None,
-                       **extra: Any) -> Response:
-        if is_json_path(request.url.path):
-            body = {"type": "about:blank", "title": status_title(status), "status": status, "detail": message,
-                    "error": message, **extra}
-            return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
-        page = services.templates.get_template("pages/error.html").render(
-            site=settings.site, title=str(status), message=message)
-        return HTMLResponse(page, status_code=status, headers=headers)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return error_response(request, exc.status_code, str(exc.detail), exc.headers)
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        problems = [{"where": ".".join(str(part) for part in e.get("loc", ())), "problem": str(e.get("msg", ""))}
-                    for e in exc.errors()]
-        message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
-        return error_response(request, 422, message, errors=problems)
-
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(RequestGuard, admin_token=settings.admin_token)
-    app.add_middleware(FeedFastPath, publisher=services.publisher, settings=settings)  # last added: outermost
+    install_error_handlers(app, feeds_http.error_page(settings, services.templates))
+    app.add_middleware(feeds_http.RequestGuard, admin_token=settings.admin_token)
+    app.add_middleware(feeds_http.FeedFastPath, publisher=services.publisher, settings=settings)  # last added: outermost
     return app
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from feeds.api import RowId, admin_router, problems
+from feeds.core.http import RowId, admin_router, problems
 from feeds.db import MAX_ID
 from feeds.settings import Settings
 
@@ -71,7 +71,7 @@ def _out(s: Subscriber) -> SubscriberOut:
 def router(settings: Settings, store: SubscriberStore, clock: Callable[[], datetime],
            invite: Callable[[Subscriber], object] = lambda subscriber: None) -> APIRouter:
     """`invite`: sends a pending subscriber their confirmation mail (raises RateLimited or DeliveryError)."""
-    api = admin_router(settings, "/api/subscribers", "subscribers")
+    api = admin_router(settings.admin_token, "/api/subscribers", "subscribers")
     known = [c.slug for c in settings.categories]
 
     def found(email_or_id: str) -> Subscriber:
@@ -179,7 +179,7 @@ class DeliveryPage(BaseModel):
 
 def editions_router(settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]]) -> APIRouter:
     """`/api/editions`: per-edition delivery counts and clicks, and each edition's deliveries."""
-    api = admin_router(settings, "/api/editions", "digests")
+    api = admin_router(settings.admin_token, "/api/editions", "digests")
 
     def out(e: EditionStats) -> EditionOut:
         by_article = clicks(f"{e.name}-{e.id}")
@@ -239,7 +239,7 @@ def bounces_router(settings: Settings, store: SubscriberStore, clock: Callable[[
                    tokens: Tokens) -> APIRouter:
     """`POST /api/bounces`: bounces and complaints a mail provider reports (docs/subscribers.md maps SES,
     SendGrid and Mailgun onto it)."""
-    api = admin_router(settings, "/api/bounces", "bounces")
+    api = admin_router(settings.admin_token, "/api/bounces", "bounces")
 
     @api.post("", response_model=BounceResult, summary="Record bounces and complaints (one event or a list)",
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {

@@ -29,7 +29,7 @@ from feeds.views import Redirects
 
 from .compose import build_message, message_id, render_notice, sender_domain
 from .errors import DeliveryError, SubscriberError
-from .limits import RateLimiter
+from feeds.core.http import RateLimiter
 from .messages import TEXT, pick_language
 from .signing import DkimSigner
 from .subscribers import SubscriberStore, normalise_email

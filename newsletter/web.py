@@ -27,7 +27,7 @@ from starlette.routing import Route
 from feeds.settings import Settings
 
 from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
-from .limits import RateLimiter
+from feeds.core.http import RateLimiter
 from .messages import TEXT, TIMEZONES, pick_language
 from .notices import Notices, consent_words, has_ad_editions
 from .timing import ZONE_NAMES, is_zone

@@ -24,7 +24,7 @@ from feeds.partners import PartnerStore, feed_scope, syndicate_html, utm_for
 from feeds.push import PushPolicy, PushQueue, PushWorker, backoff
 from feeds.settings import build_partner, load_settings
 from feeds.views import Redirects
-from feeds.partner_web import RateLimiter
+from feeds.core.http import RateLimiter
 from tests.conftest import NOW, ROOT, Clock, ServerThread, free_port, gazette_command, wait_healthy, write_config
 from tests.test_store import make_article
 
@@ -147,11 +147,11 @@ def test_backoff_doubles_up_to_the_cap() -> None:
 
 def test_rate_limiter_refills_with_the_clock() -> None:
     clock = Clock()
-    limiter = RateLimiter(clock)
-    assert [limiter.take("p", 2) for _ in range(3)] == [0, 0, 30]
+    limiter = RateLimiter(60, timedelta(minutes=1), clock, refill="steady")  # as the partner feeds use it
+    assert [limiter.hit("p", 2) for _ in range(3)] == [0, 0, 30]
     clock.now += timedelta(seconds=30)
-    assert limiter.take("p", 2) == 0
-    assert all(limiter.take("q", 0) == 0 for _ in range(100))  # 0 = no limit
+    assert limiter.hit("p", 2) == 0
+    assert all(limiter.hit("q", 0) == 0 for _ in range(100))  # 0 = no limit
 
 
 def test_partner_redirect_tokens_carry_partner_and_utm() -> None:

@@ -1,0 +1,350 @@
+"""The HTTP kit both sides' web code stands on: each HTTP rule once.
+
+    admin auth           `check_admin_token` (the rule: bearer token, constant-time compare), `AdminAuth` (the same as
+                         a FastAPI dependency), `admin_router` (an API router behind it, its errors documented)
+    errors               `install_error_handlers`: every `GazetteError` (its `.status`), `HTTPException` and
+                         `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/` and
+                         `/partners/` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
+    conditional GET      `is_not_modified` (If-None-Match, else If-Modified-Since -> 304), `accepts_gzip`, and
+                         `representation_response`, which applies both to bytes with validators (feeds, archives,
+                         partner feeds)
+    rate limiting        `RateLimiter`: a bucket of tokens per key, refilled per window or steadily
+
+It imports nothing else of Gazette: errors are recognised by their `status` (every `GazetteError` carries one) through
+`feeds.core.errors`, the one import it allows itself from the shared layer.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Callable, Literal, Mapping, Protocol
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBearer
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from .errors import GazetteError
+
+log = logging.getLogger(__name__)
+
+# --- admin auth -------------------------------------------------------------------------------------------------
+
+ADMIN_REALM = 'Bearer realm="gazette-admin"'
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused, as an HTTP answer: status, message, extra headers."""
+
+    status: int
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_admin_token(expected: str | None, authorization: str | None) -> Refusal | None:
+    """None when `authorization` carries the admin token (compared in constant time), else the refusal: 403 when no
+    token is configured (the admin API is off), 401 with `WWW-Authenticate` for a missing or wrong one."""
+    if expected is None:
+        return Refusal(403, "the admin API is off: set [admin] token in the configuration")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        return Refusal(401, "missing or wrong admin token (Authorization: Bearer <token>)",
+                       {"WWW-Authenticate": ADMIN_REALM})
+    return None
+
+
+_BEARER = HTTPBearer(auto_error=False, scheme_name="adminToken",
+                     description="The `[admin] token` of the configuration, as `Authorization: Bearer <token>`.")
+
+
+class AdminAuth:
+    """`check_admin_token` as a FastAPI dependency; the bearer scheme it declares documents the token in OpenAPI."""
+
+    def __init__(self, admin_token: str | None) -> None:
+        self._admin_token = admin_token
+
+    def __call__(self, request: Request, _credentials: Annotated[Any, Depends(_BEARER)] = None) -> None:
+        refusal = check_admin_token(self._admin_token, request.headers.get("authorization"))
+        if refusal is not None:
+            raise HTTPException(refusal.status, refusal.message, headers=dict(refusal.headers) or None)
+
+
+# RFC 9457 problem details, as every error of the API answers; `error` repeats `detail` for older clients.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "error": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object"}}}}
+_MEANINGS = {400: "The request is not acceptable, e.g. a NUL character in the URL (the detail says why)",
+             401: "No admin token, or a wrong one", 403: "The admin API is off ([admin] token is not set)",
+             404: "No such thing", 409: "Conflicts with what is stored", 413: "The body is larger than 1 MiB",
+             422: "A parameter or the body is not valid", 429: "Too many requests; Retry-After says when to try again",
+             431: "The request's headers are too large", 502: "A server we depend on (the mail relay) refused"}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses."""
+    return {status: {"description": _MEANINGS[status],
+                     "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}} for status in statuses}
+
+
+# What any admin route may answer besides its own errors.
+COMMON_PROBLEMS = problems(400, 401, 403, 413, 422, 431)
+# The largest id a stored row has (a signed 64-bit integer); larger ones in a path are refused by validation (422)
+# and never reach the database.
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=0, le=MAX_ROW_ID)]
+
+
+def admin_router(admin_token: str | None, prefix: str, tag: str) -> APIRouter:
+    """A router of admin routes: the token checked, the common error answers documented."""
+    return APIRouter(prefix=prefix, dependencies=[Depends(AdminAuth(admin_token))], tags=[tag],
+                     responses=COMMON_PROBLEMS)
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+
+def is_json_path(path: str) -> bool:
+    """Errors under these paths are JSON (RFC 9457 problem details); elsewhere they are pages."""
+    return path.startswith(("/api/", "/partners/")) or path == "/api"
+
+
+def status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_body(status: int, message: str, title: str, **extra: Any) -> bytes:
+    """An RFC 9457 problem document; `error` repeats the detail for clients written before problem details."""
+    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": message, "error": message,
+                       **extra}, ensure_ascii=False).encode("utf-8")
+
+
+PageRenderer = Callable[[int, str], str]
+"""(status, message) -> the HTML of an error page in the site's look."""
+
+
+def error_headers(exc: GazetteError) -> dict[str, str]:
+    """The headers an error asks for: `Retry-After` when it carries `retry_after` seconds (a rate limit)."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+
+class ErrorAnswers:
+    """Turns errors into answers: problem+json where `is_json_path`, else the page `render_page` makes."""
+
+    def __init__(self, render_page: PageRenderer) -> None:
+        self._render_page = render_page
+
+    def answer(self, request: Request, status: int, message: str, headers: Mapping[str, str] | None = None,
+               **extra: Any) -> Response:
+        if is_json_path(request.url.path):
+            return Response(problem_body(status, message, status_title(status), **extra), status_code=status,
+                            headers=headers, media_type="application/problem+json")
+        return HTMLResponse(self._render_page(status, message), status_code=status, headers=headers)
+
+    async def gazette_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GazetteError)
+        status = exc.status
+        if status == 500:  # a bug or a broken deployment, not the client's doing: its text stays in the log
+            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+            return self.answer(request, 500, status_title(500))
+        return self.answer(request, status, str(exc), error_headers(exc) or None)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return self.answer(request, exc.status_code, str(exc.detail), exc.headers)
+
+    async def validation_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        found = [{"where": ".".join(str(part) for part in e.get("loc", ())), "problem": str(e.get("msg", ""))}
+                 for e in exc.errors()]
+        message = "; ".join(f"{p['where']}: {p['problem']}" for p in found) or "the request is not valid"
+        return self.answer(request, 422, message, errors=found)
+
+
+def install_error_handlers(app: Starlette, render_page: PageRenderer) -> ErrorAnswers:
+    """Answer every `GazetteError` with its `.status` and message (a 500 with a generic text, the error logged),
+    every `HTTPException` with its status, detail and headers, and every `RequestValidationError` with 422 and the
+    list of problems; JSON under `/api/` and `/partners/`, pages elsewhere. Routes let domain errors propagate."""
+    answers = ErrorAnswers(render_page)
+    app.add_exception_handler(GazetteError, answers.gazette_error)
+    app.add_exception_handler(HTTPException, answers.http_error)
+    app.add_exception_handler(RequestValidationError, answers.validation_error)
+    return answers
+
+
+# --- conditional GET and gzip -----------------------------------------------------------------------------------
+
+def is_not_modified(if_none_match: str | None, if_modified_since: str | None, *, etag: str,
+                    last_modified: datetime) -> bool:
+    """Whether a GET or HEAD with these request headers gets 304 for a representation with these validators.
+
+    RFC 9110 §13.1: If-None-Match, when present, decides alone (weak comparison: `W/` ignored; `*` matches); else
+    If-Modified-Since, when it is a valid HTTP date, matches a representation not changed since (at the
+    second, as HTTP dates go). A date without a zone or one that does not parse is ignored (200)."""
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or etag.removeprefix("W/") in tags
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            return False
+        return last_modified.replace(microsecond=0) <= since
+    return False
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0  # a q-value that does not parse accepts nothing rather than everything
+            return q if 0 <= q <= 1 else 0.0
+    return 1.0
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether to send gzip for this `Accept-Encoding` (RFC 9110 §12.5.3).
+
+    gzip (or its alias x-gzip) named with q > 0, else `*` with q > 0, makes gzip acceptable; no header, or neither
+    named, does not (the bytes go as they are). gzip then goes unless `identity` is named with a higher q-value:
+    the client's preference wins. When `identity;q=0` refuses plain bytes, gzip is all we can offer, so it goes
+    unless it is refused too."""
+    if not accept_encoding:
+        return False
+    q: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        name = name.strip().lower()
+        if name == "x-gzip":
+            name = "gzip"
+        if name:
+            q.setdefault(name, _qvalue(params))
+    gzip_q = q.get("gzip", q.get("*"))
+    identity_q = q.get("identity")
+    if gzip_q is None:
+        return identity_q == 0
+    return gzip_q > 0 and (identity_q is None or gzip_q >= identity_q)
+
+
+class Representation(Protocol):
+    """Bytes with their validators, as a feed or an archive is rendered once and served many times."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def gzipped(self) -> bytes: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def last_modified(self) -> datetime: ...
+    @property
+    def last_modified_http(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+def representation_response(request: Request, rendered: Representation, cache_control: str,
+                            headers: Mapping[str, str] | None = None) -> Response:
+    """The answer for `rendered`: 304 with its validators (no body) when the request's are fresh, else 200 with
+    the bytes, gzipped when asked; for HEAD the headers of the 200 without the body. Always `ETag`,
+    `Last-Modified`, `Cache-Control` and `Vary: Accept-Encoding`, plus `headers`."""
+    answer = {"ETag": rendered.etag, "Last-Modified": rendered.last_modified_http, "Cache-Control": cache_control,
+              "Vary": "Accept-Encoding", **(headers or {})}
+    if is_not_modified(request.headers.get("if-none-match"), request.headers.get("if-modified-since"),
+                       etag=rendered.etag, last_modified=rendered.last_modified):
+        return Response(status_code=304, headers=answer)
+    body = rendered.body
+    if accepts_gzip(request.headers.get("accept-encoding")):
+        body = rendered.gzipped
+        answer["Content-Encoding"] = "gzip"
+    answer["Content-Length"] = str(len(body))
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=answer, media_type=rendered.content_type)
+    return Response(body, headers=answer, media_type=rendered.content_type)
+
+
+# --- rate limiting ----------------------------------------------------------------------------------------------
+
+class RateLimiter:
+    """`limit` requests per `per` and key (an IP, an address, a partner), in this process's memory.
+
+    Each key has a bucket of `limit` tokens; a request takes one. How tokens come back is `refill`:
+    - "window": each comes back `per` after it was taken, so no key ever gets more than `limit` in any `per` (forms
+      guarded against floods: at most 10 subscriptions from one IP in any ten minutes);
+    - "steady": one every `per / limit`, so bursts of up to `limit`, then `limit` per `per` on average (partner
+      feeds: `rate_limit` requests a minute).
+    A limit of 0 or less is no limit. Behind several processes each keeps its own buckets, and a restart forgets
+    them: limits that must hold across both (one confirmation mail per address an hour) live in the database.
+    Past `max_keys` keys, those whose bucket is full again are forgotten, so a flood of keys costs bounded memory.
+    """
+
+    def __init__(self, limit: int, per: timedelta, clock: Callable[[], datetime], *,
+                 refill: Literal["window", "steady"] = "window", max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.per = per
+        self.refill = refill
+        self._clock = clock
+        self._max_keys = max_keys
+        self._taken: dict[str, deque[datetime]] = {}  # "window": when each token in use was taken
+        self._buckets: dict[str, tuple[float, datetime]] = {}  # "steady": tokens left, when counted
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, limit: int | None = None) -> int:
+        """Count one request of `key` (under `limit` instead of the limiter's own, when given: each partner has its
+        own); 0 when it may go ahead, else the whole seconds (at least 1) until one would."""
+        limit = self.limit if limit is None else limit
+        if limit <= 0:
+            return 0
+        now = self._clock()
+        with self._lock:
+            wait = self._window(key, limit, now) if self.refill == "window" else self._steady(key, limit, now)
+            if len(self._taken) + len(self._buckets) > self._max_keys:
+                self._forget_idle(now)
+        return 0 if wait <= 0 else max(1, math.ceil(wait))
+
+    def _window(self, key: str, limit: int, now: datetime) -> float:
+        taken = self._taken.setdefault(key, deque())
+        while taken and taken[0] <= now - self.per:
+            taken.popleft()
+        if len(taken) >= limit:
+            return (taken[0] + self.per - now).total_seconds()
+        taken.append(now)
+        return 0.0
+
+    def _steady(self, key: str, limit: int, now: datetime) -> float:
+        per_second = limit / self.per.total_seconds()
+        tokens, at = self._buckets.get(key, (float(limit), now))
+        tokens = min(float(limit), tokens + max(0.0, (now - at).total_seconds()) * per_second)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / per_second
+
+    def _forget_idle(self, now: datetime) -> None:
+        for key in [k for k, v in self._taken.items() if not v or v[-1] <= now - self.per]:
+            del self._taken[key]
+        for key in [k for k, (_, at) in self._buckets.items() if at <= now - self.per]:
+            del self._buckets[key]
