@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from . import db

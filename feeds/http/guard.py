@@ -22,7 +22,13 @@ from html import escape
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..core.http import Refusal, check_admin_token, is_json_path, problem_body, status_title
+from ..core.http import (
+    Refusal,
+    check_admin_token,
+    is_json_path,
+    problem_body,
+    status_title,
+)
 
 MAX_HEADER_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024
