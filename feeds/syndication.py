@@ -15,14 +15,7 @@ from typing import Callable, Literal, Mapping, Sequence
 
 from .core.errors import ConfigError, Invalid
 from .model import StoredArticle
-from .partners import (
-    FeedScope,
-    KeyInfo,
-    Partner,
-    PartnerStore,
-    feed_scope,
-    render_partner_feed,
-)
+from .partners import FeedScope, KeyInfo, Partner, PartnerStore, feed_scope, render_partner_feed
 from .publish import EPOCH, Rendered, rendered_bytes
 from .render import FORMATS
 from .settings import Settings, build_partner

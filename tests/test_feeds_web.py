@@ -15,6 +15,7 @@ import sqlalchemy
 
 from feeds.ingest import ingest_all
 from feeds.fetch import HttpFetcher
+from feeds.opml import FeedFormat, FeedLinks, build_opml
 from feeds.settings import load_settings
 from tests.conftest import DATA, InProcessClient, write_config
 
@@ -191,3 +192,15 @@ def test_admin_api_is_off_without_a_token(app) -> None:  # type: ignore[no-untyp
     client, _ = app
     response = client.get("/api/sources", headers={"Authorization": "Bearer whatever-it-is"})
     assert response.status_code == 403 and "admin API is off" in response.json()["error"]
+
+
+def test_opml_escapes_every_attribute() -> None:
+    hostile = 'A & "B" <c>'
+    feed = FeedLinks("x", hostile, "", (FeedFormat("rss", "RSS 2.0", "application/rss+xml",
+                                                     "https://news.example.com/feeds/x.rss?a=1&b=2"),))
+    opml = ET.fromstring(build_opml("한빛 & <일보>", "https://news.example.com/", [feed]))
+    assert opml.findtext("head/title") == "한빛 & <일보>"
+    [outline] = opml.iter("outline")
+    assert outline.attrib == {"type": "rss", "text": hostile, "title": hostile,
+                              "xmlUrl": "https://news.example.com/feeds/x.rss?a=1&b=2",
+                              "htmlUrl": "https://news.example.com/"}
