@@ -10,8 +10,8 @@
                          partner feeds)
     rate limiting        `RateLimiter`: a bucket of tokens per key, refilled per window or steadily
 
-It imports nothing else of Gazette: errors are recognised by their `status` (every `GazetteError` carries one) through
-`feeds.core.errors`, the one import it allows itself from the shared layer.
+It imports nothing of Gazette outside the shared layer: errors are recognised through `feeds.core.errors` by the
+`status` every `GazetteError` carries, and a row id's bound is `feeds.core.database.MAX_ID`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from .database import MAX_ID
 from .errors import GazetteError
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,8 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # What any admin route may answer besides its own errors.
 COMMON_PROBLEMS = problems(400, 401, 403, 413, 422, 431)
-# The largest id a stored row has (a signed 64-bit integer); larger ones in a path are refused by validation (422)
-# and never reach the database.
-MAX_ROW_ID = 2**63 - 1
-RowId = Annotated[int, Path(ge=0, le=MAX_ROW_ID)]
+# A stored row's id in a path: larger numbers are refused by validation (422), never passed to the database.
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 def admin_router(admin_token: str | None, prefix: str, tag: str) -> APIRouter:
