@@ -14,29 +14,20 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Mapping
 
 import click
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from feeds import api as feeds_api
 from feeds import cli as feeds_cli
+from feeds import http as feeds_http
 from feeds import metrics as feeds_metrics
 from feeds.core.commands import FACTORY, GazetteGroup, components_of, config_option
 from feeds.core.config import config_path
+from feeds.core.http import install_error_handlers
 from feeds.core.scheduling import SchedulerRunner
-from feeds.guard import RequestGuard, is_json_path, status_title
 from feeds.logs import configure_logging, hold_logging, release_held, resolve_level
-from feeds.partner_web import PartnerFeeds, RateLimiter
-from feeds.partner_web import routes as partner_routes
 from feeds.publish import FeedRefresher
 from feeds.push import PushWorker
-from feeds.web import FeedFastPath
-from feeds.web import routes as feed_routes
 from feeds.websub import HubNotifier
 from newsletter import cli as newsletter_cli
 from newsletter import http as newsletter_http
@@ -81,51 +72,22 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
 
     app = FastAPI(title=f"{settings.site.name} (Gazette)", openapi_url="/api/openapi.json", docs_url=None,
                   redoc_url=None, on_startup=[start], on_shutdown=[stop])
-    for route in feed_routes(settings, services.store, services.publisher, services.templates, services.clock,
-                             counter, services.redirects, on_partner_click=services.partners.add_click):
-        app.router.routes.append(route)
-    for route in partner_routes(settings, services.partners, PartnerFeeds(settings, services.store, services.redirects),
-                                RateLimiter(services.clock), services.clock):
-        app.router.routes.append(route)
+    app.router.routes += feeds_http.routes(
+        settings, store=services.store, publisher=services.publisher, templates=services.templates,
+        clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,
+        pushes=services.pushes, figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock()),
+                                                 *audience_metrics(services.engine, services.clock())])
     audience = newsletter_http.audience_http(
         settings, subscribers=services.subscribers, deliveries=services.deliveries, articles=services.store,
         redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,
         notices=services.notices, transport=services.transport, tags=services.tags,
         signer=services.signer, clicks=services.store.campaign_clicks)
     app.router.routes += audience.routes
-    app.include_router(feeds_api.router(settings, services.store, services.clock))
-    app.include_router(feeds_api.partners_router(settings, services.partners, services.pushes, services.clock))
     for router in audience.routers:
         app.include_router(router)
-    app.router.routes.append(feeds_metrics.route(settings, lambda: [
-        *feeds_metrics.content_metrics(settings, services.store, services.clock()),
-        *audience_metrics(services.engine, services.clock())]))
-
-    def error_response(request: Request, status: int, message: str, headers: Mapping[str, str] | None = None,
-                       **extra: Any) -> Response:
-        if is_json_path(request.url.path):
-            body = {"type": "about:blank", "title": status_title(status), "status": status, "detail": message,
-                    "error": message, **extra}
-            return JSONResponse(body, status_code=status, headers=headers, media_type="application/problem+json")
-        page = services.templates.get_template("pages/error.html").render(
-            site=settings.site, title=str(status), message=message)
-        return HTMLResponse(page, status_code=status, headers=headers)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return error_response(request, exc.status_code, str(exc.detail), exc.headers)
-
-    async def validation_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        problems = [{"where": ".".join(str(part) for part in e.get("loc", ())), "problem": str(e.get("msg", ""))}
-                    for e in exc.errors()]
-        message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems) or "the request is not valid"
-        return error_response(request, 422, message, errors=problems)
-
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_middleware(RequestGuard, admin_token=settings.admin_token)
-    app.add_middleware(FeedFastPath, publisher=services.publisher, settings=settings)  # last added: outermost
+    install_error_handlers(app, feeds_http.error_page(settings, services.templates))
+    app.add_middleware(feeds_http.RequestGuard, admin_token=settings.admin_token)
+    app.add_middleware(feeds_http.FeedFastPath, publisher=services.publisher, settings=settings)  # last added: outermost
     return app
 
 

@@ -1,9 +1,8 @@
-"""`GET /metrics` in the Prometheus text format (version 0.0.4): a few gauges an operator alerts on.
+"""The figures `GET /metrics` serves: a few gauges an operator alerts on, read from the stores at each scrape.
 
 Each side contributes its own families (`content_metrics` here, `newsletter.metrics` for the audience) as
-prometheus_client metric families. `route` registers one collector that reads them from the stores at each scrape
-in a registry of its own (not the global one: several apps in one process must not clash) and renders it with
-`generate_latest`, so numbers are written exactly (a Unix time keeps its seconds). Every process reports the same.
+prometheus_client metric families; `StoreCollector` reads them at each scrape. The route that serves them, in a
+registry of its own, is `feeds.http.metrics`. Every process reports the same.
 """
 
 from __future__ import annotations
@@ -11,22 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Callable, Iterable, Sequence
 
-from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
 from . import db
-from .guard import check_admin_token
 from .settings import Settings
 from .store import ArticleStore, source_health
 
 Figures = Callable[[], Iterable[Metric]]
-# What generate_latest writes. Named here: newer clients' CONTENT_TYPE_LATEST means the 1.0.0 format instead.
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def gauge(name: str, documentation: str, labels: Sequence[str] = (),
@@ -80,18 +72,3 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> l
               (([k], v) for k, v in sorted(pushes.items()))),
         gauge("gazette_scrape_timestamp_seconds", "When these figures were read.", samples=[([], now.timestamp())]),
     ]
-
-
-def route(settings: Settings, figures: Figures) -> Route:
-    """`GET /metrics`; with `[admin] token` set, Prometheus must send it (`authorization: {credentials: …}`)."""
-    registry = CollectorRegistry(auto_describe=False)  # this app's own; registering reads nothing yet
-    registry.register(StoreCollector(figures))
-
-    def metrics(request: Request) -> Response:
-        refusal = check_admin_token(settings.admin_token, request.headers.get("authorization"))
-        if settings.admin_token is not None and refusal is not None:  # without a token the figures are open
-            return PlainTextResponse(refusal.message + "\n", status_code=refusal.status, headers=dict(refusal.headers))
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE,
-                        headers={"Cache-Control": "no-store"})
-
-    return Route("/metrics", metrics, methods=["GET"])

@@ -6,7 +6,8 @@ under its daily cap for that article. The visitor is a hash of a salt that rotat
 user agent: no cookie is set and no raw IP is kept, not even in memory. Counts are buffered and written as
 hourly buckets every `flush_interval` or `flush_events`, and on shutdown, so a graceful stop loses nothing
 and a crash at most the last interval. `ViewCounter.is_click()` applies the same visitor rules to clicks through
-signed redirects: one click per visitor, link and `dedupe` window.
+signed redirects: one click per visitor, link and `dedupe` window, and `Clicks.follow()` is what following a signed
+link (`/r/{token}`) does: where it leads, and which counts it adds to (article and channel, digest edition, partner).
 
 Dedupe state lives in each process: behind a load balancer, pin a visitor to one process (hash on the client
 address) or accept that a visitor may count once per process.
@@ -226,6 +227,36 @@ class Redirects:
         if not isinstance(partner, str | None) or not isinstance(query, dict | None):
             return None
         return RedirectTarget(article_id, channel, partner, {str(k): str(v) for k, v in (query or {}).items()})
+
+
+class Clicks:
+    """Following signed links: each leads only to the URL stored for its article (plus its signed UTM), never
+    anywhere else, and counts a click once per visitor and link (`ViewCounter.is_click`)."""
+
+    def __init__(self, redirects: Redirects, store: ArticleStore, counter: ViewCounter, clock: Callable[[], datetime],
+                 on_partner_click: Callable[[str, datetime], None] = lambda partner, at: None) -> None:
+        self._redirects = redirects
+        self._store = store
+        self._counter = counter
+        self._clock = clock
+        self._on_partner_click = on_partner_click
+
+    def follow(self, token: str, ip: str, user_agent: str) -> str | None:
+        """Where the link leads, its click counted for the article and channel, the digest edition it came in
+        (`utm_campaign`) and the partner it was made for; None for a token we did not sign or an article that
+        is gone or has no URL."""
+        found = self._redirects.target(token)
+        article = self._store.article(found.article_id) if found else None
+        if found is None or article is None or not article.url:
+            return None
+        link = "/".join((article.id, found.channel, found.partner or "", found.query.get("utm_campaign", "")))
+        if self._counter.is_click(link, ip, user_agent):
+            self._store.add_click(article.id, self._clock(), found.channel)
+            if found.query.get("utm_campaign"):  # a digest edition's own count, for its statistics
+                self._store.add_campaign_click(found.query["utm_campaign"], article.id)
+            if found.partner:
+                self._on_partner_click(found.partner, self._clock())
+        return found.destination(article.url)
 
 
 @dataclass(frozen=True)

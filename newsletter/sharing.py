@@ -28,7 +28,8 @@ from feeds.views import Redirects
 
 from .compose import build_message, message_id, render_notice, sender_domain
 from .errors import DeliveryError, SubscriberError
-from .limits import RateLimiter
+from feeds.core.limits import RateLimiter
+
 from .messages import TEXT
 from .notices import send_one
 from .signing import DkimSigner

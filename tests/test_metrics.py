@@ -5,11 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-import httpx
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import DATA, NOW, InProcessClient, ServerThread
+from tests.conftest import DATA, NOW, InProcessClient
 from tests.test_delivery import make_services
 from tests.test_digest import seed
 
@@ -22,9 +21,9 @@ def test_metrics(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     services = make_services(tmp_path, clock, f"maildir://{tmp_path / 'out'}", extra='[admin]\ntoken = "admin-token-0123456789"\n')
     seed(services, clock)
     services.send("daily", NOW, everyone=True)
-    with ServerThread(service.create_app(services)) as server:
-        assert httpx.get(f"{server.url}/metrics").status_code == 401
-        answer = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer admin-token-0123456789"})
+    with InProcessClient(service.create_app(services)) as client:
+        assert client.get("/metrics").status_code == 401
+        answer = client.get("/metrics", headers={"Authorization": "Bearer admin-token-0123456789"})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     lines = answer.text.splitlines()
     assert all(line.startswith("# ") or SAMPLE.match(line) for line in lines), [l for l in lines if not SAMPLE.match(l)]

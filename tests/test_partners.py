@@ -25,8 +25,8 @@ from feeds.push import PushPolicy, PushQueue, PushWorker, backoff
 from feeds.settings import build_partner
 from newsletter.settings import load_settings
 from feeds.views import Redirects
-from feeds.partner_web import RateLimiter
-from tests.conftest import NOW, ROOT, Clock, ServerThread, free_port, gazette_command, wait_healthy, write_config
+from feeds.core.limits import RateLimiter
+from tests.conftest import NOW, ROOT, Clock, InProcessClient, free_port, gazette_command, wait_healthy, write_config
 from tests.test_store import make_article
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"
@@ -148,11 +148,11 @@ def test_backoff_doubles_up_to_the_cap() -> None:
 
 def test_rate_limiter_refills_with_the_clock() -> None:
     clock = Clock()
-    limiter = RateLimiter(clock)
-    assert [limiter.take("p", 2) for _ in range(3)] == [0, 0, 30]
+    limiter = RateLimiter(60, timedelta(minutes=1), clock, refill="steady")  # as the partner feeds use it
+    assert [limiter.hit("p", 2) for _ in range(3)] == [0, 0, 30]
     clock.now += timedelta(seconds=30)
-    assert limiter.take("p", 2) == 0
-    assert all(limiter.take("q", 0) == 0 for _ in range(100))  # 0 = no limit
+    assert limiter.hit("p", 2) == 0
+    assert all(limiter.hit("q", 0) == 0 for _ in range(100))  # 0 = no limit
 
 
 def test_partner_redirect_tokens_carry_partner_and_utm() -> None:
@@ -191,14 +191,14 @@ def app(tmp_path, database_url, clock):  # type: ignore[no-untyped-def]
     services = service.Services(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles(list(articles().values()), source_id=None, now=NOW)
-    with ServerThread(service.create_app(services)) as server:
-        yield server, services
+    with InProcessClient(service.create_app(services)) as client:
+        yield client, services
     services.engine.dispose()
 
 
-def get(server, path: str, key: str | None = PORTAL_KEY, **headers: str) -> httpx.Response:  # type: ignore[no-untyped-def]
+def get(client, path: str, key: str | None = PORTAL_KEY, **headers: str) -> httpx.Response:  # type: ignore[no-untyped-def]
     auth = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.get(f"{server.url}{path}", headers={**auth, **headers})
+    return client.get(path, headers={**auth, **headers})
 
 
 def titles(response: httpx.Response) -> list[str]:
@@ -206,57 +206,57 @@ def titles(response: httpx.Response) -> list[str]:
 
 
 def test_keys_good_wrong_rotated_revoked(app) -> None:  # type: ignore[no-untyped-def]
-    server, _ = app
-    missing = get(server, "/partners/portal/feeds/politics.json", key=None)
+    client, _ = app
+    missing = get(client, "/partners/portal/feeds/politics.json", key=None)
     assert missing.status_code == 401 and missing.headers["www-authenticate"] == 'Bearer realm="gazette-partners"'
     assert "partner key is required" in missing.json()["error"]
-    wrong = get(server, "/partners/portal/feeds/politics.json", key="not-the-key-0123456789")
+    wrong = get(client, "/partners/portal/feeds/politics.json", key="not-the-key-0123456789")
     assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["www-authenticate"]
-    assert get(server, "/partners/portal/feeds/politics.json", key=LATE_KEY).status_code == 401  # another's key
-    assert get(server, "/partners/nobody/feeds/politics.json").status_code == 401
-    assert get(server, "/partners/portal/feeds/politics.json").status_code == 200
-    by_query = httpx.get(f"{server.url}/partners/portal/feeds/politics.json", params={"key": PORTAL_KEY})
+    assert get(client, "/partners/portal/feeds/politics.json", key=LATE_KEY).status_code == 401  # another's key
+    assert get(client, "/partners/nobody/feeds/politics.json").status_code == 401
+    assert get(client, "/partners/portal/feeds/politics.json").status_code == 200
+    by_query = client.get("/partners/portal/feeds/politics.json", params={"key": PORTAL_KEY})
     assert by_query.status_code == 200
 
-    created = httpx.post(f"{server.url}/api/partners/portal/keys", json={"label": "2027"}, headers=ADMIN)
+    created = client.post("/api/partners/portal/keys", json={"label": "2027"}, headers=ADMIN)
     assert created.status_code == 201 and created.json()["key"].startswith("gzp_")
     new_key = created.json()["key"]
-    assert get(server, "/partners/portal/feeds/politics.json", key=new_key).status_code == 200
-    assert get(server, "/partners/portal/feeds/politics.json").status_code == 200  # both work while rotating
-    keys = httpx.get(f"{server.url}/api/partners/portal", headers=ADMIN).json()["keys"]
+    assert get(client, "/partners/portal/feeds/politics.json", key=new_key).status_code == 200
+    assert get(client, "/partners/portal/feeds/politics.json").status_code == 200  # both work while rotating
+    keys = client.get("/api/partners/portal", headers=ADMIN).json()["keys"]
     old = next(k for k in keys if k["label"] == "config")
     assert old["last_used_at"] == "2026-11-25T00:00:00Z" and new_key not in json.dumps(keys)
-    assert httpx.delete(f"{server.url}/api/partners/portal/keys/{old['id']}", headers=ADMIN).status_code == 200
-    revoked = get(server, "/partners/portal/feeds/politics.json")
+    assert client.delete(f"/api/partners/portal/keys/{old['id']}", headers=ADMIN).status_code == 200
+    revoked = get(client, "/partners/portal/feeds/politics.json")
     assert revoked.status_code == 403 and "revoked" in revoked.json()["error"]
-    assert get(server, "/partners/portal/feeds/politics.json", key=new_key).status_code == 200
+    assert get(client, "/partners/portal/feeds/politics.json", key=new_key).status_code == 200
 
 
 def test_licensing_and_unknown_feeds(app) -> None:  # type: ignore[no-untyped-def]
-    server, _ = app
-    assert titles(get(server, "/partners/portal/feeds/politics.json")) == ["기사 4", "기사 1"]
-    assert titles(get(server, "/partners/portal/feeds/all.json")) == ["기사 4", "기사 2", "기사 1"]  # no culture
-    refused = get(server, "/partners/portal/feeds/culture.json")
+    client, _ = app
+    assert titles(get(client, "/partners/portal/feeds/politics.json")) == ["기사 4", "기사 1"]
+    assert titles(get(client, "/partners/portal/feeds/all.json")) == ["기사 4", "기사 2", "기사 1"]  # no culture
+    refused = get(client, "/partners/portal/feeds/culture.json")
     assert refused.status_code == 403 and "does not license 'culture'" in refused.json()["error"]
     for path in ("/partners/portal/feeds/sports.json", "/partners/portal/feeds/politics.xml"):
-        missing = get(server, path)
+        missing = get(client, path)
         assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
-    wrong_method = httpx.post(f"{server.url}/partners/portal/feeds/politics.json")
+    wrong_method = client.post("/partners/portal/feeds/politics.json")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "Method Not Allowed"
 
 
 def test_embargo_follows_the_injected_clock(app) -> None:  # type: ignore[no-untyped-def]
-    server, services = app
-    assert sorted(titles(get(server, "/partners/late/feeds/all.json", key=LATE_KEY))) == ["기사 1", "기사 2", "기사 3"]
+    client, services = app
+    assert sorted(titles(get(client, "/partners/late/feeds/all.json", key=LATE_KEY))) == ["기사 1", "기사 2", "기사 3"]
     services.clock.now = NOW + timedelta(minutes=19, seconds=59)
-    assert "기사 4" not in titles(get(server, "/partners/late/feeds/all.json", key=LATE_KEY))
+    assert "기사 4" not in titles(get(client, "/partners/late/feeds/all.json", key=LATE_KEY))
     services.clock.now = NOW + timedelta(minutes=20)  # published 10 minutes before NOW, embargo 30 minutes
-    assert titles(get(server, "/partners/late/feeds/all.json", key=LATE_KEY))[0] == "기사 4"
+    assert titles(get(client, "/partners/late/feeds/all.json", key=LATE_KEY))[0] == "기사 4"
 
 
 def test_item_content_links_and_attribution(app) -> None:  # type: ignore[no-untyped-def]
-    server, services = app
-    item = get(server, "/partners/portal/feeds/politics.json").json()["items"][1]
+    client, services = app
+    item = get(client, "/partners/portal/feeds/politics.json").json()["items"][1]
     assert item["url"].startswith("https://news.example.com/r/")
     assert 'href="https://news.example.com/2?utm_medium=syndication&amp;utm_source=portal"' in item["content_html"]
     assert 'href="https://other.example.org/x"' in item["content_html"] and "<img" in item["content_html"]
@@ -264,67 +264,67 @@ def test_item_content_links_and_attribution(app) -> None:  # type: ignore[no-unt
                                          f'<a href="{item["url"]}">https://news.example.com/1</a></p>')
     assert item["_gazette"] == {"canonical_url": "https://news.example.com/1", "partner": "portal",
                                 "attribution": "이 기사는 한빛일보에서 제공했습니다."}
-    landing = httpx.get(item["url"].replace("https://news.example.com", server.url), headers={"User-Agent": BROWSER})
+    landing = client.get(item["url"], headers={"User-Agent": BROWSER})
     assert landing.status_code == 302
     assert landing.headers["location"] == "https://news.example.com/1?utm_medium=syndication&utm_source=portal"
     assert services.store.clicks(articles()["rich"].id) == {"partner": 1}
 
-    late = get(server, "/partners/late/feeds/politics.json", key=LATE_KEY).json()["items"][0]  # summary, no images
+    late = get(client, "/partners/late/feeds/politics.json", key=LATE_KEY).json()["items"][0]  # summary, no images
     assert late["content_html"] == (f'<p>요약 1</p><p class="gazette-attribution">출처: 한빛일보 원문: '
                                     f'<a href="{late["url"]}">https://news.example.com/1</a></p>')
     assert "image" not in late
-    bare = httpx.get(late["url"].replace("https://news.example.com", server.url), headers={"User-Agent": BROWSER})
+    bare = client.get(late["url"], headers={"User-Agent": BROWSER})
     assert bare.headers["location"] == "https://news.example.com/1"  # utm = {}
 
-    rss = ET.fromstring(get(server, "/partners/portal/feeds/all.rss").content).find("channel")
+    rss = ET.fromstring(get(client, "/partners/portal/feeds/all.rss").content).find("channel")
     assert all(i.findtext("link").startswith("https://news.example.com/r/") for i in rss.findall("item"))
-    atom = ET.fromstring(get(server, "/partners/portal/feeds/economy.atom").content)
+    atom = ET.fromstring(get(client, "/partners/portal/feeds/economy.atom").content)
     self_link = atom.find(f"{ATOM}link[@rel='self']").get("href")
     assert self_link == "https://news.example.com/partners/portal/feeds/economy.atom"  # never with the key
     assert "원문" in atom.find(f"{ATOM}entry/{ATOM}content").text
 
 
 def test_conditional_get_gzip_and_private_caching(app) -> None:  # type: ignore[no-untyped-def]
-    server, _ = app
-    first = get(server, "/partners/portal/feeds/politics.rss", **{"Accept-Encoding": "identity"})
+    client, _ = app
+    first = get(client, "/partners/portal/feeds/politics.rss", **{"Accept-Encoding": "identity"})
     assert first.status_code == 200 and first.headers["cache-control"] == "private, max-age=300"
     assert "Authorization" in first.headers["vary"] and "content-encoding" not in first.headers
-    fresh = get(server, "/partners/portal/feeds/politics.rss", **{"If-None-Match": first.headers["etag"]})
+    fresh = get(client, "/partners/portal/feeds/politics.rss", **{"If-None-Match": first.headers["etag"]})
     assert fresh.status_code == 304 and fresh.content == b"" and fresh.headers["etag"] == first.headers["etag"]
-    since = get(server, "/partners/portal/feeds/politics.rss", **{"If-Modified-Since": first.headers["last-modified"]})
+    since = get(client, "/partners/portal/feeds/politics.rss", **{"If-Modified-Since": first.headers["last-modified"]})
     assert since.status_code == 304
-    zipped = httpx.get(f"{server.url}/partners/portal/feeds/politics.rss",
+    zipped = client.get("/partners/portal/feeds/politics.rss",
                        headers={"Authorization": f"Bearer {PORTAL_KEY}", "Accept-Encoding": "gzip"})
     assert zipped.headers["content-encoding"] == "gzip" and zipped.content == first.content  # httpx unzips
     assert int(zipped.headers["content-length"]) < len(first.content)
 
 
 def test_rate_limit_answers_429_with_retry_after(app) -> None:  # type: ignore[no-untyped-def]
-    server, services = app
-    statuses = [get(server, "/partners/tiny/feeds/politics.json", key=TINY_KEY).status_code for _ in range(2)]
-    limited = get(server, "/partners/tiny/feeds/politics.json", key=TINY_KEY)
+    client, services = app
+    statuses = [get(client, "/partners/tiny/feeds/politics.json", key=TINY_KEY).status_code for _ in range(2)]
+    limited = get(client, "/partners/tiny/feeds/politics.json", key=TINY_KEY)
     assert statuses == [200, 200] and limited.status_code == 429 and limited.headers["retry-after"] == "30"
     assert "2 requests a minute" in limited.json()["error"]
-    assert get(server, "/partners/portal/feeds/politics.json").status_code == 200  # per partner
+    assert get(client, "/partners/portal/feeds/politics.json").status_code == 200  # per partner
     services.clock.now = NOW + timedelta(seconds=30)
-    assert get(server, "/partners/tiny/feeds/politics.json", key=TINY_KEY).status_code == 200
-    usage = httpx.get(f"{server.url}/api/partners/tiny/usage", headers=ADMIN).json()["days"][0]
+    assert get(client, "/partners/tiny/feeds/politics.json", key=TINY_KEY).status_code == 200
+    usage = client.get("/api/partners/tiny/usage", headers=ADMIN).json()["days"][0]
     assert (usage["requests"], usage["rate_limited"]) == (4, 1)
 
 
 def test_usage_counts_requests_304s_bytes_articles_and_clicks(app) -> None:  # type: ignore[no-untyped-def]
-    server, services = app
+    client, services = app
     plain = {"Accept-Encoding": "identity"}
-    first = get(server, "/partners/portal/feeds/politics.json", **plain)
-    get(server, "/partners/portal/feeds/politics.json", **plain, **{"If-None-Match": first.headers["etag"]})
-    second = get(server, "/partners/portal/feeds/all.json", **plain)
-    get(server, "/partners/portal/feeds/culture.json")
-    httpx.get(first.json()["items"][0]["url"].replace("https://news.example.com", server.url),
+    first = get(client, "/partners/portal/feeds/politics.json", **plain)
+    get(client, "/partners/portal/feeds/politics.json", **plain, **{"If-None-Match": first.headers["etag"]})
+    second = get(client, "/partners/portal/feeds/all.json", **plain)
+    get(client, "/partners/portal/feeds/culture.json")
+    client.get(first.json()["items"][0]["url"],
               headers={"User-Agent": BROWSER})
     services.clock.now = NOW + timedelta(days=1)
-    get(server, "/partners/portal/feeds/economy.json", **plain)
-    assert httpx.get(f"{server.url}/api/partners/portal/usage").status_code == 401
-    usage = httpx.get(f"{server.url}/api/partners/portal/usage", headers=ADMIN).json()
+    get(client, "/partners/portal/feeds/economy.json", **plain)
+    assert client.get("/api/partners/portal/usage").status_code == 401
+    usage = client.get("/api/partners/portal/usage", headers=ADMIN).json()
     assert usage["timezone"] == "Asia/Seoul" and [d["day"] for d in usage["days"]] == ["2026-11-26", "2026-11-25"]
     assert usage["days"][1] == {"day": "2026-11-25", "requests": 4, "not_modified": 1, "rate_limited": 0,
                                 "bytes": len(first.content) + len(second.content), "articles": 3, "clicks": 1,
@@ -333,20 +333,20 @@ def test_usage_counts_requests_304s_bytes_articles_and_clicks(app) -> None:  # t
 
 
 def test_admin_api_lists_and_creates_partners(app) -> None:  # type: ignore[no-untyped-def]
-    server, _ = app
-    assert httpx.get(f"{server.url}/api/partners").status_code == 401
-    listed = httpx.get(f"{server.url}/api/partners", headers=ADMIN)
+    client, _ = app
+    assert client.get("/api/partners").status_code == 401
+    listed = client.get("/api/partners", headers=ADMIN)
     assert [p["slug"] for p in listed.json()] == ["late", "portal", "tiny"]
     assert PORTAL_KEY not in listed.text and hashlib.sha256(PORTAL_KEY.encode()).hexdigest() not in listed.text
     body = {"slug": "news-site", "name": "뉴스사이트", "categories": ["culture"], "embargo_minutes": 5}
-    created = httpx.post(f"{server.url}/api/partners", json=body, headers=ADMIN)
+    created = client.post("/api/partners", json=body, headers=ADMIN)
     assert created.status_code == 201 and created.json()["partner"]["origin"] == "admin"
     key = created.json()["key"]["key"]
-    assert titles(get(server, "/partners/news-site/feeds/culture.json", key=key)) == ["기사 3"]  # no restart needed
-    assert httpx.post(f"{server.url}/api/partners", json=body, headers=ADMIN).status_code == 409
-    bad = httpx.post(f"{server.url}/api/partners", json={**body, "slug": "x", "categories": ["sports"]}, headers=ADMIN)
+    assert titles(get(client, "/partners/news-site/feeds/culture.json", key=key)) == ["기사 3"]  # no restart needed
+    assert client.post("/api/partners", json=body, headers=ADMIN).status_code == 409
+    bad = client.post("/api/partners", json={**body, "slug": "x", "categories": ["sports"]}, headers=ADMIN)
     assert bad.status_code == 422 and "categories[0]" in bad.json()["error"]
-    assert httpx.get(f"{server.url}/api/partners/nobody/usage", headers=ADMIN).status_code == 404
+    assert client.get("/api/partners/nobody/usage", headers=ADMIN).status_code == 404
 
 
 def test_demo_partner_takes_its_categories_only(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -358,12 +358,12 @@ def test_demo_partner_takes_its_categories_only(tmp_path) -> None:  # type: igno
     services.prepare_database(migrate=True)
     services.store.upsert_articles([make_article(1), make_article(2, category="economy"),
                                     make_article(3, category="culture")], source_id=None, now=NOW)
-    with ServerThread(service.create_app(services)) as server:
+    with InProcessClient(service.create_app(services)) as client:
         for slug in ("politics", "economy", "all"):
             for fmt in ("rss", "atom", "json"):
-                assert get(server, f"/partners/portal/feeds/{slug}.{fmt}",
+                assert get(client, f"/partners/portal/feeds/{slug}.{fmt}",
                            key="demo-partner-key-0123456789abcdef").status_code == 200
-        assert get(server, "/partners/portal/feeds/culture.json",
+        assert get(client, "/partners/portal/feeds/culture.json",
                    key="demo-partner-key-0123456789abcdef").status_code == 403
     services.engine.dispose()
 
@@ -475,15 +475,15 @@ def test_push_reaches_a_failing_receiver_exactly_once_signed(tmp_path, database_
 
         leader.stop()
         follower.stop()
-        with ServerThread(service.create_app(services)) as server:
-            parked = httpx.get(f"{server.url}/api/partners/dead/pushes?status=parked", headers=ADMIN).json()
+        with InProcessClient(service.create_app(services)) as client:
+            parked = client.get("/api/partners/dead/pushes?status=parked", headers=ADMIN).json()
             assert len(parked) == 3 and all(p["attempts"] == 3 for p in parked)
             assert all(p["last_error"].startswith("ConnectError") for p in parked)
-            wire = httpx.get(f"{server.url}/api/partners/wire", headers=ADMIN).json()["pushes"]
+            wire = client.get("/api/partners/wire", headers=ADMIN).json()["pushes"]
             assert wire == {"pending": 0, "delivered": 2, "parked": 0}
-            again = httpx.post(f"{server.url}/api/partners/dead/pushes/{parked[0]['delivery_id']}/retry", headers=ADMIN)
+            again = client.post(f"/api/partners/dead/pushes/{parked[0]['delivery_id']}/retry", headers=ADMIN)
             assert again.status_code == 200 and again.json()["status"] == "pending"
-            assert httpx.post(f"{server.url}/api/partners/dead/pushes/nope/retry", headers=ADMIN).status_code == 404
+            assert client.post("/api/partners/dead/pushes/nope/retry", headers=ADMIN).status_code == 404
         assert PushQueue(services.engine).counts("dead") == {"pending": 1, "delivered": 0, "parked": 2}
         services.engine.dispose()
 

@@ -13,7 +13,7 @@ import pytest
 
 from newsletter.settings import load_settings
 from newsletter.errors import RateLimited, SubscriberError, TokenError
-from newsletter.limits import RateLimiter
+from feeds.core.limits import RateLimiter
 from newsletter.subscribers import Choices, Consent, LinkOwner, SubscriberStore
 from newsletter.tokens import Tokens
 from tests.conftest import NOW, Clock, ServerThread, filled, write_config

@@ -24,7 +24,7 @@ from feeds.store import ArticleStore
 from feeds.views import Redirects
 
 from ..deliveries import DeliveryStore
-from ..limits import RateLimiter
+from feeds.core.limits import RateLimiter
 from ..notices import Notices
 from ..settings import Settings
 from ..sharing import Sharing

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from feeds.api import RowId, admin_router, problems
+from feeds.core.http import RowId, admin_router, problems
 from feeds.db import MAX_ID
 
 from ..bounces import apply_event, parse_webhook
@@ -82,7 +82,7 @@ class SubscribersApi:
         self.clock = clock
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings, "/api/subscribers", "subscribers")
+        api = admin_router(self.settings.admin_token, "/api/subscribers", "subscribers")
         api.add_api_route("", self.list_subscribers, methods=["GET"], response_model=SubscriberPage,
                           summary="Subscribers, oldest first")
         api.add_api_route("", self.add, methods=["POST"], response_model=AddResult, status_code=201,
@@ -189,7 +189,7 @@ class EditionsApi:
         self.clicks = clicks
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings, "/api/editions", "digests")
+        api = admin_router(self.settings.admin_token, "/api/editions", "digests")
         api.add_api_route("", self.list_editions, methods=["GET"], response_model=list[EditionOut],
                           summary="Recent editions, newest first")
         api.add_api_route("/{edition_id}", self.one, methods=["GET"], response_model=EditionOut,
@@ -259,7 +259,7 @@ class BouncesApi:
         self.tokens = tokens
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings, "/api/bounces", "bounces")
+        api = admin_router(self.settings.admin_token, "/api/bounces", "bounces")
         api.add_api_route("", self.receive, methods=["POST"], response_model=BounceResult,
                           summary="Record bounces and complaints (one event or a list)",
                           openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {

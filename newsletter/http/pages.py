@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from ..limits import RateLimiter
+from feeds.core.limits import RateLimiter
 from ..messages import TEXT, TIMEZONES, pick_language
 from ..notices import has_ad_editions
 from ..settings import Settings

@@ -122,7 +122,7 @@ def test_the_new_link_page_answers_before_it_looks_anything_up(tmp_path, smtp_se
 
 def run_guard(path: str, headers: list[tuple[bytes, bytes]], chunks: int, chunk: bytes = b"x" * 65536):  # type: ignore[no-untyped-def]
     """The guard in front of an app that would read the body; returns (status, chunks the guard pulled)."""
-    from feeds.guard import RequestGuard
+    from feeds.http import RequestGuard
 
     pulled = [0]
     reached = [False]

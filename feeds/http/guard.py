@@ -12,23 +12,26 @@ sees a request it would refuse:
   scripts, `frame-ancestors 'none'` (no framing of the unsubscribe or preferences pages), and `Referrer-Policy:
   no-referrer`, since many of our URLs carry tokens.
 
-`check_admin_token` is the one admin-token rule, used here, by the API's dependency and by /metrics.
+The admin-token rule itself, the problem documents and the JSON-or-page choice are the HTTP kit's
+(`feeds.core.http`): the same ones the routes' error handlers use.
 """
 
 from __future__ import annotations
 
-import hmac
-import json
-from dataclasses import dataclass, field
 from html import escape
-from http import HTTPStatus
-from typing import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..core.http import (
+    Refusal,
+    check_admin_token,
+    is_json_path,
+    problem_body,
+    status_title,
+)
+
 MAX_HEADER_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-ADMIN_REALM = 'Bearer realm="gazette-admin"'
 # Readable without the token: the API's description, so that a client can learn how to authenticate.
 PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
@@ -36,44 +39,6 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-s
 _EVERY_ANSWER = [(b"x-content-type-options", b"nosniff")]
 _HTML_ANSWER = [*_EVERY_ANSWER, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
                 (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a request is refused, as an HTTP answer: status, message, extra headers."""
-
-    status: int
-    message: str
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def check_admin_token(expected: str | None, authorization: str | None) -> Refusal | None:
-    """None when `authorization` carries the admin token (compared in constant time), else the refusal."""
-    if expected is None:
-        return Refusal(403, "the admin API is off: set [admin] token in the configuration")
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
-        return Refusal(401, "missing or wrong admin token (Authorization: Bearer <token>)",
-                       {"WWW-Authenticate": ADMIN_REALM})
-    return None
-
-
-def is_json_path(path: str) -> bool:
-    """Errors under these paths are JSON (RFC 9457 problem details); elsewhere they are pages."""
-    return path.startswith(("/api/", "/partners/")) or path == "/api"
-
-
-def problem_body(status: int, message: str, title: str) -> bytes:
-    """An RFC 9457 problem document; `error` repeats the detail for clients written before problem details."""
-    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": message, "error": message},
-                      ensure_ascii=False).encode("utf-8")
-
-
-def status_title(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
 
 
 class RequestGuard:

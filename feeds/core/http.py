@@ -1,0 +1,282 @@
+"""The HTTP kit both sides' web code stands on: each HTTP rule once.
+
+    admin auth           `check_admin_token` (the rule: bearer token, constant-time compare), `AdminAuth` (the same as
+                         a FastAPI dependency), `admin_router` (an API router behind it, its errors documented)
+    errors               `install_error_handlers`: every `GazetteError` (its `.status`), `HTTPException` and
+                         `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/` and
+                         `/partners/` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
+    conditional GET      `is_not_modified` (If-None-Match, else If-Modified-Since -> 304), `accepts_gzip`, and
+                         `representation_response`, which applies both to bytes with validators (feeds, archives,
+                         partner feeds)
+
+Rate limiting is `feeds.core.limits` (not HTTP: workflows use it too).
+
+It imports nothing of Gazette outside the shared layer: errors are recognised through `feeds.core.errors` by the
+`status` every `GazetteError` carries, and a row id's bound is `feeds.core.database.MAX_ID`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Annotated, Any, Callable, Mapping, Protocol
+
+from fastapi import APIRouter, Depends, Path
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPBearer
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from .database import MAX_ID
+from .errors import GazetteError
+
+log = logging.getLogger(__name__)
+
+# --- admin auth -------------------------------------------------------------------------------------------------
+
+ADMIN_REALM = 'Bearer realm="gazette-admin"'
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused, as an HTTP answer: status, message, extra headers."""
+
+    status: int
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_admin_token(expected: str | None, authorization: str | None) -> Refusal | None:
+    """None when `authorization` carries the admin token (compared in constant time), else the refusal: 403 when no
+    token is configured (the admin API is off), 401 with `WWW-Authenticate` for a missing or wrong one."""
+    if expected is None:
+        return Refusal(403, "the admin API is off: set [admin] token in the configuration")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        return Refusal(401, "missing or wrong admin token (Authorization: Bearer <token>)",
+                       {"WWW-Authenticate": ADMIN_REALM})
+    return None
+
+
+_BEARER = HTTPBearer(auto_error=False, scheme_name="adminToken",
+                     description="The `[admin] token` of the configuration, as `Authorization: Bearer <token>`.")
+
+
+class AdminAuth:
+    """`check_admin_token` as a FastAPI dependency; the bearer scheme it declares documents the token in OpenAPI."""
+
+    def __init__(self, admin_token: str | None) -> None:
+        self._admin_token = admin_token
+
+    def __call__(self, request: Request, _credentials: Annotated[Any, Depends(_BEARER)] = None) -> None:
+        refusal = check_admin_token(self._admin_token, request.headers.get("authorization"))
+        if refusal is not None:
+            raise HTTPException(refusal.status, refusal.message, headers=dict(refusal.headers) or None)
+
+
+# RFC 9457 problem details, as every error of the API answers; `error` repeats `detail` for older clients.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["type", "title", "status", "detail"],
+    "properties": {"type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+                   "detail": {"type": "string"}, "error": {"type": "string"},
+                   "errors": {"type": "array", "items": {"type": "object"}}}}
+_MEANINGS = {400: "The request is not acceptable, e.g. a NUL character in the URL (the detail says why)",
+             401: "No admin token, or a wrong one", 403: "The admin API is off ([admin] token is not set)",
+             404: "No such thing", 409: "Conflicts with what is stored", 413: "The body is larger than 1 MiB",
+             422: "A parameter or the body is not valid", 429: "Too many requests; Retry-After says when to try again",
+             431: "The request's headers are too large", 502: "A server we depend on (the mail relay) refused"}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses."""
+    return {status: {"description": _MEANINGS[status],
+                     "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}} for status in statuses}
+
+
+# What any admin route may answer besides its own errors.
+COMMON_PROBLEMS = problems(400, 401, 403, 413, 422, 431)
+# A stored row's id in a path: larger numbers are refused by validation (422), never passed to the database.
+RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
+
+
+def admin_router(admin_token: str | None, prefix: str, tag: str) -> APIRouter:
+    """A router of admin routes: the token checked, the common error answers documented."""
+    return APIRouter(prefix=prefix, dependencies=[Depends(AdminAuth(admin_token))], tags=[tag],
+                     responses=COMMON_PROBLEMS)
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+
+def is_json_path(path: str) -> bool:
+    """Errors under these paths are JSON (RFC 9457 problem details); elsewhere they are pages."""
+    return path.startswith(("/api/", "/partners/")) or path == "/api"
+
+
+def status_title(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def problem_body(status: int, message: str, title: str, **extra: Any) -> bytes:
+    """An RFC 9457 problem document; `error` repeats the detail for clients written before problem details."""
+    return json.dumps({"type": "about:blank", "title": title, "status": status, "detail": message, "error": message,
+                       **extra}, ensure_ascii=False).encode("utf-8")
+
+
+PageRenderer = Callable[[int, str], str]
+"""(status, message) -> the HTML of an error page in the site's look."""
+
+
+def error_headers(exc: GazetteError) -> dict[str, str]:
+    """The headers an error asks for: `Retry-After` when it carries `retry_after` seconds (a rate limit)."""
+    retry_after = getattr(exc, "retry_after", None)
+    return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+
+
+class ErrorAnswers:
+    """Turns errors into answers: problem+json where `is_json_path`, else the page `render_page` makes."""
+
+    def __init__(self, render_page: PageRenderer) -> None:
+        self._render_page = render_page
+
+    def answer(self, request: Request, status: int, message: str, headers: Mapping[str, str] | None = None,
+               **extra: Any) -> Response:
+        if is_json_path(request.url.path):
+            return Response(problem_body(status, message, status_title(status), **extra), status_code=status,
+                            headers=headers, media_type="application/problem+json")
+        return HTMLResponse(self._render_page(status, message), status_code=status, headers=headers)
+
+    async def gazette_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GazetteError)
+        status = exc.status
+        if status == 500:  # a bug or a broken deployment, not the client's doing: its text stays in the log
+            log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+            return self.answer(request, 500, status_title(500))
+        return self.answer(request, status, str(exc), error_headers(exc) or None)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return self.answer(request, exc.status_code, str(exc.detail), exc.headers)
+
+    async def validation_error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        found = [{"where": ".".join(str(part) for part in e.get("loc", ())), "problem": str(e.get("msg", ""))}
+                 for e in exc.errors()]
+        message = "; ".join(f"{p['where']}: {p['problem']}" for p in found) or "the request is not valid"
+        return self.answer(request, 422, message, errors=found)
+
+
+def install_error_handlers(app: Starlette, render_page: PageRenderer) -> ErrorAnswers:
+    """Answer every `GazetteError` with its `.status` and message (a 500 with a generic text, the error logged),
+    every `HTTPException` with its status, detail and headers, and every `RequestValidationError` with 422 and the
+    list of problems; JSON under `/api/` and `/partners/`, pages elsewhere. Routes let domain errors propagate."""
+    answers = ErrorAnswers(render_page)
+    app.add_exception_handler(GazetteError, answers.gazette_error)
+    app.add_exception_handler(HTTPException, answers.http_error)
+    app.add_exception_handler(RequestValidationError, answers.validation_error)
+    return answers
+
+
+# --- conditional GET and gzip -----------------------------------------------------------------------------------
+
+def is_not_modified(if_none_match: str | None, if_modified_since: str | None, *, etag: str,
+                    last_modified: datetime) -> bool:
+    """Whether a GET or HEAD with these request headers gets 304 for a representation with these validators.
+
+    RFC 9110 §13.1: If-None-Match, when present, decides alone (weak comparison: `W/` ignored; `*` matches); else
+    If-Modified-Since, when it is a valid HTTP date, matches a representation not changed since (at the
+    second, as HTTP dates go). A date without a zone or one that does not parse is ignored (200)."""
+    if if_none_match is not None:
+        tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+        return "*" in tags or etag.removeprefix("W/") in tags
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            return False
+        return last_modified.replace(microsecond=0) <= since
+    return False
+
+
+def _qvalue(params: str) -> float:
+    for param in params.split(";"):
+        name, _, value = param.strip().partition("=")
+        if name.strip().lower() == "q":
+            try:
+                q = float(value.strip())
+            except ValueError:
+                return 0.0  # a q-value that does not parse accepts nothing rather than everything
+            return q if 0 <= q <= 1 else 0.0
+    return 1.0
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether to send gzip for this `Accept-Encoding` (RFC 9110 §12.5.3).
+
+    gzip (or its alias x-gzip) named with q > 0, else `*` with q > 0, makes gzip acceptable; no header, or neither
+    named, does not (the bytes go as they are). gzip then goes unless `identity` is named with a higher q-value:
+    the client's preference wins. When `identity;q=0` refuses plain bytes, gzip is all we can offer, so it goes
+    unless it is refused too."""
+    if not accept_encoding:
+        return False
+    q: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        name = name.strip().lower()
+        if name == "x-gzip":
+            name = "gzip"
+        if name:
+            q.setdefault(name, _qvalue(params))
+    gzip_q = q.get("gzip", q.get("*"))
+    identity_q = q.get("identity")
+    if gzip_q is None:
+        return identity_q == 0
+    return gzip_q > 0 and (identity_q is None or gzip_q >= identity_q)
+
+
+class Representation(Protocol):
+    """Bytes with their validators, as a feed or an archive is rendered once and served many times."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def gzipped(self) -> bytes: ...
+    @property
+    def etag(self) -> str: ...
+    @property
+    def last_modified(self) -> datetime: ...
+    @property
+    def last_modified_http(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+
+
+def representation_response(request: Request, rendered: Representation, cache_control: str,
+                            headers: Mapping[str, str] | None = None) -> Response:
+    """The answer for `rendered`: 304 with its validators (no body) when the request's are fresh, else 200 with
+    the bytes, gzipped when asked; for HEAD the headers of the 200 without the body. Always `ETag`,
+    `Last-Modified`, `Cache-Control` and `Vary: Accept-Encoding`, plus `headers`."""
+    answer = {"ETag": rendered.etag, "Last-Modified": rendered.last_modified_http, "Cache-Control": cache_control,
+              "Vary": "Accept-Encoding", **(headers or {})}
+    if is_not_modified(request.headers.get("if-none-match"), request.headers.get("if-modified-since"),
+                       etag=rendered.etag, last_modified=rendered.last_modified):
+        return Response(status_code=304, headers=answer)
+    body = rendered.body
+    if accepts_gzip(request.headers.get("accept-encoding")):
+        body = rendered.gzipped
+        answer["Content-Encoding"] = "gzip"
+    answer["Content-Length"] = str(len(body))
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=answer, media_type=rendered.content_type)
+    return Response(body, headers=answer, media_type=rendered.content_type)

@@ -1,0 +1,64 @@
+"""The content side's HTTP: thin handlers over the domain, each parsing the request, asking one domain object and
+mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install_error_handlers`).
+
+    public     `/`, `/feeds/…` (and archives, the news sitemap), `/opml`, `/v/…`, `/r/…`, `/livez`, `/healthz`
+    partners   `/partners/{partner}/feeds/…`
+    api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
+    metrics    `/metrics`
+    fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
+    guard      `RequestGuard`, ASGI middleware in front of everything (caps, the admin token, security headers)
+
+`routes()` is what `service.py` mounts; `error_page()` is the page the error mapping shows outside the APIs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable
+
+from jinja2 import Environment
+from starlette.routing import BaseRoute
+
+from ..core.http import PageRenderer
+from ..core.limits import RateLimiter
+from ..metrics import Figures
+from ..partners import PartnerStore
+from ..publish import FeedPublisher
+from ..push import PushQueue
+from ..settings import Settings
+from ..store import ArticleStore
+from ..syndication import PartnerDesk, PartnerFeeds
+from ..views import Clicks, Redirects, ViewCounter
+from .api import PartnersApi, SourcesApi
+from .fastpath import FeedFastPath
+from .guard import RequestGuard
+from .metrics import MetricsRoute
+from .partners import PartnerFeedRoute
+from .public import PublicPages
+
+__all__ = ["FeedFastPath", "RequestGuard", "error_page", "routes"]
+
+
+def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
+           clock: Callable[[], datetime], view_counter: ViewCounter, redirects: Redirects, partners: PartnerStore,
+           pushes: PushQueue, figures: Figures) -> list[BaseRoute]:
+    """Every route of the content side, the admin API's included (FastAPI routes, in `/api/openapi.json` once
+    mounted on the app); `figures` are both sides' /metrics families."""
+    clicks = Clicks(redirects, store, view_counter, clock, on_partner_click=partners.add_click)
+    # Partners' own rate limits (`rate_limit` a minute), refilled steadily: bursts of up to the limit.
+    limiter = RateLimiter(60, timedelta(minutes=1), clock, refill="steady")
+    desk = PartnerDesk(settings, partners, PartnerFeeds(settings, store, redirects), limiter.hit, clock)
+    return [
+        *PublicPages(settings, store, publisher, templates, clock, view_counter, clicks).routes(),
+        *PartnerFeedRoute(desk, settings.feeds.max_age).routes(),
+        *SourcesApi(settings, store, clock).router().routes,
+        *PartnersApi(settings, partners, pushes, clock).router().routes,
+        *MetricsRoute(settings.admin_token, figures).routes(),
+    ]
+
+
+def error_page(settings: Settings, templates: Environment) -> PageRenderer:
+    """The site's error page (`pages/error.html`), titled with the status."""
+    def render(status: int, message: str) -> str:
+        return templates.get_template("pages/error.html").render(site=settings.site, title=str(status), message=message)
+    return render

@@ -1,0 +1,259 @@
+"""The admin API of the content side (`/api/sources`, `/api/popular`, `/api/partners`).
+
+Routes are FastAPI's so that they appear in `/api/openapi.json`; the admin token, the documented error answers
+and the one error mapping (problem+json) are the kit's (`feeds.core.http`). Handlers are methods of small classes
+holding what they ask; domain errors (an unknown partner, a slug taken, a value refused) propagate to the mapping
+with their own status.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Callable, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from ..core.http import RowId, admin_router, problems
+from ..errors import UnknownName
+from ..partners import Partner, PartnerStore
+from ..push import PushQueue
+from ..settings import Settings
+from ..store import ArticleStore, source_health
+from ..syndication import register_partner
+from ..views import WINDOWS, most_viewed
+
+
+class SourceHealth(BaseModel):
+    name: str
+    kind: str
+    location: str
+    fetch_url: str | None
+    category: str | None
+    interval_seconds: int
+    status: str  # new | ok | failing | unhealthy (past the failure limit: checked every 6 h) | disabled
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_check_at: datetime | None
+    disabled_reason: str | None
+    clock_warning: str | None  # its items' times run ahead by whole hours: local time written as UTC?
+    skipped_items: int  # its articles no feed could render (left out of the feeds, never the feed)
+    last_skip: str | None
+
+
+class RankedArticle(BaseModel):
+    rank: int
+    id: str
+    title: str
+    url: str | None
+    category: str | None
+    byline: str | None
+    published_at: datetime
+    views: int
+
+
+class SourcesApi:
+    """`/api/sources` and `/api/popular`."""
+
+    def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime]) -> None:
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+
+    def router(self) -> APIRouter:
+        api = admin_router(self._settings.admin_token, "/api", "sources")
+        api.add_api_route("/sources", self.sources, methods=["GET"], response_model=list[SourceHealth],
+                          summary="Every source with its health")
+        api.add_api_route("/popular", self.popular, methods=["GET"], response_model=list[RankedArticle],
+                          summary="Most viewed articles (많이 본 뉴스)", tags=["views"], responses=problems(404))
+        return api
+
+    def sources(self) -> list[SourceHealth]:
+        configured = {s.name for s in self._settings.sources}
+        out = []
+        for state in self._store.sources():
+            if state.name not in configured:
+                continue  # removed from the configuration; its articles stay
+            out.append(SourceHealth(status=source_health(state, self._settings.fetch.failure_limit),
+                                    **{k: getattr(state, k) for k in SourceHealth.model_fields if k != "status"}))
+        return out
+
+    def popular(self, window: Literal["1h", "24h", "7d", "30d"] = "24h", category: str | None = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RankedArticle]:
+        settings = self._settings
+        if category is not None and settings.category(category) is None:
+            raise UnknownName(f"no category {category!r}; configured: " + ", ".join(c.slug for c in settings.categories))
+        ranked = most_viewed(self._store, window=WINDOWS[window], now=self._clock(), limit=limit, category=category,
+                             max_age=max(settings.views.max_age, WINDOWS[window]))
+        return [RankedArticle(rank=i, id=a.id, title=a.title, url=a.url, category=a.category, byline=a.byline,
+                              published_at=a.published_at, views=a.views) for i, a in enumerate(ranked, start=1)]
+
+
+# --- partners ---------------------------------------------------------------------------------------------------
+
+class PartnerKey(BaseModel):
+    id: int
+    label: str | None
+    fingerprint: str
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewPartnerKey(PartnerKey):
+    key: str  # shown this once; only its hash is kept
+
+
+class PartnerOut(BaseModel):
+    slug: str
+    name: str
+    categories: list[str]
+    full_content: bool
+    include_images: bool
+    embargo_minutes: int
+    utm: dict[str, str]
+    attribution: str | None
+    callback_url: str | None
+    rate_limit: int
+    origin: str  # config | admin
+    created_at: datetime
+    keys: list[PartnerKey]
+    pushes: dict[str, int]  # pending | delivered | parked
+
+
+class PartnerIn(BaseModel):
+    slug: str
+    name: str
+    categories: list[str]
+    full_content: bool = True
+    include_images: bool = True
+    embargo_minutes: int = 0
+    utm: dict[str, str] | None = None
+    attribution: str | None = None
+    callback_url: str | None = None
+    callback_secret: str | None = None
+    rate_limit: int = 60
+
+
+class CreatedPartner(BaseModel):
+    partner: PartnerOut
+    key: NewPartnerKey
+
+
+class KeyIn(BaseModel):
+    label: str | None = None
+
+
+class UsageDayOut(BaseModel):
+    day: date
+    requests: int
+    not_modified: int
+    rate_limited: int
+    bytes: int
+    articles: int
+    clicks: int
+    last_fetch_at: datetime | None
+
+
+class PartnerUsage(BaseModel):
+    partner: str
+    timezone: str
+    days: list[UsageDayOut]
+
+
+class PushOut(BaseModel):
+    delivery_id: str
+    article_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    parked_at: datetime | None
+
+
+class PartnersApi:
+    """`/api/partners`: partners, their keys, usage and pushes."""
+
+    def __init__(self, settings: Settings, partners: PartnerStore, pushes: PushQueue,
+                 clock: Callable[[], datetime]) -> None:
+        self._settings = settings
+        self._partners = partners
+        self._pushes = pushes
+        self._clock = clock
+
+    def router(self) -> APIRouter:
+        api = admin_router(self._settings.admin_token, "/api/partners", "partners")
+        api.add_api_route("", self.list_partners, methods=["GET"], response_model=list[PartnerOut],
+                          summary="Every partner with its keys (never the keys themselves)")
+        api.add_api_route("", self.create_partner, methods=["POST"], response_model=CreatedPartner, status_code=201,
+                          responses=problems(409), summary="Create a partner and its first key (shown once)")
+        api.add_api_route("/{slug}", self.get_partner, methods=["GET"], response_model=PartnerOut,
+                          summary="One partner", responses=problems(404))
+        api.add_api_route("/{slug}/keys", self.create_key, methods=["POST"], response_model=NewPartnerKey,
+                          status_code=201, responses=problems(404),
+                          summary="A new key for the partner (shown once): rotate by adding one, then revoking the old")
+        api.add_api_route("/{slug}/keys/{key_id}", self.revoke_key, methods=["DELETE"], response_model=PartnerKey,
+                          summary="Revoke a key at once (kept, marked)", responses=problems(404))
+        api.add_api_route("/{slug}/usage", self.usage, methods=["GET"], response_model=PartnerUsage,
+                          summary="Requests, 304s, bytes, articles, clicks per day", responses=problems(404))
+        api.add_api_route("/{slug}/pushes", self.list_pushes, methods=["GET"], response_model=list[PushOut],
+                          summary="Pushes to the partner's callback, newest first", responses=problems(404))
+        api.add_api_route("/{slug}/pushes/{delivery_id}/retry", self.retry_push, methods=["POST"],
+                          response_model=PushOut, summary="Queue a parked push again", responses=problems(404))
+        return api
+
+    def _found(self, slug: str) -> Partner:
+        partner = self._partners.partner(slug)
+        if partner is None:
+            raise UnknownName(f"no partner {slug!r}")
+        return partner
+
+    def _out(self, partner: Partner) -> PartnerOut:
+        plain = {k: getattr(partner, k) for k in PartnerOut.model_fields if k not in ("keys", "pushes", "utm", "categories")}
+        return PartnerOut(**plain, categories=list(partner.categories), utm=dict(partner.utm),
+                          keys=[PartnerKey(**vars(k)) for k in self._partners.keys(partner.slug)],
+                          pushes=self._pushes.counts(partner.slug))
+
+    def list_partners(self) -> list[PartnerOut]:
+        return [self._out(p) for p in self._partners.partners()]
+
+    def create_partner(self, body: PartnerIn) -> CreatedPartner:
+        partner, info, key = register_partner(self._settings, self._partners, body.model_dump(exclude_none=True),
+                                              self._clock())
+        return CreatedPartner(partner=self._out(partner), key=NewPartnerKey(**vars(info), key=key))
+
+    def get_partner(self, slug: str) -> PartnerOut:
+        return self._out(self._found(slug))
+
+    def create_key(self, slug: str, body: KeyIn) -> NewPartnerKey:
+        info, key = self._partners.add_key(slug, self._clock(), label=body.label)  # UnknownName, InvalidValue
+        return NewPartnerKey(**vars(info), key=key)
+
+    def revoke_key(self, slug: str, key_id: RowId) -> PartnerKey:
+        self._found(slug)
+        info = self._partners.revoke_key(slug, str(key_id), self._clock())
+        if info is None:
+            raise UnknownName(f"partner {slug!r} has no key {key_id}")
+        return PartnerKey(**vars(info))
+
+    def usage(self, slug: str, days: Annotated[int, Query(ge=1, le=366)] = 30) -> PartnerUsage:
+        self._found(slug)
+        return PartnerUsage(partner=slug, timezone=self._settings.site.timezone.key,
+                            days=[UsageDayOut(**vars(d)) for d in self._partners.usage(slug, now=self._clock(), days=days)])
+
+    def list_pushes(self, slug: str, status: Literal["pending", "delivered", "parked"] | None = None,
+                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[PushOut]:
+        self._found(slug)
+        return [PushOut(**vars(p)) for p in self._pushes.pushes(slug, status, limit)]
+
+    def retry_push(self, slug: str, delivery_id: str) -> PushOut:
+        self._found(slug)
+        push = self._pushes.retry(slug, delivery_id, self._clock())
+        if push is None:
+            raise UnknownName(f"partner {slug!r} has no parked push {delivery_id!r}")
+        return PushOut(**vars(push))
