@@ -29,7 +29,8 @@ from feeds.logs import configure_logging, hold_logging, release_held, resolve_le
 from feeds.publish import FeedRefresher
 from feeds.push import PushWorker
 from feeds.websub import HubNotifier
-from newsletter import cli as newsletter_cli
+from newsletter.cli import digest as digest_cli
+from newsletter.cli import readers as readers_cli
 from newsletter import http as newsletter_http
 from newsletter.components import Components
 from newsletter.metrics import audience_metrics
@@ -144,12 +145,12 @@ def check(ctx: click.Context) -> None:
     """Validate the configuration and print what would run."""
     components = components_of(ctx)
     feeds_cli.print_check(components)
-    newsletter_cli.print_check(components)
+    digest_cli.print_check(components)
 
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
-                newsletter_cli.digest_group, newsletter_cli.subscribers_group, feeds_cli.partners_group,
-                newsletter_cli.bounces_group, feeds_cli.sources_group):
+                digest_cli.digest_group, readers_cli.subscribers_group, feeds_cli.partners_group,
+                readers_cli.bounces_group, feeds_cli.sources_group):
     main.add_command(command)
 
 

@@ -2,6 +2,11 @@
 
 `ArticleStore` wraps an SQLAlchemy engine (SQLite or PostgreSQL) with the few queries the content side needs.
 It knows nothing of HTTP or of the newsletter. Times are passed in by the caller, never read from a clock.
+
+Why it is long: it is the one module that writes the content side's tables, and its halves share the private row
+readers and the upsert's retry rule (`_read`, `_stored`, `_existing`, `_category_slugs`). Sources' health and the
+counts (views, clicks) are short method groups over the same engine; splitting them into modules of their own would
+split the one transaction rule, not the reading. The pure parts live elsewhere (`source_health` here is the only rule).
 """
 
 from __future__ import annotations

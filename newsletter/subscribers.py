@@ -7,6 +7,11 @@ Nobody is mailed a digest before confirming, and a confirmation link works once:
 the request, which confirming, a newer request or an unsubscribe clears. An address that unsubscribed, bounced, complained or was erased is
 *suppressed*: import and admin cannot bring it back, only the person can, through a fresh confirmation. Erasure
 keeps only a SHA-256 of the address in `suppressions` so that the next import does not add it again.
+
+Why it is long: `SubscriberStore` is the one writer of the subscribers, their editions, consent records and the
+suppression list, and the suppression and consent rules must hold in every write (add, import, confirm, preferences,
+unsubscribe, bounces, erasure) inside the same transaction. The workflows around it (double opt-in, links, notices)
+live in `subscription`, `links` and `notices`; what is left here is one table family's statements.
 """
 
 from __future__ import annotations
