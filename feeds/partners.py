@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from templates import CATALOGUE
 
 from . import db
+from .core import database
 from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
 from .publish import EPOCH
@@ -283,7 +284,7 @@ class PartnerStore:
     def revoke_key(self, slug: str, key: str, now: datetime) -> KeyInfo | None:
         """Revoke one of the partner's keys, named by its id or given itself; None if it has no such key."""
         t = db.partner_keys
-        if key.isdigit() and not db.is_storable_id(int(key)):
+        if key.isdigit() and not database.is_storable_id(int(key)):
             return None
         which = t.c.id == int(key) if key.isdigit() else t.c.key_hash == hash_key(key)
         with self.engine.begin() as conn:
@@ -321,7 +322,7 @@ class PartnerStore:
             self._bump(conn, slug, day, now if fetched else None, requests=1, not_modified=int(status == 304),
                        rate_limited=int(status == 429), bytes=sent_bytes)
             if article_ids:
-                insert = db.insert_for(self.engine)
+                insert = database.insert_for(self.engine)
                 conn.execute(insert(db.partner_articles).on_conflict_do_nothing(),
                              [{"partner_slug": slug, "day": day, "article_id": a} for a in dict.fromkeys(article_ids)])
             if key_id is not None and fetched:
@@ -338,7 +339,7 @@ class PartnerStore:
         t = db.partner_usage
         values: dict[str, object] = {"partner_slug": slug, "day": day, "requests": 0, "not_modified": 0,
                                      "rate_limited": 0, "bytes": 0, "clicks": 0, **counts, "last_fetch_at": fetched_at}
-        statement = db.insert_for(self.engine)(t).values(**values)
+        statement = database.insert_for(self.engine)(t).values(**values)
         changes = {name: t.c[name] + statement.excluded[name] for name in counts}
         if fetched_at is not None:
             changes["last_fetch_at"] = statement.excluded.last_fetch_at

@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy import Engine, exists, func, select
 
 from . import db
+from .core import database
 from .core.loops import BackgroundLoop
 from .partners import Partner, PartnerStore, render_partner_feed
 from .settings import Settings
@@ -95,7 +96,7 @@ class PushQueue:
         with self.engine.begin() as conn:
             ids = conn.execute(query).scalars().all()
             if ids:
-                conn.execute(db.insert_for(self.engine)(q).on_conflict_do_nothing(), [
+                conn.execute(database.insert_for(self.engine)(q).on_conflict_do_nothing(), [
                     {"partner_slug": partner.slug, "article_id": article_id, "delivery_id": uuid.uuid4().hex,
                      "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
                     for article_id in ids])

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from . import db
 from .bylines import Reporter
+from .core import database
 from .errors import StoreUnavailable
 from .model import Article, StoredArticle, UpsertCounts
 from .settings import Category, PartnerSettings, SourceSettings
@@ -269,7 +270,7 @@ class ArticleStore:
                 rows = [{**_article_values(x, known), "id": x.id, "identity": x.identity, "source_id": source_id,
                          "fetched_at": now, "changed_at": now, "revision": 1, "external_views": x.external_views}
                         for x in inserts]
-                result = conn.execute(db.insert_for(conn)(a).on_conflict_do_nothing(), rows)
+                result = conn.execute(database.insert_for(conn)(a).on_conflict_do_nothing(), rows)
                 if result.rowcount == len(rows):  # every one inserted: the rows are ours, as written
                     found.update({row["id"]: _Written(**{k: row[k] for k in _Written.__dataclass_fields__})
                                   for row in rows})
@@ -323,7 +324,7 @@ class ArticleStore:
                 conn.execute(a.update().where(a.c.id == bindparam("_id"))
                              .values(**{k: bindparam(k) for k in shape if k != "_id"}), rows)
             if sections:
-                conn.execute(db.insert_for(conn)(db.article_categories).on_conflict_do_nothing(), sections)
+                conn.execute(database.insert_for(conn)(db.article_categories).on_conflict_do_nothing(), sections)
             for slug, ids in earlier.items():
                 # The first section moves only ever earlier in the configuration's order, so that two writers
                 # adding sections at once end where one would: the earliest of all (PostgreSQL re-checks the
@@ -423,7 +424,7 @@ class ArticleStore:
     def _add_counts(self, table: Table, column: str, rows: list[dict[str, object]]) -> None:
         if not rows:
             return
-        statement = db.insert_for(self.engine)(table)
+        statement = database.insert_for(self.engine)(table)
         keys = [c.name for c in table.primary_key.columns]
         statement = statement.on_conflict_do_update(
             index_elements=keys, set_={column: getattr(table.c, column) + getattr(statement.excluded, column)})
@@ -456,7 +457,7 @@ class ArticleStore:
         """Every section's FeedVersion (by the sections its stories were published in) in one grouped query, and
         under None the version of all articles: a story seen in one more section moves that section's count."""
         a, ac = db.articles, db.article_categories
-        tag = db.UTCDateTime().process_result_value
+        tag = database.UTCDateTime().process_result_value
         by_section = (select(ac.c.category, func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at))
                       .join(a, a.c.id == ac.c.article_id).group_by(ac.c.category))
         everything = select(func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at))
@@ -482,7 +483,7 @@ class ArticleStore:
         if category is not None:
             query = query.where(_in_sections([category]))
         with self.engine.connect() as conn:
-            return db.UTCDateTime().process_result_value(conn.execute(query).scalar(), None)
+            return database.UTCDateTime().process_result_value(conn.execute(query).scalar(), None)
 
     def published_versions(self) -> dict[str, str]:
         with self.engine.connect() as conn:

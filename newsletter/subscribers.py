@@ -28,9 +28,16 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Engine, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from feeds.db import is_storable_id
+from feeds.core.database import is_storable_id
 
-from .db import consents, deliveries, editions, subscriber_editions, subscribers, suppressions
+from .db import (
+    consents,
+    deliveries,
+    editions,
+    subscriber_editions,
+    subscribers,
+    suppressions,
+)
 from .errors import LinkUsed, RateLimited, SubscriberError
 
 CONSENT_METHODS = ("form", "import", "admin")

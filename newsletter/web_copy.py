@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feeds.db import is_storable_id
+from feeds.core.database import is_storable_id
 
 from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, replace_markers
 from .deliveries import DeliveryStore

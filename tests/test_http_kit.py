@@ -17,7 +17,6 @@ from starlette.responses import Response
 from feeds.core import http as kit
 from feeds.core.errors import GazetteError
 from feeds.core.http import (
-    RateLimiter,
     accepts_gzip,
     admin_router,
     check_admin_token,
@@ -25,6 +24,7 @@ from feeds.core.http import (
     is_not_modified,
     representation_response,
 )
+from feeds.core.limits import RateLimiter
 from tests.conftest import Clock, InProcessClient
 
 TOKEN = "admin-token-0123456789"

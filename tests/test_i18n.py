@@ -32,7 +32,7 @@ BUILT = {
 # Words of files other helpers were rewriting when the catalogue came (feeds/web.py, newsletter/web.py): in the
 # catalogue already, the literals replaced after the merge. A key here must still be unused (so it leaves this set
 # as soon as the code uses it).
-AWAITING: set[str] = {"feed_missing", "archive_missing", "link_invalid"}
+AWAITING: set[str] = set()
 WORDS_METHODS = {"text", "count", "number", "date", "format", "get", "items", "keys", "values", "language"}
 
 

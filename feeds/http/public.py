@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from templates import CATALOGUE
+
 from ..core.http import Representation, representation_response
 from ..errors import StoreError, UnknownName
 from ..opml import build_opml, feed_links
@@ -85,7 +87,8 @@ class PublicPages:
         rendered = self._publisher.get(slug, fmt)
         if rendered is None:
             known = ", ".join(info.slug for info in self._publisher.feeds())
-            raise UnknownName(f"'{slug}.{fmt}' 피드는 없습니다. 있는 피드: {known} (형식: rss, atom, json)")
+            raise UnknownName(CATALOGUE.text(self._settings.site.language, "feed_missing", feed=f"{slug}.{fmt}",
+                                             known=known))
         hubs = self._settings.feeds.hubs
         links = {"hub": list(hubs), "self": [feed_url(self._settings, slug, fmt)]} if hubs else None
         return self._feed_answer(request, rendered, self._settings.feeds.max_age, links)
@@ -94,8 +97,7 @@ class PublicPages:
         slug, month = request.path_params["slug"], request.path_params["month"]
         rendered = self._publisher.archive(slug, month)
         if rendered is None:
-            raise UnknownName(f"'{slug}' 피드에는 {month} 보관 문서가 없습니다. 보관 문서는 지난 달까지, "
-                              f"YYYY-MM 형식입니다 (예: /feeds/{slug}/archive/2026-10.atom).")
+            raise UnknownName(CATALOGUE.text(self._settings.site.language, "archive_missing", slug=slug, month=month))
         return self._feed_answer(request, rendered, max(self._settings.feeds.max_age, ARCHIVE_MAX_AGE))
 
     def news_sitemap(self, request: Request) -> Response:
@@ -119,8 +121,7 @@ class PublicPages:
         destination = self._clicks.follow(request.path_params["token"], client_ip(request),
                                           request.headers.get("user-agent", ""))
         if destination is None:
-            raise UnknownName("이 링크는 올바르지 않거나 더 이상 쓸 수 없습니다." if self._settings.site.language == "ko"
-                              else "This link is not valid or no longer leads anywhere.")
+            raise UnknownName(CATALOGUE.text(self._settings.site.language, "link_invalid"))
         return RedirectResponse(destination, status_code=302, headers={"Cache-Control": "no-store"})
 
     async def livez(self, request: Request) -> Response:

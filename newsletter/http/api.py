@@ -15,8 +15,8 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from feeds.core.database import MAX_ID
 from feeds.core.http import RowId, admin_router, problems
-from feeds.db import MAX_ID
 
 from ..bounces import apply_event, parse_webhook
 from ..deliveries import DeliveryStore, EditionStats
