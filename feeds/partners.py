@@ -3,7 +3,7 @@
 Pure steps first: keys (random, shown once, kept only as SHA-256), the licence of a feed, the embargo, UTM
 parameters on every link, images left out on request, the attribution line with the canonical link back. Then
 `PartnerStore`, the partner tables: partners, keys, and daily usage (requests, 304s, bytes, distinct articles,
-clicks back). The push queue is `push.PushQueue`'s; HTTP is `partner_web`'s.
+clicks back). The push queue is `push.PushQueue`'s; the request's workflow is `syndication`'s, its HTTP `feeds.http.partners`'.
 """
 
 from __future__ import annotations

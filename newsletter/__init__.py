@@ -1,20 +1,7 @@
-"""The audience side of Gazette: subscribers, digests, mail rendering and delivery.
+"""The audience side of Gazette: subscribers and their consent, the subscription workflow, digest editions, mail
+composition and delivery, bounces.
 
-    db           subscribers, suppressions, editions, segments, deliveries: tables and migrations
-    subscribers  SubscriberStore: consent, pause, import, suppression, bounces, export, erasure
-    tokens       signed links per purpose, CSRF       messages    page and notice words, ko and en
-    web          subscribe / confirm / preferences / unsubscribe pages      limits  per-key rate limits
-    digest       what a subscriber's digest holds (pure)
-    compose      Digest -> HTML + text per segment -> each subscriber's MIME bytes
-    signing      DKIM (dkimpy)      transport   maildir:// and smtp(s):// behind one small interface
-    deliveries   DeliveryStore: editions, segments, delivery rows in batches
-    send         an edition run: segments, workers, rate limit, retries, resume    preview  dry runs
-    archive      "view in browser"  sharing     "email this article"   bounces   DSNs, complaints
-    api, cli     the admin API and the commands of this side
-
-May import `feeds`; `feeds` never imports this package. Errors: see `newsletter.errors`.
+Its domain modules stand on `feeds` (the content side and the shared layer `feeds.core`), its edges are
+`newsletter.http` and `newsletter.cli`, and `newsletter.components` builds the whole object graph. `feeds` never
+imports this package. The module table is in docs/architecture.md; the errors are in `newsletter.errors`.
 """
-
-from .errors import DeliveryError, NewsletterError, SubscriberError
-
-__all__ = ["DeliveryError", "NewsletterError", "SubscriberError"]

@@ -29,9 +29,8 @@ BUILT = {
     't[f"{kind}_body"]': {"confirm_body", "manage_body"},  # the other notices pass their own body
     't[f"ads_{change}_body"]': {"ads_granted_body", "ads_withdrawn_body"},
 }
-# Words of files other helpers were rewriting when the catalogue came (feeds/web.py, newsletter/web.py): in the
-# catalogue already, the literals replaced after the merge. A key here must still be unused (so it leaves this set
-# as soon as the code uses it).
+# Words put in the catalogue before the code that shows them (none now). A key here must still be unused, so it
+# leaves this set as soon as the code uses it.
 AWAITING: set[str] = set()
 WORDS_METHODS = {"text", "count", "number", "date", "format", "get", "items", "keys", "values", "language"}
 

@@ -1,10 +1,12 @@
 """The one exception tree. Every error Gazette raises on purpose descends from `GazetteError` and carries the HTTP
 status it means, so the web layer maps errors to responses in one place (`feeds.core.http`) and the CLI maps them to
-exit codes in one place (`service.py`):
+exit codes in one place (`feeds.core.commands.GazetteGroup`):
 
     GazetteError                 500 unless a child says otherwise
      ├── ConfigError             a bad configuration file or environment override (key + reason); exit code 2
-     ├── feeds.errors.FeedsError     the content side's root (fetch, parse, store, partners, scheduling)
+     ├── Invalid                 422: a request's values are not acceptable, whatever is stored
+     ├── feeds.core.scheduling.SchedulerError   the scheduler could not start or a job went astray
+     ├── feeds.errors.FeedsError     the content side's root (fetch, parse, store, partners)
      └── newsletter.errors.NewsletterError   the audience side's root (subscribers, links, delivery)
 """
 
@@ -28,25 +30,7 @@ class ConfigError(GazetteError):
         self.reason = reason
 
 
-class NotFound(GazetteError):
-    """What was asked for does not exist (an unknown id, slug or name)."""
-
-    status = 404
-
-
-class Conflict(GazetteError):
-    """The request clashes with what exists (a name taken, a state that does not allow it)."""
-
-    status = 409
-
-
 class Invalid(GazetteError):
     """The request's values are not acceptable, whatever the stored state."""
 
     status = 422
-
-
-class Unavailable(GazetteError):
-    """A part Gazette depends on (the database, a relay) cannot answer now; trying later may work."""
-
-    status = 503
