@@ -18,9 +18,9 @@ from click.testing import CliRunner
 from feeds.core.commands import GazetteGroup
 from feeds.errors import UnknownName
 from feeds.jobs import ingest_jobs
-from feeds.settings import Settings, load_settings
 from newsletter.errors import DeliveryError, UnknownEdition
 from newsletter.jobs import DIGEST_MISFIRE_GRACE, RECONFIRM_EVERY, AudienceJobs
+from newsletter.settings import Settings, load_settings
 from tests.conftest import write_config
 
 SEOUL = ZoneInfo("Asia/Seoul")
