@@ -16,11 +16,17 @@ import click
 
 from . import db
 from .core import database
-from .core.commands import components_of, config_option, duration_text, local_time, redacted
+from .core.commands import (
+    components_of,
+    config_option,
+    duration_text,
+    local_time,
+    redacted,
+)
 from .core.errors import ConfigError
+from .readership import read_views_csv
 from .settings import build_partner
 from .store import HEALTHY, source_health
-from .views import read_views_csv
 
 
 def print_check(components: Any) -> None:

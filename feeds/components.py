@@ -25,18 +25,32 @@ from . import db
 from .core import database
 from .core.clock import Clock, utc_now
 from .core.errors import GazetteError
-from .core.scheduling import SCHEDULER_LEASE, Lease, RunLog, SchedulerRunner, TaskSpec, build_scheduler, holder_id
+from .core.scheduling import (
+    SCHEDULER_LEASE,
+    Lease,
+    RunLog,
+    SchedulerRunner,
+    TaskSpec,
+    build_scheduler,
+    holder_id,
+)
 from .errors import UnknownName
 from .fetch import HostLimiter, HttpFetcher
-from .ingest import IngestPolicy, IngestResult, ignore_interrupts, ingest_all, ingest_source
+from .ingest import (
+    IngestPolicy,
+    IngestResult,
+    ignore_interrupts,
+    ingest_all,
+    ingest_source,
+)
 from .jobs import ingest_jobs
 from .normalise import TRACKING_PARAMETERS
 from .partners import PartnerStore
 from .publish import FeedPublisher
 from .push import PushQueue
+from .readership import KnownArticles, Redirects, ViewCounter, ViewRules
 from .settings import Settings, SourceSettings
 from .store import ArticleStore
-from .views import KnownArticles, Redirects, ViewCounter, ViewRules
 
 
 class SchemaNotCurrent(GazetteError):

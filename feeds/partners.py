@@ -29,10 +29,10 @@ from .core import database
 from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
 from .publish import EPOCH
+from .readership import Redirects, with_query
 from .render import FeedDoc, FeedItem, item_id, render
 from .settings import PartnerSettings, Settings
 from .store import hash_key
-from .views import Redirects, with_query
 
 KEY_PREFIX = "gzp_"
 CONFIG_KEY_LABEL = "config"  # keys written in the file: replaced when the file's key changes

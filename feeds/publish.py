@@ -23,6 +23,7 @@ from templates import CATALOGUE
 
 from .core.loops import BackgroundLoop
 from .model import StoredArticle
+from .readership import most_viewed
 from .render import (
     CONTENT_TYPES,
     FORMATS,
@@ -34,7 +35,6 @@ from .render import (
 )
 from .settings import Settings
 from .store import ArticleStore, FeedVersion
-from .views import most_viewed
 
 log = logging.getLogger(__name__)
 

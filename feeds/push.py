@@ -26,9 +26,9 @@ from . import db
 from .core import database
 from .core.loops import BackgroundLoop
 from .partners import Partner, PartnerStore, render_partner_feed
+from .readership import Redirects
 from .settings import Settings
 from .store import ArticleStore
-from .views import Redirects
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,19 @@ from typing import Callable, Literal, Mapping, Sequence
 
 from .core.errors import ConfigError, Invalid
 from .model import StoredArticle
-from .partners import FeedScope, KeyInfo, Partner, PartnerStore, feed_scope, render_partner_feed
+from .partners import (
+    FeedScope,
+    KeyInfo,
+    Partner,
+    PartnerStore,
+    feed_scope,
+    render_partner_feed,
+)
 from .publish import EPOCH, Rendered, rendered_bytes
+from .readership import Redirects
 from .render import FORMATS
 from .settings import Settings, build_partner
 from .store import ArticleStore
-from .views import Redirects
 
 CACHE_LIMIT = 512
 # (partner, its rate limit a minute) -> 0 when the request may go ahead, else the whole seconds until it may:

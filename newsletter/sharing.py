@@ -22,16 +22,15 @@ from typing import Callable
 
 from jinja2 import Environment
 
-from .settings import Settings
+from feeds.core.limits import RateLimiter
+from feeds.readership import Redirects
 from feeds.store import ArticleStore
-from feeds.views import Redirects
 
 from .compose import build_message, message_id, render_notice, sender_domain
 from .errors import DeliveryError, SubscriberError
-from feeds.core.limits import RateLimiter
-
 from .messages import TEXT
 from .notices import send_one
+from .settings import Settings
 from .signing import DkimSigner
 from .subscribers import SubscriberStore, normalise_email
 from .transport import Transport

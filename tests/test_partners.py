@@ -20,13 +20,22 @@ import httpx
 import pytest
 
 from feeds.core.errors import ConfigError
+from feeds.core.limits import RateLimiter
 from feeds.partners import PartnerStore, feed_scope, syndicate_html, utm_for
 from feeds.push import PushPolicy, PushQueue, PushWorker, backoff
+from feeds.readership import Redirects
 from feeds.settings import build_partner
 from newsletter.settings import load_settings
-from feeds.views import Redirects
-from feeds.core.limits import RateLimiter
-from tests.conftest import NOW, ROOT, Clock, InProcessClient, free_port, gazette_command, wait_healthy, write_config
+from tests.conftest import (
+    NOW,
+    ROOT,
+    Clock,
+    InProcessClient,
+    free_port,
+    gazette_command,
+    wait_healthy,
+    write_config,
+)
 from tests.test_store import make_article
 
 BROWSER = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36"

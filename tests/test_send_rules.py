@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feeds.core.scheduling import Lease
+from feeds.readership import Redirects
 from feeds.store import ArticleStore
-from feeds.views import Redirects
 from newsletter import edition_run
 from newsletter.deliveries import DeliveryStore
 from newsletter.errors import DeliveryError

@@ -12,9 +12,23 @@ import pytest
 import sqlalchemy as sa
 
 from feeds import db
+from feeds.readership import (
+    TRANSPARENT_GIF,
+    WINDOWS,
+    Redirects,
+    ViewCounter,
+    ViewRules,
+    most_viewed,
+)
 from newsletter.settings import load_settings
-from feeds.views import TRANSPARENT_GIF, WINDOWS, Redirects, ViewCounter, ViewRules, most_viewed
-from tests.conftest import NOW, ServerThread, free_port, gazette_command, wait_healthy, write_config
+from tests.conftest import (
+    NOW,
+    ServerThread,
+    free_port,
+    gazette_command,
+    wait_healthy,
+    write_config,
+)
 from tests.test_store import make_article
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"

@@ -25,10 +25,10 @@ from ..metrics import Figures
 from ..partners import PartnerStore
 from ..publish import FeedPublisher
 from ..push import PushQueue
+from ..readership import Clicks, Redirects, ViewCounter
 from ..settings import Settings
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
-from ..views import Clicks, Redirects, ViewCounter
 from .api import PartnersApi, SourcesApi
 from .fastpath import FeedFastPath
 from .guard import RequestGuard

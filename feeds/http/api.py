@@ -18,10 +18,10 @@ from ..core.http import RowId, admin_router, problems
 from ..errors import UnknownName
 from ..partners import Partner, PartnerStore
 from ..push import PushQueue
+from ..readership import WINDOWS, most_viewed
 from ..settings import Settings
 from ..store import ArticleStore, source_health
 from ..syndication import register_partner
-from ..views import WINDOWS, most_viewed
 
 
 class SourceHealth(BaseModel):

@@ -24,9 +24,9 @@ from ..core.http import Representation, representation_response
 from ..errors import StoreError, UnknownName
 from ..opml import build_opml, feed_links
 from ..publish import FeedPublisher, feed_url
+from ..readership import TRANSPARENT_GIF, Clicks, ViewCounter
 from ..settings import Settings
 from ..store import ArticleStore
-from ..views import TRANSPARENT_GIF, Clicks, ViewCounter
 
 ARCHIVE_MAX_AGE = 86400  # a finished month never changes: caches may keep it for a day at least
 

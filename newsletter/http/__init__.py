@@ -20,11 +20,11 @@ from fastapi import APIRouter
 from jinja2 import Environment
 from starlette.routing import BaseRoute
 
+from feeds.core.limits import RateLimiter
+from feeds.readership import Redirects
 from feeds.store import ArticleStore
-from feeds.views import Redirects
 
 from ..deliveries import DeliveryStore
-from feeds.core.limits import RateLimiter
 from ..notices import Notices
 from ..settings import Settings
 from ..sharing import Sharing

@@ -1,4 +1,5 @@
-"""Counting views honestly and cheaply, and the signed redirects that count clicks.
+"""Who read what: views counted honestly and cheaply, the signed redirects that count clicks, and the most viewed.
+(Named for what it counts: "views" here are page views of articles, not HTTP views, which live in `feeds.http`.)
 
 `ViewCounter.record()` decides whether a beacon hit counts: not a crawler (crawlerdetect's maintained list, matched
 in bounded time by `agents.CrawlerCheck`), an article we know, a visitor not already counted for that article in the last `dedupe` window, and an IP
