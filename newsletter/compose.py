@@ -46,10 +46,11 @@ from .settings import MailSettings
 EDITION_LABELS = {"daily": "digest_label_daily", "weekly": "digest_label_weekly"}
 
 # Filled in per subscriber. Plain ASCII words that survive escaping, CSS inlining and URL attributes unchanged.
-EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE = ("GZXEMAILX", "GZXNAMEX", "GZXUNSUBSCRIBEX", "GZXPREFERENCESX",
-                                                  "GZXARCHIVEX")
+# The web copy's marker keeps its old text: segments stored in the database before the rename contain it.
+EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, WEB_COPY = ("GZXEMAILX", "GZXNAMEX", "GZXUNSUBSCRIBEX", "GZXPREFERENCESX",
+                                                   "GZXARCHIVEX")
 
-_MARKERS = re.compile(f"({EMAIL}|{NAME}|{UNSUBSCRIBE}|{PREFERENCES}|{ARCHIVE})")
+_MARKERS = re.compile(f"({EMAIL}|{NAME}|{UNSUBSCRIBE}|{PREFERENCES}|{WEB_COPY})")
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
@@ -141,7 +142,7 @@ class Recipient:
     message_id: str
     unsubscribe_url: str
     preferences_url: str
-    archive_url: str
+    web_copy_url: str
 
 
 def edition_label(edition: str, language: str) -> str:
@@ -180,7 +181,7 @@ def render_digest(env: Environment, settings: SiteAndMail, digest: Digest, *, la
     context: dict[str, Any] = {
         "site": settings.site, "mail": settings.mail, "digest": digest, "language": language, "label": label,
         "date_text": date_text, "subject": subject, "tz": zone, "link": link, "preheader": " · ".join(first),
-        "email": EMAIL, "unsubscribe_url": UNSUBSCRIBE, "preferences_url": PREFERENCES, "archive_url": ARCHIVE,
+        "email": EMAIL, "unsubscribe_url": UNSUBSCRIBE, "preferences_url": PREFERENCES, "web_copy_url": WEB_COPY,
         "has_ads": has_ads,
     }
     html = _INLINER.inline(env.get_template("email/digest.html").render(**context))
@@ -219,7 +220,7 @@ def personalise(template: MailTemplate, recipient: Recipient, *, now: datetime, 
     """One subscriber's message as wire bytes (CRLF line ends), ready to sign and send."""
     name = header_text(recipient.name, limit=100)
     fills = {EMAIL: recipient.email, NAME: name, UNSUBSCRIBE: recipient.unsubscribe_url,
-             PREFERENCES: recipient.preferences_url, ARCHIVE: recipient.archive_url}
+             PREFERENCES: recipient.preferences_url, WEB_COPY: recipient.web_copy_url}
     text_values = {marker: value.encode("utf-8") for marker, value in fills.items()}
     html_values = {marker: html_escape.escape(value).encode("utf-8") for marker, value in fills.items()}
     token = recipient.unsubscribe_url.rsplit("/", 1)[-1]

@@ -45,4 +45,4 @@ class Links:
 
     def web_copy(self, edition_id: int, segment_id: int) -> str:
         """A digest's "view in browser" page: one per segment, naming no reader."""
-        return f"{self.base_url}/archive/{edition_id}/{self.tokens.for_archive(edition_id, segment_id)}"
+        return f"{self.base_url}/archive/{edition_id}/{self.tokens.for_web_copy(edition_id, segment_id)}"

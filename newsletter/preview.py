@@ -9,12 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from .settings import EditionSettings
-
-from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, digest_subject, replace_markers
+from .compose import (
+    EMAIL,
+    NAME,
+    PREFERENCES,
+    UNSUBSCRIBE,
+    WEB_COPY,
+    digest_subject,
+    replace_markers,
+)
 from .edition_run import EditionRun
-from .segments import (digest_of, group_segments, message_bytes, most_viewed_of, outgoing, readers_of,
-                       render_segment, segment_mail)
+from .segments import (
+    digest_of,
+    group_segments,
+    message_bytes,
+    most_viewed_of,
+    outgoing,
+    readers_of,
+    render_segment,
+    segment_mail,
+)
+from .settings import EditionSettings
 from .subscribers import Subscriber, normalise_email
 
 
@@ -40,7 +55,7 @@ def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Ed
                                                    run=run), run, attempts=0)
     recipient = message.recipient
     values = {EMAIL: recipient.email, NAME: recipient.name or "", UNSUBSCRIBE: recipient.unsubscribe_url,
-              PREFERENCES: recipient.preferences_url, ARCHIVE: recipient.archive_url}
+              PREFERENCES: recipient.preferences_url, WEB_COPY: recipient.web_copy_url}
     return {"html": replace_markers(rendered.html, values), "text": replace_markers(rendered.text, values, escape=str),
             "eml": message_bytes(message, run).replace(b"\r\n", b"\n")}
 

@@ -163,7 +163,7 @@ def outgoing(subscriber: Subscriber, edition_id: int, mail: SegmentMail, run: Ed
     links = run.links.for_reader(subscriber.public_id)
     recipient = Recipient(email=subscriber.email, name=subscriber.name,
                           message_id=message_id(mail.template.domain, tag), unsubscribe_url=links.unsubscribe,
-                          preferences_url=links.preferences, archive_url=mail.web_copy_url)
+                          preferences_url=links.preferences, web_copy_url=mail.web_copy_url)
     return Outgoing(subscriber.id, subscriber.email, mail.template, recipient, attempts, run.tags.envelope_from(tag))
 
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+)
 
 from feeds.core.clock import utc_now
 
@@ -98,11 +103,12 @@ class Tokens:
             return LinkOwner(subscriber_id=subscriber_id, email=email)
         raise TokenError("invalid", purpose)
 
-    # The archive ("view in browser"): an edition's segment, shown without anybody's links.
-    def for_archive(self, edition_id: int, segment_id: int) -> str:
+    # The web copy ("view in browser"): an edition's segment, shown without anybody's links. The purpose string stays
+    # "archive", its name when mails already sent were signed: their links must keep working.
+    def for_web_copy(self, edition_id: int, segment_id: int) -> str:
         return self.make("archive", {"d": edition_id, "g": segment_id})
 
-    def archive_of(self, token: str) -> tuple[int, int]:
+    def web_copy_of(self, token: str) -> tuple[int, int]:
         payload = self.read("archive", token)
         edition_id, segment_id = payload.get("d"), payload.get("g")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in (edition_id, segment_id)):

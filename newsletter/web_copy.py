@@ -3,7 +3,7 @@
 The page is the segment's stored HTML, so it is what its readers were sent, without a copy per reader; but it
 shows nobody's address or links: a digest is forwarded, and whoever opens a forwarded link must not be able to
 change or cancel the subscription. Where the mail had the reader's own links, the page links to /link, where a
-reader gets theirs by mail. The token names the edition's segment only (`Tokens.for_archive`); links made before
+reader gets theirs by mail. The token names the edition's segment only (`Tokens.for_web_copy`); links made before
 that carried the reader's preferences token, and are still read (their delivery row says which segment) until
 they expire, to the same page.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from feeds.core.database import is_storable_id
 
-from .compose import ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, replace_markers
+from .compose import EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, WEB_COPY, replace_markers
 from .deliveries import DeliveryStore
 from .errors import TokenError
 from .messages import TEXT
@@ -55,14 +55,14 @@ class WebCopies:
         base = self.base_url
         return WebCopy(replace_markers(mail.html, {EMAIL: TEXT[language if language in TEXT else "ko"]["address_hidden"],
                                         NAME: "", UNSUBSCRIBE: f"{base}/link", PREFERENCES: f"{base}/link",
-                                        ARCHIVE: f"{base}/archive/{edition_id}/{token}"}))
+                                        WEB_COPY: f"{base}/archive/{edition_id}/{token}"}))
 
     def _segment_of(self, token: str, edition_id: int) -> int | None:
         """The segment a web-copy token names, or (a link made before those tokens) the one the reader got."""
         if not is_storable_id(edition_id):
             return None
         try:
-            token_edition, segment_id = self.tokens.archive_of(token)
+            token_edition, segment_id = self.tokens.web_copy_of(token)
         except TokenError as exc:
             if exc.reason == "expired":
                 raise

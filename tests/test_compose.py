@@ -20,10 +20,20 @@ from jinja2 import Environment
 
 import templates
 from feeds.model import StoredArticle
-from newsletter.settings import load_settings
-from newsletter.compose import (ARCHIVE, EMAIL, NAME, PREFERENCES, UNSUBSCRIBE, Base64Body, Recipient, make_template,
-                                personalise, render_digest)
+from newsletter.compose import (
+    EMAIL,
+    NAME,
+    PREFERENCES,
+    UNSUBSCRIBE,
+    WEB_COPY,
+    Base64Body,
+    Recipient,
+    make_template,
+    personalise,
+    render_digest,
+)
 from newsletter.digest import build_digest
+from newsletter.settings import load_settings
 from tests.conftest import DATA, NOW, write_config
 
 GOLDEN = DATA / "mail"
@@ -57,7 +67,7 @@ def digest():  # type: ignore[no-untyped-def]
 RECIPIENT = Recipient(email="kim+news@example.com", name="김독자", message_id="<d1-7-0123456789abcdef@example.com>",
                       unsubscribe_url="https://news.example.com/unsubscribe/TOKEN-U",
                       preferences_url="https://news.example.com/preferences/TOKEN-P",
-                      archive_url="https://news.example.com/archive/1/TOKEN-A")
+                      web_copy_url="https://news.example.com/archive/1/TOKEN-A")
 
 
 @pytest.mark.parametrize("language", ["ko", "en"])
@@ -94,13 +104,13 @@ def test_subject_and_names_are_encoded_right(settings) -> None:  # type: ignore[
     assert message["From"].addresses[0].display_name == "한빛일보"
 
 
-MARKER_TEXT = st.lists(st.one_of(st.text(max_size=40), st.sampled_from([EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE])),
+MARKER_TEXT = st.lists(st.one_of(st.text(max_size=40), st.sampled_from([EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, WEB_COPY])),
                        max_size=12).map("".join)
 
 
 @given(text=MARKER_TEXT, values=st.lists(st.text(max_size=30), min_size=5, max_size=5))
 def test_base64_body_is_the_base64_of_the_filled_text(text: str, values: list[str]) -> None:
-    fills = dict(zip((EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, ARCHIVE), values))
+    fills = dict(zip((EMAIL, NAME, UNSUBSCRIBE, PREFERENCES, WEB_COPY), values))
     encoded = Base64Body.of(text).encode({k: v.encode("utf-8") for k, v in fills.items()})
     expected = text
     for marker, value in fills.items():

@@ -243,7 +243,7 @@ def test_a_readers_links_name_them_by_public_id_only() -> None:
         assert tokens.subscriber_of(purpose, url.removeprefix(prefix)).public_id == "pub-1"
     web_copy = links.web_copy(12, 34)
     assert web_copy.startswith("https://news.example.com/archive/12/")
-    assert tokens.archive_of(web_copy.rsplit("/", 1)[1]) == (12, 34)  # the segment, nobody's id
+    assert tokens.web_copy_of(web_copy.rsplit("/", 1)[1]) == (12, 34)  # the segment, nobody's id
     confirm = links.confirmation("pub-1", "nonce", Choices(categories=("politics",), editions=("daily",),
                                                            timezone="Asia/Kolkata", ads=True), "en", agreed=False)
     assert tokens.read("confirm", confirm.removeprefix("https://news.example.com/confirm/")) == {

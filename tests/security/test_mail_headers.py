@@ -112,7 +112,7 @@ def test_every_trick_in_every_header_of_a_digest(tmp_path: Path, trick: str) -> 
     raw = personalise(template, Recipient(email="kim@example.com", name=value, message_id="<d1-1-0@example.com>",
                                           unsubscribe_url="https://news.example.com/unsubscribe/t",
                                           preferences_url="https://news.example.com/preferences/t",
-                                          archive_url="https://news.example.com/archive/1/t"),
+                                          web_copy_url="https://news.example.com/archive/1/t"),
                       now=NOW, unsubscribe_address="unsubscribe@example.com")
     check_message(raw, headers=DIGEST_HEADERS, recipient="kim@example.com")
     assert decoded(raw, "Subject") == visible(value, 998)

@@ -21,7 +21,7 @@ def reader(gazette: Gazette):  # type: ignore[no-untyped-def]
 def test_a_token_opens_only_its_own_purpose(gazette: Gazette, made_for: str, used_on: str) -> None:
     kim = reader(gazette)
     tokens = gazette.services.tokens
-    token = {"archive": tokens.for_archive(1, 1), "confirm": tokens.make("confirm", {"p": kim.public_id}),
+    token = {"archive": tokens.for_web_copy(1, 1), "confirm": tokens.make("confirm", {"p": kim.public_id}),
              "consent": tokens.for_subscriber("consent", kim.public_id), "csrf": tokens.csrf_field("x")}[made_for]
     if made_for == used_on:
         return
