@@ -42,14 +42,11 @@ class StoreCollector(Collector):
 
 def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> list[Metric]:
     limit = settings.fetch.failure_limit
-    configured = {s.name for s in settings.sources}
     by_status: dict[str, int] = {"ok": 0, "new": 0, "failing": 0, "unhealthy": 0, "disabled": 0}
     failures: list[tuple[Sequence[str], float]] = []
     skipped: list[tuple[Sequence[str], float]] = []
     last_success: list[tuple[Sequence[str], float]] = []
-    for state in store.sources():
-        if state.name not in configured:
-            continue
+    for state in store.sources(settings.sources):
         by_status[source_health(state, limit)] += 1
         failures.append(([state.name], state.consecutive_failures))
         skipped.append(([state.name], state.skipped_items))

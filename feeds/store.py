@@ -179,9 +179,15 @@ class ArticleStore:
             row = conn.execute(select(db.sources).where(db.sources.c.name == name)).first()
         return _source_state(row) if row else None
 
-    def sources(self) -> list[SourceState]:
+    def sources(self, configured: Sequence[SourceSettings] | None = None) -> list[SourceState]:
+        """Every source's state by name; with `configured`, only theirs (a source removed from the configuration keeps
+        its row and its articles, but no longer has a health to report)."""
         with self.engine.connect() as conn:
-            return [_source_state(r) for r in conn.execute(select(db.sources).order_by(db.sources.c.name))]
+            states = [_source_state(r) for r in conn.execute(select(db.sources).order_by(db.sources.c.name))]
+        if configured is None:
+            return states
+        names = {source.name for source in configured}
+        return [state for state in states if state.name in names]
 
     def record_success(self, source_id: int, *, etag: str | None, last_modified: str | None, now: datetime,
                        next_check_at: datetime, body_hash: str | None = None, moved_to: str | None = None,

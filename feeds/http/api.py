@@ -72,11 +72,8 @@ class SourcesApi:
         return api
 
     def sources(self) -> list[SourceHealth]:
-        configured = {s.name for s in self._settings.sources}
         out = []
-        for state in self._store.sources():
-            if state.name not in configured:
-                continue  # removed from the configuration; its articles stay
+        for state in self._store.sources(self._settings.sources):
             out.append(SourceHealth(status=source_health(state, self._settings.fetch.failure_limit),
                                     **{k: getattr(state, k) for k in SourceHealth.model_fields if k != "status"}))
         return out
