@@ -129,21 +129,7 @@ class Added:
     subscriber: Subscriber | None
 
 
-@dataclass(frozen=True)
-class PageLinks:
-    """The signed links of one subscriber."""
-
-    preferences: str
-    unsubscribe: str
-
-
 # --- pure steps ---------------------------------------------------------------------------------------------
-
-def links_for(base_url: str, tokens: Tokens, subscriber: Subscriber) -> PageLinks:
-    """The reader's own preferences and unsubscribe links, naming them by their opaque id only."""
-    return PageLinks(preferences=f"{base_url}/preferences/{tokens.for_subscriber('preferences', subscriber.public_id)}",
-                     unsubscribe=f"{base_url}/unsubscribe/{tokens.for_subscriber('unsubscribe', subscriber.public_id)}")
-
 
 def ip_hash(signing_key: str, ip: str) -> str:
     """A keyed hash of the client IP: enough to show consent came from one place, useless to find the person."""

@@ -19,9 +19,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
 from feeds import db
-from newsletter.settings import Settings, load_settings
 from newsletter.errors import DeliveryError, SubscriberError
+from newsletter.links import Links
 from newsletter.notices import Notices, consent_words
+from newsletter.settings import Settings, load_settings
 from newsletter.subscribers import Subscriber, SubscriberStore
 from newsletter.subscription import (
     Added,
@@ -36,7 +37,6 @@ from newsletter.subscription import (
     TooMany,
     Unsubscribed,
     ip_hash,
-    links_for,
     read_choices,
 )
 from newsletter.tokens import Tokens
@@ -150,7 +150,7 @@ def test_subscribe_confirm_preferences_unsubscribe_resubscribe(world: World, clo
         ("ads", True, "form", words.ads_text, ip_hash(world.settings.signing_key, IP))]
     assert len(world.outbox.to("reader@example.com")) == 2  # the confirmation, then the consent's result
 
-    links = links_for(world.settings.site.base_url, world.tokens, reader)
+    links = Links(world.settings.site.base_url, world.tokens).for_reader(reader.public_id)
     found = flow.reader_of("preferences", links.preferences.rsplit("/", 1)[1])
     assert found == reader
     saved = flow.save_preferences(reader, ChoicesForm(categories=("politics", "economy"), editions=("daily",),

@@ -22,6 +22,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from feeds.core.limits import RateLimiter
+
+from ..links import Links, ReaderLinks
 from ..messages import TEXT, TIMEZONES, pick_language
 from ..notices import has_ad_editions
 from ..settings import Settings
@@ -33,13 +35,11 @@ from ..subscription import (
     LinkProblem,
     MailFailed,
     MailSent,
-    PageLinks,
     Refused,
     SignUp,
     Subscription,
     TooMany,
     ip_hash,
-    links_for,
 )
 from ..timing import ZONE_NAMES
 from ..tokens import Tokens
@@ -281,8 +281,8 @@ class SubscriptionPages:
         return pick_language(request.query_params.get("lang"), subscriber.language if subscriber else None,
                              self.settings.site.language)
 
-    def links(self, subscriber: Subscriber) -> PageLinks:
-        return links_for(self.settings.site.base_url, self.tokens, subscriber)
+    def links(self, subscriber: Subscriber) -> ReaderLinks:
+        return Links(self.settings.site.base_url, self.tokens).for_reader(subscriber.public_id)
 
     def is_csrf_ok(self, request: Request, form: Any) -> bool:
         return self.tokens.is_csrf_valid(request.cookies.get(CSRF_COOKIE), form.get("csrf"))
