@@ -157,3 +157,32 @@ def test_db_upgrade_brings_a_database_from_before_the_split_up(tmp_path: Path) -
 
     assert upgrade() == f"database at revision {heads} (was 0011)"
     assert upgrade() == f"database at revision {heads}"
+
+
+def test_a_database_from_before_the_split_serves_after_the_upgrade(tmp_path: Path) -> None:
+    """What an operator does on the day: `db upgrade` on yesterday's database, then serve. Its article is in the feed,
+    its reader in the admin API, its edition run in the report; nothing was lost or needs doing by hand."""
+    import service
+    from newsletter.settings import load_settings
+    from tests.conftest import InProcessClient
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = db.make_engine(url)
+    db.upgrade_legacy(engine)
+    fill_legacy(engine, "0011")
+    migrate(engine)
+    engine.dispose()
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=url,
+                                          extra='[admin]\ntoken = "admin-token-0123456789"\n'), environ={})
+    components = service.Components(settings)
+    components.prepare_database(migrate=False)  # the schema is current: serving needs no more migrating
+    admin = {"Authorization": "Bearer admin-token-0123456789"}
+    with InProcessClient(service.create_app(components)) as client:
+        assert client.get("/healthz").json()["status"] == "ok"
+        feed = client.get("/feeds/all.rss")
+        assert feed.status_code == 200 and "기사" in feed.text
+        readers = client.get("/api/subscribers", headers=admin).json()
+        assert [(r["email"], r["status"]) for r in readers["subscribers"]] == [("Reader@example.com", "confirmed")]
+        runs = client.get("/api/editions", headers=admin).json()
+        assert [(r["name"], r["sent"]) for r in runs] == [("daily", 1)]
+    components.close()
