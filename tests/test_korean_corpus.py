@@ -148,7 +148,8 @@ def test_every_feed_builds_and_serves_whatever_the_store_holds(corpus: korean_co
 
 @pytest.mark.slow
 def test_ingest_exits_cleanly_with_its_parse_processes(corpus: korean_corpus.Corpus, tmp_path: Path) -> None:
-    """`gazette ingest` with a parse pool, run to its end and stopped with SIGTERM halfway: no traceback either way."""
+    """`gazette ingest` with a parse pool, run to its end and stopped with SIGTERM halfway: no traceback either way.
+    A real process: the point is how it and its parse processes end."""
     import signal
     import subprocess
 

@@ -91,6 +91,7 @@ def _runs(engine: sa.Engine) -> list[sa.Row]:
 
 @pytest.mark.slow
 def test_two_serve_processes_run_each_job_once_and_take_over(tmp_path: Path, database_url: str) -> None:
+    """Real `gazette serve` processes: the point is two processes sharing one database, and a SIGKILL."""
     config = write_config(tmp_path / "gazette.toml", database_url=database_url, lease_ttl="2s", extra=f"""
         [[sources]]
         name = "wire"
