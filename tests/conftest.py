@@ -355,7 +355,7 @@ class ServerThread:
             assert self.thread.is_alive(), "test server stopped before it started"
             return self.server.started
 
-        wait_until(started, 30, message="test server did not start")
+        wait_until(started, 30, message="test server did not start")  # 30 s: a loaded two-core machine
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -47,19 +47,22 @@ def test_killed_sender_resumes_without_losing_or_doubling(tmp_path, clock, smtp_
     assert services.subscribers.import_csv(text, known_categories=["economy"], now=clock(), confirmed=True).added == RECIPIENTS
     args = ["--config", str(config), "digest", "send", "daily", "--at", NOW.isoformat()]
 
-    kills = 0
-    # Each run is killed once it has sent this many messages (0.4, 0.6, 0.3 and 0.5 s of sending at 100 a second):
-    # counted, not timed, so a slow start on a loaded machine still ends mid-edition.
-    for sent_before_kill in (40, 60, 30, 50):
+    def kill_after(sent_before_kill: int) -> bool:
+        """Start a sender and SIGKILL it once it has sent this many messages; whether it was still running."""
         process = subprocess.Popen(gazette_command() + args, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         start_count = len(recorder.messages)
         wait_until(lambda: len(recorder.messages) >= start_count + sent_before_kill or process.poll() is not None,
                    60, message="the sender neither sent nor ended")
-        if process.poll() is None:
+        killed = process.poll() is None
+        if killed:
             process.send_signal(signal.SIGKILL)
-            kills += 1
         process.wait()  # reaped: its edition lease can be taken over at once
+        return killed
+
+    # Each run is killed once it has sent this many messages (0.4, 0.6, 0.3 and 0.5 s of sending at 100 a second):
+    # counted, not timed, so a slow start on a loaded machine still ends mid-edition.
+    kills = sum(kill_after(n) for n in (40, 60, 30, 50))
     assert kills == KILLS, "each run was killed mid-edition"
     assert len({r for _, rcpts, _ in recorder.messages for r in rcpts}) < RECIPIENTS, "the kills came before the end"
 
