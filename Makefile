@@ -44,8 +44,9 @@ test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum spamassassin >/dev/null; \
 	else echo "chromium, fonts-nanum or spamassassin missing and not root: those tests will skip and say why"; fi
 
+# The suite in one worker per core (pytest-xdist); tests marked `alone` (they measure time) run while no other does.
 test: $(VENV)/.installed-test test-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -36,7 +36,6 @@ from newsletter.components import Components
 from newsletter.metrics import audience_metrics
 from newsletter.settings import Settings, load_settings
 
-Services = Components  # the old name, while its callers (the tests) move over
 
 
 def create_app(services: Components, runner: SchedulerRunner | None = None) -> FastAPI:

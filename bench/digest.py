@@ -5,9 +5,9 @@ smtp-sink on loopback, against smtplib re-sending one pre-built digest in the sa
                                      [--rounds 1] [--ceiling] [--dkim 5000] [--dkim-concurrency 2] [--profile]
 
 For each --concurrency N (GAZETTE_MAIL_CONCURRENCY, and as many smtplib threads for the baseline):
-  (a) personalised end-to-end msg/s: `Services.send("daily", at, everyone=True)` in a child process on a fresh copy
+  (a) personalised end-to-end msg/s: `Components.send("daily", at, everyone=True)` in a child process on a fresh copy
       of the seeded SQLite database (segments, rendering, per-subscriber links, delivery rows, SMTP);
-  (b) the baseline: smtplib re-sending the median-sized real digest (from `Services.preview`) over N reused
+  (b) the baseline: smtplib re-sending the median-sized real digest (from `Components.preview`) over N reused
       connections for --baseline-seconds. Goals: (a) >= 90 % of (b), and >= 1,100 msg/s;
   (c) the sending child's peak RSS (VmHWM; goal <= 300 MB), its deliveries rows (every subscriber "sent") and the
       messages smtp-sink counted.
@@ -85,7 +85,7 @@ def address(i: int) -> str:
 
 def seed(config: Path, db: Path, subscribers: int, at: datetime, days: int) -> list[bytes]:
     """Articles (10 per category in the edition's 24 h, `days` days of older ones), hourly views, subscribers
-    (subscriber i in segment i % 20); returns each segment's digest as sent (CRLF), from `Services.preview`."""
+    (subscriber i in segment i % 20); returns each segment's digest as sent (CRLF), from `Components.preview`."""
     import service
     from feeds.model import Article
     from feeds.normalise import article_id
@@ -96,7 +96,7 @@ def seed(config: Path, db: Path, subscribers: int, at: datetime, days: int) -> l
     from newsletter.db import subscribers as subscribers_table
 
     demo = json.loads((ROOT / "examples" / "demo" / "articles.json").read_text(encoding="utf-8"))["articles"]
-    services = service.Services(load_settings(config, gazette_env(db)))
+    services = service.Components(load_settings(config, gazette_env(db)))
     services.prepare_database(migrate=True)
 
     def article(n: int, published: datetime) -> Article:
@@ -146,7 +146,7 @@ def child_send(job: dict) -> dict:
     import service
     from newsletter.settings import load_settings
 
-    services = service.Services(load_settings(Path(job["config"]), os.environ))
+    services = service.Components(load_settings(Path(job["config"]), os.environ))
     services.prepare_database(migrate=False)
     rss_before, cpu_before, start = memory_mb("VmRSS"), time.process_time(), time.perf_counter()
     report = services.send("daily", datetime.fromisoformat(job["at"]), everyone=True)

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import feedparser  # noqa: E402
 
-from feeds import db  # noqa: E402
+from feeds import db
+from feeds.core import database  # noqa: E402
 from feeds.fetch import HostLimiter, HttpFetcher  # noqa: E402
 from feeds.ingest import IngestPolicy, Reading, ingest_all, parse_body  # noqa: E402
 from feeds.settings import build_settings  # noqa: E402
@@ -143,7 +144,7 @@ def run_once(args: argparse.Namespace, paragraphs: list[str]) -> dict[str, float
             "sources": [{"name": f"feed-{n}", "kind": "feed", "url": f"{base}/feed/{n}.xml", "category": "politics",
                          "category_map": {"정치": "politics"}, "allow_private_network": True} for n in range(args.feeds)],
         })
-        engine = db.make_engine(settings.database_url)
+        engine = database.make_engine(settings.database_url)
         db.migrate(engine, [db.MIGRATIONS])  # the content side alone is all an ingest needs
         store = ArticleStore(engine)
         store.sync_config(settings.categories, settings.sources, settings.partners, NOW)

@@ -76,7 +76,7 @@ def granian_app():  # type: ignore[no-untyped-def]
     from newsletter.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    services = service.Services(load_settings(Path(os.environ["GAZETTE_CONFIG"])))
+    services = service.Components(load_settings(Path(os.environ["GAZETTE_CONFIG"])))
     services.prepare_database(migrate=services.settings.database_url.startswith("sqlite:"))
     return service.create_app(services, services.scheduler_runner())
 

@@ -38,11 +38,7 @@ from sqlalchemy import (
 )
 
 from .core import database
-from .core.database import MAX_ID as MAX_ID
 from .core.database import UTCDateTime
-from .core.database import insert_for as insert_for
-from .core.database import is_storable_id as is_storable_id
-from .core.database import make_engine as make_engine
 
 MIGRATIONS = Path(__file__).with_name("migrations") / "versions"
 LEGACY_MIGRATIONS = Path(__file__).with_name("migrations") / "legacy"

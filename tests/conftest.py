@@ -1,27 +1,43 @@
-"""Shared fixtures: settings written as real TOML, a store on SQLite and on PostgreSQL, a fixed clock.
+"""Shared fixtures: settings written as real TOML, a store on SQLite and on PostgreSQL, a fixed clock, the app and
+the command line in-process, a recording SMTP server, and `wait_until` (tests wait on a condition, never a fixed time).
 
-PostgreSQL: $GAZETTE_TEST_POSTGRES_URL, else the server on 127.0.0.1:5432 (database `test`, trust auth).
-Each test gets its own schema, dropped afterwards. Where no server answers, those tests skip and say so.
+Databases are migrated once per test process (each pytest-xdist worker is one) and copied per test: SQLite copies
+a migrated file; PostgreSQL creates each test's database from a migrated template database (`CREATE DATABASE ...
+TEMPLATE`), dropped afterwards. PostgreSQL is $GAZETTE_TEST_POSTGRES_URL, else the server on 127.0.0.1:5432 (database
+`test`, trust auth); where no server answers, those tests skip and say so. A user who may not create databases
+gets a fresh schema per test instead, migrated each time (slower, same meaning).
+
+Tests marked `alone` measure time: under pytest-xdist they run while no other test runs (`_share_the_machine`).
 """
 
 from __future__ import annotations
 
-import re
-
+import atexit
+import fcntl
+import functools
+import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pytest
 import sqlalchemy as sa
 
 from feeds import db
+from feeds.core import database
 from newsletter.settings import Settings, load_settings
 from feeds.store import ArticleStore
 from newsletter import db as newsletter_db
@@ -88,11 +104,26 @@ def write_config(path: Path, *, database_url: str, mail_url: str = "maildir://va
     return path
 
 
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, *, interval: float = 0.02,
+               message: str = "the condition did not come true in time") -> Any:
+    """Poll `condition` until it returns something truthy, and return that; fail once `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, message
+        time.sleep(interval)
+    return found
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------------
+
+def _psycopg(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
 def postgres_reachable() -> str | None:
     """None if reachable, else the reason."""
     try:
-        engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-                                  connect_args={"connect_timeout": 3})
+        engine = sa.create_engine(_psycopg(PG_URL), connect_args={"connect_timeout": 3})
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         engine.dispose()
@@ -104,26 +135,118 @@ def postgres_reachable() -> str | None:
 _POSTGRES_UNREACHABLE = postgres_reachable()
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    if _POSTGRES_UNREACHABLE:
-        pytest.skip(_POSTGRES_UNREACHABLE)
-    schema = f"gz_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+def _with_database(name: str) -> str:
+    """PG_URL naming another database on the same server (its user, host and query kept)."""
+    return sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _with_schema(schema: str) -> str:
     sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@functools.cache
+def _postgres_admin() -> sa.Engine:
+    """A connection to PG_URL's database that runs CREATE/DROP DATABASE (they cannot run in a transaction)."""
+    return sa.create_engine(_psycopg(PG_URL), isolation_level="AUTOCOMMIT")
+
+
+def _unique(prefix: str) -> str:
+    """A database or schema name no other test, worker or concurrent run of the suite uses."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{prefix}_{worker}_{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="session")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite database migrated to head once per session: tests start from a copy instead of replaying history."""
-    path = tmp_path_factory.mktemp("template") / "gazette.db"
-    engine = db.make_engine(f"sqlite:///{path}")
+def postgres_template(_postgres_dropper: ThreadPoolExecutor) -> Iterator[str | None]:
+    """A database migrated once for this test process, to copy per test; None where this user may not create
+    databases (then each test migrates a fresh schema)."""
+    if _POSTGRES_UNREACHABLE:
+        pytest.skip(_POSTGRES_UNREACHABLE)
+    name = _unique("gz_template")
+    try:
+        with _postgres_admin().connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.ProgrammingError:  # no CREATEDB: fall back to a migrated schema per test
+        yield None
+        return
+    engine = database.make_engine(_with_database(name))
+    migrate(engine)
+    engine.dispose()  # CREATE DATABASE ... TEMPLATE needs the template without connections
+    yield name
+    _postgres_dropper.submit(_drop_database, name)  # after every copy's drop: the dropper runs them in order
+
+
+@pytest.fixture
+def postgres_copies(request: pytest.FixtureRequest,
+                    _postgres_dropper: ThreadPoolExecutor) -> Iterator[Callable[[], str]]:
+    """A function returning the URL of a new, migrated PostgreSQL database on each call; all dropped after the test
+    (WITH (FORCE): a server process a test started may still be connected)."""
+    template = request.getfixturevalue("postgres_template")
+    made: list[str] = []
+
+    def copy() -> str:
+        if template is None:
+            url = _another_schema(request)
+            engine = database.make_engine(url)
+            migrate(engine)
+            engine.dispose()
+            return url
+        name = _unique("gz")
+        with _postgres_admin().connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        made.append(name)
+        return _with_database(name)
+
+    yield copy
+    for name in made:
+        _postgres_dropper.submit(_drop_database, name)
+
+
+def _drop_database(name: str) -> None:
+    with _postgres_admin().connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def _postgres_dropper() -> Iterator[ThreadPoolExecutor]:
+    """Drops the tests' databases in the background (a drop takes the server a few hundred milliseconds that no
+    test needs to wait for); the session waits for the last drop before it ends."""
+    with ThreadPoolExecutor(1, thread_name_prefix="drop-database") as dropper:
+        yield dropper
+
+
+def _another_schema(request: pytest.FixtureRequest) -> str:
+    schema = _unique("gz")
+    with _postgres_admin().connect() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+
+    def drop() -> None:
+        with _postgres_admin().connect() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+    request.addfinalizer(drop)
+    return _with_schema(schema)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> str:
+    """An empty PostgreSQL database (a fresh schema, dropped afterwards), for tests that migrate it themselves."""
+    if _POSTGRES_UNREACHABLE:
+        pytest.skip(_POSTGRES_UNREACHABLE)
+    return _another_schema(request)
+
+
+# --- SQLite --------------------------------------------------------------------------------------------------
+
+@functools.cache
+def sqlite_template() -> Path:
+    """A SQLite database migrated to head once per test process: tests start from a copy instead of replaying
+    history. It lives in its own folder, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="gazette-template-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "gazette.db"
+    engine = database.make_engine(f"sqlite:///{path}")
     migrate(engine)
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -131,30 +254,42 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def sqlite_copy(template: Path, folder: Path) -> str:
-    """A fresh, migrated SQLite database in `folder`; its URL."""
-    target = folder / "gazette.db"
+@pytest.fixture(scope="session")
+def migrated_sqlite() -> Path:
+    return sqlite_template()
+
+
+def sqlite_copy(template: Path, folder: Path, name: str = "gazette.db") -> str:
+    """A fresh, migrated SQLite database `name` in `folder`; its URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
     shutil.copyfile(template, target)
     return f"sqlite:///{target}"
 
 
+def migrated_sqlite_url(folder: Path, name: str = "g.db") -> str:
+    """The URL of a new SQLite database `folder/name` at the current schema (a copy of the process's template)."""
+    return sqlite_copy(sqlite_template(), folder, name)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new database at the current schema: a SQLite copy, or a PostgreSQL database made from the template."""
     if request.param == "sqlite":
-        return sqlite_copy(request.getfixturevalue("migrated_sqlite"), tmp_path)
-    return request.getfixturevalue("postgres_url")
+        return sqlite_copy(sqlite_template(), tmp_path)
+    return request.getfixturevalue("postgres_copies")()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database with no schema yet, for migration tests (`database_url`'s SQLite copy is migrated already)."""
+    """A database with no schema yet, for migration tests (`database_url`'s copies are migrated already)."""
     return f"sqlite:///{tmp_path / 'empty.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = db.make_engine(database_url)
-    migrate(engine)
+    """An engine on `database_url`, already at the current schema."""
+    engine = database.make_engine(database_url)
     yield engine
     engine.dispose()
 
@@ -178,22 +313,19 @@ def gazette_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "service"]
 
 
-def wait_healthy(port: int, process: "subprocess.Popen[bytes]", seconds: float = 30) -> None:
-    """Wait until a `gazette serve` child answers /healthz; fail if it exits or never answers."""
-    import time
-
+def wait_healthy(port: int, process: "subprocess.Popen[bytes]", seconds: float = 60) -> None:
+    """Wait until a `gazette serve` child answers /healthz; fail if it exits or never answers. A minute: a start
+    takes a second or two, but a two-core machine running the suite's workers and their servers can take 20 s."""
     import httpx
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         assert process.poll() is None, "gazette serve exited early"
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError("gazette serve did not become healthy")
+            return False
+
+    wait_until(answers, seconds, interval=0.2, message="gazette serve did not become healthy")
 
 
 def free_port() -> int:
@@ -219,14 +351,13 @@ class ServerThread:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> "ServerThread":
-        import time
-
         self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("test server did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            assert self.thread.is_alive(), "test server stopped before it started"
+            return self.server.started
+
+        wait_until(started, 30, message="test server did not start")  # 30 s: a loaded two-core machine
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -350,6 +481,92 @@ class InProcessClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- the command line in-process -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What `gazette ARGS` did: as `subprocess.CompletedProcess` names it."""
+
+    args: Sequence[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """Put back what a command changes for the whole process: the logging setup (root and uvicorn's loggers), the
+    SIGTERM handler and the working directory."""
+    loggers = [logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    sigterm = signal.getsignal(signal.SIGTERM)
+    cwd = os.getcwd()
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        signal.signal(signal.SIGTERM, sigterm)
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+def run_gazette(args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str | None] | None = None,
+                expect: int | None = None) -> CommandResult:
+    """`gazette ARGS` run in this process by click's CliRunner: the same command, options, output and exit code as
+    the installed script, without starting Python again. `cwd` is the folder it runs in; `env` sets variables
+    (None removes one) for the run; GAZETTE_* variables of the suite's own environment are removed, as a user's
+    shell would not have them. With `expect`, a different exit code fails the test with the output."""
+    from click.testing import CliRunner
+
+    import service
+
+    environment: dict[str, str | None] = {name: None for name in os.environ if name.startswith("GAZETTE_")}
+    environment.update(env or {})
+    with _process_state_kept():
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner(env=environment).invoke(service.main, list(args), prog_name="gazette")
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    done = CommandResult(list(args), result.exit_code, result.stdout, result.stderr)
+    if expect is not None:
+        assert done.returncode == expect, f"{list(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+# --- tests that measure time run alone ------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _share_the_machine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Under pytest-xdist, a test marked `alone` (it measures latency or speed) waits until no other worker is in a
+    test, and keeps the others waiting until it ends: its limits then mean what they say on this machine. Every
+    other test shares the lock. Without xdist (one process) nothing is locked."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is None:
+        yield
+        return
+    run_folder = tmp_path_factory.getbasetemp().parent  # the run's own folder, shared by its workers
+    wanted = run_folder / f"alone-wanted-{worker}"  # this worker's `alone` test waits: start no other test meanwhile
+    is_alone = request.node.get_closest_marker("alone") is not None
+    with (run_folder / "alone.lock").open("a") as lock:
+        if is_alone:
+            wanted.touch()
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            finally:
+                wanted.unlink(missing_ok=True)
+        else:
+            wait_until(lambda: not any(run_folder.glob("alone-wanted-*")), timeout=900, interval=0.05,
+                       message="a test marked `alone` waited or ran for fifteen minutes")
+            fcntl.flock(lock, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def filled(page_text: str) -> dict[str, object]:

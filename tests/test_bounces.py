@@ -1,5 +1,5 @@
 """Bounce intake: DSNs, complaint reports and mailto unsubscribes classified; a real maildir processed into the
-store; the webhook over real HTTP; the command through the real script.
+store; the webhook over HTTP and the command, both in-process (`InProcessClient`, `run_gazette`).
 
 The mails in tests/data/bounces/ are shaped like what Postfix, Gmail, Yahoo and Microsoft send back to our VERP
 return path. Their `@@TAG@@` stands for the signed tag of the message we sent (in the return path and the quoted
@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import mailbox
 import random
-import subprocess
 from pathlib import Path
 
-import httpx
 import pytest
 
 from newsletter.settings import load_settings
@@ -25,7 +23,7 @@ from newsletter.errors import NewsletterError
 from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
 from newsletter.verp import TagCodec
-from tests.conftest import DATA, NOW, Clock, ServerThread, gazette_command, write_config
+from tests.conftest import DATA, NOW, Clock, CommandResult, InProcessClient, migrated_sqlite_url, run_gazette, write_config
 
 BOUNCES = DATA / "bounces"
 SIGNING_KEY = "test-signing-key-0123456789"  # the one in tests/conftest.py's configuration
@@ -320,7 +318,7 @@ def test_an_event_that_nothing_ties_to_our_mail_is_rejected(subs: SubscriberStor
                                                                                             "names no recipient")
 
 
-# --- the webhook, over real HTTP -----------------------------------------------------------------------------
+# --- the webhook, over HTTP (the app in-process) ------------------------------------------------------------
 
 AUTH = {"Authorization": "Bearer admin-token-0123456789"}
 
@@ -329,14 +327,13 @@ AUTH = {"Authorization": "Bearer admin-token-0123456789"}
 def site(tmp_path, clock):  # type: ignore[no-untyped-def]
     import service
 
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                                           mail_url=f"maildir://{tmp_path / 'outbox'}",
                                           extra='[admin]\ntoken = "admin-token-0123456789"\n'), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
-    with ServerThread(service.create_app(services)) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client, services
+    with InProcessClient(service.create_app(services)) as client:
+        yield client, services
     services.close()
 
 
@@ -389,14 +386,12 @@ def test_webhook_refuses_malformed_bodies(site, case: str, body: bytes, status: 
 # --- the command ---------------------------------------------------------------------------------------------
 
 def test_command(tmp_path: Path, clock: Clock) -> None:
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                           mail_url=f"maildir://{tmp_path / 'outbox'}")
 
-    def gazette(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(gazette_command() + ["--config", str(config), *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+    def gazette(*args: str) -> CommandResult:
+        return run_gazette(["--config", str(config), *args], cwd=tmp_path)
 
-    assert gazette("db", "upgrade").returncode == 0
     missing = gazette("bounces", "process")
     assert missing.returncode == 2 and "[mail] bounce_folder" in missing.stderr
     box = tmp_path / "bounces"

@@ -52,7 +52,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
     text = text.replace('path = "var/demo/', f'path = "{folder}/var/demo/')
     text = text.replace('"maildir://var/outbox"', f'"maildir://{folder}/outbox"')
     (folder / "gazette.toml").write_text(text, encoding="utf-8")
-    services = service.Services(load_settings(folder / "gazette.toml", {}))
+    services = service.Components(load_settings(folder / "gazette.toml", {}))
     services.prepare_database(migrate=True)
     fetcher = HttpFetcher()
     ingest_all(services.settings.sources, store=services.store, fetcher=fetcher, clock=services.clock)

@@ -89,7 +89,7 @@ def site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     settings = replace(settings, site=replace(settings.site, privacy_url="https://news.example.com/privacy"),
                        mail=replace(settings.mail, welcome=True))
     clock = Clock(NOW)
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles([make_article(n, category="economy", published_at=NOW + timedelta(hours=n))
                                     for n in range(1, 24 * 5, 2)], source_id=None, now=NOW)

@@ -1,4 +1,5 @@
-"""Consent as Korean law asks, and links that carry no address, over real HTTP and a real SMTP server.
+"""Consent as Korean law asks, and links that carry no address: the app in-process (`InProcessClient`), its mail
+through a real SMTP server on loopback.
 
 개인정보 보호법 §15②/§22 (the required notice and its own checkbox), 정보통신망법 §50① (separate, optional consent
 to advertising), §50⑦ (the result told), §50⑧ with 시행령 §62-3 (asked again every two years).
@@ -14,14 +15,13 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from email import policy
 
-import httpx
 import pytest
 
 from newsletter.settings import load_settings
 from newsletter.subscribers import Choices
-from tests.conftest import NOW, ServerThread, filled, write_config
+from tests.conftest import NOW, InProcessClient, filled, migrated_sqlite_url, run_gazette, wait_until, write_config
 from tests.test_store import make_article
-from tests.test_subscribers import ONE_CLICK, confirm, wait_for
+from tests.test_subscribers import ONE_CLICK, confirm
 
 EDITIONS = """
 [digests.daily]
@@ -40,14 +40,13 @@ def site(tmp_path, smtp_server, clock):  # type: ignore[no-untyped-def]
     import service
 
     recorder, url = smtp_server
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}", mail_url=url,
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), mail_url=url,
                           extra=EDITIONS)
     config.write_text(config.read_text().replace('[site]\n', '[site]\nprivacy_url = "https://news.example.com/privacy"\n', 1))
-    services = service.Services(load_settings(config, {}), clock=clock)
+    services = service.Components(load_settings(config, {}), clock=clock)
     services.prepare_database(migrate=True)
-    with ServerThread(service.create_app(services)) as server:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
-            yield client, recorder, services
+    with InProcessClient(service.create_app(services)) as client:
+        yield client, recorder, services
     services.close()
 
 
@@ -63,7 +62,7 @@ def links(raw: bytes, kind: str) -> list[str]:
     return re.findall(rf"https://news\.example\.com(/{kind}/\S+)", text_of(raw))
 
 
-def subscribe(client: httpx.Client, recorder, address: str, *, ads: bool) -> None:  # type: ignore[no-untyped-def]
+def subscribe(client: InProcessClient, recorder, address: str, *, ads: bool) -> None:  # type: ignore[no-untyped-def]
     data = {**filled(client.get("/subscribe").text), "email": address, "categories": ["economy"],
             "editions": ["daily", "offers"]}
     if ads:
@@ -208,16 +207,11 @@ def test_links_made_before_opaque_ids_work_until_they_expire(site, clock) -> Non
 
 
 def test_an_operator_added_reader_gives_the_required_consent_on_the_confirmation_page(site, clock) -> None:  # type: ignore[no-untyped-def]
-    from click.testing import CliRunner
-
-    import service
-
     client, recorder, services = site
     clock.now = datetime.now(UTC)  # the command runs on the real clock: so does the page that reads its link
-    result = CliRunner().invoke(service.main, ["--config", str(services.settings.path), "subscribers", "add",
-                                               "invited@example.com", "--editions", "daily"])
-    assert result.exit_code == 0, result.output
-    assert "confirmation mail sent" in result.output
+    result = run_gazette(["--config", str(services.settings.path), "subscribers", "add", "invited@example.com",
+                          "--editions", "daily"], expect=0)
+    assert "confirmation mail sent" in result.stdout
     [mail] = recorder.to("invited@example.com")
     link = links(mail, "confirm")[0]
     page = client.get(link)
@@ -244,9 +238,9 @@ def ad_services(tmp_path, smtp_server, clock):  # type: ignore[no-untyped-def]
     import service
 
     recorder, url = smtp_server
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}", mail_url=url,
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), mail_url=url,
                           extra=ADS_EDITIONS)
-    services = service.Services(load_settings(config, {}), clock=clock)
+    services = service.Components(load_settings(config, {}), clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles([make_article(1, category="economy", published_at=NOW - timedelta(hours=1))],
                                    source_id=None, now=NOW)
@@ -308,5 +302,5 @@ def test_a_reader_who_left_gives_no_consent_and_is_told_once(site) -> None:  # t
     withdrawn = [r for r in services.subscribers.consents(gone.id) if r["kind"] == "ads" and not r["granted"]]
     assert len(withdrawn) == 1
     told = lambda: [m for m in recorder.to("gone@example.com") if "수신 거부 처리 결과" in subject_of(m)]  # noqa: E731
-    wait_for(told)  # sent after the answer
+    wait_until(told)  # sent after the answer
     assert len(told()) == 1

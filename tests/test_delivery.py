@@ -1,5 +1,6 @@
 """Delivering digests over real SMTP (aiosmtpd on 127.0.0.1): headers, DKIM, segments, retries, bounces, the rate
-limit, the night guard, time zones, "view in browser", edition statistics, preview and "email this article"."""
+limit, the night guard, time zones, "view in browser", edition statistics, preview and "email this article".
+The app's pages are asked in-process (`InProcessClient`)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from email import policy
 from pathlib import Path
 
 import dkim
-import httpx
 import pytest
 
 from newsletter.settings import load_settings
 from newsletter.db import edition_segments
-from tests.conftest import DATA, NOW, Clock, ServerThread, write_config
+from tests.conftest import DATA, NOW, Clock, InProcessClient, migrated_sqlite_url, write_config
 from tests.test_digest import seed
 from tests.test_store import make_article
 
@@ -49,13 +49,13 @@ def dns(name: bytes, timeout: int = 5) -> bytes:
 def make_services(tmp_path: Path, clock: Clock, mail_url: str, env: dict[str, str] | None = None, extra: str = ""):  # type: ignore[no-untyped-def]
     import service
 
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                                           mail_url=mail_url, extra=extra), env or {})
 
     def sleep(seconds: float) -> None:  # the test clock moves instead of the test waiting
         clock.now += timedelta(seconds=seconds)
 
-    services = service.Services(settings, clock=clock, sleep=sleep)
+    services = service.Components(settings, clock=clock, sleep=sleep)
     services.prepare_database(migrate=True)
     return services
 
@@ -96,8 +96,8 @@ def test_headers_dkim_and_one_click_links(tmp_path, clock, smtp_server) -> None:
         target = services.redirects.target(link.rsplit("/", 1)[1])
         assert target is not None and target.channel == "email" and target.query["utm_campaign"] == "daily-1"
     # The one-click POST a mail client makes from the header works without any cookie.
-    with ServerThread(__import__("service").create_app(services)) as server:
-        answer = httpx.post(https.replace("https://news.example.com", server.url), data={"List-Unsubscribe": "One-Click"})
+    with InProcessClient(__import__("service").create_app(services)) as client:
+        answer = client.post(https, data={"List-Unsubscribe": "One-Click"})
         assert answer.status_code == 200
     assert services.subscribers.find("kim@example.com").status == "unsubscribed"
     services.close()
@@ -228,7 +228,7 @@ def test_archive_page_stats_and_preview(tmp_path, clock) -> None:  # type: ignor
     text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     archive = re.search(r"https://news\.example\.com(/archive/\S+)", text)[1]  # type: ignore[index]
     link = re.search(r"https://news\.example\.com(/r/\S+)", text)[1]  # type: ignore[index]
-    with ServerThread(service.create_app(services)) as server, httpx.Client(base_url=server.url) as client:
+    with InProcessClient(service.create_app(services)) as client:
         page = client.get(archive)
         assert page.status_code == 200 and "오늘의 뉴스" in page.text and "GZX" not in page.text
         # Forwarded digests open it: nobody's address or links on it (the reader's own are in the mail only).
@@ -250,7 +250,7 @@ def test_email_this_article(tmp_path, clock, smtp_server) -> None:  # type: igno
     services = make_services(tmp_path, clock, url)
     seed(services, clock)
     article = services.store.articles(limit=1)[0]
-    with ServerThread(service.create_app(services)) as server, httpx.Client(base_url=server.url) as client:
+    with InProcessClient(service.create_app(services)) as client:
         path = f"/articles/{article.id}/share"
         ok = client.post(path, data={"sender_name": "홍길동", "recipient": "friend@example.com",
                                      "note": "<b>꼭 읽어 봐</b>"}, headers={"Accept": "application/json"})

@@ -15,7 +15,7 @@ from newsletter.digest import build_digest
 from newsletter.deliveries import DeliveryStore
 from newsletter.subscribers import SubscriberStore
 from newsletter.transport import SmtpTransport
-from tests.conftest import NOW, write_config
+from tests.conftest import NOW, migrated_sqlite_url, write_config
 from tests.test_store import make_article
 
 
@@ -25,7 +25,7 @@ def services(tmp_path, database_url, clock):  # type: ignore[no-untyped-def]
 
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
                                           mail_url=f"maildir://{tmp_path / 'outbox'}"), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     yield services
     services.engine.dispose()
@@ -128,9 +128,9 @@ def test_smtp_delivery_reuses_one_connection(tmp_path, clock, smtp_server) -> No
     import service
 
     recorder, url = smtp_server
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                                           mail_url=url), {"GAZETTE_MAIL_CONCURRENCY": "1"})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     seed(services, clock)
     report = services.send("daily", NOW, everyone=True)

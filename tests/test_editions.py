@@ -114,7 +114,7 @@ def services(tmp_path: Path, database_url: str, clock: Clock):  # type: ignore[n
 
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
                                           mail_url=f"maildir://{tmp_path / 'outbox'}", extra=EVENING), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     yield services
     services.close()
@@ -260,8 +260,9 @@ def test_the_migration_makes_each_frequency_an_edition_and_keeps_the_consent(emp
     import sqlalchemy as sa
 
     from feeds import db
+    from feeds.core import database
 
-    engine = db.make_engine(empty_database_url)
+    engine = database.make_engine(empty_database_url)
     db.upgrade_legacy(engine, "0010")
     at = NOW - timedelta(days=3)
     with engine.begin() as conn:

@@ -34,7 +34,7 @@ def app(tmp_path, database_url, clock):  # type: ignore[no-untyped-def]
     import service
 
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url, extra=EXTRA), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     fetcher = HttpFetcher()
     results = ingest_all(settings.sources, store=services.store, fetcher=fetcher, clock=clock)
@@ -167,7 +167,7 @@ category = "politics"
 [admin]
 token = "{token}"
 """), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.ingest_many(settings.sources, on_result=lambda r: None)
     with InProcessClient(service.create_app(services)) as client:

@@ -36,6 +36,7 @@ class Site:
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.routes: dict[str, Handler] = {}
         self.hits: dict[str, int] = {}
+        self.closing = threading.Event()  # set when the test ends: a handler that stalls waits for it
         self.headers_seen: dict[str, dict[str, str]] = {}
         site = self
 
@@ -63,6 +64,7 @@ class Site:
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -218,13 +220,14 @@ def test_slow_and_silent_responses_end_in_bounded_time(site, fetcher) -> None:  
         request.send_response(200)
         request.send_header("Content-Length", "100")
         request.end_headers()
-        for _ in range(100):
+        for _ in range(100):  # 100 bytes over 10 s: a server that answers, too slowly
             request.wfile.write(b"x")
             request.wfile.flush()
-            time.sleep(0.1)
+            if site.closing.wait(0.1):
+                return
 
     def silent(request: BaseHTTPRequestHandler) -> None:
-        time.sleep(4)
+        site.closing.wait(30)  # says nothing until the test is over
 
     site.routes["/trickle"], site.routes["/silent"] = trickle, silent
     for path, message in (("/trickle", "took longer than 3 s"), ("/silent", "timed out")):

@@ -40,49 +40,21 @@ def services_for(folder: Path, database_url: str, corpus: korean_corpus.Corpus) 
     # The base configuration's two categories give way to the corpus's five.
     text = re.sub(r"\[\[categories\]\].*", "", config.read_text(), flags=re.S) + corpus.sources_toml
     config.write_text(text)
-    services = service.Services(load_settings(config, {}), clock=Clock(NOW))
+    services = service.Components(load_settings(config, {}), clock=Clock(NOW))
     services.prepare_database(migrate=True)
     return services
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path, migrated_sqlite: Path) -> Iterator[Any]:
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A function making a fresh, migrated database per call (one per run)."""
-    from tests.conftest import sqlite_copy
+    from tests.conftest import migrated_sqlite_url
 
-    made = []
-
-    def fresh(n: int) -> str:
-        if request.param == "sqlite":
-            folder = tmp_path / f"run{n}"
-            folder.mkdir()
-            return sqlite_copy(migrated_sqlite, folder)
-        url = request.getfixturevalue("postgres_url") if n == 0 else _another_schema(request, made)
-        return url
-
-    yield fresh
-
-
-def _another_schema(request: pytest.FixtureRequest, made: list[str]) -> str:
-    import uuid
-
-    from tests.conftest import PG_URL
-
-    schema = f"gz_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-
-    def drop() -> None:
-        engine = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-        with engine.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
-
-    request.addfinalizer(drop)
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    if request.param == "sqlite":
+        yield lambda n: migrated_sqlite_url(tmp_path / f"run{n}", "gazette.db")
+    else:
+        copies = request.getfixturevalue("postgres_copies")
+        yield lambda n: copies()
 
 
 def test_every_story_once_on_every_run(corpus: korean_corpus.Corpus, fresh_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -176,30 +148,28 @@ def test_every_feed_builds_and_serves_whatever_the_store_holds(corpus: korean_co
 
 @pytest.mark.slow
 def test_ingest_exits_cleanly_with_its_parse_processes(corpus: korean_corpus.Corpus, tmp_path: Path) -> None:
-    """`gazette ingest` with a parse pool, run to its end and stopped with SIGTERM halfway: no traceback either way."""
+    """`gazette ingest` with a parse pool, run to its end and stopped with SIGTERM halfway: no traceback either way.
+    A real process: the point is how it and its parse processes end."""
     import signal
     import subprocess
-    import time
 
-    from tests.conftest import gazette_command
+    from tests.conftest import gazette_command, migrated_sqlite_url, wait_until
 
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                           mail_url=f"maildir://{tmp_path / 'out'}", extra="\n[fetch]\nparse_processes = 2\n")
     config.write_text(re.sub(r"\[\[categories\]\].*", "", config.read_text(), flags=re.S) + corpus.sources_toml)
     run = [*gazette_command(), "--config", str(config)]
-    assert subprocess.run([*run, "db", "upgrade"], capture_output=True, timeout=120).returncode == 0
     done = subprocess.run([*run, "ingest"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert done.stdout.count("\n") == len(corpus.feeds)
-    fresh = {"GAZETTE_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
-    assert subprocess.run([*run, "db", "upgrade"], capture_output=True, timeout=120,
-                          env={**os.environ, **fresh}).returncode == 0
+    fresh = {"GAZETTE_DATABASE_URL": migrated_sqlite_url(tmp_path, "fresh.db")}
     again = subprocess.Popen([*run, "ingest"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
                              env={**os.environ, **fresh})
-    deadline = time.monotonic() + 60
-    while not _children(again.pid):  # stopped while its parse processes work
-        assert again.poll() is None and time.monotonic() < deadline, "the ingest ended before its pool started"
-        time.sleep(0.01)
+    def pool_started() -> list[str]:  # stopped while its parse processes work
+        assert again.poll() is None, "the ingest ended before its pool started"
+        return _children(again.pid)
+
+    wait_until(pool_started, 60, interval=0.01, message="the ingest's parse processes did not start")
     again.send_signal(signal.SIGTERM)
     _, stderr = again.communicate(timeout=60)
     assert "Traceback" not in stderr and again.returncode in (0, 128 + signal.SIGTERM), (again.returncode, stderr)

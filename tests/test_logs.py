@@ -1,4 +1,6 @@
-"""Logging: the JSON and text lines, the level rule, and the real script writing one format for app and uvicorn."""
+"""Logging: the JSON and text lines, the level rule, the commands' log lines on stderr (run in-process by
+`run_gazette`, through the console script's `service.main`), and a real `gazette serve` process writing one format
+for app and uvicorn."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import httpx
 import pytest
 
 from feeds.logs import JsonFormatter, TextFormatter, configure_logging, hold_logging, resolve_level
-from tests.conftest import NOW, free_port, gazette_command, wait_healthy, write_config
+from tests.conftest import NOW, CommandResult, free_port, gazette_command, migrated_sqlite_url, run_gazette, \
+    wait_healthy, write_config
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -115,7 +118,7 @@ def test_held_records_pass_the_configured_level_and_uvicorn_shares_the_handler(r
         ["GAZETTE_FOO is not a setting: ignored"]
 
 
-# --- the real script ----------------------------------------------------------------------------------
+# --- the commands -------------------------------------------------------------------------------------
 
 def environment(**extra: str) -> dict[str, str]:
     """This process's environment without GAZETTE_* (the suite's own may be set), plus `extra`."""
@@ -124,7 +127,8 @@ def environment(**extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def korean_failing_source(tmp_path: Path) -> Path:
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}", extra=f"""
+    """A configuration whose one source cannot be read, over a migrated database."""
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), extra=f"""
         [fetch]
         parse_processes = 0
 
@@ -134,14 +138,11 @@ def korean_failing_source(tmp_path: Path) -> Path:
         path = "{tmp_path / '없는 파일.jsonl'}"
         category = "politics"
         """)
-    subprocess.run(gazette_command() + ["--config", str(config), "db", "upgrade"], cwd=tmp_path, check=True,
-                   capture_output=True, env=environment())
     return config
 
 
-def ingest(config: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gazette_command() + ["--config", str(config), "ingest"], cwd=config.parent,
-                          capture_output=True, text=True, encoding="utf-8", timeout=120, env=environment(**env))
+def ingest(config: Path, **env: str) -> CommandResult:
+    return run_gazette(["--config", str(config), "ingest"], cwd=config.parent, env=env)
 
 
 def test_ingest_writes_json_lines_with_korean_intact(korean_failing_source: Path) -> None:
@@ -169,12 +170,11 @@ def test_level_filters_the_lines(korean_failing_source: Path, env: dict[str, str
 
 def test_check_notes_an_ignored_variable_at_debug_only(tmp_path: Path) -> None:
     config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}")
-    command = gazette_command() + ["--config", str(config), "check"]
-    quiet = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                           env=environment(GAZETTE_TEST_POSTGRES_URL="postgresql://x/y"))
+    command = ["--config", str(config), "check"]
+    quiet = run_gazette(command, cwd=tmp_path, env={"GAZETTE_TEST_POSTGRES_URL": "postgresql://x/y"})
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
-    noted = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=environment(
-        GAZETTE_TEST_POSTGRES_URL="postgresql://x/y", GAZETTE_LOG_LEVEL="DEBUG", GAZETTE_LOG_FORMAT="json"))
+    noted = run_gazette(command, cwd=tmp_path, env={
+        "GAZETTE_TEST_POSTGRES_URL": "postgresql://x/y", "GAZETTE_LOG_LEVEL": "DEBUG", "GAZETTE_LOG_FORMAT": "json"})
     assert noted.returncode == 0, noted.stderr
     notes = [json.loads(line) for line in noted.stderr.splitlines()]
     assert any(n["logger"] == "feeds.core.config" and n["level"] == "DEBUG"
@@ -188,15 +188,17 @@ def test_check_notes_an_ignored_variable_at_debug_only(tmp_path: Path) -> None:
 ])
 def test_bad_logging_values_stop_the_start(tmp_path: Path, env: dict[str, str], key: str) -> None:
     config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}")
-    result = subprocess.run(gazette_command() + ["--config", str(config), "check"], cwd=tmp_path,
-                            capture_output=True, text=True, env=environment(**env))
+    result = run_gazette(["--config", str(config), "check"], cwd=tmp_path, env=env)
     assert result.returncode == 2
     assert result.stderr.startswith(f"gazette: configuration error: {key}: "), result.stderr
 
 
+# --- the real server ----------------------------------------------------------------------------------
+
 @pytest.mark.slow
 def test_serve_writes_uvicorn_and_app_lines_in_one_json_format(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    """A `gazette serve` process: the point is what uvicorn and the app write to the process's output."""
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                           extra='[logging]\nformat = "json"\n')
     port = free_port()
     log = tmp_path / "serve.log"

@@ -98,7 +98,7 @@ def fill_legacy(engine: sa.Engine, revision: str) -> None:
 
 @pytest.mark.parametrize("legacy", ["0011", "0008"])
 def test_a_database_from_before_the_split_upgrades_in_place(empty_database_url: str, legacy: str) -> None:
-    engine = db.make_engine(empty_database_url)
+    engine = database.make_engine(empty_database_url)
     db.upgrade_legacy(engine, legacy)
     fill_legacy(engine, legacy)
     with pytest.raises(ValueError, match="every side's migrations"):  # half the schema would be left unrecorded
@@ -126,7 +126,7 @@ def test_a_database_from_before_the_split_upgrades_in_place(empty_database_url: 
 
 
 def test_new_and_upgraded_databases_have_the_same_schema(empty_database_url: str) -> None:
-    engine = db.make_engine(empty_database_url)
+    engine = database.make_engine(empty_database_url)
     db.upgrade_legacy(engine)
     migrate(engine)
     upgraded = snapshot(engine)
@@ -145,7 +145,7 @@ def test_db_upgrade_brings_a_database_from_before_the_split_up(tmp_path: Path) -
     import subprocess
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     db.upgrade_legacy(engine)
     engine.dispose()
     config = write_config(tmp_path / "gazette.toml", database_url=url)
@@ -167,7 +167,7 @@ def test_a_database_from_before_the_split_serves_after_the_upgrade(tmp_path: Pat
     from tests.conftest import InProcessClient
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = db.make_engine(url)
+    engine = database.make_engine(url)
     db.upgrade_legacy(engine)
     fill_legacy(engine, "0011")
     migrate(engine)

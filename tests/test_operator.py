@@ -1,12 +1,10 @@
 """What an operator runs when a send went wrong: `digest status`, `digest retry`, the failures `digest send` prints,
 `--dry-run`'s list, `GET /api/editions/{id}/deliveries` and `sources list`; against a real SMTP server on
-loopback that refuses, then accepts."""
+loopback that refuses, then accepts. Commands run in-process (`run_gazette`, the console script's `service.main`)."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,7 +13,8 @@ import pytest
 
 from newsletter.settings import load_settings
 from feeds.store import SourceState, source_health
-from tests.conftest import NOW, ROOT, Clock, InProcessClient, SmtpRecorder, gazette_command, write_config
+from tests.conftest import (NOW, ROOT, Clock, CommandResult, InProcessClient, SmtpRecorder, migrated_sqlite_url,
+                            run_gazette, write_config)
 from tests.test_delivery import ADS, consent_to_ads, make_services
 from tests.test_digest import seed
 
@@ -26,11 +25,8 @@ PERMANENT = "550 5.1.1 no such user"
 ENV = {"GAZETTE_MAIL_RETRIES": "0", "GAZETTE_MAIL_HARD_BOUNCE_LIMIT": "1", "GAZETTE_MAIL_CONCURRENCY": "1"}
 
 
-def run(args: list[str], config: Path, expect: int) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(gazette_command() + ["--config", str(config)] + args, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, **ENV})
-    assert result.returncode == expect, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-    return result
+def run(args: list[str], config: Path, expect: int) -> CommandResult:
+    return run_gazette(["--config", str(config)] + args, env=ENV, expect=expect)
 
 
 @pytest.fixture
@@ -38,10 +34,10 @@ def site(tmp_path: Path, clock: Clock, smtp_server: tuple[SmtpRecorder, str]) ->
     """A configuration whose mail goes to the test's SMTP server; kim, lee and park confirmed for the daily edition
     (seed's kim and lee, and park confirmed here), articles to send."""
     recorder, url = smtp_server
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}", mail_url=url)
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), mail_url=url)
     import service
 
-    services = service.Services(load_settings(config, ENV), clock=clock)
+    services = service.Components(load_settings(config, ENV), clock=clock)
     services.prepare_database(migrate=True)
     seed(services, clock)
     services.subscribers.add("park@example.com", categories=["politics"], editions=["daily"], now=clock(),
@@ -247,7 +243,10 @@ def test_source_health(state: SourceState, expected: str) -> None:
 
 
 def test_sources_list_shows_health_and_times_in_the_site_zone(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}", extra=f"""
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), extra=f"""
+        [fetch]
+        parse_processes = 0  # parsed in the fetching thread (quicker): what is listed does not depend on where
+
         [[sources]]
         name = "missing"
         kind = "jsonl"
@@ -260,7 +259,6 @@ def test_sources_list_shows_health_and_times_in_the_site_zone(tmp_path: Path) ->
         path = "{ROOT / 'tests' / 'data' / 'sources' / 'atom_basic.atom'}"
         category = "economy"
         """)
-    run(["db", "upgrade"], config, expect=0)
     before = run(["sources", "list"], config, expect=0).stdout.splitlines()
     assert before[0] == "missing: new; last fetch never, next check when the scheduler next runs, 0 failures in a row"
     run(["ingest"], config, expect=1)
@@ -281,7 +279,7 @@ def test_retry_on_each_database(tmp_path: Path, database_url: str, clock: Clock)
 
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
                                           mail_url=f"maildir://{tmp_path / 'outbox'}"), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     seed(services, clock)
     services.send("daily", NOW, everyone=True)

@@ -197,7 +197,7 @@ def app(tmp_path, database_url, clock):  # type: ignore[no-untyped-def]
     import service
 
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url, extra=CONFIG), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles(list(articles().values()), source_id=None, now=NOW)
     with InProcessClient(service.create_app(services)) as client:
@@ -363,7 +363,7 @@ def test_demo_partner_takes_its_categories_only(tmp_path) -> None:  # type: igno
 
     settings = load_settings(ROOT / "examples" / "demo.toml",
                              {"GAZETTE_DATABASE_URL": f"sqlite:///{tmp_path / 'demo.db'}"})
-    services = service.Services(settings, clock=Clock())
+    services = service.Components(settings, clock=Clock())
     services.prepare_database(migrate=True)
     services.store.upsert_articles([make_article(1), make_article(2, category="economy"),
                                     make_article(3, category="culture")], source_id=None, now=NOW)
@@ -446,7 +446,7 @@ def test_push_reaches_a_failing_receiver_exactly_once_signed(tmp_path, database_
             callback_secret = "{SECRET}"
             """
         settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url, extra=extra), {})
-        services = service.Services(settings, clock=clock)
+        services = service.Components(settings, clock=clock)
         services.prepare_database(migrate=True)  # the callbacks start at NOW: older articles are not pushed
         old, a1, a2, a3 = (make_article(1, published_at=NOW - timedelta(hours=1)),
                            make_article(2, published_at=NOW + timedelta(minutes=1)),

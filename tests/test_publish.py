@@ -8,14 +8,13 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
 from feeds.publish import FeedPublisher, FeedRefresher
 from newsletter.settings import load_settings
 from feeds.websub import HubNotifier
-from tests.conftest import NOW, ServerThread, write_config
+from tests.conftest import NOW, InProcessClient, migrated_sqlite_url, wait_until, write_config
 from tests.test_store import make_article
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -141,45 +140,35 @@ def hub():  # type: ignore[no-untyped-def]
     h.close()
 
 
-def wait_for(condition, seconds: float = 15) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_websub_hub_is_told_and_reads_the_new_article(tmp_path, clock, hub) -> None:  # type: ignore[no-untyped-def]
     import service
 
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                                           extra=f'\n[feeds]\nhubs = ["{hub.url}"]\nrefresh = "1s"\n'), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
-    server = ServerThread(service.create_app(services))
-    # The hub fetches each topic where the feeds really are (base_url is their public name).
-    hub.topic_source = lambda topic: httpx.get(topic.replace("https://news.example.com", server.url)).content
-    with server:
-        wait_for(lambda: len(hub.notices) == 18)  # first round: 6 feeds x 3 formats, after two 503s and retries
+    with InProcessClient(service.create_app(services)) as client:
+        # The hub (a real HTTP server: the app posts to it) fetches each topic from the app, as from base_url.
+        hub.topic_source = lambda topic: client.get(topic).content
+        wait_until(lambda: len(hub.notices) == 18, 15)  # first round: 6 feeds x 3 formats, after two 503s and retries
         hub.notices.clear()
         services.store.upsert_articles([make_article(7, category="economy", title="수출 최대")], source_id=None,
                                        now=NOW)
         economy_atom = "https://news.example.com/feeds/economy.atom"
-        wait_for(lambda: len(hub.notices) == 12)  # all, popular, economy, economy/popular
+        wait_until(lambda: len(hub.notices) == 12, 15)  # all, popular, economy, economy/popular
         assert economy_atom in hub.notices and "https://news.example.com/feeds/politics.rss" not in hub.notices
         assert "수출 최대".encode() in hub.fetched[economy_atom]
         assert services.store.published_versions().keys() == {"all", "popular", "politics", "economy",
                                                               "politics/popular", "economy/popular"}
 
-        response = httpx.get(server.url + "/feeds/economy.atom")
+        response = client.get("/feeds/economy.atom")
         assert response.headers["link"] == f'<{hub.url}>; rel="hub", <{economy_atom}>; rel="self"'
         feed = ET.fromstring(response.content)
         assert [link.get("href") for link in feed.findall(f"{ATOM}link[@rel='hub']")] == [hub.url]
-        rss = ET.fromstring(httpx.get(server.url + "/feeds/economy.rss").content)
+        rss = ET.fromstring(client.get("/feeds/economy.rss").content)
         assert [link.get("href") for link in rss.findall(f"channel/{ATOM}link[@rel='hub']")] == [hub.url]
         assert rss.findtext("channel/link") == "https://news.example.com/"
-        doc = httpx.get(server.url + "/feeds/economy.json").json()
+        doc = client.get("/feeds/economy.json").json()
         assert doc["hubs"] == [{"type": "WebSub", "url": hub.url}]
     services.engine.dispose()
 
@@ -212,20 +201,20 @@ def test_notifier_gives_up_after_its_attempts_and_says_why() -> None:
 def test_archive_and_sitemap_routes(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     import service
 
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}"), {})
-    services = service.Services(settings, clock=clock)
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path)), {})
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles([make_article(1, published_at=datetime(2026, 10, 5, tzinfo=timezone.utc)),
                                     make_article(2, published_at=NOW - timedelta(hours=1))], source_id=None, now=NOW)
-    with ServerThread(service.create_app(services)) as server:
-        archive = httpx.get(server.url + "/feeds/politics/archive/2026-10.atom")
+    with InProcessClient(service.create_app(services)) as client:
+        archive = client.get("/feeds/politics/archive/2026-10.atom")
         assert archive.status_code == 200 and archive.headers["content-type"].startswith("application/atom+xml")
         assert archive.headers["cache-control"] == "public, max-age=86400"
-        assert httpx.get(server.url + "/feeds/politics/archive/2026-10.atom",
-                         headers={"If-None-Match": archive.headers["etag"]}).status_code == 304
-        assert httpx.get(server.url + "/feeds/politics/archive/1999-01.atom").status_code == 404
-        assert httpx.get(server.url + "/feeds/politics/archive/october.atom").status_code == 404
-        sitemap = httpx.get(server.url + "/sitemap-news.xml")
+        assert client.get("/feeds/politics/archive/2026-10.atom",
+                          headers={"If-None-Match": archive.headers["etag"]}).status_code == 304
+        assert client.get("/feeds/politics/archive/1999-01.atom").status_code == 404
+        assert client.get("/feeds/politics/archive/october.atom").status_code == 404
+        sitemap = client.get("/sitemap-news.xml")
         assert sitemap.status_code == 200 and b"<news:title>" in sitemap.content
     services.engine.dispose()
 
@@ -233,9 +222,9 @@ def test_archive_and_sitemap_routes(tmp_path, clock) -> None:  # type: ignore[no
 def test_item_count_and_full_content_per_feed(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
     import service
 
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                                           extra="\n[feeds]\nitems = 3\nper_feed.popular = { items = 2, full_content = false }\n"), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles([make_article(i, published_at=NOW - timedelta(hours=i)) for i in range(5)],
                                    source_id=None, now=NOW)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feeds import db
+from feeds.core import database
 from feeds.core.scheduling import (Lease, RunLog, SchedulerError, SchedulerRunner, TaskSpec, build_scheduler, run_task,
                                    task_runs)
 from tests.conftest import DATA, NOW, Clock, free_port, gazette_command, migrate, wait_healthy, write_config
@@ -52,7 +51,7 @@ def test_stored_job_function_refuses_to_run_outside_the_executor() -> None:
 
 
 def test_runner_runs_tasks_and_a_second_runner_waits(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    engine = database.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
     migrate(engine)
     clock = lambda: datetime.now(timezone.utc)  # noqa: E731  (a real scheduler needs real time)
     ran: list[tuple[str, datetime]] = []
@@ -64,13 +63,13 @@ def test_runner_runs_tasks_and_a_second_runner_waits(tmp_path: Path) -> None:
         return SchedulerRunner(lambda: build_scheduler(engine, [spec], timezone_=timezone.utc, runs=runs, clock=clock),
                                [spec], Lease(engine, "scheduler", holder, timedelta(seconds=2), clock), clock)
 
+    from tests.conftest import wait_until
+
     one, two = runner("one"), runner("two")
     one.start()
-    time.sleep(0.5)
+    wait_until(lambda: one.is_leader, 15, message="the first runner did not take the lease")
     two.start()
-    deadline = time.monotonic() + 15
-    while len(ran) < 3 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: len(ran) >= 3, 15, message="fewer than 3 runs in 15 s")
     assert one.is_leader and not two.is_leader
     one.stop()
     two.stop()
@@ -93,6 +92,7 @@ def _runs(engine: sa.Engine) -> list[sa.Row]:
 
 @pytest.mark.slow
 def test_two_serve_processes_run_each_job_once_and_take_over(tmp_path: Path, database_url: str) -> None:
+    """Real `gazette serve` processes: the point is two processes sharing one database, and a SIGKILL."""
     config = write_config(tmp_path / "gazette.toml", database_url=database_url, lease_ttl="2s", extra=f"""
         [[sources]]
         name = "wire"
@@ -112,10 +112,10 @@ def test_two_serve_processes_run_each_job_once_and_take_over(tmp_path: Path, dat
         second = _serve(config, tmp_path, ports[1], logs[1])
         processes.append(second)
         wait_healthy(ports[1], second)
-        engine = db.make_engine(database_url)
-        deadline = time.monotonic() + 30
-        while len(_runs(engine)) < 6 and time.monotonic() < deadline:
-            time.sleep(0.3)
+        from tests.conftest import wait_until
+
+        engine = database.make_engine(database_url)
+        wait_until(lambda: len(_runs(engine)) >= 6, 30, interval=0.3, message="fewer than 6 runs in 30 s")
         runs = _runs(engine)
         assert len(runs) >= 6
         holders = {r.holder for r in runs}
@@ -124,23 +124,22 @@ def test_two_serve_processes_run_each_job_once_and_take_over(tmp_path: Path, dat
         leader = next(p for p in processes if p.pid == leader_pid)
         follower = next(p for p in processes if p is not leader)
 
-        # Every run that executed logged one line; as many lines as runs means nothing ran twice.
-        time.sleep(1.5)
+        # Every run that executed logged one line; as many lines as runs means nothing ran twice. A run is marked
+        # done and logs its line one after the other: wait until the lines have caught up with the runs marked done.
+        def executed() -> int:
+            return sum(log.read_text(errors="replace").count("source wire:") for log in logs)
+
         done = [r for r in _runs(engine) if r.status == "ok"]
-        executed = sum(log.read_text(errors="replace").count("source wire:") for log in logs)
-        assert executed >= len(done) and executed <= len(_runs(engine))
+        wait_until(lambda: executed() >= len(done), 10, interval=0.1,
+                   message="the log has fewer lines than runs marked done")
+        assert executed() <= len(_runs(engine))
 
         os.killpg(leader.pid, signal.SIGKILL)  # a crash: no lease release
         leader.wait(timeout=10)
         killed_at = datetime.now(timezone.utc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            after = [r for r in _runs(engine) if r.started_at > killed_at]
-            if len(after) >= 2:
-                break
-            time.sleep(0.3)
+        wait_until(lambda: len([r for r in _runs(engine) if r.started_at > killed_at]) >= 2, 30, interval=0.3,
+                   message="the second process did not take over")
         after = [r for r in _runs(engine) if r.started_at > killed_at]
-        assert len(after) >= 2, "the second process did not take over"
         assert {int(r.holder.split(":")[1]) for r in after} == {follower.pid}
         engine.dispose()
 

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from feeds import db
+from feeds.core import database
 from feeds.model import Article
 from feeds.normalise import article_id
 from feeds.store import ArticleStore
@@ -208,7 +209,7 @@ def test_concurrent_writers_store_each_story_once(store: ArticleStore, workers: 
 
 
 def test_the_migration_merges_stories_stored_twice(empty_database_url: str) -> None:
-    engine = db.make_engine(empty_database_url)
+    engine = database.make_engine(empty_database_url)
     db.upgrade_legacy(engine, "0009")
     at = NOW - timedelta(days=1)
     with engine.begin() as conn:

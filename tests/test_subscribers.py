@@ -184,7 +184,7 @@ def site(tmp_path, smtp_server, clock):  # type: ignore[no-untyped-def]
     recorder, url = smtp_server
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
                                           mail_url=url, extra='[admin]\ntoken = "admin-token-0123456789"\n'), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     with ServerThread(service.create_app(services)) as server:
         with httpx.Client(base_url=server.url, timeout=10) as client:

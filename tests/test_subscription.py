@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 import templates
-from feeds import db
+from feeds.core import database
 from newsletter.errors import DeliveryError, SubscriberError
 from newsletter.links import Links
 from newsletter.notices import Notices, consent_words
@@ -115,7 +115,7 @@ def world(tmp_path: Path, migrated_sqlite: Path, clock: Clock) -> Iterator[World
     """SQLite only: the store's queries are tested on both databases in test_subscribers.py; this is the workflow."""
     database_url = sqlite_copy(migrated_sqlite, tmp_path)
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url, extra=EDITIONS), {})
-    engine = db.make_engine(database_url)
+    engine = database.make_engine(database_url)
     yield World(settings, engine, clock)
     engine.dispose()
 

@@ -1,4 +1,5 @@
-"""Views: counting rules, the beacon and signed redirects over HTTP, flushing on SIGTERM, ranking windows."""
+"""Views: counting rules, the beacon and signed redirects over HTTP (the app in-process), flushing when a real
+`gazette serve` gets SIGTERM, ranking windows."""
 
 from __future__ import annotations
 
@@ -12,23 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from feeds import db
-from feeds.readership import (
-    TRANSPARENT_GIF,
-    WINDOWS,
-    Redirects,
-    ViewCounter,
-    ViewRules,
-    most_viewed,
-)
+from feeds.core import database
+from feeds.readership import TRANSPARENT_GIF, WINDOWS, Redirects, ViewCounter, ViewRules, most_viewed
 from newsletter.settings import load_settings
-from tests.conftest import (
-    NOW,
-    ServerThread,
-    free_port,
-    gazette_command,
-    wait_healthy,
-    write_config,
-)
+from tests.conftest import NOW, InProcessClient, free_port, gazette_command, migrated_sqlite_url, wait_healthy, write_config
 from tests.test_store import make_article
 
 BROWSER = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148 Safari/604.1"
@@ -130,71 +118,70 @@ def test_redirect_tokens_refuse_tampering() -> None:
 def app(tmp_path, clock):  # type: ignore[no-untyped-def]
     import service
 
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
                                           extra='\n[admin]\ntoken = "admin-token-0123456789"\n'), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     article = make_article(1, published_at=NOW - timedelta(hours=1))
     services.store.upsert_articles([article, make_article(2, category="economy")], source_id=None, now=NOW)
-    with ServerThread(service.create_app(services)) as server:
-        yield server, services, article
+    with InProcessClient(service.create_app(services)) as client:
+        yield client, services, article
     services.engine.dispose()
 
 
 def test_beacon_over_http(app) -> None:  # type: ignore[no-untyped-def]
-    server, services, article = app
-    gif = httpx.get(f"{server.url}/v/{article.id}.gif", headers={"User-Agent": BROWSER})
+    client, services, article = app
+    gif = client.get(f"/v/{article.id}.gif", headers={"User-Agent": BROWSER})
     assert gif.status_code == 200 and gif.content == TRANSPARENT_GIF
     assert gif.headers["content-type"] == "image/gif" and gif.headers["cache-control"] == "no-store"
-    beacon = httpx.post(f"{server.url}/v/{article.id}", headers={"User-Agent": OTHER_BROWSER})
+    beacon = client.post(f"/v/{article.id}", headers={"User-Agent": OTHER_BROWSER})
     assert beacon.status_code == 204
-    bot = httpx.get(f"{server.url}/v/{article.id}.gif", headers={"User-Agent": "Googlebot/2.1"})
+    bot = client.get(f"/v/{article.id}.gif", headers={"User-Agent": "Googlebot/2.1"})
     assert bot.status_code == 200  # answered like anyone, not counted
-    assert httpx.get(f"{server.url}/v/nosuchid.gif", headers={"User-Agent": BROWSER}).status_code == 404
-    assert httpx.post(f"{server.url}/v/nosuchid", headers={"User-Agent": BROWSER}).status_code == 404
+    assert client.get("/v/nosuchid.gif", headers={"User-Agent": BROWSER}).status_code == 404
+    assert client.post("/v/nosuchid", headers={"User-Agent": BROWSER}).status_code == 404
     services.view_counter.flush()
     assert total_views(services.engine) == 2
 
-    popular = httpx.get(f"{server.url}/api/popular?window=1h",
-                        headers={"Authorization": "Bearer admin-token-0123456789"}).json()
+    popular = client.get("/api/popular?window=1h", headers={"Authorization": "Bearer admin-token-0123456789"}).json()
     assert popular == [{"rank": 1, "id": article.id, "title": "기사 1", "url": "https://news.example.com/1",
                         "category": "politics", "byline": "홍길동 기자", "published_at": "2026-11-24T23:00:00Z",
                         "views": 2}]
-    assert httpx.get(f"{server.url}/api/popular?window=2h",
-                     headers={"Authorization": "Bearer admin-token-0123456789"}).status_code == 422
-    assert httpx.get(f"{server.url}/api/popular?category=sports",
-                     headers={"Authorization": "Bearer admin-token-0123456789"}).status_code == 404
+    assert client.get("/api/popular?window=2h",
+                      headers={"Authorization": "Bearer admin-token-0123456789"}).status_code == 422
+    assert client.get("/api/popular?category=sports",
+                      headers={"Authorization": "Bearer admin-token-0123456789"}).status_code == 404
 
 
 def test_category_popular_feed(app) -> None:  # type: ignore[no-untyped-def]
-    server, _, _ = app
+    client, _, _ = app
     for fmt in ("rss", "atom", "json"):
-        assert httpx.get(f"{server.url}/feeds/popular.{fmt}").status_code == 200
-    response = httpx.get(f"{server.url}/feeds/politics/popular.rss")
+        assert client.get(f"/feeds/popular.{fmt}").status_code == 200
+    response = client.get("/feeds/politics/popular.rss")
     assert response.status_code == 200 and "기사 1" in response.text and "기사 2" not in response.text
-    assert httpx.get(f"{server.url}/feeds/sports/popular.rss").status_code == 404
+    assert client.get("/feeds/sports/popular.rss").status_code == 404
 
 
 def test_signed_redirect_counts_a_click_and_goes_only_to_the_article(app) -> None:  # type: ignore[no-untyped-def]
-    server, services, article = app
-    url = services.redirects.url(article.id, "email").replace("https://news.example.com", server.url)
-    response = httpx.get(url, headers={"User-Agent": BROWSER})
+    client, services, article = app
+    url = services.redirects.url(article.id, "email")
+    response = client.get(url, headers={"User-Agent": BROWSER})
     assert response.status_code == 302 and response.headers["location"] == "https://news.example.com/1"
     assert services.store.clicks(article.id) == {"email": 1}
     tampered = url[:-3] + "xyz"
-    assert httpx.get(tampered).status_code == 404
-    forged = services.redirects.url("nosuchid", "feed").replace("https://news.example.com", server.url)
-    assert httpx.get(forged).status_code == 404
+    assert client.get(tampered).status_code == 404
+    forged = services.redirects.url("nosuchid", "feed")
+    assert client.get(forged).status_code == 404
     assert services.store.clicks(article.id) == {"email": 1}
 
 
 @pytest.mark.slow
 def test_graceful_stop_flushes_every_counted_view(tmp_path) -> None:
-    config = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path / 'g.db'}",
+    """A real `gazette serve` process: the point is what it does on SIGTERM."""
+    database_url = migrated_sqlite_url(tmp_path)
+    config = write_config(tmp_path / "gazette.toml", database_url=database_url,
                           extra='\n[views]\nflush_interval = "1h"\nflush_events = 100000\n')
-    subprocess.run(gazette_command() + ["--config", str(config), "db", "upgrade"], cwd=tmp_path, check=True,
-                   capture_output=True)
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'g.db'}")
+    engine = database.make_engine(database_url)
     from feeds.store import ArticleStore
 
     store = ArticleStore(engine)

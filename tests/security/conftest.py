@@ -7,7 +7,6 @@ server (timing under load, several connections) start `gazette serve` themselves
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +17,7 @@ import pytest
 
 from feeds.model import Article
 from newsletter.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, filled, sqlite_copy, write_config
+from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, filled, sqlite_copy, wait_until, write_config
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
 PARTNER_KEY = "partner-key-0123456789abcdef"
@@ -70,7 +69,7 @@ def running(tmp_path: Path, smtp: SmtpRecorder, smtp_url: str, clock: Clock, tem
 
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=sqlite_copy(template, tmp_path),
                                           mail_url=smtp_url, extra=EXTRA), {})
-    services = service.Services(settings, clock=clock)
+    services = service.Components(settings, clock=clock)
     services.prepare_database(migrate=True)
     services.store.upsert_articles([stored_article(n) for n in (1, 2, 3)], source_id=None, now=NOW)
     with InProcessClient(service.create_app(services)) as client:
@@ -86,9 +85,5 @@ def gazette(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
 
 
 def wait_for(condition: Callable[[], Any], seconds: float = 5.0) -> Any:
-    """Poll `condition` until it is truthy; fail at the deadline."""
-    deadline = time.monotonic() + seconds
-    while not (found := condition()):
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.02)
-    return found
+    """Poll `condition` until it is truthy; fail at the deadline (`wait_until` with this suite's default)."""
+    return wait_until(condition, seconds)

@@ -49,7 +49,7 @@ def api_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = tmp_path_factory.mktemp("api")
     settings = load_settings(write_config(folder / "gazette.toml", database_url=f"sqlite:///{folder / 'g.db'}",
                                           mail_url=f"maildir://{folder / 'outbox'}", extra=EXTRA), {})
-    services = service.Services(settings, clock=Clock())
+    services = service.Components(settings, clock=Clock())
     services.prepare_database(migrate=True)
     services.store.upsert_articles([stored_article(n) for n in (1, 2, 3)], source_id=None, now=NOW)
     app = service.create_app(services)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from feeds import db
+from feeds.core import database
 from newsletter.subscribers import SubscriberStore, email_hash
 from tests.conftest import NOW, migrate
 from tests.security.conftest import Gazette
@@ -50,7 +51,7 @@ def test_unsubscribing_one_spelling_stops_the_mailbox(engine, clock) -> None:  #
 
 
 def test_the_migration_merges_existing_duplicates(empty_database_url: str) -> None:
-    engine = db.make_engine(empty_database_url)
+    engine = database.make_engine(empty_database_url)
     db.upgrade_legacy(engine, "0008")
     insert = sa.text("INSERT INTO subscribers (id, email, status, categories, frequency, created_at, confirmed_at, "
                      "unsubscribed_at, consent_method, bounces) VALUES (:id, :email, :status, '[]', 'daily', :at, "
