@@ -208,9 +208,11 @@ def test_links_made_before_opaque_ids_work_until_they_expire(site, clock) -> Non
 
 def test_an_operator_added_reader_gives_the_required_consent_on_the_confirmation_page(site, clock) -> None:  # type: ignore[no-untyped-def]
     client, recorder, services = site
-    clock.now = datetime.now(UTC)  # the command runs on the real clock: so does the page that reads its link
     result = run_gazette(["--config", str(services.settings.path), "subscribers", "add", "invited@example.com",
                           "--editions", "daily"], expect=0)
+    # The command signs the link on the real clock: the page reads it on a clock set after that, never before (a
+    # clock read first could be a second behind the link's whole-second stamp, and the link would look expired).
+    clock.now = datetime.now(UTC)
     assert "confirmation mail sent" in result.stdout
     [mail] = recorder.to("invited@example.com")
     link = links(mail, "confirm")[0]

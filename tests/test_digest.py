@@ -49,7 +49,7 @@ def seed(services, clock) -> None:  # type: ignore[no-untyped-def]
     subs.add("park@example.com", categories=["politics"], editions=["daily"], now=clock(), confirmed=False,
              method="form")  # pending: gets nothing
     subs.add("choi@example.com", categories=["politics"], editions=["weekly"], now=clock(), confirmed=True,
-             method="admin")  # other frequency
+             method="admin")  # another edition
 
 
 def test_digest_goes_once_to_each_confirmed_subscriber(services, clock, tmp_path) -> None:  # type: ignore[no-untyped-def]

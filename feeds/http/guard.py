@@ -136,8 +136,8 @@ async def _answer(send: Send, path: str, refusal: Refusal) -> None:
         body = problem_body(refusal.status, refusal.message, status_title(refusal.status))
         content_type = b"application/problem+json"
     else:
-        title = escape(f"{refusal.status} {status_title(refusal.status)}")
-        body = (f'<!doctype html><html lang="ko"><meta charset="utf-8"><title>{title}</title>'
+        title = escape(f"{refusal.status} {status_title(refusal.status)}")  # the guard's messages are English
+        body = (f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{title}</title>'
                 f"<h1>{title}</h1><p>{escape(refusal.message)}</p></html>").encode("utf-8")
         content_type = b"text/html; charset=utf-8"
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
