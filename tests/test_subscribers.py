@@ -11,12 +11,12 @@ from email import policy
 import httpx
 import pytest
 
-from newsletter.settings import load_settings
-from newsletter.errors import RateLimited, SubscriberError, TokenError
 from feeds.core.limits import RateLimiter
+from newsletter.errors import RateLimited, SubscriberError, TokenError
+from newsletter.settings import load_settings
 from newsletter.subscribers import Choices, Consent, LinkOwner, SubscriberStore
 from newsletter.tokens import Tokens
-from tests.conftest import NOW, Clock, ServerThread, filled, write_config
+from tests.conftest import NOW, Clock, ServerThread, filled, wait_until, write_config
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -206,16 +206,6 @@ def confirm(client: httpx.Client, link: str) -> httpx.Response:
     return client.post(action.replace("&amp;", "&"))
 
 
-def wait_for(condition, seconds: float = 5.0):  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + seconds
-    while not (found := condition()):
-        assert time.monotonic() < deadline, "the condition did not come true in time"
-        time.sleep(0.02)
-    return found
-
-
 def link_in(message: bytes, path: str) -> str:
     parsed = email.message_from_bytes(message, policy=policy.default)
     text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -346,7 +336,7 @@ def test_new_link_page_does_not_tell_who_is_subscribed(site, clock) -> None:  # 
                for address in ("kim@example.com", "nobody@example.com")]
     assert [a.status_code for a in answers] == [200, 200]
     assert answers[0].text.replace("kim@", "X@") == answers[1].text.replace("nobody@", "X@")
-    [mail] = wait_for(lambda: recorder.messages)  # sent after the answer: the answer's time tells nothing
+    [mail] = wait_until(lambda: recorder.messages, 5)  # sent after the answer: the answer's time tells nothing
     assert mail[1] == ["kim@example.com"]
     assert client.get(link_in(mail[2], "preferences")).status_code == 200
 

@@ -11,13 +11,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
 from feeds.model import Article
 from newsletter.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, filled, sqlite_copy, wait_until, write_config
+from tests.conftest import (
+    NOW,
+    Clock,
+    InProcessClient,
+    SmtpRecorder,
+    filled,
+    sqlite_copy,
+    write_config,
+)
 
 ADMIN = {"Authorization": "Bearer admin-token-0123456789"}
 PARTNER_KEY = "partner-key-0123456789abcdef"
@@ -82,8 +90,3 @@ def gazette(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
             migrated_sqlite: Path) -> Iterator[Gazette]:
     with running(tmp_path, *smtp_server, clock, migrated_sqlite) as site:
         yield site
-
-
-def wait_for(condition: Callable[[], Any], seconds: float = 5.0) -> Any:
-    """Poll `condition` until it is truthy; fail at the deadline (`wait_until` with this suite's default)."""
-    return wait_until(condition, seconds)
