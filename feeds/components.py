@@ -24,7 +24,6 @@ import templates
 from . import db
 from .core import database
 from .core.clock import Clock, utc_now
-from .core.errors import GazetteError
 from .core.scheduling import (
     SCHEDULER_LEASE,
     Lease,
@@ -34,7 +33,7 @@ from .core.scheduling import (
     build_scheduler,
     holder_id,
 )
-from .errors import UnknownName
+from .errors import SchemaNotCurrent, UnknownName
 from .fetch import HostLimiter, HttpFetcher
 from .ingest import (
     IngestPolicy,
@@ -51,12 +50,6 @@ from .push import PushQueue
 from .readership import KnownArticles, Redirects, ViewCounter, ViewRules
 from .settings import Settings, SourceSettings
 from .store import ArticleStore
-
-
-class SchemaNotCurrent(GazetteError):
-    """The database's schema is behind the code: `gazette db upgrade` first."""
-
-    status = 503
 
 
 @dataclass

@@ -7,7 +7,8 @@
           └── StoreError     the article store could not do what was asked; 409
                ├── UnknownName       no such partner, source or article; 404
                ├── InvalidValue      a value the store keeps for itself or cannot hold; 422
-               └── StoreUnavailable  the database does not answer; 503
+               ├── StoreUnavailable  the database does not answer; 503
+               └── SchemaNotCurrent  the database's schema is behind the code (`gazette db upgrade`); 503
 
 Each carries the HTTP status it means; `feeds.core.http` maps them, and the CLI maps them to exit codes.
 """
@@ -53,5 +54,11 @@ class InvalidValue(StoreError):
 
 class StoreUnavailable(StoreError):
     """The database does not answer."""
+
+    status = 503
+
+
+class SchemaNotCurrent(StoreError):
+    """The database's schema is behind the code: `gazette db upgrade` first."""
 
     status = 503

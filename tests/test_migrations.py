@@ -186,3 +186,21 @@ def test_a_database_from_before_the_split_serves_after_the_upgrade(tmp_path: Pat
         runs = client.get("/api/editions", headers=admin).json()
         assert [(r["name"], r["sent"]) for r in runs] == [("daily", 1)]
     components.close()
+
+
+def test_a_process_that_may_not_migrate_refuses_a_schema_behind_the_code(tmp_path: Path) -> None:
+    """`serve` on PostgreSQL does not migrate: a schema behind the code stops it with what to do, not a 500 later."""
+    import service
+    from feeds.errors import SchemaNotCurrent
+    from newsletter.settings import load_settings
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = database.make_engine(url)
+    db.upgrade_legacy(engine)  # yesterday's schema, not upgraded
+    engine.dispose()
+    components = service.Components(load_settings(write_config(tmp_path / "gazette.toml", database_url=url),
+                                                  environ={}))
+    with pytest.raises(SchemaNotCurrent, match="gazette db upgrade"):
+        components.prepare_database(migrate=False)
+    assert SchemaNotCurrent.status == 503
+    components.close()
