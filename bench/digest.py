@@ -86,14 +86,15 @@ def address(i: int) -> str:
 def seed(config: Path, db: Path, subscribers: int, at: datetime, days: int) -> list[bytes]:
     """Articles (10 per category in the edition's 24 h, `days` days of older ones), hourly views, subscribers
     (subscriber i in segment i % 20); returns each segment's digest as sent (CRLF), from `Components.preview`."""
+    from sqlalchemy import insert
+
     import service
     from feeds.model import Article
     from feeds.normalise import article_id
-    from newsletter.settings import load_settings
-    from sqlalchemy import insert
     from newsletter.db import subscriber_editions
-    from newsletter.subscribers import email_hash
     from newsletter.db import subscribers as subscribers_table
+    from newsletter.records import email_hash
+    from newsletter.settings import load_settings
 
     demo = json.loads((ROOT / "examples" / "demo" / "articles.json").read_text(encoding="utf-8"))["articles"]
     services = service.Components(load_settings(config, gazette_env(db)))
@@ -239,6 +240,7 @@ def run_child(folder: Path, sink: Sink, job: dict, env: dict[str, str], profile:
 def gazette_send(folder: Path, sink: Sink, config: Path, base: Path, at: datetime, concurrency: int,
                  dkim: bool = False, profile: Path | None = None) -> dict:
     from sqlalchemy import create_engine, func, select
+
     from newsletter.db import deliveries
 
     db = folder / "run.db"

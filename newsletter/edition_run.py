@@ -27,9 +27,9 @@ from feeds.settings import Category, SiteSettings
 from .compose import RenderedMail
 from .deliveries import DeliveryRow, EditionStats, Outcome
 from .links import Links
+from .records import Subscriber
 from .settings import MailSettings, Settings
 from .signing import DkimSigner
-from .subscribers import Subscriber
 from .tokens import Tokens
 from .transport import Transport
 from .verp import TagCodec

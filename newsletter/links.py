@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .subscribers import Choices
+from .records import Choices
 from .tokens import Tokens
 
 

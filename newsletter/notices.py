@@ -20,13 +20,18 @@ from typing import Callable
 
 from jinja2 import Environment
 
-from .settings import Settings
-
-from .compose import build_message, message_id, render_notice, sender_domain, wire_address
+from .compose import (
+    build_message,
+    message_id,
+    render_notice,
+    sender_domain,
+    wire_address,
+)
 from .links import Links
 from .messages import TEXT
+from .records import Choices, Consent, Subscriber
+from .settings import Settings
 from .signing import DkimSigner
-from .subscribers import Choices, Consent, Subscriber
 from .tokens import Tokens
 from .transport import Transport
 from .verp import TagCodec

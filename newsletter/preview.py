@@ -19,6 +19,7 @@ from .compose import (
     replace_markers,
 )
 from .edition_run import EditionRun
+from .records import Subscriber, normalise_email
 from .segments import (
     digest_of,
     group_segments,
@@ -30,7 +31,6 @@ from .segments import (
     segment_mail,
 )
 from .settings import EditionSettings
-from .subscribers import Subscriber, normalise_email
 
 
 def preview_edition(edition: EditionSettings, *, scheduled_at: datetime, run: EditionRun,

@@ -34,8 +34,8 @@ from .compose import (
 )
 from .digest import Digest, build_digest
 from .edition_run import EditionRun
+from .records import Subscriber
 from .settings import EditionSettings
-from .subscribers import Subscriber
 from .timing import half_period, zone_of, zones_firing
 
 

@@ -26,15 +26,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from .settings import EditionSettings
-
 from .deliveries import FINAL, Outcome
 from .edition_run import DeliveryState, EditionRun, RunLease, RunSettings
 from .outbox import Outbox
 from .preview import plan_for
-from .segments import (SegmentMail, digest_of, group_segments, home_zone, most_viewed_of, outgoing, readers_of,
-                       render_segment, segment_mail)
-from .subscribers import Subscriber
+from .records import Subscriber
+from .segments import (
+    SegmentMail,
+    digest_of,
+    group_segments,
+    home_zone,
+    most_viewed_of,
+    outgoing,
+    readers_of,
+    render_segment,
+    segment_mail,
+)
+from .settings import EditionSettings
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,10 @@ from .compose import build_message, message_id, render_notice, sender_domain
 from .errors import DeliveryError, SubscriberError
 from .messages import TEXT
 from .notices import send_one
+from .records import normalise_email
 from .settings import Settings
 from .signing import DkimSigner
-from .subscribers import SubscriberStore, normalise_email
+from .subscribers import SubscriberStore
 from .transport import Transport
 from .verp import TagCodec
 

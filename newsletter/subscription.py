@@ -25,15 +25,9 @@ from typing import Callable, Sequence
 from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
 from .messages import TEXT
 from .notices import Notices, consent_words, has_ad_editions
+from .records import Choices, Consent, LinkOwner, Subscriber, normalise_email
 from .settings import Settings
-from .subscribers import (
-    Choices,
-    Consent,
-    LinkOwner,
-    Subscriber,
-    SubscriberStore,
-    normalise_email,
-)
+from .subscribers import SubscriberStore
 from .timing import is_zone
 from .tokens import Tokens
 

@@ -26,7 +26,7 @@ from itsdangerous import (
 from feeds.core.clock import utc_now
 
 from .errors import TokenError
-from .subscribers import LinkOwner
+from .records import LinkOwner
 
 LIFETIMES = {
     "confirm": timedelta(days=2),

@@ -17,9 +17,17 @@ from email import policy
 
 import pytest
 
+from newsletter.records import Choices
 from newsletter.settings import load_settings
-from newsletter.subscribers import Choices
-from tests.conftest import NOW, InProcessClient, filled, migrated_sqlite_url, run_gazette, wait_until, write_config
+from tests.conftest import (
+    NOW,
+    InProcessClient,
+    filled,
+    migrated_sqlite_url,
+    run_gazette,
+    wait_until,
+    write_config,
+)
 from tests.test_store import make_article
 from tests.test_subscribers import ONE_CLICK, confirm
 

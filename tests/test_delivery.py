@@ -14,9 +14,16 @@ from pathlib import Path
 import dkim
 import pytest
 
-from newsletter.settings import load_settings
 from newsletter.db import edition_segments
-from tests.conftest import DATA, NOW, Clock, InProcessClient, migrated_sqlite_url, write_config
+from newsletter.settings import load_settings
+from tests.conftest import (
+    DATA,
+    NOW,
+    Clock,
+    InProcessClient,
+    migrated_sqlite_url,
+    write_config,
+)
 from tests.test_digest import seed
 from tests.test_store import make_article
 
@@ -33,7 +40,7 @@ schedule = "0 8 * * mon"
 
 
 def consent_to_ads(services, clock, *addresses: str) -> None:  # type: ignore[no-untyped-def]
-    from newsletter.subscribers import Choices
+    from newsletter.records import Choices
 
     for address in addresses:
         s = services.subscribers.find(address)
@@ -196,7 +203,7 @@ def test_each_reader_gets_the_edition_at_their_own_hour(tmp_path, clock) -> None
     services = make_services(tmp_path, clock, f"maildir://{tmp_path / 'out'}")
     seed(services, clock)
     london = services.subscribers.find("lee@example.com")
-    from newsletter.subscribers import Choices
+    from newsletter.records import Choices
 
     services.subscribers.update_preferences(london.id, london.public_id,
                                             Choices(("economy",), ("daily",), timezone="Europe/London"),

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feeds.core.errors import ConfigError
-from newsletter.settings import load_settings
 from newsletter.errors import SubscriberError
+from newsletter.settings import load_settings
 from newsletter.timing import TICK, due_runs, fire_times, zones_firing
 from tests.conftest import NOW, Clock, migrate, write_config
 from tests.test_store import make_article
@@ -160,8 +160,9 @@ def test_an_edition_added_by_configuration_reaches_its_readers_in_their_zones(se
 
 
 def test_a_reader_of_an_edition_that_left_the_configuration_is_reported(services, clock, tmp_path, database_url):  # type: ignore[no-untyped-def]
-    import service
     from click.testing import CliRunner
+
+    import service
 
     services.subscribers.add("evening@example.com", categories=["politics"], editions=["evening"], now=clock(),
                              confirmed=True, method="admin")
@@ -223,7 +224,7 @@ def test_bad_edition_words_stop_the_start_with_the_key(tmp_path: Path, raw: str,
 
 
 def _choices(s, **changes):  # type: ignore[no-untyped-def]
-    from newsletter.subscribers import Choices
+    from newsletter.records import Choices
 
     values = {"categories": s.categories, "editions": s.editions, "language": s.language, "timezone": s.timezone,
               "ads": None}

@@ -18,9 +18,10 @@ from newsletter.deliveries import DeliveryStore
 from newsletter.errors import DeliveryError
 from newsletter.links import Links
 from newsletter.outbox import RateGate, failure_outcome
+from newsletter.records import Choices, Subscriber
 from newsletter.segments import Outgoing, group_segments, segment_key, starts_after
 from newsletter.send import is_quiet_hour, is_settled, next_morning
-from newsletter.subscribers import Choices, Subscriber, SubscriberStore
+from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
 
 SEOUL, KOLKATA, KATHMANDU = ZoneInfo("Asia/Seoul"), ZoneInfo("Asia/Kolkata"), ZoneInfo("Asia/Kathmandu")

@@ -13,8 +13,9 @@ import pytest
 
 from feeds.core.limits import RateLimiter
 from newsletter.errors import RateLimited, SubscriberError, TokenError
+from newsletter.records import Choices, Consent, LinkOwner
 from newsletter.settings import load_settings
-from newsletter.subscribers import Choices, Consent, LinkOwner, SubscriberStore
+from newsletter.subscribers import SubscriberStore
 from newsletter.tokens import Tokens
 from tests.conftest import NOW, Clock, ServerThread, filled, wait_until, write_config
 

@@ -22,8 +22,9 @@ from feeds.core import database
 from newsletter.errors import DeliveryError, SubscriberError
 from newsletter.links import Links
 from newsletter.notices import Notices, consent_words
+from newsletter.records import Subscriber
 from newsletter.settings import Settings, load_settings
-from newsletter.subscribers import Subscriber, SubscriberStore
+from newsletter.subscribers import SubscriberStore
 from newsletter.subscription import (
     Added,
     ChoicesForm,

@@ -13,7 +13,7 @@ from feeds.core.commands import components_of, config_option
 
 from ..db import SUBSCRIBER_STATUSES
 from ..errors import DeliveryError, RateLimited
-from ..subscribers import split_list
+from ..records import split_list
 from ..subscription import invite
 
 

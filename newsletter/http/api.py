@@ -21,8 +21,9 @@ from feeds.core.http import RowId, admin_router, problems
 from ..bounces import apply_event, parse_webhook
 from ..deliveries import DeliveryStore, EditionStats
 from ..errors import DeliveryError, RateLimited, SubscriberError
+from ..records import Subscriber
 from ..settings import Settings
-from ..subscribers import Subscriber, SubscriberStore
+from ..subscribers import SubscriberStore
 from ..subscription import Subscription
 from ..tokens import Tokens
 

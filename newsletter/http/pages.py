@@ -26,8 +26,8 @@ from feeds.core.limits import RateLimiter
 from ..links import Links, ReaderLinks
 from ..messages import TEXT, TIMEZONES, pick_language
 from ..notices import has_ad_editions
+from ..records import Subscriber
 from ..settings import Settings
-from ..subscribers import Subscriber
 from ..subscription import (
     MAX_NAME,
     ChoicesForm,

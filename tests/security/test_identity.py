@@ -14,7 +14,8 @@ import sqlalchemy as sa
 
 from feeds import db
 from feeds.core import database
-from newsletter.subscribers import SubscriberStore, email_hash
+from newsletter.records import email_hash
+from newsletter.subscribers import SubscriberStore
 from tests.conftest import NOW, migrate
 from tests.security.conftest import Gazette
 
