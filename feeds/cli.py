@@ -24,9 +24,9 @@ from .core.commands import (
     redacted,
 )
 from .core.errors import ConfigError
+from .model import HEALTHY, source_health
 from .readership import read_views_csv
 from .settings import build_partner
-from .store import HEALTHY, source_health
 
 
 def print_check(components: Any) -> None:

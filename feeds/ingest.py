@@ -13,7 +13,12 @@ import logging
 import math
 import random
 import signal
-from concurrent.futures import CancelledError, Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import (
+    CancelledError,
+    Executor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -23,12 +28,12 @@ from zoneinfo import ZoneInfo
 from .crawl import candidates, read_pages
 from .errors import FeedsError
 from .fetch import Fetcher, GoneError, Validators
-from .model import Article, RawEntry, UpsertCounts
+from .model import Article, RawEntry, SourceState, UpsertCounts
 from .normalise import TRACKING_PARAMETERS, normalise
 from .outbound import OutboundPolicy
 from .parse import charset_of, parse_feed_document, parse_jsonl_lines
 from .settings import SourceSettings
-from .store import ArticleStore, SourceState
+from .store import ArticleStore
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from . import db
+from .model import source_health
 from .settings import Settings
-from .store import ArticleStore, source_health
+from .store import ArticleStore
 
 Figures = Callable[[], Iterable[Metric]]
 

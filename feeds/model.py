@@ -1,4 +1,5 @@
-"""The plain data that flows through the content side: what a parser yields and what the store keeps.
+"""The plain data that flows through the content side: what a parser yields and what the store keeps, a source's
+state with its one health rule (`source_health`), and a feed's version.
 
     source bytes --parse--> RawEntry --normalise--> Article --store--> StoredArticle --render--> feeds
 """
@@ -89,3 +90,52 @@ class UpsertCounts:
     updated: int = 0
     unchanged: int = 0
     skipped: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    id: int
+    name: str
+    kind: str
+    location: str
+    category: str | None
+    interval_seconds: int
+    fetch_url: str | None
+    etag: str | None
+    last_modified: str | None
+    body_hash: str | None
+    last_checked_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_check_at: datetime | None
+    disabled_reason: str | None
+    clock_warning: str | None = None
+    skipped_items: int = 0
+    last_skip: str | None = None
+
+
+HEALTHY = ("new", "ok")  # the labels of `source_health` that need nobody's attention
+
+
+def source_health(state: SourceState, failure_limit: int) -> str:
+    """The health label of a source: one rule for the admin API, /metrics and `gazette sources list`.
+
+    unhealthy: at or past `[fetch] failure_limit` failures in a row (then polled every 6 hours only)."""
+    if state.disabled_reason:
+        return "disabled"
+    if state.consecutive_failures >= failure_limit:
+        return "unhealthy"
+    if state.consecutive_failures:
+        return "failing"
+    return "new" if state.last_success_at is None else "ok"
+
+
+@dataclass(frozen=True)
+class FeedVersion:
+    """Cheap validator of a feed's content: changes whenever an article in it is added or changed."""
+
+    count: int
+    last_changed_at: datetime | None
+    last_updated_at: datetime | None

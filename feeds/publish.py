@@ -22,7 +22,7 @@ from typing import Callable
 from templates import CATALOGUE
 
 from .core.loops import BackgroundLoop
-from .model import StoredArticle
+from .model import FeedVersion, StoredArticle
 from .readership import most_viewed
 from .render import (
     CONTENT_TYPES,
@@ -34,7 +34,7 @@ from .render import (
     render_news_sitemap,
 )
 from .settings import Settings
-from .store import ArticleStore, FeedVersion
+from .store import ArticleStore
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ It knows nothing of HTTP or of the newsletter. Times are passed in by the caller
 Why it is long: it is the one module that writes the content side's tables, and its halves share the private row
 readers and the upsert's retry rule (`_read`, `_stored`, `_existing`, `_category_slugs`). Sources' health and the
 counts (views, clicks) are short method groups over the same engine; splitting them into modules of their own would
-split the one transaction rule, not the reading. The pure parts live elsewhere (`source_health` here is the only rule).
+split the one transaction rule, not the reading. What it reads and returns is plain data in `feeds.model`, with the
+one health rule (`source_health`).
 """
 
 from __future__ import annotations
@@ -25,49 +26,8 @@ from . import db
 from .bylines import Reporter
 from .core import database
 from .errors import StoreUnavailable
-from .model import Article, StoredArticle, UpsertCounts
+from .model import Article, FeedVersion, SourceState, StoredArticle, UpsertCounts
 from .settings import Category, PartnerSettings, SourceSettings
-
-
-@dataclass(frozen=True)
-class SourceState:
-    id: int
-    name: str
-    kind: str
-    location: str
-    category: str | None
-    interval_seconds: int
-    fetch_url: str | None
-    etag: str | None
-    last_modified: str | None
-    body_hash: str | None
-    last_checked_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
-    next_check_at: datetime | None
-    disabled_reason: str | None
-    clock_warning: str | None = None
-    skipped_items: int = 0
-    last_skip: str | None = None
-
-
-HEALTHY = ("new", "ok")  # the labels of `source_health` that need nobody's attention
-
-
-def source_health(state: SourceState, failure_limit: int) -> str:
-    """The health label of a source: one rule for the admin API, /metrics and `gazette sources list`.
-
-    unhealthy: at or past `[fetch] failure_limit` failures in a row (then polled every 6 hours only)."""
-    if state.disabled_reason:
-        return "disabled"
-    if state.consecutive_failures >= failure_limit:
-        return "unhealthy"
-    if state.consecutive_failures:
-        return "failing"
-    return "new" if state.last_success_at is None else "ok"
-
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 
@@ -86,15 +46,6 @@ class _Written:
     revision: int
     external_views: int | None
     category: str | None
-
-
-@dataclass(frozen=True)
-class FeedVersion:
-    """Cheap validator of a feed's content: changes whenever an article in it is added or changed."""
-
-    count: int
-    last_changed_at: datetime | None
-    last_updated_at: datetime | None
 
 
 def hash_key(key: str) -> str:

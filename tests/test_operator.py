@@ -11,10 +11,19 @@ from typing import Any, Iterator
 
 import pytest
 
+from feeds.model import SourceState, source_health
 from newsletter.settings import load_settings
-from feeds.store import SourceState, source_health
-from tests.conftest import (NOW, ROOT, Clock, CommandResult, InProcessClient, SmtpRecorder, migrated_sqlite_url,
-                            run_gazette, write_config)
+from tests.conftest import (
+    NOW,
+    ROOT,
+    Clock,
+    CommandResult,
+    InProcessClient,
+    SmtpRecorder,
+    migrated_sqlite_url,
+    run_gazette,
+    write_config,
+)
 from tests.test_delivery import ADS, consent_to_ads, make_services
 from tests.test_digest import seed
 

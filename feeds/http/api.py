@@ -16,11 +16,12 @@ from pydantic import BaseModel
 
 from ..core.http import RowId, admin_router, problems
 from ..errors import UnknownName
+from ..model import source_health
 from ..partners import Partner, PartnerStore
 from ..push import PushQueue
 from ..readership import WINDOWS, most_viewed
 from ..settings import Settings
-from ..store import ArticleStore, source_health
+from ..store import ArticleStore
 from ..syndication import register_partner
 
 
