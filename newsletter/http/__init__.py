@@ -4,6 +4,7 @@
     web_copy.py  GET /archive/{edition}/{token}         -> newsletter.web_copy.WebCopies
     sharing.py   POST /articles/{article_id}/share      -> newsletter.sharing.Sharing
     api.py       /api/subscribers, /api/editions, /api/bounces (admin)
+    dashboard_api.py  GET /api/dashboard (admin)                -> newsletter.dashboard.build_dashboard
     forms.py     reading a form off the event loop; the client's address
 
 `audience_http` builds them all for `service.py` to mount: plain Starlette routes for the pages, FastAPI routers for
@@ -24,6 +25,7 @@ from feeds.core.limits import RateLimiter
 from feeds.readership import Redirects
 from feeds.store import ArticleStore
 
+from ..dashboard import Figures
 from ..deliveries import DeliveryStore
 from ..notices import Notices
 from ..settings import Settings
@@ -36,6 +38,7 @@ from ..transport import Transport
 from ..verp import TagCodec
 from ..web_copy import WebCopies
 from .api import BouncesApi, EditionsApi, SubscribersApi
+from .dashboard_api import DashboardApi
 from .pages import SubscriptionPages
 from .sharing import SharePage
 from .web_copy import WebCopyPage
@@ -66,4 +69,5 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
         routers=[SubscribersApi(settings, subscribers, flow, clock).router(),
                  EditionsApi(settings, deliveries, clicks).router(),
-                 BouncesApi(settings, subscribers, clock, tokens).router()])
+                 BouncesApi(settings, subscribers, clock, tokens).router(),
+                 DashboardApi(settings, Figures(deliveries.engine, settings.site.timezone), articles, clock).router()])

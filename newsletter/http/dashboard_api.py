@@ -1,0 +1,41 @@
+"""`GET /api/dashboard`: the newsroom dashboard as JSON (newsletter/dashboard.py's `Dashboard`, as it is).
+
+`days` is the span of the daily charts, 1 to 90 (the console offers 30 and 90). Same bearer token and problem+json errors as the rest of the
+admin API.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Callable
+
+from fastapi import APIRouter, Query
+
+from feeds.core.http import admin_router
+from feeds.store import ArticleStore
+
+from ..dashboard import CATCH_UP, Dashboard, Figures, build_dashboard
+from ..settings import Settings
+
+
+class DashboardApi:
+    """The dashboard over the figure tables and the article store."""
+
+    def __init__(self, settings: Settings, figures: Figures, articles: ArticleStore,
+                 clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.figures = figures
+        self.articles = articles
+        self.clock = clock
+
+    def router(self) -> APIRouter:
+        api = admin_router(self.settings.admin_token, "/api/dashboard", "dashboard")
+        api.add_api_route("", self.dashboard, methods=["GET"], response_model=Dashboard,
+                          summary="Subscribers and growth, the last editions' funnels, sources by health, the most "
+                                  "viewed, views per hour and partner requests, from the pre-aggregated figures")
+        return api
+
+    def dashboard(self, days: Annotated[int, Query(ge=1, le=CATCH_UP, description="the span of the daily "
+                  "charts, today included (the console offers 30 and 90)")] = 30) -> Dashboard:
+        return build_dashboard(self.figures, self.articles, now=self.clock(), days=days,
+                               failure_limit=self.settings.fetch.failure_limit, sources=self.settings.sources)
