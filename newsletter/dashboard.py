@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Sequence
 
-from sqlalchemy import Engine, delete, func, insert, or_, select
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 
 from feeds import db as content_db
 from feeds.model import source_health
@@ -208,30 +208,40 @@ class Figures:
             conn.execute(insert(t), rows)
 
     def count_editions(self, now: datetime) -> int:
-        """Count the funnel of each edition not yet counted, still sending, or finished less than SETTLE ago."""
+        """Count the funnel of each edition not yet counted, still sending, or finished less than SETTLE ago. A
+        finished edition counted after it finished only has its clicks counted again: its deliveries are final
+        (a retry opens the edition again, and then it is counted again)."""
         e, f = editions, edition_figures
         with self.engine.connect() as conn:
-            due = conn.execute(select(e.c.id, e.c.name, e.c.scheduled_at, e.c.status).where(or_(
-                e.c.id.not_in(select(f.c.edition_id)), e.c.status != "done", e.c.finished_at.is_(None),
-                e.c.finished_at >= now - SETTLE)).order_by(e.c.id)).all()
+            due = conn.execute(select(e.c.id, e.c.name, e.c.scheduled_at, e.c.status, e.c.finished_at, f.c.counted_at)
+                               .select_from(e.outerjoin(f, f.c.edition_id == e.c.id))
+                               .where(or_(f.c.edition_id.is_(None), e.c.status != "done", e.c.finished_at.is_(None),
+                                          e.c.finished_at >= now - SETTLE)).order_by(e.c.id)).all()
         for edition in due:
-            self.count_edition(edition.id, edition.name, edition.scheduled_at, edition.status, now)
+            if edition.status == "done" and edition.counted_at is not None and edition.finished_at is not None \
+                    and edition.counted_at >= edition.finished_at:
+                self.count_clicks(edition.id, edition.name)
+            else:
+                self.count_edition(edition.id, edition.name, edition.scheduled_at, edition.status, now)
         return len(due)
 
     def count_edition(self, edition_id: int, name: str, scheduled_at: datetime, status: str, now: datetime) -> None:
-        d, c = deliveries, content_db.campaign_clicks
+        d = deliveries
         with self.engine.begin() as conn:
             counts = dict(conn.execute(select(d.c.status, func.count()).where(d.c.edition_id == edition_id)
                                        .group_by(d.c.status)).all())
-            clicks = conn.execute(select(func.coalesce(func.sum(c.c.clicks), 0))
-                                  .where(c.c.campaign == f"{name}-{edition_id}"[:64])).scalar_one()
             sent, failed, skipped = (int(counts.get(k, 0)) for k in ("sent", "failed", "skipped"))
             pending = sum(int(counts.get(k, 0)) for k in ("queued", "retry", "held"))
             conn.execute(delete(edition_figures).where(edition_figures.c.edition_id == edition_id))
             conn.execute(insert(edition_figures).values(
                 edition_id=edition_id, name=name, scheduled_at=scheduled_at, status=status,
                 recipients=sent + failed + pending, sent=sent, failed=failed, pending=pending, skipped=skipped,
-                clicks=int(clicks), counted_at=now))
+                clicks=_clicks(conn, name, edition_id), counted_at=now))
+
+    def count_clicks(self, edition_id: int, name: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(edition_figures).where(edition_figures.c.edition_id == edition_id)
+                         .values(clicks=_clicks(conn, name, edition_id)))
 
     # --- reading back
 
@@ -266,6 +276,12 @@ class Figures:
                               recipients=r.recipients, sent=r.sent, failed=r.failed, pending=r.pending,
                               clicks=r.clicks, click_rate=round(r.clicks / r.sent, 4) if r.sent else 0.0)
                 for r in rows]
+
+
+def _clicks(conn: Connection, name: str, edition_id: int) -> int:
+    c = content_db.campaign_clicks
+    return int(conn.execute(select(func.coalesce(func.sum(c.c.clicks), 0))
+                            .where(c.c.campaign == f"{name}-{edition_id}"[:64])).scalar_one())
 
 
 def hour_key(hour_at: datetime) -> str:

@@ -211,11 +211,15 @@ def test_the_funnel_of_a_real_edition_and_the_api(services, clock, tmp_path) -> 
         assert (today["day"], today["confirmations"], today["unsubscribes"], today["net"]) == ("2026-11-25", 4, 1, 3)
         assert [v["views"] for v in body["most_viewed_24h"]] == [40, 7]
         assert [client.get(f"/api/dashboard?days={n}", headers=ADMIN).status_code for n in (0, 91, 7)] == [422, 422, 200]
-    # Still settling: counted again on each roll; a month later, left alone (the deliveries are not read again).
+    # Finished and counted: its deliveries are final and not read again, its clicks still come in (for SETTLE);
+    # a month later the edition is left alone altogether.
     with services.engine.begin() as conn:
         conn.execute(sa.delete(db.deliveries))
+    services.store.add_campaign_click(f"daily-{report.edition_id}", services.store.articles(limit=1)[0].id)
+    assert services.figures.count_editions(clock() + timedelta(hours=1)) == 1
+    [funnel] = services.figures.funnels(5)
+    assert (funnel.recipients, funnel.sent, funnel.clicks, funnel.click_rate) == (2, 2, 2, 1.0)
     assert services.figures.count_editions(clock() + timedelta(days=30)) == 0
-    assert services.figures.funnels(5)[0].sent == 2
 
 
 @pytest.mark.parametrize("language", ["ko", "en"])
