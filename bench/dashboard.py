@@ -68,9 +68,9 @@ SEED = [
        SELECT i, 'r' || i || '@example.com', md5('e' || i) || md5('f' || i), md5('p' || i),
               CASE WHEN i % 100 < 85 THEN 'confirmed' WHEN i % 100 < 93 THEN 'unsubscribed'
                    WHEN i % 100 < 97 THEN 'bounced' ELSE 'pending' END,
-              '[]'::json, :now - make_interval(mins => (i * 7919) % (730 * 1440) + 10),
-              CASE WHEN i % 100 < 97 THEN :now - make_interval(mins => (i * 7919) % (730 * 1440)) END,
-              CASE WHEN i % 100 BETWEEN 85 AND 96 THEN :now - make_interval(mins => (i * 104729) % (365 * 1440)) END,
+              '[]'::json, :now - make_interval(mins => ((i::bigint * 7919) % (730 * 1440))::int + 10),
+              CASE WHEN i % 100 < 97 THEN :now - make_interval(mins => ((i::bigint * 7919) % (730 * 1440))::int) END,
+              CASE WHEN i % 100 BETWEEN 85 AND 96 THEN :now - make_interval(mins => ((i::bigint * 104729) % (365 * 1440))::int) END,
               'admin', 0
        FROM generate_series(1, :subscribers) AS i""",
     "SELECT setval(pg_get_serial_sequence('subscribers', 'id'), :subscribers)",
