@@ -1,7 +1,7 @@
 """`GET /api/dashboard`: the newsroom dashboard as JSON (newsletter/dashboard.py's `Dashboard`, as it is).
 
-`days` is the span of the daily charts, 1 to 90 (the console offers 30 and 90). Same bearer token and problem+json errors as the rest of the
-admin API.
+`days` is the span of the daily charts, 1 to 90 (the console offers 30 and 90). Same access as the rest of the admin API (the admin token, or a
+console session of any role: it only reads) and the same problem+json errors.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Callable
 
 from fastapi import APIRouter, Query
 
-from feeds.core.http import admin_router
+from feeds.core.http import Access, admin_router
 from feeds.store import ArticleStore
 
 from ..dashboard import CATCH_UP, Dashboard, Figures, build_dashboard
@@ -21,15 +21,16 @@ from ..settings import Settings
 class DashboardApi:
     """The dashboard over the figure tables and the article store."""
 
-    def __init__(self, settings: Settings, figures: Figures, articles: ArticleStore,
-                 clock: Callable[[], datetime]) -> None:
+    def __init__(self, settings: Settings, figures: Figures, articles: ArticleStore, clock: Callable[[], datetime],
+                 access: Access) -> None:
         self.settings = settings
+        self.access = access
         self.figures = figures
         self.articles = articles
         self.clock = clock
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings.admin_token, "/api/dashboard", "dashboard")
+        api = admin_router(self.access, "/api/dashboard", "dashboard")
         api.add_api_route("", self.dashboard, methods=["GET"], response_model=Dashboard,
                           summary="Subscribers and growth, the last editions' funnels, sources by health, the most "
                                   "viewed, views per hour and partner requests, from the pre-aggregated figures")
