@@ -1,7 +1,7 @@
 """`GET /api/dashboard`: the newsroom dashboard as JSON (newsletter/dashboard.py's `Dashboard`, as it is).
 
-`days` is the span of the daily charts, 1 to 90 (the console offers 30 and 90). Same access as the rest of the admin API (the admin token, or a
-console session of any role: it only reads) and the same problem+json errors.
+`days` is the span of the daily charts, 1 to 90 (the console offers 30 and 90). Same access as the rest of the
+admin API (the admin token, or a console session of any role: it only reads) and the same problem+json errors.
 """
 
 from __future__ import annotations
