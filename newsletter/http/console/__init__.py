@@ -7,7 +7,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
 
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
-    home       /admin
+    dashboard  /admin, the console's home: the dashboard
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from ...components import Components
 from .account import AccountPage
 from .auth import LoginPages
-from .home import HomePage
+from .dashboard import DashboardPage
 from .kit import ConsoleKit
 
 
@@ -26,5 +26,5 @@ def console_routers(c: Components) -> list[APIRouter]:
     return [
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
-        HomePage(kit).router(),
+        DashboardPage(kit, c.figures, c.store).router(),
     ]
