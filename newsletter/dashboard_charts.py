@@ -34,7 +34,7 @@ STYLE = Style(
     font_family='system-ui, "Noto Sans KR", "NanumGothic", "Apple SD Gothic Neo", sans-serif',
     # Told apart by colour-blind readers too (Okabe-Ito), each at least 3:1 against white.
     colors=("#0072B2", "#D55E00", "#8A6D00", "#009E73", "#CC79A7", "#56B4E9"),
-    label_font_size=12, major_label_font_size=12, legend_font_size=13, title_font_size=15, value_font_size=11)
+    label_font_size=14, major_label_font_size=14, legend_font_size=15, title_font_size=16, value_font_size=13)
 
 _SVG_OPEN = re.compile(r'<svg\b[^>]*?\bid="([^"]+)"[^>]*>')
 
@@ -58,7 +58,7 @@ def subscribers_chart(d: Dashboard, t: Words) -> Chart:
     title = t["dash_chart_subscribers"]
     first, last = (d.growth[0].subscribers, d.growth[-1].subscribers) if d.growth else (0, 0)
     summary = t.text("dash_summary_subscribers", days=d.days, start=t.number(first), end=t.number(last))
-    chart = _new(pygal.Line, days=len(d.growth), show_dots=False, fill=True)
+    chart = _new(pygal.Line, days=len(d.growth), show_dots=False, fill=True, show_legend=False)
     chart.x_labels = [f"{g.day:%m-%d}" for g in d.growth]
     chart.add(title, [g.subscribers for g in d.growth])
     return _chart("subscribers", title, summary, chart, (t["dash_day"], title),
@@ -66,13 +66,16 @@ def subscribers_chart(d: Dashboard, t: Words) -> Chart:
 
 
 def growth_chart(d: Dashboard, t: Words) -> Chart:
+    """Confirmations up, departures (unsubscribes, bounces) down, stacked: each day's bar spans its net; the net
+    itself is in the table and the description."""
     title = t["dash_chart_growth"]
     total = {k: sum(getattr(g, k) for g in d.growth) for k in ("confirmations", "unsubscribes", "bounces", "net")}
     summary = t.text("dash_summary_growth", days=d.days, **{k: t.number(v) for k, v in total.items()})
-    chart = _new(pygal.Bar, days=len(d.growth))
+    chart = _new(pygal.StackedBar, days=len(d.growth))
     chart.x_labels = [f"{g.day:%m-%d}" for g in d.growth]
-    for key in ("confirmations", "unsubscribes", "bounces", "net"):
-        chart.add(t[f"dash_{key}"], [getattr(g, key) for g in d.growth])
+    chart.add(t["dash_confirmations"], [g.confirmations for g in d.growth])
+    chart.add(t["dash_unsubscribes"], [-g.unsubscribes for g in d.growth])
+    chart.add(t["dash_bounces"], [-g.bounces for g in d.growth])
     return _chart("growth", title, summary, chart,
                   (t["dash_day"], t["dash_confirmations"], t["dash_unsubscribes"], t["dash_bounces"], t["dash_net"]),
                   [(g.day.isoformat(), *(t.number(getattr(g, k)) for k in ("confirmations", "unsubscribes",
@@ -103,7 +106,7 @@ def views_chart(d: Dashboard, t: Words, timezone: tzinfo) -> Chart:
     peak = max(hours, key=lambda h: h[1], default=None)
     summary = t.text("dash_summary_views", hours=len(hours), views=t.number(sum(v for _, v in hours)),
                      peak=t.number(peak[1] if peak else 0), at=f"{peak[0]:%m-%d %H:00}" if peak else "-")
-    chart = _new(pygal.Bar, days=len(hours), every=6)
+    chart = _new(pygal.Bar, days=len(hours), every=6, show_legend=False)
     chart.x_labels = [f"{at:%H}" for at, _ in hours]
     chart.add(t["dash_views"], [v for _, v in hours])
     return _chart("views", title, summary, chart, (t["dash_hour"], t["dash_views"]),
@@ -129,8 +132,9 @@ def partners_chart(d: Dashboard, t: Words) -> Chart:
 def _new(kind: type, *, days: int, every: int | None = None, **options: object) -> pygal.graph.graph.Graph:
     """A chart that loads nothing from anywhere and scales with its box (viewBox, no fixed size)."""
     every = every or (7 if days > 31 else 5 if days > 14 else 1)
-    return kind(js=[], disable_xml_declaration=True, explicit_size=False, width=800, height=300, style=STYLE,
-                legend_at_bottom=True, legend_at_bottom_columns=4, show_minor_x_labels=False,
+    options = {"show_legend": True, "legend_at_bottom_columns": 4, **options}
+    return kind(js=[], disable_xml_declaration=True, explicit_size=False, width=640, height=320, style=STYLE,
+                legend_at_bottom=True, show_minor_x_labels=False, margin_bottom=28,
                 x_labels_major_every=every, truncate_label=-1, print_values=False, no_data_text="-",
                 margin=12, **options)
 
