@@ -80,3 +80,24 @@ def test_without_a_session_the_dashboard_and_its_api_are_closed(newsroom: Consol
     assert answer.status_code == 303 and answer.headers["location"] == "/admin/login?next=%2Fadmin%3Fdays%3D90"
     assert stranger.get("/api/dashboard").status_code == 401
     assert stranger.get("/api/dashboard", headers=ADMIN).status_code == 200
+
+
+def test_charts_are_drawn_once_per_figures_language_and_span(newsroom: Console) -> None:
+    from dataclasses import replace
+    from zoneinfo import ZoneInfo
+
+    from newsletter.dashboard import build_dashboard
+    from newsletter.http.console.dashboard import ChartMemo
+    from templates import words
+
+    services, zone = newsroom.services, ZoneInfo("Asia/Seoul")
+    memo = ChartMemo(size=2)
+    d = build_dashboard(services.figures, services.store, now=NOW, days=30, failure_limit=5)
+    first = memo.charts(d, words("ko"), zone)
+    assert memo.charts(build_dashboard(services.figures, services.store, now=NOW, days=30, failure_limit=5),
+                       words("ko"), zone) is first  # the same figures read again: not drawn again
+    english = memo.charts(d, words("en"), zone)
+    assert english is not first and english[1].title == "Subscriber growth per day"
+    rolled = replace(d, growth=d.growth[:-1] + (replace(d.growth[-1], confirmations=99),))
+    assert memo.charts(rolled, words("ko"), zone) is not first  # new figures: drawn anew
+    assert memo.charts(d, words("ko"), zone) is not first  # only two kept: the oldest went
