@@ -120,7 +120,8 @@ def partners_chart(d: Dashboard, t: Words) -> Chart:
                      requests=t.number(sum(day.requests for day in d.partner_requests)), partners=len(slugs))
     # A line per partner: one path each, where bars would be an element per partner and day (5 partners over 90 days
     # drew in half a second).
-    chart = _new(pygal.Line, days=len(d.partner_requests), show_dots=False)
+    chart = _new(pygal.Line, days=len(d.partner_requests), show_dots=False, include_x_axis=True,
+                 stroke_style={"width": 3})
     chart.x_labels = [f"{day.day:%m-%d}" for day in d.partner_requests]
     for slug in slugs:
         chart.add(slug, [day.by_partner.get(slug, 0) for day in d.partner_requests])
