@@ -179,12 +179,12 @@ class DeliveryStore:
         self._upsert(edition_id, [{"subscriber_id": i, "status": "skipped", "articles": 0} for i in subscriber_ids])
 
     def hold(self, edition_id: int, subscriber_ids: Sequence[int], segment_id: int, until: datetime, articles: int,
-             high_water_at: datetime) -> None:
+             high_water_at: datetime | None) -> None:
         self._upsert(edition_id, [{"subscriber_id": i, "status": "held", "next_attempt_at": until, "segment_id": segment_id,
                                    "articles": articles, "high_water_at": high_water_at} for i in subscriber_ids])
 
     def queue(self, edition_id: int, rows: Sequence[tuple[int, str]], *, segment_id: int, articles: int,
-              high_water_at: datetime) -> None:
+              high_water_at: datetime | None) -> None:
         """Mark these (subscriber id, Message-ID) as handed over: written before any of them goes out."""
         self._upsert(edition_id, [{"subscriber_id": i, "status": "queued", "message_id": mid, "segment_id": segment_id,
                                    "articles": articles, "high_water_at": high_water_at, "next_attempt_at": None}

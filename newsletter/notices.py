@@ -38,13 +38,15 @@ from .verp import TagCodec
 
 
 def consent_words(settings: Settings, lang: str) -> Consent:
-    """The exact words of both consents on the form, as the consent records keep them."""
+    """The exact words of both consents on the form and of the breaking-news alerts choice, as the consent records
+    keep them."""
     t = TEXT[lang]
     privacy = t["consent"].format(items=t["privacy_items"], purpose=t["privacy_purpose"],
                                   retention=t["privacy_retention"], refuse=t["privacy_refuse"])
     if settings.site.privacy_url:
         privacy += f" ({t['privacy_policy']}: {settings.site.privacy_url})"
-    return Consent(privacy_text=privacy, ads_text=t["ads_agree"].format(site=settings.site.name))
+    return Consent(privacy_text=privacy, ads_text=t["ads_agree"].format(site=settings.site.name),
+                   alerts_text=t["alerts_agree"].format(site=settings.site.name))
 
 
 def has_ad_editions(settings: Settings) -> bool:
