@@ -29,7 +29,7 @@ from .compose import (
 )
 from .links import Links
 from .messages import TEXT
-from .records import Choices, Consent, Subscriber
+from .records import ALERTS, Choices, Consent, Subscriber
 from .settings import Settings
 from .signing import DkimSigner
 from .tokens import Tokens
@@ -112,6 +112,8 @@ class Notices:
         if s.mail.welcome:  # its own template: the editions chosen, with what each is
             editions = [{"label": e.label_in(lang), "description": e.description_in(lang)}
                         for e in s.digests if e.name in subscriber.editions]
+            if ALERTS in subscriber.editions:
+                editions.append({"label": t["alerts_label"], "description": t["alerts_description"]})
             names = {c.slug: c.name for c in s.categories}
             self._send(subscriber, lang, "welcome", body=t["welcome_intro"].format(site=s.site.name),
                        button=t["preferences_link"], button_url=self.link("preferences", subscriber),
