@@ -273,3 +273,25 @@ def test_an_alert_with_ads_waits_for_the_morning_and_goes_only_to_consenting_rea
 def test_a_draft_that_cannot_go_is_refused(case: str, draft: AlertDraft, message: str) -> None:
     with pytest.raises(AlertRefused, match=message):
         resolve_alert(draft, category_order=("politics", "economy"))
+
+
+def test_the_alert_store_on_both_databases(engine) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.alerts import AlertContent, AlertStore
+
+    store = AlertStore(engine)
+    content = AlertContent(subject="속보", text="본문", link=None, article_id=None, categories=("politics",),
+                           has_ads=False)
+    first = store.create(content, created_by="editor@example.com", now=NOW)
+    second = store.create(replace_subject(content, "두 번째"), created_by=None, now=NOW)  # the same instant
+    assert first != second and store.count() == 2
+    assert [a.content.subject for a in store.recent()] == ["두 번째", "속보"]
+    got = store.get(first)
+    assert got is not None and got.content == content and got.created_at == NOW and got.status == "sending"
+    assert store.at(NOW) == got and store.at(NOW + timedelta(microseconds=1)).id == second  # type: ignore[union-attr]
+    assert store.get(999) is None
+
+
+def replace_subject(content, subject: str):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(content, subject=subject)
