@@ -5,7 +5,8 @@
     GET  /api/alerts           recent alerts with their counts, newest first
     GET  /api/alerts/{id}      one alert's report: deliveries by state, failures with reasons, clicks
 
-Thin: each endpoint reads the body, calls `newsletter.alerts.AlertDesk`, maps the result. An alert's id is its
+Thin: each endpoint reads the body, calls `newsletter.alerts.AlertDesk`, maps the result. A viewer reads, an editor
+previews and sends (`Access`); every send is written to the audit log ("alert.send", "alert:<id>"). An alert's id is its
 edition's id, so `/api/editions/{id}` and `/api/editions/{id}/deliveries` show it too. Refusals (`AlertRefused`,
 422) and unknown ids (`UnknownAlert`, 404) become problem documents through the one error mapping.
 """
@@ -15,17 +16,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from pydantic import BaseModel, Field
 
+from feeds.core.audit import AuditLog
 from feeds.core.database import MAX_ID
-from feeds.core.http import RowId, admin_router, problems
+from feeds.core.http import Access, RowId, acting, admin_router, problems
 
-from ..alerts import AlertDesk, AlertDraft, AlertReport
+from ..alerts import Alert, AlertDesk, AlertDraft, AlertReport
 from ..settings import Settings
-
-SENDER = "admin token"  # who sends through the API, until accounts say who
-
 
 class AlertIn(BaseModel):
     subject: str = Field(default="", max_length=1000, description="one line; an article's title when empty")
@@ -98,6 +97,13 @@ class Sending(BaseModel):
     report: str = Field(description="where the alert's report is")
 
 
+def audit_record(alert: Alert) -> dict[str, object]:
+    """What the audit log keeps of a sent alert: what it said and to whom."""
+    c = alert.content
+    return {"subject": c.subject, "text": c.text, "link": c.link, "article_id": c.article_id,
+            "categories": list(c.categories), "ads": c.has_ads}
+
+
 def _out(report: AlertReport) -> dict[str, object]:
     a, c = report.alert, report.alert.content
     return dict(id=a.id, subject=c.subject, text=c.text, link=c.link, article_id=c.article_id,
@@ -108,12 +114,14 @@ def _out(report: AlertReport) -> dict[str, object]:
 class AlertsApi:
     """`/api/alerts` over an `AlertDesk`."""
 
-    def __init__(self, settings: Settings, desk: AlertDesk) -> None:
+    def __init__(self, settings: Settings, desk: AlertDesk, access: Access, audit: AuditLog) -> None:
         self.settings = settings
         self.desk = desk
+        self.access = access
+        self.audit = audit
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings.admin_token, "/api/alerts", "alerts")
+        api = admin_router(self.access, "/api/alerts", "alerts")
         api.add_api_route("/preview", self.preview, methods=["POST"], response_model=PreviewOut,
                           summary="Preview a breaking-news alert as a reader would get it", responses=problems(422))
         api.add_api_route("", self.send, methods=["POST"], response_model=Sending, status_code=202,
@@ -128,8 +136,10 @@ class AlertsApi:
         found = self.desk.preview(body.draft(), body.to or None)
         return PreviewOut(subject=found.subject, html=found.html, text=found.text, recipients=found.recipients)
 
-    def send(self, body: AlertIn, background: BackgroundTasks) -> Sending:
-        alert = self.desk.create(body.draft(), created_by=SENDER)
+    def send(self, request: Request, body: AlertIn, background: BackgroundTasks) -> Sending:
+        actor = acting(request)
+        alert = self.desk.create(body.draft(), created_by=actor.email)
+        self.audit.record(actor, "alert.send", f"alert:{alert.id}", after=audit_record(alert))
         background.add_task(self.desk.send, alert.id)  # after the answer: a large audience takes a while
         return Sending(id=alert.id, status=alert.status, report=f"/api/alerts/{alert.id}")
 
