@@ -138,6 +138,13 @@ class ArticleLookup(Protocol):
 
 # --- pure steps -----------------------------------------------------------------------------------------------
 
+def audit_values(alert: Alert) -> dict[str, object]:
+    """What the audit log keeps of a sent alert: what it said and to whom."""
+    c = alert.content
+    return {"subject": c.subject, "text": c.text, "link": c.link, "article_id": c.article_id,
+            "categories": list(c.categories), "ads": c.has_ads}
+
+
 def plain_text(text: str, limit: int) -> str:
     """The alert's text: line ends as \\n, no other control characters, no space at the ends; AlertRefused past
     `limit` characters (an editor's words are not cut silently)."""

@@ -23,7 +23,7 @@ from feeds.core.audit import AuditLog
 from feeds.core.database import MAX_ID
 from feeds.core.http import Access, RowId, acting, admin_router, problems
 
-from ..alerts import Alert, AlertDesk, AlertDraft, AlertReport
+from ..alerts import AlertDesk, AlertDraft, AlertReport, audit_values
 from ..settings import Settings
 
 class AlertIn(BaseModel):
@@ -97,13 +97,6 @@ class Sending(BaseModel):
     report: str = Field(description="where the alert's report is")
 
 
-def audit_record(alert: Alert) -> dict[str, object]:
-    """What the audit log keeps of a sent alert: what it said and to whom."""
-    c = alert.content
-    return {"subject": c.subject, "text": c.text, "link": c.link, "article_id": c.article_id,
-            "categories": list(c.categories), "ads": c.has_ads}
-
-
 def _out(report: AlertReport) -> dict[str, object]:
     a, c = report.alert, report.alert.content
     return dict(id=a.id, subject=c.subject, text=c.text, link=c.link, article_id=c.article_id,
@@ -139,7 +132,7 @@ class AlertsApi:
     def send(self, request: Request, body: AlertIn, background: BackgroundTasks) -> Sending:
         actor = acting(request)
         alert = self.desk.create(body.draft(), created_by=actor.email)
-        self.audit.record(actor, "alert.send", f"alert:{alert.id}", after=audit_record(alert))
+        self.audit.record(actor, "alert.send", f"alert:{alert.id}", after=audit_values(alert))
         background.add_task(self.desk.send, alert.id)  # after the answer: a large audience takes a while
         return Sending(id=alert.id, status=alert.status, report=f"/api/alerts/{alert.id}")
 
