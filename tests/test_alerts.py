@@ -242,6 +242,9 @@ def test_an_article_alert_over_the_api_and_its_report(tmp_path, clock, smtp_serv
         assert client.post("/api/alerts", json={"subject": "x", "text": "y"}).status_code == 401
     status = run_gazette(["digest", "status", "alerts", "--config", str(config)])
     assert status.returncode == 1 and "sent 1" in status.stdout and "b@example.com" in status.stdout
+    retried = run_gazette(["digest", "retry", "alerts", "--config", str(config)])  # the edition tools work on it
+    assert retried.returncode == 1 and "b@example.com: failed again" in retried.stdout
+    assert len(recorder.to("a@example.com")) == 1  # nobody who had it got it again
     services.close()
 
 
