@@ -145,6 +145,7 @@ def test_the_api_and_the_import_accept_the_alerts_choice(tmp_path, clock, smtp_s
     run_gazette(["subscribers", "import", str(csv), "--confirmed", "--config", str(config)], expect=0)
     assert services.subscribers.find("imp@example.com").editions == ("alerts", "daily")
     assert services.subscribers.find("plain@example.com").editions == ("daily",)
+    assert services.subscribers.orphans() == {}  # `gazette check` does not take alerts for a lost edition
     services.close()
 
 
