@@ -38,11 +38,12 @@ token = "admin-token-0123456789"
 """
 
 
-def make_site(tmp_path: Path, clock: Clock, mail_url: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def make_site(tmp_path: Path, clock: Clock, mail_url: str, env: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+              database_url: str | None = None):
     import service
 
-    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), mail_url=mail_url,
-                          extra=EXTRA)
+    config = write_config(tmp_path / "gazette.toml", database_url=database_url or migrated_sqlite_url(tmp_path),
+                          mail_url=mail_url, extra=EXTRA)
 
     def sleep(seconds: float) -> None:
         clock.now += timedelta(seconds=seconds)
@@ -153,9 +154,9 @@ def test_the_api_and_the_import_accept_the_alerts_choice(tmp_path, clock, smtp_s
 
 @pytest.mark.parametrize("with_dkim", [pytest.param(False, id="unsigned"), pytest.param(True, id="dkim")])
 def test_an_alert_reaches_exactly_its_readers_once_even_when_sent_twice(tmp_path, clock, smtp_server,  # type: ignore[no-untyped-def]
-                                                                           with_dkim: bool) -> None:
+                                                                           database_url: str, with_dkim: bool) -> None:
     recorder, url = smtp_server
-    services, _ = make_site(tmp_path, clock, url, DKIM_ENV if with_dkim else None)
+    services, _ = make_site(tmp_path, clock, url, DKIM_ENV if with_dkim else None, database_url=database_url)
     add(services, "politics@example.com", ["politics"], ["alerts"])
     add(services, "both@example.com", ["politics", "economy"], ["daily", "alerts"])
     add(services, "economy@example.com", ["economy"], ["alerts"])  # another section
@@ -190,6 +191,7 @@ def test_an_alert_reaches_exactly_its_readers_once_even_when_sent_twice(tmp_path
     assert report.alert.created_by == "editor@example.com"
     [stats] = services.deliveries.stats(alert.id)
     assert (stats.name, stats.counts) == (ALERTS, {"sent": 2})
+    services.close()
 
 
 def _choices(reader):  # type: ignore[no-untyped-def]
@@ -265,6 +267,7 @@ def test_an_alert_with_ads_waits_for_the_morning_and_goes_only_to_consenting_rea
     [raw] = recorder.to("yes@example.com")
     assert str(parsed(raw)["Subject"]) == "(광고) [속보] 특가 속보"
     assert desk.report(alert.id).counts == {"sent": 1}
+    services.close()
 
 
 @pytest.mark.parametrize(("case", "draft", "message"), [
