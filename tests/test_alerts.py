@@ -302,3 +302,16 @@ def replace_subject(content, subject: str):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(content, subject=subject)
+
+
+def test_an_alert_whose_send_never_started_is_sent_by_the_resume_job(tmp_path, clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    recorder, url = smtp_server
+    services, _ = make_site(tmp_path, clock, url)
+    add(services, "reader@example.com", ["politics"], ["alerts"])
+    alert = services.alerts.create(AlertDraft(subject="속보", text="본문"), created_by=None)  # the process stopped here
+    assert services.audience_jobs.resume_editions() == "nothing to resume"  # its own send may still be starting
+    clock.now += timedelta(minutes=3)
+    assert "alerts" in services.audience_jobs.resume_editions()
+    assert len(recorder.to("reader@example.com")) == 1 and services.alerts.get(alert.id).status == "done"
+    assert services.audience_jobs.resume_editions() == "nothing to resume"
+    services.close()
