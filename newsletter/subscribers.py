@@ -479,8 +479,9 @@ class SubscriberStore:
                 subscriber_editions.c.edition == edition).exists())
         if category:
             where.append(self._has_category(category))
-        if search:
-            where.append(func.lower(subscribers.c.email).contains(search.lower(), autoescape=True))
+        if search:  # ILIKE on PostgreSQL, where the trigram index serves it; lower() LIKE lower() on SQLite
+            escaped = search.replace("/", "//").replace("%", "/%").replace("_", "/_")
+            where.append(subscribers.c.email.ilike(f"%{escaped}%", escape="/"))
         if address is not None:
             where.append(subscribers.c.email_hash == email_hash(normalise_email(address)))
         page = list(where)
