@@ -152,15 +152,16 @@ class SubscribersPage:
 
     def search(self, request: Request) -> Response:
         filters = self._filters(request)
-        total, rows = self.store.list(**filters.store_filters(), limit=PAGE, before_id=filters.before,
+        total, rows = self.store.list(**filters.store_filters(), limit=PAGE + 1, before_id=filters.before,
                                       newest_first=True, count_up_to=COUNT_UP_TO)
-        more = len(rows) == PAGE
+        more, rows = len(rows) > PAGE, rows[:PAGE]
         return self.kit.page(request, acting(request), "console/subscribers.html",
                              status=422 if filters.problem else 200, filters=filters, rows=rows, total=total,
                              is_capped=total >= COUNT_UP_TO, count_up_to=COUNT_UP_TO,
                              next_query=filters.query(before=rows[-1].id) if more else None,
                              statuses=[s for s in SUBSCRIBER_STATUSES if s in STATUSES], editions=self.store.editions,
                              categories=self.settings.categories, status_words=STATUSES, when=self.when,
+                             category_names={c.slug: c.name for c in self.settings.categories},
                              export_limit=EXPORT_LIMIT)
 
     def show(self, request: Request, subscriber_id: str) -> Response:
@@ -169,7 +170,8 @@ class SubscribersPage:
             return self._missing(request)
         history = self.store.history(reader.id, limit=100)
         return self.kit.page(request, acting(request), "console/subscriber.html", reader=reader, history=history,
-                             consents=self.store.consents(reader.id), status_words=STATUSES,
+                             consents=[{**c, "created_at": self.when(datetime.fromisoformat(c["created_at"]))}
+                                       for c in self.store.consents(reader.id)], status_words=STATUSES,
                              delivery_words=DELIVERIES, when=self.when,
                              category_names={c.slug: c.name for c in self.settings.categories})
 
