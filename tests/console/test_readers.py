@@ -332,3 +332,26 @@ def test_articles_are_read_only_for_every_role(console: Console) -> None:
     admin = console.login("admin")
     assert admin.post("/admin/articles", {}).status_code == 405
     assert admin.post("/admin/articles/art000000001", {}).status_code == 405
+
+
+def test_adding_twice_within_the_hour_mails_once_and_says_why(console: Console) -> None:
+    editor = console.login("editor")
+    form = {"email": "twice@example.org", "editions": console.services.subscribers.editions[0]}
+    assert editor.post("/admin/subscribers", form).status_code == 303
+    again = editor.post("/admin/subscribers", form)
+    assert again.status_code == 429 and "한 시간" in again.text
+    wait_until(lambda: console.smtp.messages)
+    assert sum("twice@example.org" in to for _, to, _ in console.smtp.messages) == 1
+    assert len(console.services.audit.entries(action="subscriber.add")) == 2
+
+
+def test_a_confirmation_the_server_refuses_leaves_a_pending_reader_and_says_so(console: Console) -> None:
+    console.smtp.fail_rcpt["refused@example.org"] = "550 5.1.1 no such user"
+    editor = console.login("editor")
+    answer = editor.post("/admin/subscribers", {"email": "refused@example.org",
+                                                "editions": console.services.subscribers.editions[0]})
+    reader = console.services.subscribers.find("refused@example.org")
+    assert answer.status_code == 303 and reader is not None and reader.status == "pending"
+    assert "console_flash_subscriber_mail_failed" in answer.headers["location"]
+    page = editor.client.get(answer.headers["location"])
+    assert "확인 메일을 보내지 못했습니다" in page.text

@@ -197,7 +197,11 @@ class SubscribersPage:
         try:
             added = self.flow.add_by_operator(email, name=name, categories=categories, editions=editions,
                                               is_confirmed=False)
-        except RateLimited:
+        except RateLimited:  # the row was saved; only the mail waits for its hour
+            found = self.store.find(email)
+            if found is not None:
+                self.kit.audit.record(actor, "subscriber.add", f"subscriber:{found.id}",
+                                      after={"status": found.status, "mail": "rate-limited"})
             return self.new(request, error=t["console_subscribers_add_rate_limited"], status=429, form=again)
         except DeliveryError:
             # The reader is saved as pending; only the mail failed. Say so, on their page.
