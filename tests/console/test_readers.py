@@ -355,3 +355,13 @@ def test_a_confirmation_the_server_refuses_leaves_a_pending_reader_and_says_so(c
     assert "console_flash_subscriber_mail_failed" in answer.headers["location"]
     page = editor.client.get(answer.headers["location"])
     assert "확인 메일을 보내지 못했습니다" in page.text
+
+
+def test_breaking_news_readers_are_an_edition_to_filter_by(console: Console) -> None:
+    from newsletter.records import ALERTS
+
+    add_readers(console, 2)
+    add_readers(console, 1, start=30, editions=[ALERTS])
+    page = console.login("viewer").client.get(f"/admin/subscribers?edition={ALERTS}")
+    assert page.status_code == 200 and emails_on(page.text) == ["reader0030@example.com"]
+    assert "속보 알림" in page.text

@@ -28,7 +28,7 @@ from feeds.core.database import is_storable_id
 
 from ...db import SUBSCRIBER_STATUSES
 from ...errors import DeliveryError, RateLimited, SubscriberError
-from ...records import Subscriber, normalise_email
+from ...records import ALERTS, Subscriber, normalise_email
 from ...settings import Settings
 from ...subscribers import SubscriberStore
 from ...subscription import Subscription
@@ -147,8 +147,13 @@ class SubscribersPage:
 
     # --- reading -------------------------------------------------------------------------------------------------
 
+    @property
+    def editions(self) -> tuple[str, ...]:
+        """What a reader may receive: the configured editions and the breaking-news alerts."""
+        return (*self.store.editions, ALERTS)
+
     def _filters(self, request: Request) -> Filters:
-        return read_filters(request.query_params, editions=self.store.editions,
+        return read_filters(request.query_params, editions=self.editions,
                             categories=[c.slug for c in self.settings.categories])
 
     def search(self, request: Request) -> Response:
@@ -160,7 +165,7 @@ class SubscribersPage:
                              status=422 if filters.problem else 200, filters=filters, rows=rows, total=total,
                              is_capped=total >= COUNT_UP_TO, count_up_to=COUNT_UP_TO,
                              next_query=filters.query(before=rows[-1].id) if more else None,
-                             statuses=[s for s in SUBSCRIBER_STATUSES if s in STATUSES], editions=self.store.editions,
+                             statuses=[s for s in SUBSCRIBER_STATUSES if s in STATUSES], editions=self.editions,
                              categories=self.settings.categories, status_words=STATUSES, when=self.when,
                              category_names={c.slug: c.name for c in self.settings.categories},
                              export_limit=EXPORT_LIMIT)
@@ -180,7 +185,7 @@ class SubscribersPage:
             form: dict[str, Any] | None = None) -> Response:
         return self.kit.page(request, acting(request), "console/subscriber_new.html", status=status, error=error,
                              form=form or {"editions": list(self.store.editions[:1]), "categories": []},
-                             editions=self.store.editions, categories=self.settings.categories)
+                             editions=self.editions, categories=self.settings.categories)
 
     # --- changes -------------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ Where the database user may not create the extension (pg_trgm is "trusted" from 
 may), the index is a plain one there too, and the log says so: searching still works, only slower.
 
 Revision ID: newsletter_0004
-Revises: newsletter_0001
+Revises: newsletter_0003
 Create Date: 2026-11-29
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "newsletter_0004"
-down_revision = "newsletter_0001"
+down_revision = "newsletter_0003"
 branch_labels = None
 depends_on = None
 
