@@ -9,18 +9,25 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     account    /admin/account: one's own sessions and password
     dashboard  /admin, the console's home: the dashboard
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
+    subscribers  /admin/subscribers: search, a reader's record, add, export, erase
+    articles     /admin/articles: search, an article's revisions, views and clicks
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from feeds.article_search import ArticleSearch
+
 from ...components import Components
+from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
+from .articles import ArticlesPage
 from .auth import LoginPages
 from .dashboard import DashboardPage
 from .kit import ConsoleKit
+from .subscribers import SubscribersPage
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -30,4 +37,7 @@ def console_routers(c: Components) -> list[APIRouter]:
         AccountPage(kit, c.accounts).router(),
         DashboardPage(kit, c.figures, c.store).router(),
         AlertsPage(kit, c.alerts).router(),
+        SubscribersPage(kit, c.settings, c.subscribers,
+                        Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
+        ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
     ]
