@@ -76,7 +76,8 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
         settings, store=services.store, publisher=services.publisher, templates=services.templates,
         clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,
         pushes=services.pushes, figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock()),
-                                                 *audience_metrics(services.engine, services.clock())])
+                                                 *audience_metrics(services.engine, services.clock())],
+        source_book=services.source_book)
     audience = newsletter_http.audience_http(
         settings, subscribers=services.subscribers, deliveries=services.deliveries, articles=services.store,
         redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,

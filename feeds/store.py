@@ -76,20 +76,7 @@ class ArticleStore:
                     conn.execute(db.categories.update().where(db.categories.c.slug == category.slug).values(**values))
                 else:
                     conn.execute(db.categories.insert().values(slug=category.slug, **values))
-            stored = {r.name: r for r in conn.execute(select(db.sources))}
-            for source in sources:
-                values = {"kind": source.kind, "location": source.location, "category": source.category,
-                          "interval_seconds": int(source.interval.total_seconds())}
-                row = stored.get(source.name)
-                if row is None:
-                    conn.execute(db.sources.insert().values(name=source.name, created_at=now, consecutive_failures=0,
-                                                            **values))
-                elif row.location != source.location or row.kind != source.kind:
-                    conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(
-                        fetch_url=None, etag=None, last_modified=None, body_hash=None, consecutive_failures=0,
-                        disabled_reason=None, next_check_at=None, **values))
-                else:
-                    conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
+            self.sync_sources(sources, now, conn=conn)
             known = {r.slug: r for r in conn.execute(select(db.partners.c.slug, db.partners.c.push_since_at))}
             for partner in partners:
                 values = {"name": partner.name, "categories": list(partner.categories),
@@ -117,6 +104,30 @@ class ArticleStore:
                     if found is None:
                         conn.execute(db.partner_keys.insert().values(partner_slug=partner.slug, key_hash=digest,
                                                                      label="config", created_at=now))
+
+    def sync_sources(self, sources: Sequence[SourceSettings], now: datetime, *, conn: Connection | None = None) -> None:
+        """Give each of `sources` its state row (the file's at start-up, the console's as they are saved): a new
+        source starts afresh, so does one whose location or kind changed; one that only changed its interval or
+        category keeps its health and validators. `conn`: inside the caller's transaction."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.sync_sources(sources, now, conn=own)
+            return
+        names = [source.name for source in sources]
+        stored = {r.name: r for r in conn.execute(select(db.sources).where(db.sources.c.name.in_(names)))}
+        for source in sources:
+            values = {"kind": source.kind, "location": source.location, "category": source.category,
+                      "interval_seconds": int(source.interval.total_seconds())}
+            row = stored.get(source.name)
+            if row is None:
+                conn.execute(db.sources.insert().values(name=source.name, created_at=now, consecutive_failures=0,
+                                                        **values))
+            elif row.location != source.location or row.kind != source.kind:
+                conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(
+                    fetch_url=None, etag=None, last_modified=None, body_hash=None, consecutive_failures=0,
+                    disabled_reason=None, next_check_at=None, **values))
+            else:
+                conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
 
     def categories(self) -> list[Category]:
         with self.engine.connect() as conn:
