@@ -167,8 +167,8 @@ def sources_list(ctx: click.Context, failing: bool) -> None:
         if state is None:
             continue
         health = source_health(state, settings.fetch.failure_limit)
-        if failing and health in HEALTHY and entry.is_active:
-            continue
+        if failing and entry.source is not None and (health in HEALTHY or entry.is_paused):
+            continue  # a paused source needs no attention; one whose definition broke does
         shown += 1
         origin = "from config" if entry.origin == "config" else "console"
         shown_health = "paused" if entry.is_paused else "not valid" if entry.source is None else health

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
@@ -27,6 +27,7 @@ from .core.errors import ConfigError
 from .errors import BadDefinition, StoreError, UnknownName
 from .fetch import Fetcher
 from .ingest import IngestPolicy, Preview, preview_source
+from .model import HEALTHY, SourceState, source_health
 from .core.commands import duration_text
 from .settings import Category, SourceSettings, build_source
 from .store import ArticleStore
@@ -92,6 +93,23 @@ def source_definition(source: SourceSettings) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class SourceRow:
+    """A line of the console's list: the source, its health (or "paused", "invalid") and its recent figures."""
+
+    entry: ListedSource
+    health: str  # new | ok | failing | unhealthy | disabled (`source_health`), or paused | invalid
+    state: SourceState | None  # None: never synced (a stored source whose definition broke before it was saved)
+    per_day: float  # articles published in the last OVERVIEW_DAYS days, a day
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.health not in (*HEALTHY, "paused")
+
+
+OVERVIEW_DAYS = 7
+
+
 class SourceBook:
     """The file's sources and the stored ones, as one list; adding, editing, pausing, deleting and testing the
     stored ones. `by` is who acts (an account's address, or "admin-token"); times come from `clock`."""
@@ -143,6 +161,20 @@ class SourceBook:
         if found is None:
             raise UnknownName(f"no source {name[:200]!r}")
         return found
+
+    def overview(self, failure_limit: int) -> list[SourceRow]:
+        """Every effective source with its health, its state (last fetch, next check, last error) and how many
+        articles a day it brought over the last `OVERVIEW_DAYS` days (by publication date)."""
+        states = {state.name: state for state in self._store.sources()}
+        counts = self._store.articles_by_source(self._clock() - timedelta(days=OVERVIEW_DAYS))
+        rows = []
+        for entry in self.entries():
+            state = states.get(entry.name)
+            health = ("invalid" if entry.source is None else "paused" if entry.is_paused
+                      else source_health(state, failure_limit) if state is not None else "new")
+            per_day = counts.get(state.id, 0) / OVERVIEW_DAYS if state is not None else 0.0
+            rows.append(SourceRow(entry=entry, health=health, state=state, per_day=per_day))
+        return rows
 
     # --- changing ---------------------------------------------------------------------------------------------
 

@@ -296,3 +296,17 @@ def test_a_running_scheduler_picks_up_a_new_source_within_the_reload(tmp_path: P
         runner.stop()
         editor.close()
         serving.close()
+
+
+def test_the_overview_gives_each_source_its_health_and_articles_a_day(services, feed: Site) -> None:  # type: ignore[no-untyped-def]
+    services.source_book.add(definition(feed), "editor@example.com")
+    services.source_book.add(definition(feed, name="쉬는 중"), "editor@example.com")
+    services.source_book.pause("쉬는 중", "editor@example.com")
+    services.ingest("연합 속보")
+    rows = {row.entry.name: row for row in services.source_book.overview(failure_limit=5)}
+    assert [rows[n].health for n in ("wire", "연합 속보", "쉬는 중")] == ["new", "ok", "paused"]
+    assert rows["wire"].entry.origin == "config" and rows["연합 속보"].entry.origin == "console"
+    published = [a for a in services.store.articles(limit=100)
+                 if a.published_at >= services.clock() - __import__("datetime").timedelta(days=7)]
+    assert rows["연합 속보"].per_day == pytest.approx(len(published) / 7)
+    assert not rows["연합 속보"].needs_attention and not rows["쉬는 중"].needs_attention
