@@ -142,7 +142,7 @@ def test_add_edit_pause_resume_delete(api, services, feed: Site) -> None:  # typ
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["origin"] == "console" and body["editable"] and not body["paused"]
-    assert body["definition"]["interval"] == "10m" and body["created_by"] == "admin-token"
+    assert body["definition"]["interval"] == "10m" and body["created_by"] == "admin token"
     assert [e.name for e in services.source_book.entries()] == ["wire", "연합 속보"]
     assert services.store.source("연합 속보") is not None  # it has a state row to be polled with
 

@@ -12,17 +12,15 @@ text (`{name:path}`: a source's name may hold a slash); a running `serve` picks 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict
 
-from ..core.http import admin_router, problems
+from ..core.audit import AuditLog
+from ..core.http import Access, acting, admin_router, problems
 from ..ingest import Preview
 from ..source_book import ListedSource, SourceBook
-
-ADMIN_TOKEN_ACTOR = "admin-token"  # who acts, in the book's records, when the bearer token is used
-
 
 class SourceDefinition(BaseModel):
     """A source as a `[[sources]]` table of the configuration file holds it (the same keys, the same rule); a
@@ -118,22 +116,18 @@ def preview_out(preview: Preview) -> PreviewOut:
                       items=items)
 
 
-Recorder = Callable[[str, str, "dict[str, Any] | None", "dict[str, Any] | None"], None]
-"""(action, target, before, after) -> None: where a change is recorded (the audit log, once it exists)."""
-
-
 class SourcesWriteApi:
-    """`POST /api/sources`, `PATCH|DELETE /api/sources/{name}`, `POST /api/sources/{name}/pause|resume`,
-    `POST /api/sources/test`."""
+    """`POST /api/sources`, `PATCH|DELETE /api/sources/{name}`, `POST /api/sources/{name}/pause|resume|test`,
+    `POST /api/sources/test`. Every route changes or fetches, so each needs an editor (the admin token is an admin);
+    each change is in the audit log with the source before and after."""
 
-    def __init__(self, admin_token: str | None, book: SourceBook,
-                 record: Recorder = lambda action, target, before, after: None) -> None:
-        self._admin_token = admin_token
+    def __init__(self, access: Access, book: SourceBook, audit: AuditLog) -> None:
+        self._access = access
         self._book = book
-        self._record = record
+        self._audit = audit
 
     def router(self) -> APIRouter:
-        api = admin_router(self._admin_token, "/api/sources", "sources")
+        api = admin_router(self._access, "/api/sources", "sources")
         api.add_api_route("", self.create, methods=["POST"], response_model=SourceOut, status_code=201,
                           responses=problems(409), summary="Add a source (stored in the database; polled within "
                                                           "[scheduler] reload)")
@@ -153,29 +147,34 @@ class SourcesWriteApi:
                           summary="Delete a source added here: polled no more; its articles stay")
         return api
 
-    def create(self, body: SourceDefinition) -> SourceOut:
-        entry = self._book.add(body.model_dump(exclude_none=True), ADMIN_TOKEN_ACTOR)
-        self._record("source.create", f"source:{entry.name}", None, entry.record())
+    def create(self, request: Request, body: SourceDefinition) -> SourceOut:
+        actor = acting(request)
+        entry = self._book.add(body.model_dump(exclude_none=True), actor.email)
+        self._audit.record(actor, "source.create", f"source:{entry.name}", after=entry.record())
         return source_out(entry)
 
-    def edit(self, name: str, body: SourceChanges) -> SourceOut:
-        before, after = self._book.edit(name, body.model_dump(exclude_unset=True), ADMIN_TOKEN_ACTOR)
-        self._record("source.update", f"source:{name}", before.record(), after.record())
+    def edit(self, request: Request, name: str, body: SourceChanges) -> SourceOut:
+        actor = acting(request)
+        before, after = self._book.edit(name, body.model_dump(exclude_unset=True), actor.email)
+        self._audit.record(actor, "source.update", f"source:{name}", before=before.record(), after=after.record())
         return source_out(after)
 
-    def pause(self, name: str) -> SourceOut:
-        before, after = self._book.pause(name, ADMIN_TOKEN_ACTOR)
-        self._record("source.pause", f"source:{name}", before.record(), after.record())
+    def pause(self, request: Request, name: str) -> SourceOut:
+        actor = acting(request)
+        before, after = self._book.pause(name, actor.email)
+        self._audit.record(actor, "source.pause", f"source:{name}", before=before.record(), after=after.record())
         return source_out(after)
 
-    def resume(self, name: str) -> SourceOut:
-        before, after = self._book.resume(name, ADMIN_TOKEN_ACTOR)
-        self._record("source.resume", f"source:{name}", before.record(), after.record())
+    def resume(self, request: Request, name: str) -> SourceOut:
+        actor = acting(request)
+        before, after = self._book.resume(name, actor.email)
+        self._audit.record(actor, "source.resume", f"source:{name}", before=before.record(), after=after.record())
         return source_out(after)
 
-    def delete(self, name: str) -> Response:
-        before = self._book.delete(name, ADMIN_TOKEN_ACTOR)
-        self._record("source.delete", f"source:{name}", before.record(), None)
+    def delete(self, request: Request, name: str) -> Response:
+        actor = acting(request)
+        before = self._book.delete(name, actor.email)
+        self._audit.record(actor, "source.delete", f"source:{name}", before=before.record())
         return Response(status_code=204)
 
     def test(self, body: SourceTest) -> PreviewOut:

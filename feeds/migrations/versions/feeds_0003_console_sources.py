@@ -2,7 +2,7 @@
 `[[sources]]`: one row per source with its definition, paused flag, and who made and last changed it.
 
 Revision ID: feeds_0003
-Revises: feeds_0001
+Revises: feeds_0002
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "feeds_0003"
-down_revision = "feeds_0001"
+down_revision = "feeds_0002"
 branch_labels = None
 depends_on = None
 
