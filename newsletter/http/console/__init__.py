@@ -8,6 +8,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    sources    /admin/sources: the effective sources; add, edit, pause, resume, delete, test
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .account import AccountPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
+from .sources import SourcesPage
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -27,4 +29,6 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
+                    allow_private_network=c.settings.stored_sources_private_network).router(),
     ]
