@@ -78,17 +78,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def browser_session(served: Any) -> Iterator[ConsoleBrowser]:
-    from playwright.sync_api import sync_playwright
-
-    from tests.console.browser import CHROMIUM
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        yield ConsoleBrowser(chromium, served.url, ACCOUNTS, PASSWORD)
-        chromium.close()
+def browser_session(served: Any, chromium: Any) -> Iterator[ConsoleBrowser]:
+    """The console's one Chromium (tests/console/conftest.py), logging in to this module's app."""
+    yield ConsoleBrowser(chromium, served.url, ACCOUNTS, PASSWORD)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
