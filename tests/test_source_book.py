@@ -310,3 +310,11 @@ def test_the_overview_gives_each_source_its_health_and_articles_a_day(services, 
                  if a.published_at >= services.clock() - __import__("datetime").timedelta(days=7)]
     assert rows["연합 속보"].per_day == pytest.approx(len(published) / 7)
     assert not rows["연합 속보"].needs_attention and not rows["쉬는 중"].needs_attention
+
+
+def test_metrics_count_the_stored_sources(api, services, feed: Site) -> None:  # type: ignore[no-untyped-def]
+    services.source_book.add(definition(feed), "editor@example.com")
+    services.ingest("연합 속보")
+    text = api.get("/metrics", headers=ADMIN).text
+    assert 'gazette_sources{status="ok"} 1.0' in text and 'gazette_sources{status="new"} 1.0' in text
+    assert 'source="연합 속보"' in text
