@@ -62,7 +62,7 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime,
     return [
         gauge("gazette_articles", "Articles in the store, by category.", ["category"],
               (([k or ""], v) for k, v in sorted(articles.items(), key=lambda kv: kv[0] or ""))),
-        gauge("gazette_sources", "Polled sources (the file's and the console's) by health.", ["status"], (([k], v) for k, v in by_status.items())),
+        gauge("gazette_sources", "Configured sources by health.", ["status"], (([k], v) for k, v in by_status.items())),
         gauge("gazette_source_consecutive_failures", "Failed polls in a row, per source.", ["source"], failures),
         gauge("gazette_source_skipped_items", "Articles of each source left out of feeds because they could not be "
               "rendered (the feeds themselves stay up).", ["source"], skipped),

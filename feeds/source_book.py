@@ -23,12 +23,12 @@ from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import db
+from .core.commands import duration_text
 from .core.errors import ConfigError
 from .errors import BadDefinition, StoreError, UnknownName
 from .fetch import Fetcher
 from .ingest import IngestPolicy, Preview, preview_source
 from .model import HEALTHY, SourceState, source_health
-from .core.commands import duration_text
 from .settings import Category, SourceSettings, build_source
 from .store import ArticleStore
 
@@ -112,7 +112,7 @@ OVERVIEW_DAYS = 7
 
 class SourceBook:
     """The file's sources and the stored ones, as one list; adding, editing, pausing, deleting and testing the
-    stored ones. `by` is who acts (an account's address, or "admin-token"); times come from `clock`."""
+    stored ones. `by` is who acts (an account's address, or "admin token"); times come from `clock`."""
 
     def __init__(self, engine: Engine, store: ArticleStore, *, config_sources: Sequence[SourceSettings],
                  categories: Sequence[Category], allow_private_network: bool, fetcher: Fetcher,
