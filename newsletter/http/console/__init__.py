@@ -9,6 +9,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     account    /admin/account: one's own sessions and password
     home       /admin
     sources    /admin/sources: the effective sources; add, edit, pause, resume, delete, test
+    alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import APIRouter
 
 from ...components import Components
 from .account import AccountPage
+from .alerts import AlertsPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
@@ -31,4 +33,5 @@ def console_routers(c: Components) -> list[APIRouter]:
         HomePage(kit).router(),
         SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
                     allow_private_network=c.settings.stored_sources_private_network).router(),
+        AlertsPage(kit, c.alerts).router(),
     ]
