@@ -8,6 +8,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    sources    /admin/sources: the effective sources; add, edit, pause, resume, delete, test
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     subscribers  /admin/subscribers: search, a reader's record, add, export, erase
     articles     /admin/articles: search, an article's revisions, views and clicks
@@ -27,6 +28,7 @@ from .articles import ArticlesPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
+from .sources import SourcesPage
 from .subscribers import SubscribersPage
 
 
@@ -36,6 +38,8 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
+                    allow_private_network=c.settings.stored_sources_private_network).router(),
         AlertsPage(kit, c.alerts).router(),
         SubscribersPage(kit, c.settings, c.subscribers,
                         Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
