@@ -8,6 +8,9 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
+    users      /admin/users: accounts and roles (admins)
+    audit      /admin/audit: who changed what (admins)
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from fastapi import APIRouter
 
 from ...components import Components
 from .account import AccountPage
+from .audit import AuditPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
+from .partners import PartnersPages
+from .users import UsersPages
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -27,4 +33,7 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
+        UsersPages(kit, c.settings, c.accounts).router(),
+        AuditPage(kit, c.settings, c.audit).router(),
     ]
