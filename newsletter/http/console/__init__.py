@@ -8,6 +8,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
     users      /admin/users: accounts and roles (admins)
     audit      /admin/audit: who changed what (admins)
@@ -19,6 +20,7 @@ from fastapi import APIRouter
 
 from ...components import Components
 from .account import AccountPage
+from .alerts import AlertsPage
 from .audit import AuditPage
 from .auth import LoginPages
 from .home import HomePage
@@ -33,6 +35,7 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        AlertsPage(kit, c.alerts).router(),
         PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
         UsersPages(kit, c.settings, c.accounts).router(),
         AuditPage(kit, c.settings, c.audit).router(),
