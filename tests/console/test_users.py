@@ -153,3 +153,32 @@ def test_accounts_keep_the_last_admin(accounts: Accounts) -> None:
     accounts.remove(ACCOUNTS["admin"])
     with pytest.raises(LastAdmin):
         accounts.set_role("second@news.example.com", "editor")
+
+
+def test_two_admins_stepping_down_at_once_leave_one_admin(engine) -> None:  # type: ignore[no-untyped-def]
+    """The rule holds under concurrency: each change counts the admins inside its own transaction, after locking them
+    (PostgreSQL) or behind the write lock (SQLite), so of two admins demoting themselves at once one stays."""
+    import threading
+
+    from tests.conftest import NOW
+
+    accounts = Accounts(engine, lambda: NOW, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    for email in ("one@news.example.com", "two@news.example.com"):
+        accounts.add(email, "admin", PASSWORD)
+    start, outcomes = threading.Barrier(2), []
+
+    def step_down(email: str) -> None:
+        start.wait()
+        try:
+            accounts.set_role(email, "editor")
+            outcomes.append("demoted")
+        except LastAdmin:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=step_down, args=(e,)) for e in ("one@news.example.com", "two@news.example.com")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["demoted", "refused"]
+    assert [u.role for u in accounts.users()].count("admin") == 1
