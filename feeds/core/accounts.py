@@ -5,7 +5,8 @@ lives below both.
 
     accounts    `console_users`: an address, a role (`ROLES`: viewer reads; editor changes sources, editions,
                 alerts and readers' data requests; admin also users, partners and keys), an argon2 password hash,
-                failed logins and a lock (`MAX_FAILURES` in a row lock the account for `LOCK_FOR`)
+                failed logins and a lock (`MAX_FAILURES` in a row lock the account for `LOCK_FOR`); the last admin
+                can be neither removed nor demoted (`LastAdmin`), whoever asks
     sessions    `console_sessions`: one row per login, keyed by the SHA-256 of the secret the cookie carries (a stolen
                 database holds no usable session); ended by logout, by "log out everywhere", by a password reset or
                 a removal, after `idle` without a request, and at `lifetime` after the login whatever happens. Each
