@@ -9,6 +9,8 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     account    /admin/account: one's own sessions and password
     home       /admin
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
+    subscribers  /admin/subscribers: search, a reader's record, add, export, erase
+    articles     /admin/articles: search, an article's revisions, views and clicks
     partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
     users      /admin/users: accounts and roles (admins)
     audit      /admin/audit: who changed what (admins)
@@ -18,14 +20,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from feeds.article_search import ArticleSearch
+
 from ...components import Components
+from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
+from .articles import ArticlesPage
 from .audit import AuditPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
 from .partners import PartnersPages
+from .subscribers import SubscribersPage
 from .users import UsersPages
 
 
@@ -36,6 +43,9 @@ def console_routers(c: Components) -> list[APIRouter]:
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
         AlertsPage(kit, c.alerts).router(),
+        SubscribersPage(kit, c.settings, c.subscribers,
+                        Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
+        ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
         PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
         UsersPages(kit, c.settings, c.accounts).router(),
         AuditPage(kit, c.settings, c.audit).router(),
