@@ -12,6 +12,9 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     subscribers  /admin/subscribers: search, a reader's record, add, export, erase
     articles     /admin/articles: search, an article's revisions, views and clicks
+    partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
+    users      /admin/users: accounts and roles (admins)
+    audit      /admin/audit: who changed what (admins)
 """
 
 from __future__ import annotations
@@ -25,11 +28,14 @@ from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
 from .articles import ArticlesPage
+from .audit import AuditPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
+from .partners import PartnersPages
 from .sources import SourcesPage
 from .subscribers import SubscribersPage
+from .users import UsersPages
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -44,4 +50,7 @@ def console_routers(c: Components) -> list[APIRouter]:
         SubscribersPage(kit, c.settings, c.subscribers,
                         Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
         ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
+        PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
+        UsersPages(kit, c.settings, c.accounts).router(),
+        AuditPage(kit, c.settings, c.audit).router(),
     ]
