@@ -26,7 +26,7 @@ from feeds.core.limits import RateLimiter
 from feeds.readership import Redirects
 from feeds.store import ArticleStore
 
-from ..deliveries import DeliveryStore
+from ..deliveries import DeliveryStore, EditionStats
 from ..notices import Notices
 from ..settings import Settings
 from ..sharing import Sharing
@@ -57,7 +57,8 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                   articles: ArticleStore, redirects: Redirects, tokens: Tokens, templates: Environment,
                   clock: Callable[[], datetime], notices: Notices, transport: Callable[[], Transport], tags: TagCodec,
                   signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]], access: Access,
-                  audit: AuditLog) -> AudienceHttp:
+                  audit: AuditLog, pause: Callable[[int], EditionStats] | None = None,
+                  resume: Callable[[int], EditionStats] | None = None) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
     article, by campaign name ("{edition}-{id}")."""
     flow = Subscription(settings, subscribers, tokens, notices, clock)
@@ -68,5 +69,5 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
     return AudienceHttp(
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
         routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),
-                 EditionsApi(settings, deliveries, clicks, access).router(),
+                 EditionsApi(settings, deliveries, clicks, access, audit=audit, pause=pause, resume=resume).router(),
                  BouncesApi(settings, subscribers, clock, tokens, access, audit).router()])

@@ -8,6 +8,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    editions   /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import APIRouter
 from ...components import Components
 from .account import AccountPage
 from .auth import LoginPages
+from .editions import EditionsPage
 from .home import HomePage
 from .kit import ConsoleKit
 
@@ -27,4 +29,5 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        EditionsPage(kit, c.deliveries, c.subscribers, c.store, c).router(),
     ]
