@@ -93,7 +93,7 @@ def test_the_preview_is_framed_sandboxed_and_shows_the_chosen_readers_categories
     assert frame, "the preview must be framed with an empty sandbox (no scripts, no same origin)"
     src = frame[1].replace("&amp;", "&")
     assert src == f"/admin/editions/preview/frame?edition=daily&reader={ids['han@example.com']}"
-    assert "경제" in page.text and '<pre class="text">' in page.text and "기사 4" in page.text
+    assert "경제" in page.text and '<pre class="text"' in page.text and "기사 4" in page.text
     framed = viewer.get(src)
     assert framed.status_code == 200
     policies = framed.headers.get_list("content-security-policy")
