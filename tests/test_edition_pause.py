@@ -18,7 +18,7 @@ from tests.test_digest import seed
 
 READERS = 40
 AT = NOW - timedelta(hours=2)  # 07:00 in Seoul, the daily edition's hour: a scheduled run reaches the readers
-SLOW = {"GAZETTE_MAIL_RATE_PER_SECOND": "25", "GAZETTE_MAIL_CONCURRENCY": "2"}
+SLOW = {"GAZETTE_MAIL_RATE_PER_SECOND": "15", "GAZETTE_MAIL_CONCURRENCY": "2"}
 
 
 def many_readers(services, clock) -> set[str]:  # type: ignore[no-untyped-def]
@@ -129,6 +129,9 @@ def test_pause_and_resume_commands(tmp_path, clock, smtp_server) -> None:  # typ
     assert not thread.is_alive()
     answer = runner.invoke(service.main, ["digest", "pause", str(edition_id), "--config", config], env=env)
     assert answer.exit_code == 1 and "only a run that is sending can be paused" in answer.output
+    answer = runner.invoke(service.main, ["digest", "status", "daily", "--at", AT.isoformat(), "--config", config])
+    assert f"(edition {edition_id}): paused;" in answer.output
+    assert f"gazette digest resume {edition_id} carries it on" in answer.output
     answer = runner.invoke(service.main, ["digest", "resume", str(edition_id), "--config", config], env=env)
     assert answer.exit_code == 0, answer.output
     assert received(recorder) == Counter({address: 1 for address in readers})

@@ -200,6 +200,8 @@ def digest_status(ctx: click.Context, edition: str, at: str | None) -> None:
                f"started {local_time(stats.created_at, tz)}, finished "
                f"{local_time(stats.finished_at, tz, never='not yet')}")
     click.echo(", ".join(f"{status} {stats.counts.get(status, 0)}" for status in STATUSES))
+    if stats.status == "paused":
+        click.echo(f"paused {local_time(stats.paused_at, tz)}: gazette digest resume {stats.id} carries it on")
     for statuses, title in ((("failed",), "failed"), (("retry", "held"), "waiting"), (("skipped",), "not retried")):
         total, rows = services.deliveries.rows(stats.id, statuses=statuses, has_error=True)
         if total:

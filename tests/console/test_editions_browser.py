@@ -42,6 +42,25 @@ def a_run(console_site: Any) -> int:
     return found
 
 
+SESSIONS: dict[tuple[str, str], Any] = {}  # (site, role) -> a logged-in browser's storage state
+
+
+def open_page(console_browser: Any, role: str, *, width: int, lang: str) -> Any:
+    """A logged-in page as `role`: one login per role for the module (the login form is rate limited per client
+    address), each test in a fresh context with that session, at its own width and language."""
+    key = (console_browser.url, role)
+    if key not in SESSIONS:
+        page = console_browser.page(role, width=width, lang=lang)
+        SESSIONS[key] = page.context.storage_state()
+        return page
+    context = console_browser.browser.new_context(viewport={"width": width, "height": 900},
+                                                  locale="ko-KR" if lang == "ko" else "en-US",
+                                                  storage_state=SESSIONS[key])
+    page = context.new_page()
+    page.goto(f"{console_browser.url}/admin?lang={lang}")  # the language, for this context's pages
+    return page
+
+
 def suffix(lang: str) -> str:
     return "" if lang == "ko" else "-en"
 
@@ -50,7 +69,7 @@ def suffix(lang: str) -> str:
 @pytest.mark.parametrize("width", WIDTHS)
 def test_the_schedule_and_the_recent_runs(console_browser: Any, console_site: Any, width: int, lang: str) -> None:
     edition_id = a_run(console_site)
-    page = console_browser.page("viewer", width=width, lang=lang)
+    page = open_page(console_browser, "viewer", width=width, lang=lang)
     page.goto(f"{console_site.url}/admin/editions")
     w = WORDS[lang]
     assert page.get_by_role("heading", name=w["title"], exact=True).is_visible()
@@ -66,7 +85,7 @@ def test_the_schedule_and_the_recent_runs(console_browser: Any, console_site: An
 @pytest.mark.parametrize("width", WIDTHS)
 def test_a_runs_report(console_browser: Any, console_site: Any, width: int, lang: str) -> None:
     edition_id = a_run(console_site)
-    page = console_browser.page("editor", width=width, lang=lang)
+    page = open_page(console_browser, "editor", width=width, lang=lang)
     page.goto(f"{console_site.url}/admin/editions")
     page.locator(f'a[href="/admin/editions/{edition_id}"]').click()
     page.wait_for_url(f"**/admin/editions/{edition_id}")
@@ -82,7 +101,7 @@ def test_a_runs_report(console_browser: Any, console_site: Any, width: int, lang
 def test_the_preview_is_framed_and_a_test_goes_to_me(console_browser: Any, console_site: Any, width: int,
                                                       lang: str) -> None:
     reader = a_reader(console_site)
-    page = console_browser.page("editor", width=width, lang=lang)
+    page = open_page(console_browser, "editor", width=width, lang=lang)
     w = WORDS[lang]
     page.goto(f"{console_site.url}/admin/editions")
     page.locator("form[action='/admin/editions/preview'] select[name=edition]").select_option("weekly")
