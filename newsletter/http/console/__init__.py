@@ -8,6 +8,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     editions   /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
 """
 
@@ -17,6 +18,7 @@ from fastapi import APIRouter
 
 from ...components import Components
 from .account import AccountPage
+from .alerts import AlertsPage
 from .auth import LoginPages
 from .editions import EditionsPage
 from .home import HomePage
@@ -29,5 +31,6 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        AlertsPage(kit, c.alerts).router(),
         EditionsPage(kit, c.deliveries, c.subscribers, c.store, c).router(),
     ]

@@ -32,7 +32,7 @@ from feeds.model import StoredArticle
 
 from ...deliveries import STATUSES, DeliveryStore, EditionStats
 from ...errors import DeliveryError, EditionState, SubscriberError, UnknownEdition
-from ...records import normalise_email
+from ...records import ALERTS, normalise_email
 from ...retry import RetryReport
 from ...settings import EditionSettings
 from ...subscribers import SubscriberStore
@@ -150,7 +150,7 @@ class EditionsPage:
     def overview(self, request: Request) -> Response:
         lang = self.kit.language(request)
         site = self.settings.site
-        recent = self.deliveries.stats(limit=RECENT)
+        recent = [e for e in self.deliveries.stats(limit=RECENT * 2) if e.name != ALERTS][:RECENT]  # alerts: theirs
         clicks = {e.id: sum(self.articles.campaign_clicks(f"{e.name}-{e.id}").values()) for e in recent}
         return self.kit.page(
             request, acting(request), "console/editions.html", **self._words(),
@@ -260,7 +260,7 @@ class EditionsPage:
                 flash: str) -> Response:
         before = self._stats(edition_id)
         back = f"/admin/editions/{edition_id}"
-        if action == "edition.resume" and self.settings.edition(before.name) is None:
+        if self.settings.edition(before.name) is None:  # an alert's run, or an edition no longer configured
             return self.kit.redirect(back, flash="console_flash_edition_unconfigured")
         try:
             after = change(edition_id)
