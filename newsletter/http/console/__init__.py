@@ -9,20 +9,27 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     account    /admin/account: one's own sessions and password
     home       /admin
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
-    editions   /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
+    subscribers  /admin/subscribers: search, a reader's record, add, export, erase
+    articles     /admin/articles: search, an article's revisions, views and clicks
+    editions     /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from feeds.article_search import ArticleSearch
+
 from ...components import Components
+from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
+from .articles import ArticlesPage
 from .auth import LoginPages
 from .editions import EditionsPage
 from .home import HomePage
 from .kit import ConsoleKit
+from .subscribers import SubscribersPage
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -32,5 +39,8 @@ def console_routers(c: Components) -> list[APIRouter]:
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
         AlertsPage(kit, c.alerts).router(),
+        SubscribersPage(kit, c.settings, c.subscribers,
+                        Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
+        ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
         EditionsPage(kit, c.deliveries, c.subscribers, c.store, c).router(),
     ]

@@ -3,7 +3,7 @@ every reader of the edition, a scheduled one to the zones whose hour it is), so 
 readers. The status column already holds "paused" as a third value beside "sending" and "done".
 
 Revision ID: newsletter_0005
-Revises: newsletter_0003
+Revises: newsletter_0004
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "newsletter_0005"
-down_revision = "newsletter_0003"
+down_revision = "newsletter_0004"
 branch_labels = None
 depends_on = None
 
