@@ -28,7 +28,7 @@ from feeds.readership import Redirects
 from feeds.store import ArticleStore
 
 from ..alerts import AlertDesk
-from ..deliveries import DeliveryStore
+from ..deliveries import DeliveryStore, EditionStats
 from ..notices import Notices
 from ..settings import Settings
 from ..sharing import Sharing
@@ -60,7 +60,8 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                   articles: ArticleStore, redirects: Redirects, tokens: Tokens, templates: Environment,
                   clock: Callable[[], datetime], notices: Notices, transport: Callable[[], Transport], tags: TagCodec,
                   signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]], access: Access,
-                  audit: AuditLog, alerts: AlertDesk) -> AudienceHttp:
+                  audit: AuditLog, alerts: AlertDesk, pause: Callable[[int], EditionStats] | None = None,
+                  resume: Callable[[int], EditionStats] | None = None) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
     article, by campaign name ("{edition}-{id}")."""
     flow = Subscription(settings, subscribers, tokens, notices, clock)
@@ -71,6 +72,6 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
     return AudienceHttp(
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
         routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),
-                 EditionsApi(settings, deliveries, clicks, access).router(),
+                 EditionsApi(settings, deliveries, clicks, access, audit=audit, pause=pause, resume=resume).router(),
                  BouncesApi(settings, subscribers, clock, tokens, access, audit).router(),
                  AlertsApi(settings, alerts, access, audit).router()])

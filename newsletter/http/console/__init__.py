@@ -15,6 +15,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
     users      /admin/users: accounts and roles (admins)
     audit      /admin/audit: who changed what (admins)
+    editions     /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .alerts import AlertsPage
 from .articles import ArticlesPage
 from .audit import AuditPage
 from .auth import LoginPages
+from .editions import EditionsPage
 from .home import HomePage
 from .kit import ConsoleKit
 from .partners import PartnersPages
@@ -53,4 +55,5 @@ def console_routers(c: Components) -> list[APIRouter]:
         PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
         UsersPages(kit, c.settings, c.accounts).router(),
         AuditPage(kit, c.settings, c.audit).router(),
+        EditionsPage(kit, c.deliveries, c.subscribers, c.store, c).router(),
     ]
