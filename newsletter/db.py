@@ -96,9 +96,11 @@ editions = Table(
     Column("scheduled_at", UTCDateTime, nullable=False),
     Column("period_start", UTCDateTime, nullable=False),
     Column("period_end", UTCDateTime, nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # sending | paused | done
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    Column("paused_at", UTCDateTime, nullable=True),  # when an operator paused the run (status "paused")
+    Column("audience", String(16), nullable=True),  # "everyone" (a manual send) or "zones": whom a resume sends to
     UniqueConstraint("name", "scheduled_at"),
 )
 

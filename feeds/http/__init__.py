@@ -4,6 +4,8 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     public     `/`, `/feeds/…` (and archives, the news sitemap), `/opml`, `/v/…`, `/r/…`, `/livez`, `/healthz`
     partners   `/partners/{partner}/feeds/…`
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
+    sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
+    audit      `/api/audit`: the audit log, for admins' scripts
     metrics    `/metrics`
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
     guard      `RequestGuard`, ASGI middleware in front of everything (caps, the admin token, security headers)
@@ -28,21 +30,25 @@ from ..publish import FeedPublisher
 from ..push import PushQueue
 from ..readership import Clicks, Redirects, ViewCounter
 from ..settings import Settings
+from ..source_book import SourceBook
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
+from .audit import AuditApi
 from .fastpath import FeedFastPath
 from .guard import RequestGuard
 from .metrics import MetricsRoute
 from .partners import PartnerFeedRoute
 from .public import PublicPages
+from .sources import SourcesWriteApi
 
 __all__ = ["FeedFastPath", "RequestGuard", "error_page", "routes"]
 
 
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
            clock: Callable[[], datetime], view_counter: ViewCounter, redirects: Redirects, partners: PartnerStore,
-           pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog) -> list[BaseRoute]:
+           pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog,
+           source_book: SourceBook) -> list[BaseRoute]:
     """Every route of the content side, the admin API's included (FastAPI routes, in `/api/openapi.json` once
     mounted on the app); `figures` are both sides' /metrics families."""
     clicks = Clicks(redirects, store, view_counter, clock, on_partner_click=partners.add_click)
@@ -53,7 +59,9 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *PublicPages(settings, store, publisher, templates, clock, view_counter, clicks).routes(),
         *PartnerFeedRoute(desk, settings.feeds.max_age).routes(),
         *SourcesApi(settings, store, clock, access).router().routes,
+        *SourcesWriteApi(access, source_book, audit).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
+        *AuditApi(access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
     ]
 

@@ -7,11 +7,12 @@ admin API (the admin token, or a console session of any role: it only reads) and
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Callable
+from typing import Annotated, Callable, Sequence
 
 from fastapi import APIRouter, Query
 
 from feeds.core.http import Access, admin_router
+from feeds.settings import SourceSettings
 from feeds.store import ArticleStore
 
 from ..dashboard import CATCH_UP, Dashboard, Figures, build_dashboard
@@ -22,9 +23,10 @@ class DashboardApi:
     """The dashboard over the figure tables and the article store."""
 
     def __init__(self, settings: Settings, figures: Figures, articles: ArticleStore, clock: Callable[[], datetime],
-                 access: Access) -> None:
+                 access: Access, sources: Callable[[], Sequence[SourceSettings]]) -> None:
         self.settings = settings
         self.access = access
+        self.sources = sources  # the effective sources now: the file's and those stored from the console
         self.figures = figures
         self.articles = articles
         self.clock = clock
@@ -39,4 +41,4 @@ class DashboardApi:
     def dashboard(self, days: Annotated[int, Query(ge=1, le=CATCH_UP, description="the span of the daily "
                   "charts, today included (the console offers 30 and 90)")] = 30) -> Dashboard:
         return build_dashboard(self.figures, self.articles, now=self.clock(), days=days,
-                               failure_limit=self.settings.fetch.failure_limit, sources=self.settings.sources)
+                               failure_limit=self.settings.fetch.failure_limit, sources=self.sources())

@@ -16,11 +16,13 @@ import hashlib
 import threading
 from collections import OrderedDict
 from datetime import tzinfo
+from typing import Callable, Sequence
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 import templates as ui
+from feeds.settings import SourceSettings
 from feeds.store import ArticleStore
 
 from feeds.core.i18n import Words
@@ -62,10 +64,12 @@ class ChartMemo:
 
 
 class DashboardPage:
-    def __init__(self, kit: ConsoleKit, figures: Figures, articles: ArticleStore) -> None:
+    def __init__(self, kit: ConsoleKit, figures: Figures, articles: ArticleStore,
+                 sources: Callable[[], Sequence[SourceSettings]]) -> None:
         self.kit = kit
         self.figures = figures
         self.articles = articles
+        self.sources = sources  # the effective sources now: the file's and those stored from the console
         self.memo = ChartMemo()
 
     def router(self) -> APIRouter:
@@ -79,7 +83,7 @@ class DashboardPage:
         settings = self.kit.settings
         now = self.kit.clock()
         dashboard = build_dashboard(self.figures, self.articles, now=now, days=days,
-                                    failure_limit=settings.fetch.failure_limit, sources=settings.sources)
+                                    failure_limit=settings.fetch.failure_limit, sources=self.sources())
         zone = settings.site.timezone
         charts = {chart.key: chart for chart in self.memo.charts(dashboard, ui.words(self.kit.language(request)), zone)}
         as_of = f"{dashboard.as_of.astimezone(zone):%Y-%m-%d %H:%M}" if dashboard.as_of else None

@@ -2,7 +2,7 @@
 (each edition's funnel), and the two subscriber indexes the daily roll-up counts by.
 
 Revision ID: newsletter_0002
-Revises: newsletter_0004
+Revises: newsletter_0005
 Create Date: 2026-11-29
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "newsletter_0002"
-down_revision = "newsletter_0004"  # the audience branch's head on main when this was merged (console search)
+down_revision = "newsletter_0005"  # the audience branch's head on main when this was merged (edition pause)
 branch_labels = None
 depends_on = None
 
