@@ -101,3 +101,12 @@ def test_charts_are_drawn_once_per_figures_language_and_span(newsroom: Console) 
     rolled = replace(d, growth=d.growth[:-1] + (replace(d.growth[-1], confirmations=99),))
     assert memo.charts(rolled, words("ko"), zone) is not first  # new figures: drawn anew
     assert memo.charts(d, words("ko"), zone) is not first  # only two kept: the oldest went
+
+
+def test_a_source_added_in_the_console_is_on_the_dashboard_at_once(newsroom: Console) -> None:
+    newsroom.services.source_book.add({"name": "콘솔 통신", "kind": "feed", "url": "https://stored.example.com/rss",
+                                       "category": "politics"}, by="editor@news.example.com")
+    client = newsroom.login("viewer").client
+    names = [s["name"] for s in client.get("/api/dashboard").json()["sources"]]
+    assert "콘솔 통신" in names and "연합뉴스" in names
+    assert "콘솔 통신" in client.get("/admin").text
