@@ -20,6 +20,7 @@ from feeds.core.scheduling import TaskSpec
 
 from . import db
 from .alerts import AlertDesk, AlertStore
+from .dashboard import Figures
 from .deliveries import DeliveryStore, EditionStats
 from .edition_run import EditionRun, edition_run
 from .errors import UnknownEdition
@@ -73,9 +74,13 @@ class Components(ContentComponents):
         return Notices(self.settings, self.templates, self.tokens, self.clock, self.transport, self.tags, self.signer)
 
     @cached_property
+    def figures(self) -> Figures:
+        return Figures(self.engine, self.settings.site.timezone)
+
+    @cached_property
     def audience_jobs(self) -> AudienceJobs:
         return AudienceJobs(self.settings, self.subscribers, self.deliveries, self.notices, self.tokens, self.tags,
-                            self.clock, send=lambda edition, at: self.send(edition, at))
+                            self.clock, send=lambda edition, at: self.send(edition, at), figures=self.figures)
 
     def task_specs(self) -> list[TaskSpec]:
         """Every scheduled job: the content side's, then the audience side's."""

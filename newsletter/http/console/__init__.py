@@ -7,7 +7,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
 
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
-    home       /admin
+    dashboard  /admin, the console's home: the dashboard
     sources    /admin/sources: the effective sources; add, edit, pause, resume, delete, test
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     subscribers  /admin/subscribers: search, a reader's record, add, export, erase
@@ -31,8 +31,8 @@ from .alerts import AlertsPage
 from .articles import ArticlesPage
 from .audit import AuditPage
 from .auth import LoginPages
+from .dashboard import DashboardPage
 from .editions import EditionsPage
-from .home import HomePage
 from .kit import ConsoleKit
 from .partners import PartnersPages
 from .sources import SourcesPage
@@ -45,7 +45,7 @@ def console_routers(c: Components) -> list[APIRouter]:
     return [
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
-        HomePage(kit).router(),
+        DashboardPage(kit, c.figures, c.store, c.source_book.active).router(),
         SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
                     allow_private_network=c.settings.stored_sources_private_network).router(),
         AlertsPage(kit, c.alerts).router(),
