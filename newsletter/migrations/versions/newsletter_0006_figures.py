@@ -1,7 +1,7 @@
 """The dashboard's pre-aggregated figures: `daily_figures` (one row per day, figure and key) and `edition_figures`
 (each edition's funnel), and the two subscriber indexes the daily roll-up counts by.
 
-Revision ID: newsletter_0002
+Revision ID: newsletter_0006
 Revises: newsletter_0005
 Create Date: 2026-11-29
 """
@@ -9,8 +9,8 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-revision = "newsletter_0002"
-down_revision = "newsletter_0005"  # the audience branch's head on main when this was merged (edition pause)
+revision = "newsletter_0006"
+down_revision = "newsletter_0005"
 branch_labels = None
 depends_on = None
 
