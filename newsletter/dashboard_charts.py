@@ -9,34 +9,17 @@ role="img" with a <title> and a <desc> that say what it shows in a sentence, and
 
 from __future__ import annotations
 
-import html
-import re
-import sys
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Sequence
 
-import pygal
-from pygal.style import Style
-
 from feeds.core.i18n import Words
 
+from .charts import accessible_svg, pygal, style
 from .dashboard import Dashboard
 
-# pygal appends a finder for its old map plugins (`pygal.maps.*`, which Gazette does not use) to sys.meta_path that
-# has only the pre-3.4 `find_module`: every import that misses then warns (an error under our warnings filter) and
-# Python 3.12 drops such finders. Take it out again.
-sys.meta_path[:] = [finder for finder in sys.meta_path if type(finder).__name__ != "PluginImportFixer"]
-
-STYLE = Style(
-    background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
-    foreground_subtle="#595959", opacity="0.9", opacity_hover="1", transition="0s",
-    font_family='system-ui, "Noto Sans KR", "NanumGothic", "Apple SD Gothic Neo", sans-serif',
-    # Told apart by colour-blind readers too (Okabe-Ito), each at least 3:1 against white.
-    colors=("#0072B2", "#D55E00", "#8A6D00", "#009E73", "#CC79A7", "#56B4E9"),
-    label_font_size=14, major_label_font_size=14, legend_font_size=15, title_font_size=16, value_font_size=13)
-
-_SVG_OPEN = re.compile(r'<svg\b[^>]*?\bid="([^"]+)"[^>]*>')
+STYLE = style(label_font_size=14, major_label_font_size=14, legend_font_size=15, title_font_size=16,
+              value_font_size=13)
 
 
 @dataclass(frozen=True)
@@ -146,18 +129,3 @@ def _chart(key: str, title: str, summary: str, chart: pygal.graph.graph.Graph, h
            rows: Sequence[Sequence[str]]) -> Chart:
     return Chart(key, title, summary, accessible_svg(chart.render(is_unicode=True), title, summary), tuple(head),
                  tuple(tuple(r) for r in rows))
-
-
-def accessible_svg(svg: str, title: str, summary: str) -> str:
-    """pygal's SVG as an image with a name and a description (role="img", <title>, <desc>), without its comments
-    and without the inline script pygal adds even with `js=[]` (its tooltips' configuration: nothing runs it, and
-    the pages' Content-Security-Policy would refuse it)."""
-    svg = re.sub(r"<!--.*?-->|<script\b.*?</script>", "", svg, flags=re.DOTALL)
-    found = _SVG_OPEN.search(svg)
-    if found is None:
-        raise ValueError("pygal drew no <svg> with an id")
-    chart_id = found.group(1)
-    opening = found.group(0)[:-1] + f' role="img" aria-labelledby="{chart_id}-title {chart_id}-desc">'
-    named = (f'<title id="{chart_id}-title">{html.escape(title)}</title>'
-             f'<desc id="{chart_id}-desc">{html.escape(summary)}</desc>')
-    return svg[:found.start()] + opening + named + svg[found.end():]

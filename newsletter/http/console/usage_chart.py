@@ -8,31 +8,16 @@ role="img" with a <title> and a <desc>, and the page puts the numbers under it a
 
 from __future__ import annotations
 
-import html
-import re
-import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Sequence
 
-import pygal
-from pygal.style import Style
-
 from feeds.core.i18n import Words
 from feeds.partners import UsageDay
 
-# pygal appends a finder for its old map plugins to sys.meta_path that has only the pre-3.4 `find_module`: every
-# import that misses would warn (an error under the tests' warnings filter). Take it out again.
-sys.meta_path[:] = [finder for finder in sys.meta_path if type(finder).__name__ != "PluginImportFixer"]
+from ...charts import accessible_svg, pygal, style
 
-STYLE = Style(
-    background="#ffffff", plot_background="#ffffff", foreground="#1a1a1a", foreground_strong="#000000",
-    foreground_subtle="#595959", opacity="0.9", opacity_hover="1", transition="0s",
-    font_family='system-ui, "Noto Sans KR", "NanumGothic", "Apple SD Gothic Neo", sans-serif',
-    colors=("#0072B2", "#D55E00", "#009E73"),  # Okabe-Ito: told apart by colour-blind readers, 3:1 on white
-    label_font_size=12, major_label_font_size=12, legend_font_size=13, value_font_size=11)
-
-_SVG_OPEN = re.compile(r'<svg\b[^>]*?\bid="([^"]+)"[^>]*>')
+STYLE = style(label_font_size=12, major_label_font_size=12, legend_font_size=13, value_font_size=11)
 
 
 @dataclass(frozen=True)
@@ -73,17 +58,3 @@ def usage_chart(usage: Sequence[UsageDay], today: date, days: int, t: Words) -> 
     rows = tuple((u.day.isoformat(), t.number(u.requests), t.number(u.not_modified), t.number(u.rate_limited),
                   t.number(u.bytes), t.number(u.articles), t.number(u.clicks)) for u in usage)
     return UsageChart(title, summary, accessible_svg(chart.render(is_unicode=True), title, summary), head, rows)
-
-
-def accessible_svg(svg: str, title: str, summary: str) -> str:
-    """pygal's SVG as an image with a name and a description (role="img", <title>, <desc>), without comments and
-    without the inline script pygal adds even with `js=[]` (nothing would run it: the console's CSP has no scripts)."""
-    svg = re.sub(r"<!--.*?-->|<script\b.*?</script>", "", svg, flags=re.DOTALL)
-    found = _SVG_OPEN.search(svg)
-    if found is None:
-        raise ValueError("pygal drew no <svg> with an id")
-    chart_id = found.group(1)
-    opening = found.group(0)[:-1] + f' role="img" aria-labelledby="{chart_id}-title {chart_id}-desc">'
-    named = (f'<title id="{chart_id}-title">{html.escape(title)}</title>'
-             f'<desc id="{chart_id}-desc">{html.escape(summary)}</desc>')
-    return svg[:found.start()] + opening + named + svg[found.end():]
