@@ -427,9 +427,12 @@ class SubscriberStore:
                 suppressions.c.email_hash == email_hash(normalise_email(email)))).first() is not None
 
     def list(self, *, status: str | None = None, edition: str | None = None, category: str | None = None,
-             search: str | None = None, limit: int = 100, offset: int = 0) -> tuple[int, list[Subscriber]]:
-        """A page of subscribers, filtered by status, edition, category and a part of the address."""
+             search: str | None = None, limit: int = 100, offset: int = 0,
+             after_id: int | None = None) -> tuple[int, list[Subscriber]]:
+        """A page of subscribers by id, filtered by status, edition, category and a part of the address; with
+        `after_id`, those after that id (the API's keyset paging). The count is of every match, every page."""
         where: list[Any] = []
+        page: list[Any] = [] if after_id is None else [subscribers.c.id > after_id]
         if status:
             where.append(subscribers.c.status == status)
         if edition:
@@ -442,9 +445,10 @@ class SubscriberStore:
         with self.engine.connect() as conn:
             if category:  # a JSON list: filtered here, the same on SQLite and PostgreSQL
                 rows = [r for r in conn.execute(query.order_by(subscribers.c.id)) if category in (r.categories or ())]
-                return len(rows), _load_many(conn, rows[offset:offset + limit])
+                after = [r for r in rows if after_id is None or r.id > after_id]
+                return len(rows), _load_many(conn, after[offset:offset + limit])
             total = conn.execute(select(func.count()).select_from(subscribers).where(*where)).scalar_one()
-            rows = conn.execute(query.order_by(subscribers.c.id).limit(limit).offset(offset)).all()
+            rows = conn.execute(query.where(*page).order_by(subscribers.c.id).limit(limit).offset(offset)).all()
             return total, _load_many(conn, rows)
 
     def export(self, subscriber_id: int) -> dict[str, Any] | None:

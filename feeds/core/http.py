@@ -5,6 +5,8 @@
     errors               `install_error_handlers`: every `GazetteError` (its `.status`), `HTTPException` and
                          `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/` and
                          `/partners/` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
+    paging               `Paged` (the `limit` and `cursor` every list takes) and `ListPage` (what it answers), over
+                         `feeds.core.paging`
     conditional GET      `is_not_modified` (If-None-Match, else If-Modified-Since -> 304), `accepts_gzip`, and
                          `representation_response`, which applies both to bytes with validators (feeds, archives,
                          partner feeds)
@@ -24,18 +26,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Annotated, Any, Callable, Mapping, Protocol
+from typing import Annotated, Any, Callable, Generic, Mapping, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from pydantic import BaseModel, Field
 from starlette.responses import HTMLResponse, Response
 
 from .database import MAX_ID
-from .errors import GazetteError
+from .errors import GazetteError, Invalid
+from .paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,11 @@ def check_admin_token(expected: str | None, authorization: str | None) -> Refusa
 
 _BEARER = HTTPBearer(auto_error=False, scheme_name="adminToken",
                      description="The `[admin] token` of the configuration, as `Authorization: Bearer <token>`.")
+# The console's session, for the API too: what a browser logged in at /admin sends (and /api/docs' "Try it out").
+SESSION_COOKIE = "gazette_session"
+_SESSION = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="consoleSession",
+                        description="The console's session cookie, set by logging in at `/admin/login`; a change "
+                                    "(POST, PUT, PATCH, DELETE) also needs the session's CSRF token.")
 
 
 class AdminAuth:
@@ -75,7 +84,8 @@ class AdminAuth:
     def __init__(self, admin_token: str | None) -> None:
         self._admin_token = admin_token
 
-    def __call__(self, request: Request, _credentials: Annotated[Any, Depends(_BEARER)] = None) -> None:
+    def __call__(self, request: Request, _credentials: Annotated[Any, Depends(_BEARER)] = None,
+                 _session: Annotated[Any, Depends(_SESSION)] = None) -> None:
         refusal = check_admin_token(self._admin_token, request.headers.get("authorization"))
         if refusal is not None:
             raise HTTPException(refusal.status, refusal.message, headers=dict(refusal.headers) or None)
@@ -280,3 +290,34 @@ def representation_response(request: Request, rendered: Representation, cache_co
     if request.method == "HEAD":
         return Response(status_code=200, headers=answer, media_type=rendered.content_type)
     return Response(body, headers=answer, media_type=rendered.content_type)
+
+
+# --- paging -----------------------------------------------------------------------------------------------------
+
+Item = TypeVar("Item")
+
+
+class ListPage(BaseModel, Generic[Item]):
+    """What every list of the API answers: a page of items and the cursor of the next (`feeds.core.paging`)."""
+
+    items: list[Item]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: this is the last page")
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    limit: int
+    cursor: str | None
+
+
+def page_query(request: Request,
+               limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
+               cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description=(
+                   "the `next_cursor` of the page before; none for the first page"))] = None) -> PageQuery:
+    # `offset` paged these lists before: ignored, a client walking by offset would get the first page forever.
+    if "offset" in request.query_params:
+        raise Invalid("offset: lists page with cursors; follow each page's next_cursor (see /api/docs)")
+    return PageQuery(limit, cursor)
+
+
+Paged = Annotated[PageQuery, Depends(page_query)]
