@@ -4,6 +4,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     public     `/`, `/feeds/…` (and archives, the news sitemap), `/opml`, `/v/…`, `/r/…`, `/livez`, `/healthz`
     partners   `/partners/{partner}/feeds/…`
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
+    docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
     guard      `RequestGuard`, ASGI middleware in front of everything (caps, the admin token, security headers)
@@ -30,6 +31,7 @@ from ..settings import Settings
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
+from .docs import DocsPages
 from .fastpath import FeedFastPath
 from .guard import RequestGuard
 from .metrics import MetricsRoute
@@ -54,6 +56,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *SourcesApi(settings, store, clock).router().routes,
         *PartnersApi(settings, partners, pushes, clock).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
+        *DocsPages(f"{settings.site.name} API (Gazette)").routes(),
     ]
 
 

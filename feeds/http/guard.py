@@ -9,8 +9,9 @@ sees a request it would refuse:
   server ends the body there); a chunked body is read and counted here, then handed on;
 - `/api/…` without the admin token: 401 before the body is read (FastAPI would parse a JSON body first);
 - every answer carries `X-Content-Type-Options: nosniff`; HTML pages also a Content-Security-Policy without
-  scripts, `frame-ancestors 'none'` (no framing of the unsubscribe or preferences pages), and `Referrer-Policy:
-  no-referrer`, since many of our URLs carry tokens.
+  scripts (unless the page sets a stricter one of its own that allows its scripts: `/api/docs`), `frame-ancestors
+  'none'` (no framing of the unsubscribe or preferences pages), and `Referrer-Policy: no-referrer`, since many of
+  our URLs carry tokens.
 
 The admin-token rule itself, the problem documents and the JSON-or-page choice are the HTTP kit's
 (`feeds.core.http`): the same ones the routes' error handlers use.
@@ -32,13 +33,16 @@ from ..core.http import (
 
 MAX_HEADER_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-# Readable without the token: the API's description, so that a client can learn how to authenticate.
+# Readable without the token: the API's description, so that a client can learn how to authenticate, and the
+# reference page that shows it, with its assets (`docs.py`).
 PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
+PUBLIC_API_PREFIX = "/api/docs/assets/"
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 _EVERY_ANSWER = [(b"x-content-type-options", b"nosniff")]
 _HTML_ANSWER = [*_EVERY_ANSWER, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
                 (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+_OWN_POLICY_ANSWER = [header for header in _HTML_ANSWER if header[0] != b"content-security-policy"]
 
 
 class RequestGuard:
@@ -82,7 +86,12 @@ class RequestGuard:
                     headers = message["headers"] = list(headers or ())
                 for name, value in headers:
                     if name == b"content-type":
-                        headers += _HTML_ANSWER if value.startswith(b"text/html") else _EVERY_ANSWER
+                        if not value.startswith(b"text/html"):
+                            headers += _EVERY_ANSWER
+                        elif any(n == b"content-security-policy" for n, _ in headers):
+                            headers += _OWN_POLICY_ANSWER  # a second policy would forbid what the page's allows
+                        else:
+                            headers += _HTML_ANSWER
                         break
                 else:
                     headers += _EVERY_ANSWER
@@ -95,7 +104,8 @@ class RequestGuard:
             return Refusal(431, f"the request's headers are larger than {self._max_header_bytes} bytes")
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             return Refusal(400, "the URL holds a NUL character")  # no route takes one; PostgreSQL refuses them
-        if path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS:
+        if (path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS
+                and not path.startswith(PUBLIC_API_PREFIX)):
             return check_admin_token(self._admin_token, authorization.decode("latin-1"))
         return None
 
