@@ -14,8 +14,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed
+$(VENV)/.installed-test: $(VENV)/.installed tests/js/package-lock.json
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# axe-core, which the console's browser tests run in Chromium; the service itself never needs npm.
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix tests/js --no-audit --no-fund --silent; \
+	else echo "npm missing: the console's accessibility checks will skip and say why"; fi
 	touch $@
 
 # gazette.toml (git-ignored) points at the demo, so that `.venv/bin/gazette ...` works without --config.
@@ -27,6 +30,9 @@ demo: $(VENV)/.installed gazette.toml
 	$(BIN)/gazette --config $(DEMO) db upgrade
 	$(BIN)/gazette --config $(DEMO) subscribers import examples/subscribers.csv --confirmed
 	$(BIN)/gazette --config $(DEMO) ingest
+	@# The console's demo account (README): an admin, made once.
+	@echo 'gazette-demo-2026' | $(BIN)/gazette --config $(DEMO) users add admin@hanbit-ilbo.example --role admin \
+		--password-stdin --if-missing
 	@# The analytics export is added once: importing it again would count its views twice.
 	@if [ ! -f var/.demo-views-imported ]; then $(BIN)/gazette --config $(DEMO) views import var/demo/views.csv \
 		&& touch var/.demo-views-imported; fi

@@ -32,6 +32,7 @@ from feeds.websub import HubNotifier
 from newsletter.cli import digest as digest_cli
 from newsletter.cli import readers as readers_cli
 from newsletter import http as newsletter_http
+from newsletter.http.console import console_routers
 from newsletter.components import Components
 from newsletter.metrics import audience_metrics
 from newsletter.settings import Settings, load_settings
@@ -75,18 +76,18 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
     app.router.routes += feeds_http.routes(
         settings, store=services.store, publisher=services.publisher, templates=services.templates,
         clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,
-        pushes=services.pushes, figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock()),
+        pushes=services.pushes, access=services.access, audit=services.audit, figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock()),
                                                  *audience_metrics(services.engine, services.clock())])
     audience = newsletter_http.audience_http(
         settings, subscribers=services.subscribers, deliveries=services.deliveries, articles=services.store,
         redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,
         notices=services.notices, transport=services.transport, tags=services.tags,
-        signer=services.signer, clicks=services.store.campaign_clicks)
+        signer=services.signer, clicks=services.store.campaign_clicks, access=services.access, audit=services.audit)
     app.router.routes += audience.routes
-    for router in audience.routers:
+    for router in [*audience.routers, *console_routers(services)]:
         app.include_router(router)
     install_error_handlers(app, feeds_http.error_page(settings, services.templates))
-    app.add_middleware(feeds_http.RequestGuard, admin_token=settings.admin_token)
+    app.add_middleware(feeds_http.RequestGuard, access=services.access)
     app.add_middleware(feeds_http.FeedFastPath, publisher=services.publisher, settings=settings)  # last added: outermost
     return app
 
@@ -149,7 +150,7 @@ def check(ctx: click.Context) -> None:
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
                 digest_cli.digest_group, readers_cli.subscribers_group, feeds_cli.partners_group,
-                readers_cli.bounces_group, feeds_cli.sources_group):
+                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group):
     main.add_command(command)
 
 

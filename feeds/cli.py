@@ -1,4 +1,5 @@
-"""The content side's commands: db upgrade, ingest, feeds build, views import, sources, partners; and its part of
+"""The content side's commands: db upgrade, ingest, feeds build, views import, sources, partners, and the console's
+users (accounts are the shared layer's); and its part of
 `gazette check` (`print_check`).
 
 Thin: each command parses its arguments, asks `components_of(ctx)` for what it needs and prints the outcome. The
@@ -16,6 +17,7 @@ import click
 
 from . import db
 from .core import database
+from .core.accounts import ROLES, Actor, normalise_address
 from .core.commands import (
     components_of,
     config_option,
@@ -279,3 +281,84 @@ def partners_key_revoke(ctx: click.Context, slug: str, key: str) -> None:
     if info is None:
         raise click.ClickException(f"partner {slug!r} has no such key")
     click.echo(f"revoked key {info.id} ({info.label or '-'}) of {slug}")
+
+
+# --- console users ----------------------------------------------------------------------------------------------
+
+CLI_ACTOR = Actor("cli", "gazette (command line)", "admin")
+
+
+def _password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@click.group("users")
+def users_group() -> None:
+    """Console accounts: viewer reads; editor manages sources, editions, alerts and subscribers' data requests;
+    admin also users, partners and keys."""
+
+
+@users_group.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True, help="What the account may do.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input "
+                                                     "instead of asking for it.")
+@click.option("--if-missing", is_flag=True, help="Do nothing (exit 0) when the account exists already.")
+@config_option
+@click.pass_context
+def users_add(ctx: click.Context, email: str, role: str, password_stdin: bool, if_missing: bool) -> None:
+    """Create a console account (the password is asked for, at least 10 characters)."""
+    services = components_of(ctx)
+    services.prepare_database(migrate=False)
+    if if_missing and any(u.email == normalise_address(email) for u in services.accounts.users()):
+        click.echo(f"{normalise_address(email)} has an account already: unchanged")
+        return
+    user = services.accounts.add(email, role, _password(password_stdin))
+    services.audit.record(CLI_ACTOR, "user.create", f"user:{user.email}", after={"role": user.role})
+    click.echo(f"added {user.email} ({user.role}): log in at {services.settings.site.base_url.rstrip('/')}/admin")
+
+
+@users_group.command("list")
+@config_option
+@click.pass_context
+def users_list(ctx: click.Context) -> None:
+    """Every console account with its role, last login and lock."""
+    services = components_of(ctx)
+    services.prepare_database(migrate=False)
+    tz, now = services.settings.site.timezone, services.clock()
+    users = services.accounts.users()
+    for u in users:
+        last = local_time(u.last_login_at, tz) if u.last_login_at else "never"
+        locked = f"; locked until {local_time(u.locked_until, tz)}" if u.locked_until and u.locked_until > now else ""
+        click.echo(f"{u.email}\t{u.role}\tlast login {last}{locked}")
+    if not users:
+        click.echo("no console accounts: add one with `gazette users add EMAIL --role admin`")
+
+
+@users_group.command("remove")
+@click.argument("email")
+@config_option
+@click.pass_context
+def users_remove(ctx: click.Context, email: str) -> None:
+    """Delete a console account and end its sessions (its entries in the audit log stay)."""
+    services = components_of(ctx)
+    services.prepare_database(migrate=False)
+    user = services.accounts.remove(email)
+    services.audit.record(CLI_ACTOR, "user.remove", f"user:{user.email}", before={"role": user.role})
+    click.echo(f"removed {user.email}")
+
+
+@users_group.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from the first line of standard input.")
+@config_option
+@click.pass_context
+def users_reset_password(ctx: click.Context, email: str, password_stdin: bool) -> None:
+    """Set a new password, end every session of the account and lift a lock."""
+    services = components_of(ctx)
+    services.prepare_database(migrate=False)
+    user = services.accounts.reset_password(email, _password(password_stdin))
+    services.audit.record(CLI_ACTOR, "user.reset_password", f"user:{user.email}")
+    click.echo(f"new password set for {user.email}; every session of it ended")

@@ -23,6 +23,9 @@ import templates
 
 from . import db
 from .core import database
+from .core.accounts import Accounts
+from .core.audit import AuditLog
+from .core.http import Access
 from .core.clock import Clock, utc_now
 from .core.scheduling import (
     SCHEDULER_LEASE,
@@ -68,6 +71,19 @@ class ContentComponents:
     @cached_property
     def store(self) -> ArticleStore:
         return ArticleStore(self.engine)
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        console = self.settings.console
+        return Accounts(self.engine, self.clock, idle=console.session_idle, lifetime=console.session_lifetime)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.engine, self.clock)
+
+    @cached_property
+    def access(self) -> Access:
+        return Access(self.settings.admin_token, self.accounts, self.settings.signing_key)
 
     @cached_property
     def templates(self) -> Environment:

@@ -137,6 +137,14 @@ class PartnerSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """`[admin]`'s console keys: how long a session lasts unused (`session_idle`) and at most (`session_lifetime`)."""
+
+    session_idle: timedelta = timedelta(hours=2)
+    session_lifetime: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The content side's settings and the shared sections; `newsletter.settings.Settings` adds [mail] and
     [digests]."""
@@ -155,6 +163,7 @@ class Settings:
                                          failure_limit=5)
     views: ViewSettings = ViewSettings()
     logging: LogSettings = LogSettings()
+    console: ConsoleSettings = ConsoleSettings()
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -174,7 +183,7 @@ SECTIONS: dict[str, Spec] = {
     "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
               "hubs": (list, []), "per_feed": (dict, {})},
     "secrets": {"signing_key": (str, REQUIRED)},
-    "admin": {"token": (str, None)},
+    "admin": {"token": (str, None), "session_idle": (str, "2h"), "session_lifetime": (str, "12h")},
     "scheduler": {"lease_ttl": (str, "30s")},
     "views": {"dedupe": (str, "30m"), "per_ip_cap": (int, 20), "flush_interval": (str, "1s"),
               "flush_events": (int, 1000), "max_age": (str, "7d"), "popular_window": (str, "24h")},
@@ -221,6 +230,13 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     admin_token = sec["admin"]["token"]
     check("admin.token", admin_token is None or len(admin_token) >= 16, "must be at least 16 characters")
 
+    console = ConsoleSettings(
+        session_idle=convert("admin.session_idle", sec["admin"]["session_idle"], parse_duration),
+        session_lifetime=convert("admin.session_lifetime", sec["admin"]["session_lifetime"], parse_duration))
+    check("admin.session_idle", timedelta(minutes=1) <= console.session_idle <= console.session_lifetime,
+          "must be at least 1m and at most admin.session_lifetime")
+    check("admin.session_lifetime", console.session_lifetime <= timedelta(days=30), "must be at most 30d")
+
     lease_ttl = convert("scheduler.lease_ttl", sec["scheduler"]["lease_ttl"], parse_duration)
     check("scheduler.lease_ttl", lease_ttl >= timedelta(seconds=1), "must be at least 1s")
 
@@ -243,7 +259,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     partners = _build_partners(raw.get("partners", []), known)
     return Settings(site=site, database_url=database_url, feeds=feeds, signing_key=signing_key,
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
-                    scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views, logging=log_settings)
+                    scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views, logging=log_settings, console=console)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:

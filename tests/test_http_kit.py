@@ -17,6 +17,7 @@ from starlette.responses import Response
 from feeds.core import http as kit
 from feeds.core.errors import GazetteError
 from feeds.core.http import (
+    Access,
     accepts_gzip,
     admin_router,
     check_admin_token,
@@ -65,7 +66,7 @@ def test_admin_token_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
 
 def api_app(token: str | None) -> FastAPI:
     app = FastAPI()
-    api = admin_router(token, "/api/things", "things")
+    api = admin_router(Access(token, None, "signing-key-0123456789"), "/api/things", "things")
 
     def things(limit: int = Query(10, ge=1, le=5)) -> list[int]:
         return list(range(limit))

@@ -13,11 +13,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from feeds import db
-from feeds.core import database, scheduling
+from feeds.core import accounts, audit, database, scheduling
 from newsletter import db as newsletter_db
 from tests.conftest import MIGRATIONS, NOW, gazette_command, migrate, write_config
 
-DECLARED = (scheduling.metadata, db.metadata, newsletter_db.metadata)
+DECLARED = (scheduling.metadata, accounts.metadata, audit.metadata, db.metadata, newsletter_db.metadata)
 
 
 def declared_diff(engine: sa.Engine) -> list[Any]:
@@ -53,7 +53,8 @@ def test_each_side_declares_its_own_tables() -> None:
     owners = [set(metadata.tables) for metadata in DECLARED]
     assert sum(len(tables) for tables in owners) == len(set().union(*owners))  # no table declared twice
     assert owners[0] == {"leases", "task_runs"}
-    assert {"articles", "sources", "partners"} <= owners[1] and {"subscribers", "deliveries"} <= owners[2]
+    assert owners[1] == {"console_users", "console_sessions"} and owners[2] == {"audit_log"}
+    assert {"articles", "sources", "partners"} <= owners[3] and {"subscribers", "deliveries"} <= owners[4]
 
 
 def test_migrations_create_exactly_the_declared_schema(engine: sa.Engine) -> None:

@@ -1,7 +1,9 @@
 """The HTTP kit both sides' web code stands on: each HTTP rule once.
 
-    admin auth           `check_admin_token` (the rule: bearer token, constant-time compare), `AdminAuth` (the same as
-                         a FastAPI dependency), `admin_router` (an API router behind it, its errors documented)
+    admin auth           `check_admin_token` (the rule: bearer token, constant-time compare); `Access`, who a request
+                         is (the admin token, an admin; or a console session cookie, with its CSRF header on unsafe
+                         methods) and what role it needs (`viewer`, `editor`, `admin` dependencies); `admin_router`
+                         (an API router behind it: reading needs a viewer, changing an editor; errors documented)
     errors               `install_error_handlers`: every `GazetteError` (its `.status`), `HTTPException` and
                          `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/` and
                          `/partners/` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
@@ -31,12 +33,14 @@ from typing import Annotated, Any, Callable, Generic, Mapping, Protocol, TypeVar
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyCookie, HTTPBearer
+from itsdangerous import BadSignature, Signer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from pydantic import BaseModel, Field
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from .accounts import TOKEN_ACTOR, Accounts, Actor, actor_of
 from .database import MAX_ID
 from .errors import GazetteError, Invalid
 from .paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
@@ -71,24 +75,86 @@ def check_admin_token(expected: str | None, authorization: str | None) -> Refusa
 
 _BEARER = HTTPBearer(auto_error=False, scheme_name="adminToken",
                      description="The `[admin] token` of the configuration, as `Authorization: Bearer <token>`.")
-# The console's session, for the API too: what a browser logged in at /admin sends (and /api/docs' "Try it out").
 SESSION_COOKIE = "gazette_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SESSION = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="consoleSession",
-                        description="The console's session cookie, set by logging in at `/admin/login`; a change "
-                                    "(POST, PUT, PATCH, DELETE) also needs the session's CSRF token.")
+                        description="A console login's session cookie (log in at `/admin/login`). Requests that "
+                                    f"change something also send the session's CSRF token as `{CSRF_HEADER}`.")
 
 
-class AdminAuth:
-    """`check_admin_token` as a FastAPI dependency; the bearer scheme it declares documents the token in OpenAPI."""
+def acting(request: Request) -> Actor:
+    """The actor `Access` found for this request (a handler behind `admin_router` or an `Access` dependency)."""
+    return request.state.actor
 
-    def __init__(self, admin_token: str | None) -> None:
-        self._admin_token = admin_token
 
-    def __call__(self, request: Request, _credentials: Annotated[Any, Depends(_BEARER)] = None,
-                 _session: Annotated[Any, Depends(_SESSION)] = None) -> None:
-        refusal = check_admin_token(self._admin_token, request.headers.get("authorization"))
-        if refusal is not None:
-            raise HTTPException(refusal.status, refusal.message, headers=dict(refusal.headers) or None)
+class Access:
+    """Who a request is, and whether its role may do what it asks.
+
+    `Authorization: Bearer <admin token>` is an admin (scripts, as before the console). Otherwise the console's
+    session cookie: signed with the site's key (the guard refuses a forged one before any body is read), opening a
+    live session (`Accounts.session`), and for unsafe methods carrying the session's CSRF token in `X-CSRF-Token`
+    (forms carry it as a field: `newsletter.http.console`). `viewer`, `editor` and `admin` are FastAPI dependencies
+    returning the `Actor`; `api` asks for a viewer to read and an editor to change. Their security schemes
+    (`adminToken`, `consoleSession`) document both ways in OpenAPI, as alternatives."""
+
+    def __init__(self, admin_token: str | None, accounts: Accounts | None, signing_key: str) -> None:
+        self.admin_token = admin_token
+        self.accounts = accounts
+        self._signer = Signer(signing_key, salt="gazette.console-session")
+        self.viewer = self._dependency("viewer")
+        self.editor = self._dependency("editor")
+        self.admin = self._dependency("admin")
+        self.api = self._dependency(None)
+
+    def cookie_value(self, secret: str) -> str:
+        return self._signer.sign(secret).decode()
+
+    def secret_of(self, cookie: str | None) -> str | None:
+        """The session secret a cookie carries when its signature is ours; None otherwise."""
+        if not cookie or len(cookie) > 200:
+            return None
+        try:
+            return self._signer.unsign(cookie).decode()
+        except (BadSignature, UnicodeDecodeError):
+            return None
+
+    def session_actor(self, cookie: str | None) -> Actor | None:
+        secret = self.secret_of(cookie)
+        if secret is None or self.accounts is None:
+            return None
+        session = self.accounts.session(secret)
+        return actor_of(session) if session is not None else None
+
+    def authenticate(self, request: Request, role: str | None) -> Actor:
+        """The request's actor with at least `role` (None: a viewer to read, an editor to change); else an
+        HTTPException (401 no or wrong credentials, 403 the API off, a missing CSRF token or too small a role)."""
+        unsafe = request.method not in SAFE_METHODS
+        needed = role or ("editor" if unsafe else "viewer")
+        authorization = request.headers.get("authorization")
+        if authorization is not None or self.accounts is None:
+            refusal = check_admin_token(self.admin_token, authorization)
+            if refusal is not None:
+                raise HTTPException(refusal.status, refusal.message, headers=dict(refusal.headers) or None)
+            return TOKEN_ACTOR
+        actor = self.session_actor(request.cookies.get(SESSION_COOKIE))
+        if actor is None:
+            raise HTTPException(401, "log in to the console (/admin/login) or send the admin token "
+                                     "(Authorization: Bearer <token>)", headers={"WWW-Authenticate": ADMIN_REALM})
+        if unsafe and not hmac.compare_digest((request.headers.get(CSRF_HEADER) or "").encode(),
+                                              (actor.csrf or "").encode()):
+            raise HTTPException(403, f"a change made with a console session needs its CSRF token in {CSRF_HEADER}")
+        if not actor.can(needed):
+            raise HTTPException(403, f"this needs the {needed} role; {actor.email} is {actor.role}")
+        return actor
+
+    def _dependency(self, role: str | None) -> Callable[..., Actor]:
+        def dependency(request: Request, _token: Annotated[Any, Depends(_BEARER)] = None,
+                       _session: Annotated[Any, Depends(_SESSION)] = None) -> Actor:
+            request.state.actor = actor = self.authenticate(request, role)
+            return actor
+        dependency.__name__ = f"needs_{role or 'api'}"
+        return dependency
 
 
 # RFC 9457 problem details, as every error of the API answers; `error` repeats `detail` for older clients.
@@ -116,10 +182,10 @@ COMMON_PROBLEMS = problems(400, 401, 403, 413, 422, 431)
 RowId = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
-def admin_router(admin_token: str | None, prefix: str, tag: str) -> APIRouter:
-    """A router of admin routes: the token checked, the common error answers documented."""
-    return APIRouter(prefix=prefix, dependencies=[Depends(AdminAuth(admin_token))], tags=[tag],
-                     responses=COMMON_PROBLEMS)
+def admin_router(access: Access, prefix: str, tag: str) -> APIRouter:
+    """A router of admin routes: the caller authenticated (a viewer reads, an editor changes; a route adds
+    `Depends(access.admin)` for more), the common error answers documented."""
+    return APIRouter(prefix=prefix, dependencies=[Depends(access.api)], tags=[tag], responses=COMMON_PROBLEMS)
 
 
 # --- errors -----------------------------------------------------------------------------------------------------
@@ -147,9 +213,13 @@ PageRenderer = Callable[[int, str], str]
 
 
 def error_headers(exc: GazetteError) -> dict[str, str]:
-    """The headers an error asks for: `Retry-After` when it carries `retry_after` seconds (a rate limit)."""
+    """The headers an error asks for: its `headers` (a redirect's `Location`), and `Retry-After` when it carries
+    `retry_after` seconds (a rate limit)."""
     retry_after = getattr(exc, "retry_after", None)
-    return {"Retry-After": str(retry_after)} if retry_after is not None else {}
+    headers = dict(getattr(exc, "headers", None) or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return headers
 
 
 class ErrorAnswers:

@@ -20,7 +20,8 @@ from typing import Callable
 from jinja2 import Environment
 from starlette.routing import BaseRoute
 
-from ..core.http import PageRenderer
+from ..core.audit import AuditLog
+from ..core.http import Access, PageRenderer
 from ..core.limits import RateLimiter
 from ..metrics import Figures
 from ..partners import PartnerStore
@@ -43,7 +44,7 @@ __all__ = ["FeedFastPath", "RequestGuard", "error_page", "routes"]
 
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
            clock: Callable[[], datetime], view_counter: ViewCounter, redirects: Redirects, partners: PartnerStore,
-           pushes: PushQueue, figures: Figures) -> list[BaseRoute]:
+           pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog) -> list[BaseRoute]:
     """Every route of the content side, the admin API's included (FastAPI routes, in `/api/openapi.json` once
     mounted on the app); `figures` are both sides' /metrics families."""
     clicks = Clicks(redirects, store, view_counter, clock, on_partner_click=partners.add_click)
@@ -53,8 +54,8 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
     return [
         *PublicPages(settings, store, publisher, templates, clock, view_counter, clicks).routes(),
         *PartnerFeedRoute(desk, settings.feeds.max_age).routes(),
-        *SourcesApi(settings, store, clock).router().routes,
-        *PartnersApi(settings, partners, pushes, clock).router().routes,
+        *SourcesApi(settings, store, clock, access).router().routes,
+        *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)").routes(),
     ]

@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Callable, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
-from ..core.http import ListPage, Paged, RowId, admin_router, problems
+from ..core.audit import AuditLog
+from ..core.http import Access, ListPage, Paged, RowId, acting, admin_router, problems
 from ..core.paging import decode_cursor, page_in_memory, page_of
 from ..errors import UnknownName
 from ..model import source_health
@@ -61,13 +62,14 @@ class RankedArticle(BaseModel):
 class SourcesApi:
     """`/api/sources` and `/api/popular`."""
 
-    def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime]) -> None:
+    def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime], access: Access) -> None:
         self._settings = settings
+        self._access = access
         self._store = store
         self._clock = clock
 
     def router(self) -> APIRouter:
-        api = admin_router(self._settings.admin_token, "/api", "sources")
+        api = admin_router(self._access, "/api", "sources")
         api.add_api_route("/sources", self.sources, methods=["GET"], response_model=ListPage[SourceHealth],
                           summary="Every source with its health, by name")
         api.add_api_route("/popular", self.popular, methods=["GET"], response_model=ListPage[RankedArticle],
@@ -187,30 +189,33 @@ class PartnersApi:
     """`/api/partners`: partners, their keys, usage and pushes."""
 
     def __init__(self, settings: Settings, partners: PartnerStore, pushes: PushQueue,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], access: Access, audit: AuditLog) -> None:
         self._settings = settings
+        self._access = access
+        self._audit = audit
         self._partners = partners
         self._pushes = pushes
         self._clock = clock
 
     def router(self) -> APIRouter:
-        api = admin_router(self._settings.admin_token, "/api/partners", "partners")
+        api = admin_router(self._access, "/api/partners", "partners")
+        admin = [Depends(self._access.admin)]  # partners and their keys are an admin's
         api.add_api_route("", self.list_partners, methods=["GET"], response_model=ListPage[PartnerOut],
                           summary="Every partner with its keys (never the keys themselves), by slug")
-        api.add_api_route("", self.create_partner, methods=["POST"], response_model=CreatedPartner, status_code=201,
+        api.add_api_route("", self.create_partner, methods=["POST"], dependencies=admin, response_model=CreatedPartner, status_code=201,
                           responses=problems(409), summary="Create a partner and its first key (shown once)")
         api.add_api_route("/{slug}", self.get_partner, methods=["GET"], response_model=PartnerOut,
                           summary="One partner", responses=problems(404))
-        api.add_api_route("/{slug}/keys", self.create_key, methods=["POST"], response_model=NewPartnerKey,
+        api.add_api_route("/{slug}/keys", self.create_key, methods=["POST"], dependencies=admin, response_model=NewPartnerKey,
                           status_code=201, responses=problems(404),
                           summary="A new key for the partner (shown once): rotate by adding one, then revoking the old")
-        api.add_api_route("/{slug}/keys/{key_id}", self.revoke_key, methods=["DELETE"], response_model=PartnerKey,
+        api.add_api_route("/{slug}/keys/{key_id}", self.revoke_key, methods=["DELETE"], dependencies=admin, response_model=PartnerKey,
                           summary="Revoke a key at once (kept, marked)", responses=problems(404))
         api.add_api_route("/{slug}/usage", self.usage, methods=["GET"], response_model=PartnerUsage,
                           summary="Requests, 304s, bytes, articles, clicks per day", responses=problems(404))
         api.add_api_route("/{slug}/pushes", self.list_pushes, methods=["GET"], response_model=ListPage[PushOut],
                           summary="Pushes to the partner's callback, newest first", responses=problems(404))
-        api.add_api_route("/{slug}/pushes/{delivery_id}/retry", self.retry_push, methods=["POST"],
+        api.add_api_route("/{slug}/pushes/{delivery_id}/retry", self.retry_push, methods=["POST"], dependencies=admin,
                           response_model=PushOut, summary="Queue a parked push again", responses=problems(404))
         return api
 
@@ -231,23 +236,29 @@ class PartnersApi:
         found = page_in_memory(self._partners.partners(), page.limit, "partners", lambda p: (p.slug,), after)
         return ListPage(items=[self._out(p) for p in found.items], next_cursor=found.next_cursor)
 
-    def create_partner(self, body: PartnerIn) -> CreatedPartner:
+    def create_partner(self, request: Request, body: PartnerIn) -> CreatedPartner:
         partner, info, key = register_partner(self._settings, self._partners, body.model_dump(exclude_none=True),
                                               self._clock())
+        self._audit.record(acting(request), "partner.create", f"partner:{partner.slug}",
+                           after=body.model_dump(exclude={"callback_secret"}, exclude_none=True))
         return CreatedPartner(partner=self._out(partner), key=NewPartnerKey(**vars(info), key=key))
 
     def get_partner(self, slug: str) -> PartnerOut:
         return self._out(self._found(slug))
 
-    def create_key(self, slug: str, body: KeyIn) -> NewPartnerKey:
+    def create_key(self, request: Request, slug: str, body: KeyIn) -> NewPartnerKey:
         info, key = self._partners.add_key(slug, self._clock(), label=body.label)  # UnknownName, InvalidValue
+        self._audit.record(acting(request), "partner.key_create", f"partner:{slug}",
+                           after={"key_id": info.id, "fingerprint": info.fingerprint, "label": info.label})
         return NewPartnerKey(**vars(info), key=key)
 
-    def revoke_key(self, slug: str, key_id: RowId) -> PartnerKey:
+    def revoke_key(self, request: Request, slug: str, key_id: RowId) -> PartnerKey:
         self._found(slug)
         info = self._partners.revoke_key(slug, str(key_id), self._clock())
         if info is None:
             raise UnknownName(f"partner {slug!r} has no key {key_id}")
+        self._audit.record(acting(request), "partner.key_revoke", f"partner:{slug}",
+                           after={"key_id": info.id, "fingerprint": info.fingerprint})
         return PartnerKey(**vars(info))
 
     def usage(self, slug: str, days: Annotated[int, Query(ge=1, le=366)] = 30) -> PartnerUsage:
@@ -263,9 +274,10 @@ class PartnersApi:
         found = page_of(rows, page.limit, "pushes", lambda p: (p.id,))
         return ListPage(items=[PushOut(**vars(p)) for p in found.items], next_cursor=found.next_cursor)
 
-    def retry_push(self, slug: str, delivery_id: str) -> PushOut:
+    def retry_push(self, request: Request, slug: str, delivery_id: str) -> PushOut:
         self._found(slug)
         push = self._pushes.retry(slug, delivery_id, self._clock())
         if push is None:
             raise UnknownName(f"partner {slug!r} has no parked push {delivery_id!r}")
+        self._audit.record(acting(request), "partner.push_retry", f"partner:{slug}", after={"delivery_id": delivery_id})
         return PushOut(**vars(push))

@@ -7,11 +7,13 @@ sees a request it would refuse:
 - a NUL character in the path or query: 400;
 - a body declared or streamed over `max_body_bytes`: 413 before any parser runs. A declared length is enough (the
   server ends the body there); a chunked body is read and counted here, then handed on;
-- `/api/…` without the admin token: 401 before the body is read (FastAPI would parse a JSON body first);
+- `/api/…` without the admin token or a console session cookie signed with our key: 401 before the body is read
+  (FastAPI would parse a JSON body first); whether the session is live, and its role, the routes' `Access` decides;
 - every answer carries `X-Content-Type-Options: nosniff`; HTML pages also a Content-Security-Policy without
-  scripts (unless the page sets a stricter one of its own that allows its scripts: `/api/docs`), `frame-ancestors
-  'none'` (no framing of the unsubscribe or preferences pages), and `Referrer-Policy: no-referrer`, since many of
-  our URLs carry tokens.
+  scripts (unless the page sets one of its own that allows its own scripts: `/api/docs`), `frame-ancestors 'none'`
+  (no framing of the unsubscribe or preferences pages), and `Referrer-Policy: no-referrer`, since many of our URLs
+  carry tokens. The console's pages (`/admin`) may frame their own previews and be framed by themselves only
+  (`CONSOLE_SECURITY_POLICY`).
 
 The admin-token rule itself, the problem documents and the JSON-or-page choice are the HTTP kit's
 (`feeds.core.http`): the same ones the routes' error handlers use.
@@ -21,9 +23,12 @@ from __future__ import annotations
 
 from html import escape
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.http import (
+    SESSION_COOKIE,
+    Access,
     Refusal,
     check_admin_token,
     is_json_path,
@@ -42,14 +47,19 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-s
 _EVERY_ANSWER = [(b"x-content-type-options", b"nosniff")]
 _HTML_ANSWER = [*_EVERY_ANSWER, (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
                 (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
-_OWN_POLICY_ANSWER = [header for header in _HTML_ANSWER if header[0] != b"content-security-policy"]
+# The console (/admin): no scripts either; it frames its own previews (a digest or an alert, in a sandboxed iframe),
+# so it may frame itself and be framed by itself only.
+CONSOLE_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+                           "form-action 'self'; frame-src 'self'; frame-ancestors 'self'; base-uri 'none'")
+_CONSOLE_ANSWER = [*_EVERY_ANSWER, (b"content-security-policy", CONSOLE_SECURITY_POLICY.encode()),
+                   (b"x-frame-options", b"SAMEORIGIN"), (b"referrer-policy", b"same-origin")]
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, admin_token: str | None, max_header_bytes: int = MAX_HEADER_BYTES,
+    def __init__(self, app: ASGIApp, *, access: Access, max_header_bytes: int = MAX_HEADER_BYTES,
                  max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self._app = app
-        self._admin_token = admin_token
+        self._access = access
         self._max_header_bytes = max_header_bytes
         self._max_body_bytes = max_body_bytes
 
@@ -58,14 +68,16 @@ class RequestGuard:
             await self._app(scope, receive, send)
             return
         path: str = scope["path"]
-        size, declared, authorization = 0, None, b""
+        size, declared, authorization, cookie = 0, None, None, b""
         for name, value in scope["headers"]:  # one pass: this runs for every request
             size += len(name) + len(value)
             if name == b"content-length":
                 declared = value
             elif name == b"authorization":
                 authorization = value
-        refusal = self._refusal(scope, path, size, authorization)
+            elif name == b"cookie":
+                cookie = value
+        refusal = self._refusal(scope, path, size, authorization, cookie)
         if refusal is None and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             if declared is None:  # chunked: read and count here, hand on what fits
                 body, refusal = await self._read_body(receive)
@@ -79,6 +91,8 @@ class RequestGuard:
             await _answer(send, path, refusal)
             return
 
+        html_answer = _CONSOLE_ANSWER if path == "/admin" or path.startswith("/admin/") else _HTML_ANSWER
+
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers")
@@ -89,9 +103,10 @@ class RequestGuard:
                         if not value.startswith(b"text/html"):
                             headers += _EVERY_ANSWER
                         elif any(n == b"content-security-policy" for n, _ in headers):
-                            headers += _OWN_POLICY_ANSWER  # a second policy would forbid what the page's allows
+                            # A second policy would forbid what the page's own allows (`/api/docs`' scripts).
+                            headers += [h for h in html_answer if h[0] != b"content-security-policy"]
                         else:
-                            headers += _HTML_ANSWER
+                            headers += html_answer
                         break
                 else:
                     headers += _EVERY_ANSWER
@@ -99,14 +114,19 @@ class RequestGuard:
 
         await self._app(scope, receive, secured)
 
-    def _refusal(self, scope: Scope, path: str, size: int, authorization: bytes) -> Refusal | None:
+    def _refusal(self, scope: Scope, path: str, size: int, authorization: bytes | None,
+                 cookie: bytes) -> Refusal | None:
         if size > self._max_header_bytes:
             return Refusal(431, f"the request's headers are larger than {self._max_header_bytes} bytes")
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             return Refusal(400, "the URL holds a NUL character")  # no route takes one; PostgreSQL refuses them
         if (path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS
                 and not path.startswith(PUBLIC_API_PREFIX)):
-            return check_admin_token(self._admin_token, authorization.decode("latin-1"))
+            if authorization is None and self._access.accounts is not None and self._access.secret_of(
+                    cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE)) is not None:
+                return None  # a session of ours: the route's `Access` checks it is live, its role and its CSRF token
+            return check_admin_token(self._access.admin_token,
+                                     authorization.decode("latin-1") if authorization is not None else None)
         return None
 
     def _too_large(self) -> Refusal:

@@ -20,6 +20,8 @@ from fastapi import APIRouter
 from jinja2 import Environment
 from starlette.routing import BaseRoute
 
+from feeds.core.audit import AuditLog
+from feeds.core.http import Access
 from feeds.core.limits import RateLimiter
 from feeds.readership import Redirects
 from feeds.store import ArticleStore
@@ -54,7 +56,8 @@ class AudienceHttp:
 def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliveries: DeliveryStore,
                   articles: ArticleStore, redirects: Redirects, tokens: Tokens, templates: Environment,
                   clock: Callable[[], datetime], notices: Notices, transport: Callable[[], Transport], tags: TagCodec,
-                  signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]]) -> AudienceHttp:
+                  signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]], access: Access,
+                  audit: AuditLog) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
     article, by campaign name ("{edition}-{id}")."""
     flow = Subscription(settings, subscribers, tokens, notices, clock)
@@ -64,6 +67,6 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                                           tags, signer), templates)
     return AudienceHttp(
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
-        routers=[SubscribersApi(settings, subscribers, flow, clock).router(),
-                 EditionsApi(settings, deliveries, clicks).router(),
-                 BouncesApi(settings, subscribers, clock, tokens).router()])
+        routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),
+                 EditionsApi(settings, deliveries, clicks, access).router(),
+                 BouncesApi(settings, subscribers, clock, tokens, access, audit).router()])

@@ -1,10 +1,10 @@
 """The admin API of the audience side: `/api/subscribers` (list, add, export, erase), `/api/editions` (delivery
 counts and clicks), `/api/bounces` (a mail provider's webhook).
 
-Same bearer token, JSON errors and list pages (`ListPage`, `Paged`: a limit and a cursor) as the content side's
-API. Adding by admin cannot bring back a suppressed
-address (unsubscribed, bounced, complained, erased): that answers 409 and only the person can resubscribe. Each
-API is a small class holding what it needs; `router()` registers its bound methods as the endpoints.
+Same access (`Access`: the admin token or a console session), JSON errors and list pages (`ListPage`, `Paged`: a
+limit and a cursor) as the content side's API. Adding by admin cannot bring back a suppressed address
+(unsubscribed, bounced, complained, erased): that answers 409 and only the person can resubscribe. Each API is a
+small class holding what it needs; `router()` registers its bound methods as the endpoints.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from feeds.core.http import ListPage, Paged, RowId, admin_router, problems
+from feeds.core.audit import AuditLog
+from feeds.core.http import Access, ListPage, Paged, RowId, acting, admin_router, problems
 from feeds.core.paging import decode_cursor, page_of
 
 from ..bounces import apply_event, parse_webhook
@@ -76,14 +77,16 @@ class SubscribersApi:
     """`/api/subscribers`: list, add (through `Subscription.add_by_operator`), export, erase."""
 
     def __init__(self, settings: Settings, store: SubscriberStore, flow: Subscription,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], access: Access, audit: AuditLog) -> None:
         self.settings = settings
+        self.access = access
+        self.audit = audit
         self.store = store
         self.flow = flow
         self.clock = clock
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings.admin_token, "/api/subscribers", "subscribers")
+        api = admin_router(self.access, "/api/subscribers", "subscribers")
         api.add_api_route("", self.list_subscribers, methods=["GET"], response_model=SubscriberPage,
                           summary="Subscribers, oldest first")
         api.add_api_route("", self.add, methods=["POST"], response_model=AddResult, status_code=201,
@@ -105,7 +108,7 @@ class SubscribersApi:
         found = page_of(rows, page.limit, "subscribers", lambda s: (s.id,))
         return SubscriberPage(total=total, items=[_out(s) for s in found.items], next_cursor=found.next_cursor)
 
-    def add(self, body: NewSubscriber) -> AddResult:
+    def add(self, request: Request, body: NewSubscriber) -> AddResult:
         editions = body.editions or ([body.frequency] if body.frequency else list(self.store.editions[:1]))
         try:
             added = self.flow.add_by_operator(body.email, name=body.name, categories=body.categories,
@@ -121,16 +124,25 @@ class SubscribersApi:
         if added.subscriber is None:
             raise HTTPException(409, "this address unsubscribed, bounced, complained or was erased: only the person "
                                      "can subscribe it again, through the subscribe form")
+        self.audit.record(acting(request), "subscriber.add", f"subscriber:{added.subscriber.id}",
+                          after={"outcome": added.outcome, "status": added.subscriber.status,
+                                 "categories": list(body.categories or ()), "editions": editions})
         return AddResult(outcome=added.outcome, subscriber=_out(added.subscriber))  # type: ignore[arg-type]
 
-    def export(self, email_or_id: str) -> dict[str, Any]:
-        record = self.store.export(self._found(email_or_id).id)
+    def export(self, request: Request, email_or_id: str) -> dict[str, Any]:
+        subscriber = self._found(email_or_id)
+        record = self.store.export(subscriber.id)
         if record is None:
             raise HTTPException(404, f"no subscriber {email_or_id!r}")
+        self.audit.record(acting(request), "subscriber.export", f"subscriber:{subscriber.id}")
         return record
 
-    def erase(self, email_or_id: str) -> None:
-        self.store.erase(self._found(email_or_id).id, now=self.clock())
+    def erase(self, request: Request, email_or_id: str) -> None:
+        subscriber = self._found(email_or_id)
+        self.store.erase(subscriber.id, now=self.clock())
+        # The record says which row was erased, never whose address: the log would otherwise undo the erasure.
+        self.audit.record(acting(request), "subscriber.erase", f"subscriber:{subscriber.id}",
+                          before={"status": subscriber.status})
 
     def _found(self, email_or_id: str) -> Subscriber:
         subscriber = self.store.find(email_or_id)
@@ -184,13 +196,15 @@ class DeliveryPage(ListPage[DeliveryOut]):
 class EditionsApi:
     """`/api/editions`: per-edition delivery counts and clicks, and each edition's deliveries."""
 
-    def __init__(self, settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]]) -> None:
+    def __init__(self, settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]],
+                 access: Access) -> None:
         self.settings = settings
+        self.access = access
         self.deliveries = deliveries
         self.clicks = clicks
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings.admin_token, "/api/editions", "digests")
+        api = admin_router(self.access, "/api/editions", "digests")
         api.add_api_route("", self.list_editions, methods=["GET"], response_model=ListPage[EditionOut],
                           summary="Recent editions, newest first")
         api.add_api_route("/{edition_id}", self.one, methods=["GET"], response_model=EditionOut,
@@ -257,21 +271,23 @@ class BouncesApi:
     SendGrid and Mailgun onto it)."""
 
     def __init__(self, settings: Settings, store: SubscriberStore, clock: Callable[[], datetime],
-                 tokens: Tokens) -> None:
+                 tokens: Tokens, access: Access, audit: AuditLog) -> None:
         self.settings = settings
+        self.access = access
+        self.audit = audit
         self.store = store
         self.clock = clock
         self.tokens = tokens
 
     def router(self) -> APIRouter:
-        api = admin_router(self.settings.admin_token, "/api/bounces", "bounces")
+        api = admin_router(self.access, "/api/bounces", "bounces")
         api.add_api_route("", self.receive, methods=["POST"], response_model=BounceResult,
                           summary="Record bounces and complaints (one event or a list)",
                           openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                               "oneOf": [_BOUNCE_EVENT, {"type": "array", "items": _BOUNCE_EVENT}]}}}}})
         return api
 
-    def receive(self, payload: Annotated[Any, Depends(_json_body)]) -> BounceResult:
+    def receive(self, request: Request, payload: Annotated[Any, Depends(_json_body)]) -> BounceResult:
         try:
             events, errors = parse_webhook(payload)
         except ValueError as exc:
@@ -279,5 +295,8 @@ class BouncesApi:
         now = self.clock()
         outcomes = [apply_event(event, store=self.store, tokens=self.tokens, now=now,
                                 hard_bounce_limit=self.settings.mail.hard_bounce_limit)[0] for event in events]
-        return BounceResult(applied=outcomes.count("applied"), unknown=outcomes.count("unknown"), invalid=len(errors),
-                            errors=errors)
+        result = BounceResult(applied=outcomes.count("applied"), unknown=outcomes.count("unknown"),
+                              invalid=len(errors), errors=errors)
+        self.audit.record(acting(request), "bounces.receive", "bounces",
+                          after=result.model_dump(exclude={"errors"}))
+        return result

@@ -122,6 +122,7 @@ def test_the_new_link_page_answers_before_it_looks_anything_up(tmp_path, smtp_se
 
 def run_guard(path: str, headers: list[tuple[bytes, bytes]], chunks: int, chunk: bytes = b"x" * 65536):  # type: ignore[no-untyped-def]
     """The guard in front of an app that would read the body; returns (status, chunks the guard pulled)."""
+    from feeds.core.http import Access
     from feeds.http import RequestGuard
 
     pulled = [0]
@@ -144,7 +145,8 @@ def run_guard(path: str, headers: list[tuple[bytes, bytes]], chunks: int, chunk:
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
-    asyncio.run(RequestGuard(app, admin_token="admin-token-0123456789")(scope, receive, send))
+    access = Access("admin-token-0123456789", None, "signing-key-0123456789")
+    asyncio.run(RequestGuard(app, access=access)(scope, receive, send))
     return sent[0]["status"], pulled[0], reached[0]
 
 
