@@ -164,7 +164,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                    "detail": {"type": "string"}, "error": {"type": "string"},
                    "errors": {"type": "array", "items": {"type": "object"}}}}
 _MEANINGS = {400: "The request is not acceptable, e.g. a NUL character in the URL (the detail says why)",
-             401: "No admin token, or a wrong one", 403: "The admin API is off ([admin] token is not set)",
+             401: "No admin token or console session, or a wrong one",
+             403: "Not allowed: the session's role is too small, a change lacks its CSRF token, or the admin API is "
+                  "off ([admin] token is not set)",
              404: "No such thing", 409: "Conflicts with what is stored", 413: "The body is larger than 1 MiB",
              422: "A parameter or the body is not valid", 429: "Too many requests; Retry-After says when to try again",
              431: "The request's headers are too large", 502: "A server we depend on (the mail relay) refused"}

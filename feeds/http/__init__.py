@@ -32,14 +32,14 @@ from ..settings import Settings
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
-from .docs import DocsPages
+from .docs import API_DESCRIPTION, DocsPages
 from .fastpath import FeedFastPath
 from .guard import RequestGuard
 from .metrics import MetricsRoute
 from .partners import PartnerFeedRoute
 from .public import PublicPages
 
-__all__ = ["FeedFastPath", "RequestGuard", "error_page", "routes"]
+__all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "routes"]
 
 
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
@@ -57,7 +57,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *SourcesApi(settings, store, clock, access).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
-        *DocsPages(f"{settings.site.name} API (Gazette)").routes(),
+        *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
     ]
 
 

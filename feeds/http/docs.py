@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..core.http import representation_response
+from ..core.http import CSRF_HEADER, SESSION_COOKIE, Access, representation_response
 from ..errors import UnknownName
 
 DOCS_PATH = "/api/docs"
@@ -36,13 +36,23 @@ OPENAPI_PATH = "/api/openapi.json"
 ASSET_CACHE = "public, max-age=31536000, immutable"
 # Everything from this origin only, nothing inline: Swagger UI sets its few element styles through the DOM, which a
 # policy does not restrict (tests/test_browser_api_docs.py sees no violation with every operation and model open).
+# What /api/openapi.json says of the whole API (its `info.description`, the top of /api/docs); docs/api.md says more.
+API_DESCRIPTION = """\
+Gazette's admin API. The same rules hold for every operation:
+
+- **Access**: the admin token (`Authorization: Bearer <[admin] token>`, an admin), or the session cookie of a
+  console login (`gazette_session`; reads need a viewer, changes an editor, changes to partners and their keys an
+  admin). A change made with a session also sends the session's CSRF token as `X-CSRF-Token` (this page does it
+  for you when you are logged in to the console).
+- **Lists** answer `{"items": [...], "next_cursor": "..."}`: pass `next_cursor` back as `cursor` for the next page
+  until it is `null`. `limit` is 1 to 500 (50 by default). A cursor is opaque: pass it back as it is; one that was
+  changed answers 422. Rankings (`/api/popular`) are one page, `next_cursor` always null.
+- **Errors**, every one (unknown paths and methods, validation, access included), are RFC 9457 problem details
+  (`application/problem+json`): `type`, `title`, `status`, `detail`; validation errors also list `errors`.
+"""
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; "
                            "base-uri 'none'")
-
-CsrfFor = Callable[[Request], "tuple[str, str] | None"]
-"""A request -> (the CSRF header, the token) of its console session, or None: "Try it out" adds them to changes."""
-
 
 @dataclass(frozen=True)
 class Asset:
@@ -91,12 +101,15 @@ def load_assets(files: dict[str, Path]) -> dict[str, Asset]:
 
 
 class DocsPages:
-    """`/api/docs`, its assets and the `/docs` redirect; assets are read on the first request, not at start."""
+    """`/api/docs`, its assets and the `/docs` redirect; assets are read on the first request, not at start.
 
-    def __init__(self, title: str, csrf_for: CsrfFor | None = None,
+    For a browser logged in to the console, the page carries its session's CSRF token, which `docs.js` adds to
+    the changes "Try it out" sends (`Access` asks for it, in `X-CSRF-Token`, beside the session cookie)."""
+
+    def __init__(self, title: str, access: Access | None = None,
                  files: Callable[[], dict[str, Path]] = swagger_ui_files) -> None:
         self._title = title
-        self._csrf_for = csrf_for
+        self._access = access
         self._files = files
         self._assets: dict[str, Asset] | None = None
         self._by_name: dict[str, Asset] = {}
@@ -119,8 +132,9 @@ class DocsPages:
         def href(plain: str) -> str:
             return escape(f"{root}{ASSETS_PATH}/{assets[plain].name}")
 
-        csrf = self._csrf_for(request) if self._csrf_for is not None else None
-        csrf_attrs = (f' data-csrf-header="{escape(csrf[0])}" data-csrf-token="{escape(csrf[1])}"' if csrf else "")
+        actor = self._access.session_actor(request.cookies.get(SESSION_COOKIE)) if self._access is not None else None
+        csrf = actor.csrf if actor is not None else None
+        csrf_attrs = f' data-csrf-header="{escape(CSRF_HEADER)}" data-csrf-token="{escape(csrf)}"' if csrf else ""
         html = (f'<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'
                 f"<title>{escape(self._title)}</title>\n"
@@ -129,9 +143,9 @@ class DocsPages:
                 f'<main id="swagger-ui" data-openapi-url="{escape(root + OPENAPI_PATH)}"{csrf_attrs}></main>\n'
                 f'<script src="{href("swagger-ui-bundle.js")}"></script>\n'
                 f'<script src="{href("docs.js")}"></script>\n</body>\n</html>\n')
-        # The token in the page is the session's: nobody else's cache may keep it.
+        # With a session's token in it, no cache may keep the page.
         return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                                           "Cache-Control": "private, no-cache" if csrf else "no-cache"})
+                                           "Cache-Control": "no-store" if csrf else "no-cache"})
 
     def asset(self, request: Request) -> Response:
         self.assets()
