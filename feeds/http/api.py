@@ -85,8 +85,8 @@ class SourcesApi:
         found = page_in_memory(self._store.sources(self._settings.sources), page.limit, "sources",
                                lambda state: (state.name,), after)
         limit = self._settings.fetch.failure_limit
-        return ListPage(items=[SourceHealth(status=source_health(state, limit),
-                                            **{k: getattr(state, k) for k in SourceHealth.model_fields if k != "status"})
+        fields = [k for k in SourceHealth.model_fields if k != "status"]
+        return ListPage(items=[SourceHealth(status=source_health(state, limit), **{k: getattr(state, k) for k in fields})
                                for state in found.items], next_cursor=found.next_cursor)
 
     def popular(self, window: Literal["1h", "24h", "7d", "30d"] = "24h", category: str | None = None,

@@ -3,12 +3,13 @@ nothing loads from the network when a browser opens it; `/docs` redirects there.
 
 Swagger UI's files are those the `fastapi-swagger` wheel carries (swagger-ui-dist as released, byte for byte; the
 version is pinned and named in pyproject.toml, and a test reads it out of the bundle). `docs.js`, beside this
-module, starts it: the page holds no inline script, so it carries a Content-Security-Policy of its own, stricter
-than "no scripts" only in what it must allow: scripts, styles and requests from this origin alone.
+module, starts it: the page holds no inline script or style, so its own Content-Security-Policy (in place of the
+site's "no scripts") allows scripts, styles and requests from this origin alone.
 
 Assets are named by a hash of their bytes and cached for a year (`immutable`): a new release is a new name. They go
 through the kit's one conditional GET (`representation_response`): ETag, 304, gzip. The page and its assets are
-readable without the admin token (`guard.PUBLIC_API_PATHS`): they hold nothing but what `/api/openapi.json` says.
+readable without the admin token (`guard.PUBLIC_API_PATHS`, `PUBLIC_API_PREFIX`): they hold nothing but what
+`/api/openapi.json` says.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ DOCS_PATH = "/api/docs"
 ASSETS_PATH = "/api/docs/assets"
 OPENAPI_PATH = "/api/openapi.json"
 ASSET_CACHE = "public, max-age=31536000, immutable"
-# Everything from this origin only, nothing inline: Swagger UI sets its few element styles through the DOM, which a
-# policy does not restrict (tests/test_browser_api_docs.py sees no violation with every operation and model open).
 # What /api/openapi.json says of the whole API (its `info.description`, the top of /api/docs); docs/api.md says more.
 API_DESCRIPTION = """\
 Gazette's admin API. The same rules hold for every operation:
@@ -50,9 +49,12 @@ Gazette's admin API. The same rules hold for every operation:
 - **Errors**, every one (unknown paths and methods, validation, access included), are RFC 9457 problem details
   (`application/problem+json`): `type`, `title`, `status`, `detail`; validation errors also list `errors`.
 """
+# Everything from this origin only, nothing inline: Swagger UI sets its few element styles through the DOM, which a
+# policy does not restrict (tests/test_browser_api_docs.py opens operations and schemas and sees no violation).
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; "
                            "base-uri 'none'")
+
 
 @dataclass(frozen=True)
 class Asset:
@@ -144,7 +146,7 @@ class DocsPages:
                 f'<script src="{href("swagger-ui-bundle.js")}"></script>\n'
                 f'<script src="{href("docs.js")}"></script>\n</body>\n</html>\n')
         # With a session's token in it, no cache may keep the page.
-        return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY,
+        return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Vary": "Cookie",
                                            "Cache-Control": "no-store" if csrf else "no-cache"})
 
     def asset(self, request: Request) -> Response:

@@ -216,8 +216,8 @@ class EditionsApi:
 
     def list_editions(self, page: Paged) -> ListPage[EditionOut]:
         before = decode_cursor(page.cursor, "editions", (datetime, int))
-        rows = self.deliveries.stats(limit=page.limit + 1,
-                                     before=None if before is None else (before[0], before[1]))  # type: ignore[arg-type]
+        after = None if before is None else (before[0], before[1])
+        rows = self.deliveries.stats(limit=page.limit + 1, before=after)  # type: ignore[arg-type]
         found = page_of(rows, page.limit, "editions", lambda e: (e.scheduled_at, e.id))
         return ListPage(items=[self._out(e) for e in found.items], next_cursor=found.next_cursor)
 
