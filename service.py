@@ -82,7 +82,8 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
         settings, subscribers=services.subscribers, deliveries=services.deliveries, articles=services.store,
         redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,
         notices=services.notices, transport=services.transport, tags=services.tags,
-        signer=services.signer, clicks=services.store.campaign_clicks, access=services.access, audit=services.audit)
+        signer=services.signer, clicks=services.store.campaign_clicks, access=services.access, audit=services.audit,
+        alerts=services.alerts)
     app.router.routes += audience.routes
     for router in [*audience.routers, *console_routers(services)]:
         app.include_router(router)

@@ -17,12 +17,14 @@ from feeds.components import ContentComponents
 from feeds.core.scheduling import TaskSpec
 
 from . import db
+from .alerts import AlertDesk, AlertStore
 from .deliveries import DeliveryStore
 from .edition_run import EditionRun, edition_run
 from .errors import UnknownEdition
 from .jobs import AudienceJobs
 from .notices import Notices
 from .preview import Plan, plan_edition, preview_edition
+from .records import ALERTS
 from .retry import RetryReport, retry_edition
 from .send import SendReport, send_edition
 from .settings import EditionSettings, Settings
@@ -77,8 +79,15 @@ class Components(ContentComponents):
         """Every scheduled job: the content side's, then the audience side's."""
         return [*super().task_specs(), *self.audience_jobs.specs()]
 
+    @cached_property
+    def alerts(self) -> AlertDesk:
+        """Breaking-news alerts, through the same engine as the editions."""
+        return AlertDesk(AlertStore(self.engine), self.store, self.edition_run, self.store.campaign_clicks)
+
     def send(self, edition_name: str, scheduled_at: datetime, *, everyone: bool = False, dry_run: bool = False,
              progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
+        if edition_name == ALERTS and not dry_run:  # an alert's run (the resume job names runs by name and time)
+            return self.alerts.send_at(scheduled_at)
         return send_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(progress),
                             everyone=everyone, dry_run=dry_run)
 
@@ -90,6 +99,8 @@ class Components(ContentComponents):
         return plan_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run())
 
     def retry(self, edition_name: str, edition_id: int, scheduled_at: datetime) -> RetryReport:
+        if edition_name == ALERTS:
+            return self.alerts.retry(edition_id)
         return retry_edition(self.edition(edition_name), edition_id, scheduled_at=scheduled_at, run=self.edition_run())
 
     def edition(self, name: str) -> EditionSettings:

@@ -1,5 +1,5 @@
 """The audience side's tables and migrations: subscribers, their editions and consents, suppressions, editions,
-their segments and deliveries.
+their segments and deliveries, and what each breaking-news alert says.
 
 Declared on the audience side's own `metadata`; created and changed only by its Alembic branch ("newsletter") in
 `newsletter/migrations/versions` (`MIGRATIONS`), which `feeds.db.migrate` runs with the other sides' folders. No table
@@ -129,4 +129,20 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=True),  # a retry or a mail held back for the night
     UniqueConstraint("edition_id", "subscriber_id"),
     Index(None, "subscriber_id", "status"),
+)
+
+# What one breaking-news alert says and whom it is for. Its run is its `editions` row (name "alerts", the same id),
+# so the ledger, the outbox and the reports treat it as any edition; this row lets a resumed or retried send render
+# the same mail to the same audience.
+alerts = Table(
+    "alerts", metadata,
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("link", Text, nullable=True),  # an article's own address, or the one the editor gave
+    Column("article_id", String(16), nullable=True),  # the story it is about: its link is tracked (clicks)
+    Column("categories", JSON, nullable=False),  # only readers of these sections; empty: everyone who asked
+    Column("has_ads", Boolean, nullable=False),  # "(광고)", advertising consent only, held at night (§50)
+    Column("created_by", String(320), nullable=True),  # who sent it: an account's address, or "admin token"
+    Column("created_at", UTCDateTime, nullable=False),
 )

@@ -8,7 +8,7 @@ Writes come in batches: a run of 100,000 subscribers must not pay a transaction 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from sqlalchemy import Engine, Insert, Select, and_, bindparam, func, insert, or_, select, update
@@ -16,9 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from .compose import RenderedMail
 from .db import deliveries, edition_segments, editions, subscribers
+from .records import ALERTS
 
 STATUSES = ("queued", "sent", "skipped", "failed", "retry", "held")
 FINAL = ("sent", "skipped", "failed")
+ALERT_START_GRACE = timedelta(minutes=2)  # an alert's own send writes its first rows well within this
 
 
 @dataclass(frozen=True)
@@ -90,13 +92,17 @@ class DeliveryStore:
             return str(conn.execute(select(editions.c.name).where(editions.c.id == edition_id)).scalar_one())
 
     def unfinished(self, now: datetime) -> list[tuple[str, datetime]]:
-        """Editions with deliveries still to do now: interrupted runs, retries and held mail that are due."""
+        """Editions with deliveries still to do now: interrupted runs, retries and held mail that are due; and
+        breaking-news alerts recorded a while ago whose send never wrote a row (the process stopped first: an
+        alert has no schedule to fire it again)."""
         due = (select(deliveries.c.edition_id).where(
             deliveries.c.status.in_(("queued", "retry", "held")),
             (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now)).distinct())
+        unstarted = and_(editions.c.name == ALERTS, editions.c.created_at <= now - ALERT_START_GRACE,
+                         ~select(deliveries.c.id).where(deliveries.c.edition_id == editions.c.id).exists())
         with self.engine.connect() as conn:
             rows = conn.execute(select(editions.c.name, editions.c.scheduled_at)
-                                .where(editions.c.status == "sending", editions.c.id.in_(due))
+                                .where(editions.c.status == "sending", or_(editions.c.id.in_(due), unstarted))
                                 .order_by(editions.c.scheduled_at)).all()
         return [(r.name, r.scheduled_at) for r in rows]
 
@@ -186,12 +192,12 @@ class DeliveryStore:
         self._upsert(edition_id, [{"subscriber_id": i, "status": "skipped", "articles": 0} for i in subscriber_ids])
 
     def hold(self, edition_id: int, subscriber_ids: Sequence[int], segment_id: int, until: datetime, articles: int,
-             high_water_at: datetime) -> None:
+             high_water_at: datetime | None) -> None:
         self._upsert(edition_id, [{"subscriber_id": i, "status": "held", "next_attempt_at": until, "segment_id": segment_id,
                                    "articles": articles, "high_water_at": high_water_at} for i in subscriber_ids])
 
     def queue(self, edition_id: int, rows: Sequence[tuple[int, str]], *, segment_id: int, articles: int,
-              high_water_at: datetime) -> None:
+              high_water_at: datetime | None) -> None:
         """Mark these (subscriber id, Message-ID) as handed over: written before any of them goes out."""
         self._upsert(edition_id, [{"subscriber_id": i, "status": "queued", "message_id": mid, "segment_id": segment_id,
                                    "articles": articles, "high_water_at": high_water_at, "next_attempt_at": None}

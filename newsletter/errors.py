@@ -7,6 +7,8 @@
           │    └── LinkUsed     a one-time link (a confirmation) that was used, replaced or outdated by an unsubscribe; 409
           ├── TokenError        a link's token is expired or not ours; `reason` is "expired" or "invalid"; 400
           ├── UnknownEdition    no edition of that name is configured; 404
+          │    └── UnknownAlert no breaking-news alert with that id; 404
+          ├── AlertRefused      a breaking-news alert that cannot go as written (no subject, unknown section); 422
           └── DeliveryError     a mail could not be handed over; `is_permanent` says whether to retry; 502
 """
 
@@ -66,3 +68,14 @@ class UnknownEdition(NewsletterError):
     """No edition of that name is configured."""
 
     status = 404
+
+
+class UnknownAlert(UnknownEdition):
+    """No breaking-news alert with that id."""
+
+
+class AlertRefused(NewsletterError):
+    """A breaking-news alert that cannot go as written: no subject or text, an unknown article or section, a bad
+    link."""
+
+    status = 422

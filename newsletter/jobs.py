@@ -29,6 +29,7 @@ from .bounces import FolderReport, IntakeRules, process_folder
 from .deliveries import DeliveryStore
 from .errors import DeliveryError
 from .notices import Notices
+from .records import ALERTS
 from .send import SendReport
 from .subscribers import SubscriberStore
 from .timing import TICK, due_runs
@@ -91,9 +92,9 @@ class AudienceJobs:
 
     def resume_editions(self) -> str:
         """Carry on every run with deliveries due now (retries, night holds, interrupted runs) of a configured
-        edition."""
+        edition or of a breaking-news alert."""
         done = [self.send(name, at).line() for name, at in self.deliveries.unfinished(self.clock())
-                if self.settings.edition(name) is not None]
+                if self.settings.edition(name) is not None or name == ALERTS]
         return "; ".join(done) or "nothing to resume"
 
     def reconfirm_ads(self) -> str:

@@ -29,7 +29,7 @@ from .compose import (
 )
 from .links import Links
 from .messages import TEXT
-from .records import Choices, Consent, Subscriber
+from .records import ALERTS, Choices, Consent, Subscriber
 from .settings import Settings
 from .signing import DkimSigner
 from .tokens import Tokens
@@ -38,13 +38,15 @@ from .verp import TagCodec
 
 
 def consent_words(settings: Settings, lang: str) -> Consent:
-    """The exact words of both consents on the form, as the consent records keep them."""
+    """The exact words of both consents on the form and of the breaking-news alerts choice, as the consent records
+    keep them."""
     t = TEXT[lang]
     privacy = t["consent"].format(items=t["privacy_items"], purpose=t["privacy_purpose"],
                                   retention=t["privacy_retention"], refuse=t["privacy_refuse"])
     if settings.site.privacy_url:
         privacy += f" ({t['privacy_policy']}: {settings.site.privacy_url})"
-    return Consent(privacy_text=privacy, ads_text=t["ads_agree"].format(site=settings.site.name))
+    return Consent(privacy_text=privacy, ads_text=t["ads_agree"].format(site=settings.site.name),
+                   alerts_text=t["alerts_agree"].format(site=settings.site.name))
 
 
 def has_ad_editions(settings: Settings) -> bool:
@@ -110,6 +112,8 @@ class Notices:
         if s.mail.welcome:  # its own template: the editions chosen, with what each is
             editions = [{"label": e.label_in(lang), "description": e.description_in(lang)}
                         for e in s.digests if e.name in subscriber.editions]
+            if ALERTS in subscriber.editions:
+                editions.append({"label": t["alerts_label"], "description": t["alerts_description"]})
             names = {c.slug: c.name for c in s.categories}
             self._send(subscriber, lang, "welcome", body=t["welcome_intro"].format(site=s.site.name),
                        button=t["preferences_link"], button_url=self.link("preferences", subscriber),

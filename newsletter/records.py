@@ -14,6 +14,11 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import SubscriberError
 
+# The reader's choice of breaking-news alerts, kept among their editions (`subscriber_editions`) under this reserved
+# name: the edition run's reader query (`confirmed`), the list filters and the export treat it as any edition. Every
+# alert is an `editions` row of this name too, so `digest status alerts` and /api/editions report alerts.
+ALERTS = "alerts"
+
 
 @dataclass(frozen=True)
 class Subscriber:
@@ -57,6 +62,7 @@ class Consent:
     ads_text: str
     method: str = "form"
     ip_hash: str | None = None
+    alerts_text: str = ""  # the words of the breaking-news alerts choice, recorded when it is made or withdrawn
 
 
 @dataclass(frozen=True)

@@ -164,7 +164,7 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
                 for message in messages:
                     outbox.put(message)
         outbox.drain()
-        _retry_due(edition, edition_id, run, outbox, deadline=now + retry_window(s))
+        retry_due(edition, edition_id, run, outbox, deadline=now + retry_window(s))
     finally:
         outbox.close()
     counts = ledger.counts(edition_id)
@@ -184,7 +184,7 @@ def retry_window(s: RunSettings) -> timedelta:
     return sum((s.mail.retry_delay * 2 ** i for i in range(s.mail.retries)), timedelta()) + timedelta(seconds=5)
 
 
-def _retry_due(edition: EditionSettings, edition_id: int, run: EditionRun, outbox: Outbox,
+def retry_due(edition: EditionSettings, edition_id: int, run: EditionRun, outbox: Outbox,
                deadline: datetime) -> None:
     """Wait for and resend transient failures while their waits fit in this run; later ones wait for a resume. A
     reader is asked again whether they still receive the edition (consent to advertising included), and an

@@ -38,6 +38,7 @@ from .db import (
 )
 from .errors import LinkUsed, RateLimited, SubscriberError
 from .records import (
+    ALERTS,
     Choices,
     ConfirmationRequest,
     Consent,
@@ -66,10 +67,11 @@ class SubscriberStore:
         self.editions = tuple(editions)
 
     def check_editions(self, chosen: Sequence[str]) -> tuple[str, ...]:
-        unknown = [e for e in chosen if e not in self.editions]
+        """The chosen editions, each once: configured ones and the breaking-news alerts (`ALERTS`)."""
+        unknown = [e for e in chosen if e not in self.editions and e != ALERTS]
         if unknown:
             raise SubscriberError(f"unknown edition(s) {', '.join(map(repr, unknown))}; configured: "
-                                  + ", ".join(self.editions))
+                                  + ", ".join([*self.editions, ALERTS]))
         if not chosen:
             raise SubscriberError("choose at least one edition")
         return tuple(dict.fromkeys(chosen))
@@ -110,17 +112,21 @@ class SubscriberStore:
                     values.update(status="confirmed", confirmed_at=now, consent_method=method, consent_text=consent_text)
                 conn.execute(subscribers.update().where(subscribers.c.id == row.id).values(**values))
                 outcome = "updated"
+            before = _editions_of(conn, new_id) if row is not None else ()
             _set_editions(conn, new_id, chosen)
             if confirmed and consent_text and (row is None or row.status == "pending"):
                 _record_consent(conn, new_id, "privacy", True, method, consent_text, None, now)
+            if confirmed or (row is not None and row.status == "confirmed"):
+                _note_alerts(conn, new_id, before, chosen, method, consent_text or "", None, now)
             stored = conn.execute(select(subscribers).where(subscribers.c.id == new_id)).one()
             return outcome, _load(conn, stored)
 
     def import_csv(self, text: str, *, known_categories: Iterable[str], now: datetime, confirmed: bool,
                    consent_text: str | None = None,
                    on_row: Callable[[int], None] | None = None) -> ImportReport:
-        """CSV with a header: email[,name][,categories][,editions] (lists space or | separated). A `frequency`
-        column (the format before editions) is read as the one edition of that name."""
+        """CSV with a header: email[,name][,categories][,editions][,alerts] (lists space or | separated; `alerts`
+        yes/true/1 adds the breaking-news alerts, as "alerts" among the editions does). A `frequency` column (the
+        format before editions) is read as the one edition of that name."""
         known = set(known_categories)
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
         if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
@@ -136,8 +142,11 @@ class SubscriberStore:
                 unknown = [c for c in categories if c not in known]
                 if unknown:
                     raise SubscriberError(f"unknown categories: {', '.join(unknown)}")
+                wants_alerts = row.get("alerts", "").lower() in ("1", "true", "yes", "y", "o", "예")
                 editions = (split_list(row.get("editions", "")) or split_list(row.get("frequency", ""))
-                            or [self.editions[0]])
+                            or ([] if wants_alerts else [self.editions[0]]))
+                if wants_alerts and ALERTS not in editions:
+                    editions.append(ALERTS)
                 outcome, _ = self.add(row.get("email", ""), categories=categories or sorted(known),
                                       editions=editions, name=row.get("name") or None,
                                       now=now, confirmed=confirmed, method="import", consent_text=consent_text)
@@ -236,10 +245,12 @@ class SubscriberStore:
                 unsubscribed_at=None, paused_at=None, bounces=0, consent_method=consent.method,
                 consent_text=consent.privacy_text, consent_ip_hash=consent.ip_hash, confirmation_nonce=None,
                 ad_consent_at=now if choices.ads else None, ad_reconfirm_sent_at=None, updated_at=now))
+            before = _editions_of(conn, row.id) if row.status == "confirmed" else ()
             _set_editions(conn, row.id, chosen)
             _record_consent(conn, row.id, "privacy", True, consent.method, consent.privacy_text, consent.ip_hash, now)
             _record_consent(conn, row.id, "ads", bool(choices.ads), consent.method, consent.ads_text, consent.ip_hash,
                             now)
+            _note_alerts(conn, row.id, before, chosen, consent.method, consent.alerts_text, consent.ip_hash, now)
             conn.execute(delete(suppressions).where(suppressions.c.email_hash == row.email_hash))
             return _load(conn, self._row(conn, subscriber_id, public_id))
 
@@ -265,7 +276,11 @@ class SubscriberStore:
                 _record_consent(conn, row.id, "ads", choices.ads, "form", consent.ads_text if consent else "",
                                 consent.ip_hash if consent else None, now)
             conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(**values))
+            before = _editions_of(conn, row.id)
             _set_editions(conn, row.id, chosen)
+            if row.status == "confirmed":
+                _note_alerts(conn, row.id, before, chosen, "form", consent.alerts_text if consent else "",
+                             consent.ip_hash if consent else None, now)
             return ConsentChange(_load(conn, self._row(conn, subscriber_id, public_id)), ads)
 
     def unsubscribe(self, subscriber_id: int, public_id: str, *, now: datetime,
@@ -463,6 +478,7 @@ class SubscriberStore:
             editions = list(_load(conn, row).editions)
         record = {key: _plain(value) for key, value in row._mapping.items()}
         record["editions"] = editions
+        record["alerts"] = ALERTS in editions  # breaking-news alerts asked for
         record["consents"] = self.consents(subscriber_id)
         record["deliveries"] = [{"edition_id": d.edition_id, "status": d.status, "sent_at": _plain(d.sent_at),
                                  "articles": d.articles} for d in sent]
@@ -541,7 +557,7 @@ class SubscriberStore:
             rows = conn.execute(select(subscriber_editions.c.edition, func.count())
                                 .join(subscribers, subscribers.c.id == subscriber_editions.c.subscriber_id)
                                 .where(subscribers.c.status.in_(("confirmed", "pending")),
-                                       subscriber_editions.c.edition.not_in(self.editions))
+                                       subscriber_editions.c.edition.not_in([*self.editions, ALERTS]))
                                 .group_by(subscriber_editions.c.edition)).all()
         return {edition: count for edition, count in rows}
 
@@ -575,6 +591,19 @@ def _receiving(edition: str, ads: bool) -> tuple[Any, ...]:
 def _set_editions(conn, subscriber_id: int, editions: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
     conn.execute(delete(subscriber_editions).where(subscriber_editions.c.subscriber_id == subscriber_id))
     conn.execute(subscriber_editions.insert(), [{"subscriber_id": subscriber_id, "edition": e} for e in editions])
+
+
+def _editions_of(conn, subscriber_id: int) -> tuple[str, ...]:  # type: ignore[no-untyped-def]
+    return tuple(conn.execute(select(subscriber_editions.c.edition)
+                              .where(subscriber_editions.c.subscriber_id == subscriber_id)).scalars())
+
+
+def _note_alerts(conn, subscriber_id: int, before: Sequence[str], after: Sequence[str], method: str,  # type: ignore[no-untyped-def]
+                 text: str, ip_hash: str | None, now: datetime) -> None:
+    """The breaking-news alerts choice, asked for or withdrawn, kept with the consents (kind "alerts") and the words
+    shown: alerts are mail the reader asked for, as each edition is, and the record says when and how."""
+    if (ALERTS in before) != (ALERTS in after):
+        _record_consent(conn, subscriber_id, ALERTS, ALERTS in after, method, text, ip_hash, now)
 
 
 def _record_consent(conn, subscriber_id: int, kind: str, granted: bool, method: str, text: str,  # type: ignore[no-untyped-def]

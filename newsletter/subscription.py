@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 from .errors import DeliveryError, LinkUsed, RateLimited, SubscriberError, TokenError
 from .messages import TEXT
 from .notices import Notices, consent_words, has_ad_editions
-from .records import Choices, Consent, LinkOwner, Subscriber, normalise_email
+from .records import ALERTS, Choices, Consent, LinkOwner, Subscriber, normalise_email
 from .settings import Settings
 from .subscribers import SubscriberStore
 from .timing import is_zone
@@ -132,13 +132,14 @@ def ip_hash(signing_key: str, ip: str) -> str:
 
 def read_choices(settings: Settings, form: ChoicesForm, lang: str, *, with_name: bool) -> Choices | Refused:
     """The form's choices checked against the configuration: known categories (in the configured order), known
-    editions, an IANA time zone (any, not only those suggested); the name without control characters."""
+    editions (and the breaking-news alerts), an IANA time zone (any, not only those suggested); the name without control characters."""
     order = [c.slug for c in settings.categories]
     problems = []
     chosen = [slug for slug in form.categories if slug in order]
     if not chosen:
         problems.append("categories")
     editions = tuple(e.name for e in settings.digests if e.name in set(form.editions))
+    editions += (ALERTS,) if ALERTS in form.editions else ()  # breaking-news alerts: a choice of their own
     if not editions:
         problems.append("editions")
     zone = form.timezone.strip()[:64] or None
@@ -199,7 +200,7 @@ class Subscription:
     def confirmation_of(self, token: str) -> ConfirmLink | LinkProblem:
         """What a confirmation link says. Opening it changes nothing (mail scanners open every link): `confirm` does."""
         known = [c.slug for c in self.settings.categories]
-        editions_known = [e.name for e in self.settings.digests]
+        editions_known = [*(e.name for e in self.settings.digests), ALERTS]
         try:
             payload = self.tokens.read("confirm", token)
             nonce = payload.get("k")
@@ -342,7 +343,7 @@ class Subscription:
     def _consent(self, lang: str, ip: str) -> Consent:
         words = consent_words(self.settings, lang)
         return Consent(privacy_text=words.privacy_text, ads_text=words.ads_text, method="form",
-                       ip_hash=ip_hash(self.settings.signing_key, ip))
+                       ip_hash=ip_hash(self.settings.signing_key, ip), alerts_text=words.alerts_text)
 
     @staticmethod
     def _tell(what: str, send: Callable[[], None], subscriber: Subscriber) -> None:

@@ -515,11 +515,12 @@ def _process_state_kept() -> Iterator[None]:
 
 
 def run_gazette(args: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str | None] | None = None,
-                expect: int | None = None) -> CommandResult:
+                expect: int | None = None, input: str | None = None) -> CommandResult:
     """`gazette ARGS` run in this process by click's CliRunner: the same command, options, output and exit code as
     the installed script, without starting Python again. `cwd` is the folder it runs in; `env` sets variables
     (None removes one) for the run; GAZETTE_* variables of the suite's own environment are removed, as a user's
-    shell would not have them. With `expect`, a different exit code fails the test with the output."""
+    shell would not have them. With `expect`, a different exit code fails the test with the output; `input` is
+    what standard input holds."""
     from click.testing import CliRunner
 
     import service
@@ -529,7 +530,7 @@ def run_gazette(args: Sequence[str], *, cwd: Path | None = None, env: Mapping[st
     with _process_state_kept():
         if cwd is not None:
             os.chdir(cwd)
-        result = CliRunner(env=environment).invoke(service.main, list(args), prog_name="gazette")
+        result = CliRunner(env=environment).invoke(service.main, list(args), prog_name="gazette", input=input)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     done = CommandResult(list(args), result.exit_code, result.stdout, result.stderr)

@@ -65,7 +65,8 @@ def check_admin_token(expected: str | None, authorization: str | None) -> Refusa
     """None when `authorization` carries the admin token (compared in constant time), else the refusal: 403 when no
     token is configured (the admin API is off), 401 with `WWW-Authenticate` for a missing or wrong one."""
     if expected is None:
-        return Refusal(403, "the admin API is off: set [admin] token in the configuration")
+        return Refusal(403, "the admin API is off for tokens: set [admin] token in the configuration (a console "
+                            "session may still use it)")
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
         return Refusal(401, "missing or wrong admin token (Authorization: Bearer <token>)",

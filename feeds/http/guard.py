@@ -27,6 +27,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.http import (
+    ADMIN_REALM,
     SESSION_COOKIE,
     Access,
     Refusal,
@@ -122,9 +123,11 @@ class RequestGuard:
             return Refusal(400, "the URL holds a NUL character")  # no route takes one; PostgreSQL refuses them
         if (path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS
                 and not path.startswith(PUBLIC_API_PREFIX)):
-            if authorization is None and self._access.accounts is not None and self._access.secret_of(
-                    cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE)) is not None:
-                return None  # a session of ours: the route's `Access` checks it is live, its role and its CSRF token
+            if authorization is None and self._access.accounts is not None:
+                if self._access.secret_of(cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE)) is not None:
+                    return None  # a session of ours: the route's `Access` checks it is live, its role, its CSRF token
+                return Refusal(401, "log in to the console (/admin/login) or send the admin token "
+                                    "(Authorization: Bearer <token>)", {"WWW-Authenticate": ADMIN_REALM})
             return check_admin_token(self._access.admin_token,
                                      authorization.decode("latin-1") if authorization is not None else None)
         return None

@@ -25,6 +25,7 @@ from feeds.core.commands import (
 
 from ..deliveries import STATUSES, DeliveryRow
 from ..preview import Plan
+from ..records import ALERTS
 from ..settings import Settings
 from ..timing import is_zone, next_runs
 
@@ -168,7 +169,7 @@ def _edition_found(ctx: click.Context, edition: str, at: str | None):  # type: i
     """The services and the run of EDITION at --at (default: its latest), after checking that EDITION is configured."""
     services = components_of(ctx)
     settings = services.settings
-    if settings.edition(edition) is None:
+    if settings.edition(edition) is None and edition != ALERTS:  # an alert's run is reported as any edition's
         raise click.UsageError(f"unknown edition {edition!r}; configured: " + ", ".join(e.name for e in settings.digests))
     tz = settings.site.timezone
     scheduled_at = parse_at(at, tz) if at else None
@@ -189,7 +190,8 @@ def _edition_found(ctx: click.Context, edition: str, at: str | None):  # type: i
 @click.pass_context
 def digest_status(ctx: click.Context, edition: str, at: str | None) -> None:
     """Show one run of EDITION: when it was scheduled, started and finished, its deliveries by state, and every
-    failed, retrying or held delivery with its reason; times in the site's time zone.
+    failed, retrying or held delivery with its reason; times in the site's time zone. EDITION `alerts`: a breaking
+    news alert (the latest, or the one at --at).
 
     Exit 0 when the run has no failed delivery, 1 when it has (`gazette digest retry` tries them again), or when
     EDITION has no run yet; 2 for an edition that is not configured."""
@@ -219,7 +221,8 @@ def digest_status(ctx: click.Context, edition: str, at: str | None) -> None:
 @config_option
 @click.pass_context
 def digest_retry(ctx: click.Context, edition: str, at: str | None) -> None:
-    """Try the failed and held deliveries of one run of EDITION once more, now (one attempt each).
+    """Try the failed and held deliveries of one run of EDITION (or of an alert: `alerts`) once more, now (one
+    attempt each).
 
     An edition with ads stays held for readers whose zone is between 21:00 and 08:00. Subscribers who no longer
     receive it (unsubscribed, bounced, complained, paused) are skipped, with the reason. Exit 1 if a mail failed

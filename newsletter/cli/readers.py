@@ -117,8 +117,8 @@ def subscribers_list(ctx: click.Context, status: str | None, edition: str | None
 @config_option
 @click.pass_context
 def subscribers_import(ctx: click.Context, file, confirmed: bool) -> None:  # type: ignore[no-untyped-def]
-    """Import a CSV with a header: email[,name][,categories][,editions] (a `frequency` column is read as the one
-    edition of that name). Without --confirmed they are pending, and get no mail from the import."""
+    """Import a CSV with a header: email[,name][,categories][,editions][,alerts] (a `frequency` column is read as the
+    one edition of that name; `alerts` yes/true/1 adds the breaking-news alerts). Without --confirmed they are pending, and get no mail from the import."""
     services = components_of(ctx)
     services.prepare_database(migrate=False)
     text = file.read()

@@ -4,6 +4,7 @@
     web_copy.py  GET /archive/{edition}/{token}         -> newsletter.web_copy.WebCopies
     sharing.py   POST /articles/{article_id}/share      -> newsletter.sharing.Sharing
     api.py       /api/subscribers, /api/editions, /api/bounces (admin)
+    alerts_api.py  /api/alerts: preview, send, list, report (admin) -> newsletter.alerts.AlertDesk
     forms.py     reading a form off the event loop; the client's address
 
 `audience_http` builds them all for `service.py` to mount: plain Starlette routes for the pages, FastAPI routers for
@@ -26,6 +27,7 @@ from feeds.core.limits import RateLimiter
 from feeds.readership import Redirects
 from feeds.store import ArticleStore
 
+from ..alerts import AlertDesk
 from ..deliveries import DeliveryStore
 from ..notices import Notices
 from ..settings import Settings
@@ -37,6 +39,7 @@ from ..tokens import Tokens
 from ..transport import Transport
 from ..verp import TagCodec
 from ..web_copy import WebCopies
+from .alerts_api import AlertsApi
 from .api import BouncesApi, EditionsApi, SubscribersApi
 from .pages import SubscriptionPages
 from .sharing import SharePage
@@ -57,7 +60,7 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                   articles: ArticleStore, redirects: Redirects, tokens: Tokens, templates: Environment,
                   clock: Callable[[], datetime], notices: Notices, transport: Callable[[], Transport], tags: TagCodec,
                   signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]], access: Access,
-                  audit: AuditLog) -> AudienceHttp:
+                  audit: AuditLog, alerts: AlertDesk) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
     article, by campaign name ("{edition}-{id}")."""
     flow = Subscription(settings, subscribers, tokens, notices, clock)
@@ -69,4 +72,5 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
         routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),
                  EditionsApi(settings, deliveries, clicks, access).router(),
-                 BouncesApi(settings, subscribers, clock, tokens, access, audit).router()])
+                 BouncesApi(settings, subscribers, clock, tokens, access, audit).router(),
+                 AlertsApi(settings, alerts, access, audit).router()])

@@ -23,7 +23,7 @@ from feeds.core.paging import decode_cursor, page_of
 from ..bounces import apply_event, parse_webhook
 from ..deliveries import DeliveryStore, EditionStats
 from ..errors import DeliveryError, RateLimited, SubscriberError
-from ..records import Subscriber
+from ..records import ALERTS, Subscriber
 from ..settings import Settings
 from ..subscribers import SubscriberStore
 from ..subscription import Subscription
@@ -43,6 +43,7 @@ class SubscriberOut(BaseModel):
     paused_at: datetime | None
     unsubscribed_at: datetime | None
     ad_consent_at: datetime | None = Field(description="advertising consent given or last re-confirmed; null: none")
+    alerts: bool = Field(default=False, description="asked for breaking-news alerts (\"alerts\" among the editions)")
 
 
 class SubscriberPage(ListPage[SubscriberOut]):
@@ -57,6 +58,8 @@ class NewSubscriber(BaseModel):
                                 description="edition names; empty means the first configured")
     frequency: str | None = Field(default=None, max_length=64,
                                   description="deprecated: the name before `editions` (one edition)")
+    alerts: bool = Field(default=False, description="breaking-news alerts too (the same as \"alerts\" among the "
+                                                    "editions); with no editions given, alerts only")
     confirmed: bool = Field(default=False, description="consent was obtained elsewhere (recorded as given by an admin); "
                                                        "otherwise the subscriber is pending and gets the confirmation mail")
 
@@ -70,7 +73,7 @@ def _out(s: Subscriber) -> SubscriberOut:
     return SubscriberOut(id=s.id, email=s.email, name=s.name, status=s.status, categories=list(s.categories),
                          editions=list(s.editions), timezone=s.timezone, language=s.language,
                          confirmed_at=s.confirmed_at, paused_at=s.paused_at, unsubscribed_at=s.unsubscribed_at,
-                         ad_consent_at=s.ad_consent_at)
+                         ad_consent_at=s.ad_consent_at, alerts=ALERTS in s.editions)
 
 
 class SubscribersApi:
@@ -109,7 +112,10 @@ class SubscribersApi:
         return SubscriberPage(total=total, items=[_out(s) for s in found.items], next_cursor=found.next_cursor)
 
     def add(self, request: Request, body: NewSubscriber) -> AddResult:
-        editions = body.editions or ([body.frequency] if body.frequency else list(self.store.editions[:1]))
+        editions = body.editions or ([body.frequency] if body.frequency else
+                                     [] if body.alerts else list(self.store.editions[:1]))
+        if body.alerts and ALERTS not in editions:
+            editions = [*editions, ALERTS]
         try:
             added = self.flow.add_by_operator(body.email, name=body.name, categories=body.categories,
                                               editions=editions, is_confirmed=body.confirmed)

@@ -26,7 +26,7 @@ from feeds.core.limits import RateLimiter
 from ..links import Links, ReaderLinks
 from ..messages import TEXT, TIMEZONES, pick_language
 from ..notices import has_ad_editions
-from ..records import Subscriber
+from ..records import ALERTS, Subscriber
 from ..settings import Settings
 from ..subscription import (
     MAX_NAME,
@@ -340,5 +340,5 @@ def names_of(settings: Settings, slugs: tuple[str, ...]) -> list[str]:
 
 def edition_labels(settings: Settings, names: tuple[str, ...], lang: str) -> list[str]:
     """The labels of edition names in `lang` (a name no longer configured stands for itself)."""
-    labels = {e.name: e.label_in(lang) for e in settings.digests}
+    labels = {e.name: e.label_in(lang) for e in settings.digests} | {ALERTS: TEXT[lang]["alerts_label"]}
     return [labels.get(name, name) for name in names]

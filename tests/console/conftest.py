@@ -20,7 +20,6 @@ from feeds.core.accounts import Accounts
 
 from newsletter.settings import load_settings
 from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, sqlite_copy, write_config
-from tests.security.conftest import EXTRA, stored_article
 
 PASSWORD = "correct horse battery"
 ACCOUNTS = {"admin": "admin@news.example.com", "editor": "editor@news.example.com",
@@ -107,6 +106,7 @@ def cheap_accounts(services: Any) -> Accounts:
 def console(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
             migrated_sqlite: Path) -> Iterator[Console]:
     import service
+    from tests.security.conftest import EXTRA, stored_article
 
     smtp, smtp_url = smtp_server
     settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=sqlite_copy(migrated_sqlite, tmp_path),

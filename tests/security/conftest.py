@@ -90,3 +90,7 @@ def gazette(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
             migrated_sqlite: Path) -> Iterator[Gazette]:
     with running(tmp_path, *smtp_server, clock, migrated_sqlite) as site:
         yield site
+
+
+# The console's in-process fixture, for the attacks on its pages (imported last: it builds on what is above).
+from tests.console.conftest import console  # noqa: E402,F401

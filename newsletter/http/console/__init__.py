@@ -8,6 +8,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fastapi import APIRouter
 
 from ...components import Components
 from .account import AccountPage
+from .alerts import AlertsPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
@@ -27,4 +29,5 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        AlertsPage(kit, c.alerts).router(),
     ]

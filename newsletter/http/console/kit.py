@@ -177,6 +177,8 @@ def posted(request: Request) -> FormData:
 
 def safe_next(path: str) -> str:
     """A console path to go to after logging in: only ours (no `//host`, no scheme), else the console's home."""
-    if not path.startswith("/admin") or path.startswith("//") or "\\" in path or any(c < " " for c in path):
+    route = path.split("?")[0]
+    if (not (route == "/admin" or route.startswith("/admin/")) or "\\" in path or "/." in route
+            or any(c < " " or c == "\x7f" for c in path) or len(path) > 2000):
         return "/admin"
     return quote(path, safe="/?&=%-._~+:,")
