@@ -71,6 +71,8 @@ ASCII_DOMAIN = DOMAIN.encode("idna").decode("ascii")
     ("GET", f"/api/sources?cursor={_cursor(['sources', 'x' * 400])}", {422}),
     ("GET", f"/api/partners/portal/pushes?cursor={_cursor(['pushes', 2**63])}", {422}),
     ("GET", f"/api/editions/1/deliveries?cursor={_cursor(['deliveries', 2**63])}", {422}),
+    ("GET", f"/api/alerts?cursor={_cursor(['alerts', '9999-12-31T23:59:59-14:00', 1])}", {422}),
+    ("GET", f"/api/alerts?cursor={_cursor(['editions', '2026-11-25T00:00:00+09:00', 1])}", {422}),  # editions'
     ("DELETE", f"/api/partners/portal/keys/{HUGE}", {422}),
     ("GET", "/api/partners/portal/pushes?limit=99999999999999999999", {422}),
     ("GET", f"/archive/{HUGE}/x", {400, 404}),
