@@ -234,8 +234,8 @@ class DeliveryStore:
     def rows(self, edition_id: int, *, statuses: Sequence[str] = (), has_error: bool = False, limit: int | None = None,
              offset: int = 0, after: int | None = None) -> tuple[int, list[DeliveryRow]]:
         """(how many rows match, a page of them by subscriber id): all of them, or those in `statuses`; with
-        `has_error`, only those with a `last_error`; with `after`, the page after that subscriber id (not counted
-        out of the total)."""
+        `has_error`, only those with a `last_error`; with `after`, the page after that subscriber id (the count
+        is still of every match)."""
         which = [deliveries.c.edition_id == edition_id]
         if statuses:
             which.append(deliveries.c.status.in_(list(statuses)))
