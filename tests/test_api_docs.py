@@ -2,7 +2,8 @@
 page shape for every list, problem+json for every error), what it answers (the same shapes, pages that walk a list
 with no item twice and none missed), and `/api/docs`, served from the package with nothing from elsewhere.
 
-The browser half (`/api/docs` in Chromium with every request off loopback refused) is tests/console/test_api_docs_browser.py.
+The browser half (`/api/docs` in Chromium with every request off loopback refused) is
+tests/console/test_api_docs_browser.py.
 """
 
 from __future__ import annotations

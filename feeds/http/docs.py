@@ -50,7 +50,7 @@ Gazette's admin API. The same rules hold for every operation:
   (`application/problem+json`): `type`, `title`, `status`, `detail`; validation errors also list `errors`.
 """
 # Everything from this origin only, nothing inline: Swagger UI sets its few element styles through the DOM, which a
-# policy does not restrict (tests/console/test_api_docs_browser.py opens operations and schemas and sees no violation).
+# policy does not restrict (tests/console/test_api_docs_browser.py opens operations and schemas: no violation).
 CONTENT_SECURITY_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self'; "
                            "img-src 'self' data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; "
                            "base-uri 'none'")
