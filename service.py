@@ -76,8 +76,10 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
     app.router.routes += feeds_http.routes(
         settings, store=services.store, publisher=services.publisher, templates=services.templates,
         clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,
-        pushes=services.pushes, access=services.access, audit=services.audit, figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock()),
-                                                 *audience_metrics(services.engine, services.clock())])
+        pushes=services.pushes, access=services.access, audit=services.audit, source_book=services.source_book,
+        figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock(),
+                                                        services.source_book.active()),
+                         *audience_metrics(services.engine, services.clock())])
     audience = newsletter_http.audience_http(
         settings, subscribers=services.subscribers, deliveries=services.deliveries, articles=services.store,
         redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,

@@ -70,13 +70,18 @@ def db_upgrade(ctx: click.Context) -> None:
 def ingest(ctx: click.Context, sources: tuple[str, ...]) -> None:
     """Poll sources now (all, or those named); one line per source. Exit 1 if any failed."""
     services = components_of(ctx)
-    settings = services.settings
-    unknown = [name for name in sources if settings.source(name) is None]
-    if unknown:
-        raise click.UsageError(f"unknown source(s): {', '.join(unknown)}; configured: "
-                               + ", ".join(s.name for s in settings.sources))
     services.prepare_database(migrate=False)
-    chosen = [s for s in settings.sources if not sources or s.name in sources]
+    entries = services.source_book.entries()  # the file's and those added in the console
+    by_name = {entry.name: entry for entry in entries}
+    unknown = [name for name in sources if name not in by_name]
+    if unknown:
+        raise click.UsageError(f"unknown source(s): {', '.join(unknown)}; known: "
+                               + ", ".join(entry.name for entry in entries))
+    invalid = [f"{name} ({by_name[name].problem})" for name in sources if by_name[name].source is None]
+    if invalid:
+        raise click.UsageError(f"source(s) not valid: {'; '.join(invalid)}")
+    # All: the active ones (a paused source is polled only when named).
+    chosen = [e.source for e in entries if e.source is not None and (e.name in sources if sources else e.is_active)]
     if len(chosen) > 5 and sys.stderr.isatty():
         with click.progressbar(length=len(chosen), label="ingesting", file=sys.stderr, show_pos=True) as bar:
             results = services.ingest_many(chosen, on_result=lambda r: bar.update(1))
@@ -141,7 +146,7 @@ def views_import(ctx: click.Context, file) -> None:  # type: ignore[no-untyped-d
 
 @click.group("sources")
 def sources_group() -> None:
-    """Configured sources."""
+    """Sources: the configuration file's and those added in the console."""
 
 
 @sources_group.command("list")
@@ -149,25 +154,31 @@ def sources_group() -> None:
 @config_option
 @click.pass_context
 def sources_list(ctx: click.Context, failing: bool) -> None:
-    """Each configured source with its health (new, ok, failing, unhealthy, disabled), its last fetch and next
-    check in the site's time zone, its failures in a row and its last error. Exit 0 whatever their health."""
+    """Each source (the file's, in its order, then those added in the console) with its origin, its health (new,
+    ok, failing, unhealthy, disabled; or paused), its last fetch and next check in the site's time zone, its
+    failures in a row and its last error. Exit 0 whatever their health."""
     services = components_of(ctx)
     settings = services.settings
     tz = settings.site.timezone
     services.prepare_database(migrate=False)
     states = {state.name: state for state in services.store.sources()}
+    entries = services.source_book.entries()
     shown = 0
-    for source in settings.sources:  # in configuration order
-        state = states.get(source.name)
+    for entry in entries:
+        state = states.get(entry.name)
         if state is None:
             continue
         health = source_health(state, settings.fetch.failure_limit)
-        if failing and health in HEALTHY:
-            continue
+        if failing and entry.source is not None and (health in HEALTHY or entry.is_paused):
+            continue  # a paused source needs no attention; one whose definition broke does
         shown += 1
-        click.echo(f"{source.name}: {health}; last fetch {local_time(state.last_checked_at, tz)}, next check "
-                   f"{local_time(state.next_check_at, tz, never='when the scheduler next runs')}, "
+        origin = "from config" if entry.origin == "config" else "console"
+        shown_health = "paused" if entry.is_paused else "not valid" if entry.source is None else health
+        click.echo(f"{entry.name} ({origin}): {shown_health}; last fetch {local_time(state.last_checked_at, tz)}, "
+                   f"next check {local_time(state.next_check_at, tz, never='when the scheduler next runs')}, "
                    f"{state.consecutive_failures} failure{'' if state.consecutive_failures == 1 else 's'} in a row")
+        if entry.problem:
+            click.echo(f"  not valid: {entry.problem}")
         if state.disabled_reason:
             click.echo(f"  disabled: {state.disabled_reason}")
         if state.last_error and health not in HEALTHY:
@@ -175,7 +186,7 @@ def sources_list(ctx: click.Context, failing: bool) -> None:
         if state.clock_warning:
             click.echo(f"  clock: {state.clock_warning}")
     if failing and not shown:
-        click.echo(f"all {len(settings.sources)} sources are healthy")
+        click.echo(f"all {len(entries)} sources are healthy")
 
 
 @click.group("partners")

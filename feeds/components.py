@@ -31,8 +31,10 @@ from .core.scheduling import (
     SCHEDULER_LEASE,
     Lease,
     RunLog,
+    Reload,
     SchedulerRunner,
     TaskSpec,
+    TaskTable,
     build_scheduler,
     holder_id,
 )
@@ -46,12 +48,14 @@ from .ingest import (
     ingest_source,
 )
 from .jobs import ingest_jobs
+from .model import UpsertCounts
 from .normalise import TRACKING_PARAMETERS
 from .partners import PartnerStore
 from .publish import FeedPublisher
 from .push import PushQueue
 from .readership import KnownArticles, Redirects, ViewCounter, ViewRules
 from .settings import Settings, SourceSettings
+from .source_book import SourceBook
 from .store import ArticleStore
 
 
@@ -152,12 +156,24 @@ class ContentComponents:
         s = self.settings
         self.store.sync_config(s.categories, s.sources, s.partners, self.clock())
 
+    @cached_property
+    def source_book(self) -> SourceBook:
+        s = self.settings
+        return SourceBook(self.engine, self.store, config_sources=s.sources, categories=s.categories,
+                          allow_private_network=s.stored_sources_private_network, fetcher=self.fetcher,
+                          policy=self.ingest_policy, clock=self.clock)
+
     def ingest(self, name: str, *, force: bool = True) -> IngestResult:
-        source = self.settings.source(name)
-        if source is None:
-            raise UnknownName(f"unknown source {name!r}; configured: "
-                              + ", ".join(s.name for s in self.settings.sources))
-        return ingest_source(source, store=self.store, fetcher=self.fetcher, now=self.clock(),
+        """Poll one effective source (of the file or stored) by name, as it is defined now. The scheduler's call
+        (`force=False`) of a source paused or deleted since the jobs were last reloaded is skipped."""
+        entry = self.source_book.find(name)
+        if entry is None or entry.source is None or (entry.is_paused and not force):
+            if not force:
+                return IngestResult(name, "skipped", UpsertCounts(), notes=("paused, deleted or not valid",))
+            known = ", ".join(e.name for e in self.source_book.entries())
+            raise UnknownName(f"unknown source {name!r}; configured: {known}" if entry is None
+                              else f"source {name!r} is not valid: {entry.problem}")
+        return ingest_source(entry.source, store=self.store, fetcher=self.fetcher, now=self.clock(),
                              policy=self.ingest_policy, force=force)
 
     def ingest_many(self, sources: Sequence[SourceSettings],
@@ -166,15 +182,20 @@ class ContentComponents:
                           workers=self.settings.fetch.workers, on_result=on_result)
 
     def task_specs(self) -> list[TaskSpec]:
-        """The scheduled jobs of this side (a subclass adds its own)."""
-        return ingest_jobs(self.settings.sources, self.settings.site.timezone, lambda name: self.ingest(name, force=False))
+        """The scheduled jobs of this side (a subclass adds its own): an ingest job per active source, the file's
+        and the stored ones, read now."""
+        return ingest_jobs(self.source_book.active(), self.settings.site.timezone,
+                           lambda name: self.ingest(name, force=False))
 
     def scheduler_runner(self) -> SchedulerRunner:
-        """The scheduler of `task_specs()`, run by whichever process holds the lease."""
+        """The scheduler of `task_specs()`, run by whichever process holds the lease, which reads them again every
+        `[scheduler] reload` (sources added, changed, paused or deleted in the console)."""
         holder = holder_id()
         specs = self.task_specs()
+        tasks = TaskTable(specs)
         runs = RunLog(self.engine, holder, self.clock)
         return SchedulerRunner(
-            lambda: build_scheduler(self.engine, specs, timezone_=self.settings.site.timezone, runs=runs,
+            lambda: build_scheduler(self.engine, tasks, timezone_=self.settings.site.timezone, runs=runs,
                                     clock=self.clock),
-            specs, Lease(self.engine, SCHEDULER_LEASE, holder, self.settings.scheduler_lease_ttl, self.clock), self.clock)
+            specs, Lease(self.engine, SCHEDULER_LEASE, holder, self.settings.scheduler_lease_ttl, self.clock), self.clock,
+            reload=Reload(self.task_specs, tasks, self.settings.scheduler_reload))

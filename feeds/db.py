@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 
@@ -81,6 +82,20 @@ sources = Table(
     Column("clock_warning", Text, nullable=True),  # its items' times look shifted by whole hours (see ingest)
     Column("skipped_items", Integer, nullable=False, default=0, server_default="0"),  # articles no feed could render
     Column("last_skip", Text, nullable=True),
+)
+
+# Sources added in the console or through the API, beside the file's `[[sources]]`: each one's definition, as the
+# `[[sources]]` table that would make it (checked by the same rule, `feeds.settings.build_source`). Their polling
+# state is a `sources` row like any other source's; deleting one here leaves that row and its articles.
+console_sources = Table(
+    "console_sources", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("definition", JSON, nullable=False),
+    Column("is_paused", Boolean, nullable=False, default=False, server_default=false()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(320), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(320), nullable=False),
 )
 
 articles = Table(

@@ -4,6 +4,7 @@
      └── FeedsError          500
           ├── FetchError     a source could not be fetched (network, HTTP status, size, time); 502
           ├── ParseError     a source's bytes are not a usable feed or export; 422
+          ├── BadDefinition  a source's definition breaks the `[[sources]]` rule (`.key` names the key); 422
           └── StoreError     the article store could not do what was asked; 409
                ├── UnknownName       no such partner, source or article; 404
                ├── InvalidValue      a value the store keeps for itself or cannot hold; 422
@@ -32,6 +33,17 @@ class ParseError(FeedsError):
     """A source's body could not be read as its kind."""
 
     status = 422
+
+
+class BadDefinition(FeedsError):
+    """A source's definition (from the console or the API) breaks the rule every `[[sources]]` table follows."""
+
+    status = 422
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 class StoreError(FeedsError):

@@ -25,8 +25,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Callable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from .crawl import candidates, read_pages
-from .errors import FeedsError
+from .crawl import PAGE_LIMIT, candidates, read_pages
+from .errors import FeedsError, FetchError, ParseError
 from .fetch import Fetcher, GoneError, Validators
 from .model import Article, RawEntry, SourceState, UpsertCounts
 from .normalise import TRACKING_PARAMETERS, normalise
@@ -237,8 +237,8 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
         if body_hash == state.body_hash:
             notes.append("same bytes as last time")
         else:
-            parsed = _parse(source, fetched.body, fetched.url, fetched.content_type, fetcher=fetcher, store=store,
-                            policy=policy, now=now)
+            parsed = _parse(source, fetched.body, fetched.url, fetched.content_type, fetcher=fetcher,
+                            known=store.known_urls, policy=policy, now=now)
             if parsed.problems:
                 notes.append(f"{len(parsed.problems)} unreadable items skipped (first: {parsed.problems[0]})")
             if parsed.clamped:
@@ -260,7 +260,8 @@ def _ingest(source: SourceSettings, state: SourceState, *, store: ArticleStore, 
 
 
 def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | None, *, fetcher: Fetcher,
-           store: ArticleStore, policy: IngestPolicy, now: datetime) -> Parsed:
+           known: Callable[[list[str]], Mapping[str, datetime]], policy: IngestPolicy, now: datetime,
+           page_limit: int = PAGE_LIMIT) -> Parsed:
     reading = Reading.of(source, policy, now)
     if source.kind == "html":  # fetches article pages as it goes: stays in this thread
         content = location_policy(source).for_content(source.location, source.allow_hosts)
@@ -270,8 +271,8 @@ def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | No
         if not listing.found:
             raise FeedsError("no article links found on the page (is it a section page or a sitemap?)"
                              + (f"; {refused[0]}" if refused else ""))
-        entries, problems = read_pages(listing.found, fetcher=fetcher, known=store.known_urls,
-                                       timezone=reading.timezone, policy=content)
+        entries, problems = read_pages(listing.found, fetcher=fetcher, known=known, timezone=reading.timezone,
+                                       policy=content, limit=page_limit)
         if not entries and problems:
             raise FeedsError(f"no article page could be read; first error: {problems[0]}")
         return replace(_normalise_all(entries, problems, url, reading), notes=tuple(refused))
@@ -289,6 +290,48 @@ def _parse(source: SourceSettings, body: bytes, url: str, content_type: str | No
         except CancelledError as exc:  # the shutdown cancelled it before a process took it
             raise Stopping("the parse was cancelled") from exc
     return parse_body(source.kind, body, url, content_type, reading)
+
+
+PREVIEW_ITEMS = 10
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A source read now and stored nowhere: its first articles as a poll would store them, and what the poll would
+    have noted."""
+
+    source: str
+    url: str  # where the bytes came from, after redirects
+    articles: tuple[Article, ...]  # the first `PREVIEW_ITEMS`, in the source's order
+    total: int  # articles read (an html source reads at most `PREVIEW_ITEMS` pages)
+    notes: tuple[str, ...] = ()
+
+
+def preview_source(source: SourceSettings, *, fetcher: Fetcher, now: datetime, policy: IngestPolicy = IngestPolicy(),
+                   limit: int = PREVIEW_ITEMS) -> Preview:
+    """Fetch and read `source` as `ingest_source` does (the same fetcher, outbound policy, parsers and
+    normalisation) without its state or the store: no validators sent, no article page skipped as known, nothing
+    written. Raises FetchError (502) when it cannot be fetched or the policy refuses it, ParseError (422) when it
+    cannot be read as its kind."""
+    fetched = fetcher.fetch(source.location, Validators(), location_policy(source))
+    if fetched.body is None:
+        raise FetchError(f"{source.location[:200]} answered 304 Not Modified to a request without validators")
+    try:
+        parsed = _parse(source, fetched.body, fetched.url, fetched.content_type, fetcher=fetcher,
+                        known=lambda urls: {}, policy=replace(policy, parse_pool=None), now=now, page_limit=limit)
+    except (FetchError, ParseError):
+        raise
+    except FeedsError as exc:  # not readable as its kind: the definition's doing (422), not the server's
+        raise ParseError(str(exc)) from exc
+    notes = [f"{len(parsed.problems)} unreadable items skipped (first: {parsed.problems[0]})"] if parsed.problems else []
+    if parsed.clamped:
+        notes.append(f"{parsed.clamped} dates in the future set to the time of fetching")
+    if parsed.clock_warning:
+        notes.append(parsed.clock_warning)
+    if fetched.moved_to:
+        notes.append(f"moved permanently to {fetched.moved_to}")
+    return Preview(source=source.name, url=fetched.url, articles=parsed.articles[:limit], total=len(parsed.articles),
+                   notes=(*notes, *parsed.notes))
 
 
 class Stopping(Exception):

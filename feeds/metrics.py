@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from . import db
 from .model import source_health
-from .settings import Settings
+from .settings import Settings, SourceSettings
 from .store import ArticleStore
 
 Figures = Callable[[], Iterable[Metric]]
@@ -41,13 +41,15 @@ class StoreCollector(Collector):
         return self._figures()
 
 
-def content_metrics(settings: Settings, store: ArticleStore, now: datetime) -> list[Metric]:
+def content_metrics(settings: Settings, store: ArticleStore, now: datetime,
+                    sources: Sequence[SourceSettings] | None = None) -> list[Metric]:
+    """`sources`: the active ones (the file's and those added in the console); None: the file's."""
     limit = settings.fetch.failure_limit
     by_status: dict[str, int] = {"ok": 0, "new": 0, "failing": 0, "unhealthy": 0, "disabled": 0}
     failures: list[tuple[Sequence[str], float]] = []
     skipped: list[tuple[Sequence[str], float]] = []
     last_success: list[tuple[Sequence[str], float]] = []
-    for state in store.sources(settings.sources):
+    for state in store.sources(settings.sources if sources is None else sources):
         by_status[source_health(state, limit)] += 1
         failures.append(([state.name], state.consecutive_failures))
         skipped.append(([state.name], state.skipped_items))

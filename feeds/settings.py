@@ -7,12 +7,16 @@ content-side code reads them. The loading machinery (TOML, the GAZETTE_<SECTION>
 `feeds.core.config`.
 
 `load_settings()` here reads a content-only file; the service loads through `newsletter.settings.load_settings()`.
+
+Why it is long: it is the file's one schema and the one rule per table (`build_source` and `build_partner` are also
+how the console and the API check what they store); split, a key's default and its check would live apart.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +33,9 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RESERVED_FEED_SLUGS = frozenset({"all", "popular"})
+MAX_SOURCE_NAME = 200  # the stored column's width
+MAX_SOURCE_URL = 2048
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})  # control, bidi overrides, zero-width, surrogates
 _HOST = re.compile(r"^(?:\*\.)?(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+$")
 
 
@@ -158,6 +165,12 @@ class Settings:
     sources: tuple[SourceSettings, ...]
     partners: tuple[PartnerSettings, ...]
     scheduler_lease_ttl: timedelta = timedelta(seconds=30)
+    # How often every process re-reads the sources stored in the database (added in the console or the API) and the
+    # scheduler's holder re-syncs their ingest jobs.
+    scheduler_reload: timedelta = timedelta(seconds=30)
+    # Whether a source stored in the database may set allow_private_network: the file's operator decides, not an
+    # editor (else the console's "test" would reach the local network for anyone who may edit sources).
+    stored_sources_private_network: bool = False
     fetch: FetchSettings = FetchSettings(timeout=timedelta(seconds=20), deadline=timedelta(seconds=60),
                                          max_bytes=10 * 1024 * 1024, workers=4, host_concurrency=2, host_delay=0.5,
                                          failure_limit=5)
@@ -183,8 +196,9 @@ SECTIONS: dict[str, Spec] = {
     "feeds": {"items": (int, 50), "full_content": (bool, True), "max_age": (int, 300), "refresh": (str, "2s"),
               "hubs": (list, []), "per_feed": (dict, {})},
     "secrets": {"signing_key": (str, REQUIRED)},
-    "admin": {"token": (str, None), "session_idle": (str, "2h"), "session_lifetime": (str, "12h")},
-    "scheduler": {"lease_ttl": (str, "30s")},
+    "admin": {"token": (str, None), "session_idle": (str, "2h"), "session_lifetime": (str, "12h"),
+              "sources_private_network": (bool, False)},
+    "scheduler": {"lease_ttl": (str, "30s"), "reload": (str, "30s")},
     "views": {"dedupe": (str, "30m"), "per_ip_cap": (int, 20), "flush_interval": (str, "1s"),
               "flush_events": (int, 1000), "max_age": (str, "7d"), "popular_window": (str, "24h")},
     "fetch": {"timeout": (str, "20s"), "deadline": (str, "60s"), "max_bytes": (int, 10 * 1024 * 1024),
@@ -239,6 +253,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
 
     lease_ttl = convert("scheduler.lease_ttl", sec["scheduler"]["lease_ttl"], parse_duration)
     check("scheduler.lease_ttl", lease_ttl >= timedelta(seconds=1), "must be at least 1s")
+    reload = convert("scheduler.reload", sec["scheduler"]["reload"], parse_duration)
 
     fetch = _build_fetch(sec["fetch"])
     v = sec["views"]
@@ -259,7 +274,9 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     partners = _build_partners(raw.get("partners", []), known)
     return Settings(site=site, database_url=database_url, feeds=feeds, signing_key=signing_key,
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
-                    scheduler_lease_ttl=lease_ttl, fetch=fetch, views=views, logging=log_settings, console=console)
+                    scheduler_lease_ttl=lease_ttl, scheduler_reload=reload,
+                    stored_sources_private_network=sec["admin"]["sources_private_network"], fetch=fetch, views=views,
+                    logging=log_settings, console=console)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -333,33 +350,45 @@ def _build_categories(raw: Any) -> tuple[Category, ...]:
 def _build_sources(raw: Any, categories: set[str]) -> tuple[SourceSettings, ...]:
     out: list[SourceSettings] = []
     for i, item in enumerate(array("sources", raw)):
-        where = f"sources[{i}]"
-        v = table(where, item, _SOURCE)
-        check(f"{where}.name", bool(v["name"].strip()), "must not be empty")
-        check(f"{where}.name", v["name"] not in {s.name for s in out}, f'"{v["name"]}" is used by another source')
-        check(f"{where}.kind", v["kind"] in SOURCE_KINDS, f'"{v["kind"]}" is not one of {", ".join(SOURCE_KINDS)}')
-        check(where, (v["url"] is None) != (v["path"] is None), "needs exactly one of url or path")
-        check(f"{where}.url", v["url"] is None or is_http_url(v["url"]), "must be an http(s) URL")
-        interval = convert(f"{where}.interval", v["interval"], parse_duration)
-        category_map = v["category_map"] or {}
-        check(where, v["category"] is not None or bool(category_map), "needs a category or a category_map")
-        if v["category"] is not None:
-            check(f"{where}.category", v["category"] in categories, f'"{v["category"]}" is not a configured category')
-        for upstream, slug in category_map.items():
-            check(f"{where}.category_map.{upstream}", isinstance(slug, str) and slug in categories,
-                  f'"{slug}" is not a configured category')
-        for j, host in enumerate(v["allow_hosts"]):
-            check(f"{where}.allow_hosts[{j}]", isinstance(host, str) and bool(_HOST.match(host)),
-                  'must be a host name such as "cdn.example.com" (its subdomains are included)')
-        if v["wall_clock_zone"] is not None:
-            time_zone(f"{where}.wall_clock_zone", v["wall_clock_zone"])
-        out.append(SourceSettings(name=v["name"], kind=v["kind"], url=v["url"],
-                                  path=Path(v["path"]) if v["path"] is not None else None, interval=interval,
-                                  category=v["category"], category_map=dict(category_map),
-                                  allow_private_network=v["allow_private_network"],
-                                  allow_hosts=tuple(h.lower().lstrip("*").lstrip(".") for h in v["allow_hosts"]),
-                                  wall_clock_zone=v["wall_clock_zone"]))
+        source = build_source(f"sources[{i}]", item, categories)
+        check(f"sources[{i}].name", source.name not in {s.name for s in out},
+              f'"{source.name}" is used by another source')
+        out.append(source)
     return tuple(out)
+
+
+def build_source(where: str, item: Any, categories: set[str]) -> SourceSettings:
+    """One `[[sources]]` table, validated; also how the console and the admin API check a source they store (the
+    one rule for a source, whoever writes it). A ConfigError names the key, as `where.key`."""
+    v = table(where, item, _SOURCE)
+    check(f"{where}.name", bool(v["name"].strip()), "must not be empty")
+    check(f"{where}.name", len(v["name"]) <= MAX_SOURCE_NAME, f"must be at most {MAX_SOURCE_NAME} characters")
+    check(f"{where}.name", not any(unicodedata.category(c) in _INVISIBLE for c in v["name"]),
+          "must not hold control or invisible formatting characters")
+    check(f"{where}.kind", v["kind"] in SOURCE_KINDS, f'"{v["kind"]}" is not one of {", ".join(SOURCE_KINDS)}')
+    check(where, (v["url"] is None) != (v["path"] is None), "needs exactly one of url or path")
+    check(f"{where}.url", v["url"] is None or is_http_url(v["url"]), "must be an http(s) URL")
+    check(f"{where}.url", v["url"] is None or len(v["url"]) <= MAX_SOURCE_URL,
+          f"must be at most {MAX_SOURCE_URL} characters")
+    interval = convert(f"{where}.interval", v["interval"], parse_duration)
+    category_map = v["category_map"] or {}
+    check(where, v["category"] is not None or bool(category_map), "needs a category or a category_map")
+    if v["category"] is not None:
+        check(f"{where}.category", v["category"] in categories, f'"{v["category"]}" is not a configured category')
+    for upstream, slug in category_map.items():
+        check(f"{where}.category_map.{upstream}", isinstance(slug, str) and slug in categories,
+              f'"{slug}" is not a configured category')
+    for j, host in enumerate(v["allow_hosts"]):
+        check(f"{where}.allow_hosts[{j}]", isinstance(host, str) and bool(_HOST.match(host)),
+              'must be a host name such as "cdn.example.com" (its subdomains are included)')
+    if v["wall_clock_zone"] is not None:
+        time_zone(f"{where}.wall_clock_zone", v["wall_clock_zone"])
+    return SourceSettings(name=v["name"], kind=v["kind"], url=v["url"],
+                          path=Path(v["path"]) if v["path"] is not None else None, interval=interval,
+                          category=v["category"], category_map=dict(category_map),
+                          allow_private_network=v["allow_private_network"],
+                          allow_hosts=tuple(h.lower().lstrip("*").lstrip(".") for h in v["allow_hosts"]),
+                          wall_clock_zone=v["wall_clock_zone"])
 
 
 def _build_partners(raw: Any, categories: set[str]) -> tuple[PartnerSettings, ...]:

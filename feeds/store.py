@@ -76,20 +76,7 @@ class ArticleStore:
                     conn.execute(db.categories.update().where(db.categories.c.slug == category.slug).values(**values))
                 else:
                     conn.execute(db.categories.insert().values(slug=category.slug, **values))
-            stored = {r.name: r for r in conn.execute(select(db.sources))}
-            for source in sources:
-                values = {"kind": source.kind, "location": source.location, "category": source.category,
-                          "interval_seconds": int(source.interval.total_seconds())}
-                row = stored.get(source.name)
-                if row is None:
-                    conn.execute(db.sources.insert().values(name=source.name, created_at=now, consecutive_failures=0,
-                                                            **values))
-                elif row.location != source.location or row.kind != source.kind:
-                    conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(
-                        fetch_url=None, etag=None, last_modified=None, body_hash=None, consecutive_failures=0,
-                        disabled_reason=None, next_check_at=None, **values))
-                else:
-                    conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
+            self.sync_sources(sources, now, conn=conn)
             known = {r.slug: r for r in conn.execute(select(db.partners.c.slug, db.partners.c.push_since_at))}
             for partner in partners:
                 values = {"name": partner.name, "categories": list(partner.categories),
@@ -118,6 +105,30 @@ class ArticleStore:
                         conn.execute(db.partner_keys.insert().values(partner_slug=partner.slug, key_hash=digest,
                                                                      label="config", created_at=now))
 
+    def sync_sources(self, sources: Sequence[SourceSettings], now: datetime, *, conn: Connection | None = None) -> None:
+        """Give each of `sources` its state row (the file's at start-up, the console's as they are saved): a new
+        source starts afresh, so does one whose location or kind changed; one that only changed its interval or
+        category keeps its health and validators. `conn`: inside the caller's transaction."""
+        if conn is None:
+            with self.engine.begin() as own:
+                self.sync_sources(sources, now, conn=own)
+            return
+        names = [source.name for source in sources]
+        stored = {r.name: r for r in conn.execute(select(db.sources).where(db.sources.c.name.in_(names)))}
+        for source in sources:
+            values = {"kind": source.kind, "location": source.location, "category": source.category,
+                      "interval_seconds": int(source.interval.total_seconds())}
+            row = stored.get(source.name)
+            if row is None:
+                conn.execute(db.sources.insert().values(name=source.name, created_at=now, consecutive_failures=0,
+                                                        **values))
+            elif row.location != source.location or row.kind != source.kind:
+                conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(
+                    fetch_url=None, etag=None, last_modified=None, body_hash=None, consecutive_failures=0,
+                    disabled_reason=None, next_check_at=None, **values))
+            else:
+                conn.execute(db.sources.update().where(db.sources.c.id == row.id).values(**values))
+
     def categories(self) -> list[Category]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(db.categories).order_by(db.categories.c.position, db.categories.c.slug))
@@ -139,6 +150,15 @@ class ArticleStore:
             return states
         names = {source.name for source in configured}
         return [state for state in states if state.name in names]
+
+    def articles_by_source(self, since: datetime) -> dict[int, int]:
+        """source id -> articles it brought that were published since `since` (one grouped, indexed query)."""
+        a = db.articles
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(a.c.source_id, func.count()).where(a.c.published_at >= since,
+                                                                          a.c.source_id.is_not(None))
+                                .group_by(a.c.source_id))
+            return {source_id: int(count) for source_id, count in rows}
 
     def record_success(self, source_id: int, *, etag: str | None, last_modified: str | None, now: datetime,
                        next_check_at: datetime, body_hash: str | None = None, moved_to: str | None = None,

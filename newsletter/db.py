@@ -47,6 +47,10 @@ subscribers = Table(
     Column("ad_reconfirm_sent_at", UTCDateTime, nullable=True),  # the two-yearly question (§50⑧) last sent
     Index(None, "status"),
 )
+# Searching a part of an address (the console): on PostgreSQL a trigram index, which `email ILIKE '%…%'` uses; on
+# SQLite, which has none, a plain one by the same name, so that both schemas are the one declared here.
+Index("ix_subscribers_email_trigrams", subscribers.c.email, postgresql_using="gin",
+      postgresql_ops={"email": "gin_trgm_ops"})
 
 # The editions a reader receives: any configured `[digests.<name>]`. An edition that leaves the configuration keeps
 # its rows (`gazette check` reports them) so that putting it back loses nobody.

@@ -20,10 +20,12 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import Engine, delete, func, or_, select, update
+from sqlalchemy import Engine, cast, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
 from feeds.core.database import is_storable_id
@@ -56,6 +58,35 @@ CONSENT_METHODS = ("form", "import", "admin")
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
 CONFIRMATION_INTERVAL = timedelta(hours=1)
 ID_CHUNK = 500  # readers asked for by id, per statement
+
+
+@dataclass(frozen=True)
+class DeliveryLine:
+    """One edition as one reader got it (or did not): what their page lists."""
+
+    edition_id: int
+    edition: str
+    scheduled_at: datetime
+    status: str
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    articles: int
+
+
+@dataclass(frozen=True)
+class ReaderHistory:
+    """A reader's bookkeeping beside their choices: the row's times, hard bounces in a row (a delivered mail resets
+    them), and their latest deliveries out of `deliveries_total`."""
+
+    created_at: datetime
+    hard_bounces: int
+    consent_method: str
+    confirmation_sent_at: datetime | None
+    updated_at: datetime | None
+    deliveries_total: int
+    deliveries: tuple[DeliveryLine, ...]
 
 
 class SubscriberStore:
@@ -442,29 +473,52 @@ class SubscriberStore:
                 suppressions.c.email_hash == email_hash(normalise_email(email)))).first() is not None
 
     def list(self, *, status: str | None = None, edition: str | None = None, category: str | None = None,
-             search: str | None = None, limit: int = 100, offset: int = 0,
-             after_id: int | None = None) -> tuple[int, list[Subscriber]]:
-        """A page of subscribers by id, filtered by status, edition, category and a part of the address; with
-        `after_id`, those after that id (the API's keyset paging). The count is of every match, every page."""
+             search: str | None = None, limit: int = 100, offset: int = 0, after_id: int | None = None,
+             before_id: int | None = None, newest_first: bool = False, count_up_to: int | None = None,
+             address: str | None = None) -> tuple[int, list[Subscriber]]:
+        """A page of subscribers by id, filtered by status, edition, category and a part of the address (any letter
+        case; `%` and `_` are letters here, not wildcards) or a whole `address` (its hash: one index probe, where a
+        part of an address has to be looked for in every row).
+
+        Paging: `after_id` (those after that id, oldest first: the API's keyset) or `before_id` with `newest_first`
+        (the console's), each one indexed range however deep it goes; `offset` still works. Every filter is SQL, so
+        a page at a million readers reads a page, not the table. The count is of every match, or, with
+        `count_up_to`, of at most that many (the console says "10,000 or more" rather than count a million rows).
+        """
         where: list[Any] = []
-        page: list[Any] = [] if after_id is None else [subscribers.c.id > after_id]
         if status:
             where.append(subscribers.c.status == status)
         if edition:
             where.append(select(subscriber_editions.c.edition).where(
                 subscriber_editions.c.subscriber_id == subscribers.c.id,
                 subscriber_editions.c.edition == edition).exists())
-        if search:
-            where.append(func.lower(subscribers.c.email).contains(search.lower(), autoescape=True))
-        query = select(subscribers).where(*where)
+        if category:
+            where.append(self._has_category(category))
+        if search:  # ILIKE on PostgreSQL, where the trigram index serves it; lower() LIKE lower() on SQLite
+            escaped = search.replace("/", "//").replace("%", "/%").replace("_", "/_")
+            where.append(subscribers.c.email.ilike(f"%{escaped}%", escape="/"))
+        if address is not None:
+            where.append(subscribers.c.email_hash == email_hash(normalise_email(address)))
+        page = list(where)
+        if after_id is not None:
+            page.append(subscribers.c.id > after_id)
+        if before_id is not None:
+            page.append(subscribers.c.id < before_id)
+        order = subscribers.c.id.desc() if newest_first else subscribers.c.id
         with self.engine.connect() as conn:
-            if category:  # a JSON list: filtered here, the same on SQLite and PostgreSQL
-                rows = [r for r in conn.execute(query.order_by(subscribers.c.id)) if category in (r.categories or ())]
-                after = [r for r in rows if after_id is None or r.id > after_id]
-                return len(rows), _load_many(conn, after[offset:offset + limit])
-            total = conn.execute(select(func.count()).select_from(subscribers).where(*where)).scalar_one()
-            rows = conn.execute(query.where(*page).order_by(subscribers.c.id).limit(limit).offset(offset)).all()
+            matches = select(subscribers.c.id).where(*where)
+            if count_up_to is not None:
+                matches = matches.limit(count_up_to)
+            total = conn.execute(select(func.count()).select_from(matches.subquery())).scalar_one()
+            rows = conn.execute(select(subscribers).where(*page).order_by(order).limit(limit).offset(offset)).all()
             return total, _load_many(conn, rows)
+
+    def _has_category(self, category: str) -> Any:
+        """Whether a reader's category list (JSON) holds `category`: the dialect's own JSON test."""
+        if self.engine.dialect.name == "postgresql":
+            return cast(subscribers.c.categories, JSONB).contains([category])
+        chosen = func.json_each(subscribers.c.categories).table_valued("value")
+        return select(chosen.c.value).where(chosen.c.value == category).exists()
 
     def export(self, subscriber_id: int) -> dict[str, Any] | None:
         """Everything held about one subscriber, for a data-access request."""
@@ -483,6 +537,32 @@ class SubscriberStore:
         record["deliveries"] = [{"edition_id": d.edition_id, "status": d.status, "sent_at": _plain(d.sent_at),
                                  "articles": d.articles} for d in sent]
         return record
+
+    def history(self, subscriber_id: int, *, limit: int = 100) -> ReaderHistory | None:
+        """What the console shows beside a reader's choices: when the row was made, hard bounces in a row, and the
+        latest `limit` deliveries with their edition and why a failed one failed (the newest first)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(subscribers.c.created_at, subscribers.c.bounces, subscribers.c.consent_method,
+                                      subscribers.c.confirmation_sent_at, subscribers.c.updated_at)
+                               .where(subscribers.c.id == subscriber_id)).first()
+            if row is None:
+                return None
+            total = conn.execute(select(func.count()).select_from(deliveries)
+                                 .where(deliveries.c.subscriber_id == subscriber_id)).scalar_one()
+            sent = conn.execute(
+                select(editions.c.id, editions.c.name, editions.c.scheduled_at, deliveries.c.status,
+                       deliveries.c.sent_at, deliveries.c.attempts, deliveries.c.last_error,
+                       deliveries.c.next_attempt_at, deliveries.c.articles)
+                .join(editions, editions.c.id == deliveries.c.edition_id)
+                .where(deliveries.c.subscriber_id == subscriber_id)
+                .order_by(editions.c.scheduled_at.desc(), deliveries.c.id.desc()).limit(limit)).all()
+        return ReaderHistory(
+            created_at=row.created_at, hard_bounces=row.bounces or 0, consent_method=row.consent_method,
+            confirmation_sent_at=row.confirmation_sent_at, updated_at=row.updated_at, deliveries_total=total,
+            deliveries=tuple(DeliveryLine(edition_id=d.id, edition=d.name, scheduled_at=d.scheduled_at,
+                                          status=d.status, sent_at=d.sent_at, attempts=d.attempts or 0,
+                                          last_error=d.last_error, next_attempt_at=d.next_attempt_at,
+                                          articles=d.articles or 0) for d in sent))
 
     def erase(self, subscriber_id: int, *, now: datetime) -> bool:
         """Delete the subscriber and their delivery history; keep the address's hash so import can't re-add it."""

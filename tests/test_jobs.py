@@ -178,6 +178,7 @@ def test_the_wiring_lists_the_content_jobs_then_the_audience_jobs(tmp_path: Path
     import service
 
     components = service.Components(settings_with(tmp_path, SOURCES))
+    components.prepare_database(migrate=True)  # the jobs include the sources stored in the database
     assert [s.key for s in components.task_specs()] == ["ingest:wire", "ingest:daily-export", "digest:due",
                                                         "consent:reconfirm", "digest:resume"]
 
@@ -186,6 +187,7 @@ def test_a_name_that_is_not_configured_is_refused_with_its_status(tmp_path: Path
     import service
 
     components = service.Components(settings_with(tmp_path, SOURCES))
+    components.prepare_database(migrate=True)  # a source may be one stored in the database
     at = datetime(2026, 11, 25, tzinfo=UTC)
     with pytest.raises(UnknownName, match=r"unknown source 'nosuch'; configured: wire, daily-export") as source:
         components.ingest("nosuch")

@@ -273,15 +273,15 @@ def test_sources_list_shows_health_and_times_in_the_site_zone(tmp_path: Path) ->
         category = "economy"
         """)
     before = run(["sources", "list"], config, expect=0).stdout.splitlines()
-    assert before[0] == "missing: new; last fetch never, next check when the scheduler next runs, 0 failures in a row"
+    assert before[0] == "missing (from config): new; last fetch never, next check when the scheduler next runs, 0 failures in a row"
     run(["ingest"], config, expect=1)
     lines = run(["sources", "list"], config, expect=0).stdout.splitlines()
     stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d KST"
-    assert re.fullmatch(rf"missing: failing; last fetch {stamp}, next check {stamp}, 1 failure in a row", lines[0])
+    assert re.fullmatch(rf"missing \(from config\): failing; last fetch {stamp}, next check {stamp}, 1 failure in a row", lines[0])
     assert re.fullmatch(rf"  last error \({stamp}\): .*absent\.jsonl: no such file", lines[1]), lines[1]
-    assert re.fullmatch(rf"good: ok; last fetch {stamp}, next check {stamp}, 0 failures in a row", lines[2])
+    assert re.fullmatch(rf"good \(from config\): ok; last fetch {stamp}, next check {stamp}, 0 failures in a row", lines[2])
     failing = run(["sources", "list", "--failing"], config, expect=0).stdout.splitlines()
-    assert [line.split(":")[0] for line in failing if not line.startswith(" ")] == ["missing"]
+    assert [line.split(" ")[0] for line in failing if not line.startswith(" ")] == ["missing"]
 
 
 # --- the store's new reads and writes, on SQLite and PostgreSQL ------------------------------------------------

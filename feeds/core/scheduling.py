@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, EVENT_JOB_MISSED, JobExecutionEvent
@@ -86,6 +87,36 @@ class TaskSpec:
     run: Task
     misfire_grace: timedelta
     start_now: bool = False  # first run as soon as the scheduler starts (sources), else at the trigger
+
+
+class TaskTable(Mapping[str, "Task"]):
+    """The tasks an executor runs, by key: replaced whole when the jobs are reloaded (a source added in the
+    console), so a running scheduler runs the new ones without being rebuilt."""
+
+    def __init__(self, specs: Sequence[TaskSpec] = ()) -> None:
+        self._tasks: dict[str, Task] = {spec.key: spec.run for spec in specs}
+
+    def replace(self, specs: Sequence[TaskSpec]) -> None:
+        self._tasks = {spec.key: spec.run for spec in specs}  # one assignment: a reader sees the old or the new
+
+    def __getitem__(self, key: str) -> Task:
+        return self._tasks[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+
+@dataclass(frozen=True)
+class Reload:
+    """Jobs that change while the process runs: `specs()` is read again every `every`, and the leader's stored jobs
+    and its `tasks` are made to match (new jobs start at once, removed ones stop, changed triggers are replaced)."""
+
+    specs: Callable[[], Sequence[TaskSpec]]
+    tasks: TaskTable
+    every: timedelta
 
 
 def run_task(key: str) -> None:
@@ -180,7 +211,7 @@ class TaskExecutor(BaseExecutor):
 
     def __init__(self, tasks: Mapping[str, Task], runs: RunLog, clock: Callable[[], datetime], max_workers: int = 4) -> None:
         super().__init__()
-        self._tasks = dict(tasks)
+        self._tasks = tasks if isinstance(tasks, TaskTable) else dict(tasks)  # a TaskTable: kept live, reloaded
         self._runs = runs
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers, thread_name_prefix="gazette-task")
@@ -228,9 +259,10 @@ class TaskExecutor(BaseExecutor):
         self._pool.shutdown(wait)
 
 
-def build_scheduler(engine: Engine, specs: Sequence[TaskSpec], *, timezone_: ZoneInfo, runs: RunLog,
+def build_scheduler(engine: Engine, specs: Sequence[TaskSpec] | TaskTable, *, timezone_: ZoneInfo, runs: RunLog,
                     clock: Callable[[], datetime]) -> BackgroundScheduler:
-    tasks = {spec.key: spec.run for spec in specs}
+    """`specs` as a `TaskTable` when the jobs are reloaded (`Reload`): the executor reads that table as it changes."""
+    tasks = specs if isinstance(specs, TaskTable) else {spec.key: spec.run for spec in specs}
     return BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=SCHEDULER_JOBS_TABLE)},
         executors={"default": TaskExecutor(tasks, runs, clock)},
@@ -266,15 +298,20 @@ class SchedulerRunner:
     """Runs the scheduler in this process while it holds the lease; otherwise waits to take over."""
 
     def __init__(self, make_scheduler: Callable[[], BackgroundScheduler], specs: Sequence[TaskSpec], lease: Lease,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], *, reload: Reload | None = None) -> None:
         self._make_scheduler = make_scheduler
         self._specs = specs
         self._lease = lease
         self._clock = clock
+        self._reload = reload
+        self._reloaded_at: float | None = None  # time.monotonic() of the last reload
         self._scheduler: BackgroundScheduler | None = None
+        step = max(lease.ttl / 3, timedelta(seconds=0.2))
+        if reload is not None:
+            step = min(step, max(reload.every, timedelta(seconds=0.2)))
         # A failed lease check (a database hiccup) drops leadership to be safe; the next round tries again.
-        self._loop = BackgroundLoop("gazette-lease", self._step, max(lease.ttl / 3, timedelta(seconds=0.2)),
-                                    failure="scheduler lease check failed", logger=log)
+        self._loop = BackgroundLoop("gazette-lease", self._step, step, failure="scheduler lease check failed",
+                                    logger=log)
 
     @property
     def is_leader(self) -> bool:
@@ -293,15 +330,35 @@ class SchedulerRunner:
     def _follow_lease(self) -> None:
         if self._lease.acquire():
             if self._scheduler is None:
+                if self._reload is not None:  # what holds now, not what held when this process started
+                    self._specs = self._reload.specs()
+                    self._reload.tasks.replace(self._specs)
+                    self._reloaded_at = time.monotonic()
                 log.info("this process (%s) leads: starting the scheduler with %d jobs", self._lease.holder, len(self._specs))
                 scheduler = self._make_scheduler()
                 scheduler.start(paused=True)
                 sync_jobs(scheduler, self._specs, self._clock())
                 scheduler.resume()
                 self._scheduler = scheduler
+            elif self._reload is not None and time.monotonic() - (self._reloaded_at or 0) >= self._reload.every.total_seconds():
+                self._reload_jobs(self._scheduler, self._reload)
         elif self._scheduler is not None:
             log.warning("lost the scheduler lease; stopping the scheduler in this process")
             self._stop_scheduler()
+
+    def _reload_jobs(self, scheduler: BackgroundScheduler, reload: Reload) -> None:
+        """The jobs as they stand now; a failure to read them keeps the jobs as they were, and the lease."""
+        self._reloaded_at = time.monotonic()
+        try:
+            specs = reload.specs()
+        except Exception:
+            log.exception("reloading the scheduled jobs failed; keeping the %d jobs as they were", len(self._specs))
+            return
+        if [(s.key, str(s.trigger)) for s in specs] != [(s.key, str(s.trigger)) for s in self._specs]:
+            log.info("jobs changed: %d now (%d before)", len(specs), len(self._specs))
+        reload.tasks.replace(specs)
+        sync_jobs(scheduler, specs, self._clock())
+        self._specs = specs
 
     def _stop_scheduler(self) -> None:
         if self._scheduler is not None:

@@ -4,6 +4,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     public     `/`, `/feeds/…` (and archives, the news sitemap), `/opml`, `/v/…`, `/r/…`, `/livez`, `/healthz`
     partners   `/partners/{partner}/feeds/…`
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
+    sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
     docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
@@ -29,6 +30,7 @@ from ..publish import FeedPublisher
 from ..push import PushQueue
 from ..readership import Clicks, Redirects, ViewCounter
 from ..settings import Settings
+from ..source_book import SourceBook
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
@@ -38,13 +40,15 @@ from .guard import RequestGuard
 from .metrics import MetricsRoute
 from .partners import PartnerFeedRoute
 from .public import PublicPages
+from .sources import SourcesWriteApi
 
 __all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "routes"]
 
 
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
            clock: Callable[[], datetime], view_counter: ViewCounter, redirects: Redirects, partners: PartnerStore,
-           pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog) -> list[BaseRoute]:
+           pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog,
+           source_book: SourceBook) -> list[BaseRoute]:
     """Every route of the content side, the admin API's included (FastAPI routes, in `/api/openapi.json` once
     mounted on the app); `figures` are both sides' /metrics families."""
     clicks = Clicks(redirects, store, view_counter, clock, on_partner_click=partners.add_click)
@@ -55,6 +59,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *PublicPages(settings, store, publisher, templates, clock, view_counter, clicks).routes(),
         *PartnerFeedRoute(desk, settings.feeds.max_age).routes(),
         *SourcesApi(settings, store, clock, access).router().routes,
+        *SourcesWriteApi(access, source_book, audit).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),

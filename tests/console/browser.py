@@ -50,16 +50,27 @@ class ConsoleBrowser:
     url: str
     accounts: dict[str, str]
     password: str
+    sessions: dict[str, Any]  # role -> the cookies of a login made earlier (the site's, shared by the tests)
 
-    def page(self, role: str = "admin", *, width: int = 1280, lang: str = "ko") -> Any:
-        context = self.browser.new_context(viewport={"width": width, "height": 900},
-                                           locale="ko-KR" if lang == "ko" else "en-US")
-        page = context.new_page()
+    def page(self, role: str = "admin", *, width: int = 1280, lang: str = "ko", fresh: bool = False) -> Any:
+        """A page logged in as `role` at /admin. One login per role is made through the form and kept for the next
+        tests (the login form allows ten attempts per client address in five minutes, and every test comes from
+        127.0.0.1); `fresh` logs in anew and keeps nothing, for a test that ends its session."""
+        options = {"viewport": {"width": width, "height": 900}, "locale": "ko-KR" if lang == "ko" else "en-US"}
+        if not fresh and role in self.sessions:
+            page = self.browser.new_context(storage_state=self.sessions[role], **options).new_page()
+            page.goto(f"{self.url}/admin?lang={lang}")
+            if page.url.startswith(f"{self.url}/admin?"):
+                return page
+            page.context.close()  # that session ended (idle, or logged out): log in again
+        page = self.browser.new_context(**options).new_page()
         page.goto(f"{self.url}/admin/login?lang={lang}")
         page.get_by_label("이메일" if lang == "ko" else "Email").fill(self.accounts[role])
         page.get_by_label("비밀번호" if lang == "ko" else "Password").fill(self.password)
         page.get_by_role("button", name="로그인" if lang == "ko" else "Log in").click()
         page.wait_for_url(f"{self.url}/admin")
+        if not fresh:
+            self.sessions[role] = page.context.storage_state()
         return page
 
 

@@ -160,12 +160,15 @@ def console_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with ServerThread(service.create_app(services)) as server:
         server.services = services  # type: ignore[attr-defined]
         server.folder = folder  # type: ignore[attr-defined]
+        server.sessions = {}  # type: ignore[attr-defined]
         yield server
     services.engine.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """Per module: Playwright's sync API keeps an event loop in this thread while it runs, which later tests'
+    `asyncio.run` would meet."""
     from playwright.sync_api import sync_playwright
 
     from tests.console.browser import CHROMIUM
@@ -182,7 +185,7 @@ def chromium() -> Iterator[Any]:
 def console_browser(console_site: Any, chromium: Any) -> Iterator[Any]:
     from tests.console.browser import ConsoleBrowser
 
-    opened = ConsoleBrowser(chromium, console_site.url, ACCOUNTS, PASSWORD)
+    opened = ConsoleBrowser(chromium, console_site.url, ACCOUNTS, PASSWORD, console_site.sessions)
     yield opened
     for context in chromium.contexts:
         context.close()

@@ -70,7 +70,7 @@ def test_an_editor_sends_a_breaking_alert_and_reads_its_report(alerts_site: Any,
     server, recorder, services = alerts_site
     w = WORDS[lang]
     shots = lang == "ko"  # one set of screenshots, in the first language
-    page = ConsoleBrowser(chromium, server.url, ACCOUNTS, PASSWORD).page("editor", width=width, lang=lang)
+    page = ConsoleBrowser(chromium, server.url, ACCOUNTS, PASSWORD, {}).page("editor", width=width, lang=lang)
     page.goto(f"{server.url}/admin/alerts")
     assert page.get_by_role("heading", name=w["new"]).is_visible()
     check_page(page, "alerts" if shots else None)

@@ -8,19 +8,28 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
     home       /admin
+    sources    /admin/sources: the effective sources; add, edit, pause, resume, delete, test
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
+    subscribers  /admin/subscribers: search, a reader's record, add, export, erase
+    articles     /admin/articles: search, an article's revisions, views and clicks
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
+from feeds.article_search import ArticleSearch
+
 from ...components import Components
+from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
+from .articles import ArticlesPage
 from .auth import LoginPages
 from .home import HomePage
 from .kit import ConsoleKit
+from .sources import SourcesPage
+from .subscribers import SubscribersPage
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -29,5 +38,10 @@ def console_routers(c: Components) -> list[APIRouter]:
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
         HomePage(kit).router(),
+        SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
+                    allow_private_network=c.settings.stored_sources_private_network).router(),
         AlertsPage(kit, c.alerts).router(),
+        SubscribersPage(kit, c.settings, c.subscribers,
+                        Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
+        ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
     ]
