@@ -85,7 +85,8 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
         redirects=services.redirects, tokens=services.tokens, templates=services.templates, clock=services.clock,
         notices=services.notices, transport=services.transport, tags=services.tags,
         signer=services.signer, clicks=services.store.campaign_clicks, access=services.access, audit=services.audit,
-        alerts=services.alerts)
+        alerts=services.alerts, pause=services.pause, resume=services.resume_soon,
+        sources=services.source_book.active)
     app.router.routes += audience.routes
     for router in [*audience.routers, *console_routers(services)]:
         app.include_router(router)

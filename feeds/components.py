@@ -47,7 +47,7 @@ from .ingest import (
     ingest_all,
     ingest_source,
 )
-from .jobs import ingest_jobs
+from .jobs import ingest_jobs, session_jobs
 from .model import UpsertCounts
 from .normalise import TRACKING_PARAMETERS
 from .partners import PartnerStore
@@ -184,8 +184,9 @@ class ContentComponents:
     def task_specs(self) -> list[TaskSpec]:
         """The scheduled jobs of this side (a subclass adds its own): an ingest job per active source, the file's
         and the stored ones, read now."""
-        return ingest_jobs(self.source_book.active(), self.settings.site.timezone,
-                           lambda name: self.ingest(name, force=False))
+        return [*ingest_jobs(self.source_book.active(), self.settings.site.timezone,
+                             lambda name: self.ingest(name, force=False)),
+                *session_jobs(self.accounts.forget_ended, self.settings.site.timezone)]
 
     def scheduler_runner(self) -> SchedulerRunner:
         """The scheduler of `task_specs()`, run by whichever process holds the lease, which reads them again every

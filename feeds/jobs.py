@@ -1,4 +1,5 @@
-"""The content side's scheduled jobs: `ingest:<source>` for each configured source, every its interval.
+"""The content side's scheduled jobs: `ingest:<source>` for each configured source, every its interval; and the
+shared layer's housekeeping, `console:sessions` (ended console sessions deleted, hourly).
 
 The wiring hands `ingest_jobs(...)` to the scheduler beside the audience side's jobs (`newsletter.jobs`).
 """
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .ingest import IngestResult
@@ -28,3 +30,10 @@ def ingest_jobs(sources: Sequence[SourceSettings], timezone: ZoneInfo,
                      run=lambda _at, name=source.name: ingest(name).line(),
                      misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True)
             for source in sources]
+
+
+def session_jobs(forget_ended: Callable[[], int], timezone: ZoneInfo) -> list[TaskSpec]:
+    """Ended console sessions (logged out, idle, past their lifetime) deleted every hour: a row per abandoned browser
+    would otherwise stay."""
+    return [TaskSpec(key="console:sessions", name="console sessions", trigger=CronTrigger(minute=17, timezone=timezone),
+                     run=lambda _at: f"{forget_ended()} ended sessions deleted", misfire_grace=timedelta(hours=1))]

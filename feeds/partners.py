@@ -262,6 +262,28 @@ class PartnerStore:
         assert partner is not None
         return partner
 
+    def update(self, settings: PartnerSettings, now: datetime) -> tuple[Partner, Partner]:
+        """New licence and terms for a partner made by the CLI, the API or the console (validated by
+        `settings.build_partner`; its keys stay). A partner from the configuration file is the file's to change
+        (StoreError); a callback added now pushes only what is published from now on. Returns before and after."""
+        before = self.partner(settings.slug)
+        if before is None:
+            raise UnknownName(f"no partner {settings.slug!r}")
+        if before.origin == "config":
+            raise StoreError(f"partner {settings.slug!r} comes from the configuration file: change it there")
+        values = {"name": settings.name, "categories": list(settings.categories),
+                  "full_content": settings.full_content, "include_images": settings.include_images,
+                  "embargo_minutes": settings.embargo_minutes,
+                  "utm": dict(settings.utm) if settings.utm is not None else None, "attribution": settings.attribution,
+                  "callback_url": settings.callback_url, "push_secret": settings.callback_secret,
+                  "rate_limit": settings.rate_limit,
+                  "push_since_at": (before.push_since_at or now) if settings.callback_url else None}
+        with self.engine.begin() as conn:
+            conn.execute(db.partners.update().where(db.partners.c.slug == settings.slug).values(**values))
+        after = self.partner(settings.slug)
+        assert after is not None
+        return before, after
+
     def keys(self, slug: str) -> list[KeyInfo]:
         t = db.partner_keys
         with self.engine.connect() as conn:

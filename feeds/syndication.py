@@ -142,3 +142,14 @@ def register_partner(settings: Settings, partners: PartnerStore, fields: Mapping
     partner = partners.create(chosen, now)
     info, key = partners.add_key(partner.slug, now, label="first")
     return partner, info, key
+
+
+def amend_partner(settings: Settings, partners: PartnerStore, fields: Mapping[str, object], now: datetime,
+                  ) -> tuple[Partner, Partner]:
+    """New licence and terms for a partner the admin made: `fields` (the slug included) are checked as
+    `register_partner`'s are; a partner from the configuration file is refused (StoreError, 409). Before and after."""
+    try:
+        chosen = build_partner("partner", dict(fields), {c.slug for c in settings.categories})
+    except ConfigError as exc:
+        raise Invalid(str(exc)) from exc
+    return partners.update(chosen, now)

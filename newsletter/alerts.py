@@ -234,12 +234,15 @@ def audience_of(content: AlertContent, run: EditionRun, ids: Sequence[int] | Non
     return [r for r in run.readers.confirmed(ALERTS, ads=content.has_ads, ids=ids) if is_for(content, r)]
 
 
+PREVIEW_ADDRESS = "reader@example.com"  # a reserved domain (RFC 2606): the site's host may be an address with a port
+
+
 def preview_alert(content: AlertContent, run: EditionRun, *, email: str | None = None) -> AlertPreview:
     """What `email` would get (a reader's own language, zone and links; someone who is not a reader is shown as a
     new reader in the site's language): the subject, HTML, text and wire bytes. Sends and records nothing."""
     s = run.settings
     found = run.readers.find(email) if email else None
-    address = found.email if found else (normalise_email(email) if email else f"reader@{s.site.base_url.split('/')[2]}")
+    address = found.email if found else (normalise_email(email) if email else PREVIEW_ADDRESS)
     reader = found or Subscriber(id=0, email=address, name=None, status="confirmed",
                                  categories=tuple(c.slug for c in s.categories), editions=(ALERTS,), timezone=None,
                                  language=None, confirmed_at=None, public_id="preview")

@@ -5,6 +5,8 @@ settings on first use. `service.py` builds one per command and hands it to the c
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,15 +20,16 @@ from feeds.core.scheduling import TaskSpec
 
 from . import db
 from .alerts import AlertDesk, AlertStore
-from .deliveries import DeliveryStore
+from .dashboard import Figures
+from .deliveries import DeliveryStore, EditionStats
 from .edition_run import EditionRun, edition_run
 from .errors import UnknownEdition
 from .jobs import AudienceJobs
 from .notices import Notices
-from .preview import Plan, plan_edition, preview_edition
+from .preview import Plan, plan_edition, preview_edition, send_test
 from .records import ALERTS
 from .retry import RetryReport, retry_edition
-from .send import SendReport, send_edition
+from .send import SendReport, carry_on, edition_stats, pause_edition, resume_edition, send_edition, unpause_edition
 from .settings import EditionSettings, Settings
 from .signing import DkimSigner, load_signer
 from .subscribers import SubscriberStore
@@ -71,9 +74,13 @@ class Components(ContentComponents):
         return Notices(self.settings, self.templates, self.tokens, self.clock, self.transport, self.tags, self.signer)
 
     @cached_property
+    def figures(self) -> Figures:
+        return Figures(self.engine, self.settings.site.timezone)
+
+    @cached_property
     def audience_jobs(self) -> AudienceJobs:
         return AudienceJobs(self.settings, self.subscribers, self.deliveries, self.notices, self.tokens, self.tags,
-                            self.clock, send=lambda edition, at: self.send(edition, at))
+                            self.clock, send=lambda edition, at: self.send(edition, at), figures=self.figures)
 
     def task_specs(self) -> list[TaskSpec]:
         """Every scheduled job: the content side's, then the audience side's."""
@@ -91,9 +98,10 @@ class Components(ContentComponents):
         return send_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(progress),
                             everyone=everyone, dry_run=dry_run)
 
-    def preview(self, edition_name: str, scheduled_at: datetime, email: str) -> dict[str, Any] | None:
+    def preview(self, edition_name: str, scheduled_at: datetime, email: str, *,
+                stand_in_links: bool = False) -> dict[str, Any] | None:
         return preview_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(),
-                               email=email)
+                               email=email, stand_in_links=stand_in_links)
 
     def plan(self, edition_name: str, scheduled_at: datetime) -> Plan:
         return plan_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run())
@@ -102,6 +110,37 @@ class Components(ContentComponents):
         if edition_name == ALERTS:
             return self.alerts.retry(edition_id)
         return retry_edition(self.edition(edition_name), edition_id, scheduled_at=scheduled_at, run=self.edition_run())
+
+    def pause(self, edition_id: int) -> EditionStats:
+        """Pause the run `edition_id` of a configured edition (whichever process sends it stops taking readers soon
+        after); an alert's run is not paused here (UnknownEdition, 404)."""
+        self.edition(edition_stats(edition_id, self.edition_run()).name)
+        return pause_edition(edition_id, self.edition_run())
+
+    def resume(self, edition_id: int, progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
+        """Resume the paused run `edition_id` and send the rest of it here, to its end."""
+        stats = edition_stats(edition_id, self.edition_run())
+        return resume_edition(self.edition(stats.name), edition_id, self.edition_run(progress))
+
+    def resume_soon(self, edition_id: int) -> EditionStats:
+        """Resume the paused run `edition_id` now and send the rest of it on a thread of its own (the web's way:
+        the answer does not wait for the run). Its lease keeps any other sender off it meanwhile."""
+        stats = edition_stats(edition_id, self.edition_run())
+        edition = self.edition(stats.name)
+        resumed = unpause_edition(edition_id, self.edition_run())
+
+        def run() -> None:
+            try:
+                carry_on(edition, resumed, self.edition_run())
+            except Exception:  # the run's rows stay as they are: the resume job or a resume by hand carries them on
+                logging.getLogger(__name__).exception("edition %s (%d): resuming failed", edition.name, edition_id)
+
+        threading.Thread(target=run, name=f"edition-{edition_id}", daemon=True).start()
+        return resumed
+
+    def send_test(self, edition_name: str, scheduled_at: datetime, as_reader: str, to: str) -> str | None:
+        return send_test(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(),
+                         as_reader=as_reader, to=to)
 
     def edition(self, name: str) -> EditionSettings:
         """The configured edition `name`, or UnknownEdition (404) naming the configured ones."""

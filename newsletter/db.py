@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text,
+                        UniqueConstraint)
 
 from feeds.core.database import UTCDateTime, new_metadata
 
@@ -46,6 +47,8 @@ subscribers = Table(
     Column("ad_consent_at", UTCDateTime, nullable=True),  # advertising consent given or last re-confirmed; None: none
     Column("ad_reconfirm_sent_at", UTCDateTime, nullable=True),  # the two-yearly question (§50⑧) last sent
     Index(None, "status"),
+    Index(None, "confirmed_at"),  # the daily figures count a day's confirmations and departures by range
+    Index(None, "unsubscribed_at"),
 )
 # Searching a part of an address (the console): on PostgreSQL a trigram index, which `email ILIKE '%…%'` uses; on
 # SQLite, which has none, a plain one by the same name, so that both schemas are the one declared here.
@@ -93,9 +96,11 @@ editions = Table(
     Column("scheduled_at", UTCDateTime, nullable=False),
     Column("period_start", UTCDateTime, nullable=False),
     Column("period_end", UTCDateTime, nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # sending | paused | done
     Column("created_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    Column("paused_at", UTCDateTime, nullable=True),  # when an operator paused the run (status "paused")
+    Column("audience", String(16), nullable=True),  # "everyone" (a manual send) or "zones": whom a resume sends to
     UniqueConstraint("name", "scheduled_at"),
 )
 
@@ -133,6 +138,37 @@ deliveries = Table(
     Column("next_attempt_at", UTCDateTime, nullable=True),  # a retry or a mail held back for the night
     UniqueConstraint("edition_id", "subscriber_id"),
     Index(None, "subscriber_id", "status"),
+)
+
+
+# The dashboard's figures, rolled up by `figures:daily` (newsletter/dashboard.py) so that the dashboard reads a few
+# hundred rows, never the subscribers or the deliveries. One row per (day in the site's time zone, figure, key):
+# e.g. ("confirmations", ""), ("views", "2026-11-25T03:00Z"), ("articles", <source name>), ("partner_requests",
+# <partner slug>). Re-rolling a day replaces its rows.
+daily_figures = Table(
+    "daily_figures", metadata,
+    Column("day", Date, primary_key=True),
+    Column("figure", String(32), primary_key=True),
+    Column("key", String(200), primary_key=True, default=""),
+    Column("value", BigInteger, nullable=False),
+)
+
+# Each edition's funnel, counted from its deliveries while it can still change (sending, or recently finished:
+# clicks keep coming) and then left alone, so that a year of editions never scans the deliveries again.
+edition_figures = Table(
+    "edition_figures", metadata,
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("scheduled_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("recipients", Integer, nullable=False),  # every delivery but the skipped ones
+    Column("sent", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),  # refused (a hard bounce) or given up
+    Column("pending", Integer, nullable=False),  # queued, retrying or held for the night
+    Column("skipped", Integer, nullable=False),
+    Column("clicks", Integer, nullable=False),  # through the edition's signed links (campaign "{name}-{id}")
+    Column("counted_at", UTCDateTime, nullable=False),
+    Index(None, "scheduled_at"),
 )
 
 # What one breaking-news alert says and whom it is for. Its run is its `editions` row (name "alerts", the same id),

@@ -1,5 +1,6 @@
 """The delivery records: editions, their rendered segments, and one row per (edition, subscriber).
 
+Statuses of an edition (a run): sending, paused (an operator stopped it; only a resume carries it on), done.
 Statuses of a delivery row: queued (handed to a worker, outcome not yet known), sent, skipped (nothing new),
 retry (a transient failure; `next_attempt_at` says when), held (an ad edition in the reader's night), failed.
 Writes come in batches: a run of 100,000 subscribers must not pay a transaction per message.
@@ -43,6 +44,8 @@ class EditionStats:
     finished_at: datetime | None
     counts: dict[str, int]
     created_at: datetime | None = None  # when the run started
+    paused_at: datetime | None = None  # when an operator paused it
+    audience: str | None = None  # "everyone" (a manual send) or "zones" (a scheduled one), noted when it paused
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,8 @@ class DeliveryStore:
                         .where(deliveries.c.edition_id.in_([r.id for r in rows]))
                         .group_by(deliveries.c.edition_id, deliveries.c.status)):
                     counts.setdefault(edition, {})[status] = n
-        return [EditionStats(r.id, r.name, r.scheduled_at, r.status, r.finished_at, counts.get(r.id, {}), r.created_at)
+        return [EditionStats(r.id, r.name, r.scheduled_at, r.status, r.finished_at, counts.get(r.id, {}), r.created_at,
+                             r.paused_at, r.audience)
                 for r in rows]
 
     def find_edition(self, name: str, scheduled_at: datetime | None = None) -> int | None:
@@ -139,9 +143,38 @@ class DeliveryStore:
         return None if found is None else int(found)
 
     def reopen_edition(self, edition_id: int) -> None:
-        """Back to "sending" while a retry works on it: a kill leaves rows the resume task then finishes."""
+        """Back to "sending" while a retry works on it: a kill leaves rows the resume task then finishes. A paused
+        run stays paused."""
         with self.engine.begin() as conn:
-            conn.execute(update(editions).where(editions.c.id == edition_id).values(status="sending"))
+            conn.execute(update(editions).where(editions.c.id == edition_id, editions.c.status != "paused")
+                         .values(status="sending"))
+
+    def edition_status(self, edition_id: int) -> str | None:
+        """sending, paused or done; None for no such edition. The sending workers ask it while they work."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(editions.c.status).where(editions.c.id == edition_id)).scalar()
+
+    def pause_edition(self, edition_id: int, now: datetime) -> bool:
+        """A run still sending becomes paused (its workers stop taking readers soon after); False if it was not
+        sending (done, paused already, or no such edition)."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(editions).where(editions.c.id == edition_id, editions.c.status == "sending")
+                                .values(status="paused", paused_at=now)).rowcount == 1
+
+    def unpause_edition(self, edition_id: int) -> bool:
+        """A paused run is sending again (the caller carries it on); False if it was not paused."""
+        with self.engine.begin() as conn:
+            return conn.execute(update(editions).where(editions.c.id == edition_id, editions.c.status == "paused")
+                                .values(status="sending", paused_at=None)).rowcount == 1
+
+    def note_audience(self, edition_id: int, *, everyone: bool) -> None:
+        """Whom the run is for, so that a resume sends to the same readers: "everyone" once a manual send worked on
+        it, else "zones" (the readers whose hour it was, and those with a row already)."""
+        which = [editions.c.id == edition_id]
+        if not everyone:
+            which.append(editions.c.audience.is_(None))
+        with self.engine.begin() as conn:
+            conn.execute(update(editions).where(*which).values(audience="everyone" if everyone else "zones"))
 
     # --- segments -------------------------------------------------------------------------------------
 

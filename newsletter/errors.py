@@ -6,9 +6,10 @@
           │    ├── RateLimited  too many mails asked for one address or from one client; `retry_after` seconds; 429
           │    └── LinkUsed     a one-time link (a confirmation) that was used, replaced or outdated by an unsubscribe; 409
           ├── TokenError        a link's token is expired or not ours; `reason` is "expired" or "invalid"; 400
-          ├── UnknownEdition    no edition of that name is configured; 404
+          ├── UnknownEdition    no edition of that name is configured (or no run of that id); 404
           │    └── UnknownAlert no breaking-news alert with that id; 404
           ├── AlertRefused      a breaking-news alert that cannot go as written (no subject, unknown section); 422
+          ├── EditionState      the run is not in a state for that (pause a run that is done, retry a paused one); 409
           └── DeliveryError     a mail could not be handed over; `is_permanent` says whether to retry; 502
 """
 
@@ -79,3 +80,10 @@ class AlertRefused(NewsletterError):
     link."""
 
     status = 422
+
+
+class EditionState(NewsletterError):
+    """An edition run cannot do that in its state: pausing a run that is not sending, resuming one that is not
+    paused, retrying one that is paused."""
+
+    status = 409

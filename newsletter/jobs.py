@@ -4,6 +4,8 @@
     digest:resume       every 5 minutes: retries, night holds and interrupted runs that are due
     consent:reconfirm   daily at 10:30 site time (not at night): advertising consent asked again every two years
     bounces             every 5 minutes, with [mail] bounce_folder: the DSNs, complaints and unsubscribe mails there
+    figures:daily       every 5 minutes, with the figures: the dashboard's daily figures (missed days caught up,
+                        today kept fresh) and the funnels of editions still settling (newsletter/dashboard.py)
 
 The digest jobs exist when editions are configured. `AudienceJobs` holds what the work needs (the settings, the
 stores, the notices, a send function, the clock); `specs()` is the job list the wiring hands to the scheduler, and
@@ -26,6 +28,7 @@ from feeds.core.scheduling import TaskSpec
 from feeds.settings import Settings
 
 from .bounces import FolderReport, IntakeRules, process_folder
+from .dashboard import Figures
 from .deliveries import DeliveryStore
 from .errors import DeliveryError
 from .notices import Notices
@@ -55,6 +58,7 @@ class AudienceJobs:
     tags: TagCodec
     clock: Clock
     send: Callable[[str, datetime], SendReport]
+    figures: Figures | None = None
 
     def specs(self) -> list[TaskSpec]:
         """The jobs these settings call for, in a fixed order."""
@@ -77,6 +81,12 @@ class AudienceJobs:
             specs.append(TaskSpec(key="digest:resume", name="resume digests (retries, night holds, interrupted runs)",
                                   trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
                                   run=lambda _at: self.resume_editions(), misfire_grace=JOB_MISFIRE_GRACE))
+        figures = self.figures
+        if figures is not None:  # idempotent and catching up by itself: a missed run only waits for the next
+            specs.append(TaskSpec(key="figures:daily", name="the dashboard's daily figures and edition funnels",
+                                  trigger=IntervalTrigger(minutes=5, timezone=s.site.timezone),
+                                  run=lambda _at: figures.roll_up(self.clock()).summary(),
+                                  misfire_grace=JOB_MISFIRE_GRACE, start_now=True))
         return specs
 
     def send_due(self, at: datetime) -> str:

@@ -6,6 +6,11 @@ recorder writes the outcomes to the ledger in batches (every FLUSH_BATCH outcome
 whichever comes first: the bound on resends after a kill) and renews the edition's lease meanwhile.
 `failure_outcome` is the rule for a failed hand-over: permanent (5xx) fails at once and counts as a hard
 bounce; transient (4xx, a dropped connection) is retried with doubling waits until `retries` is spent.
+
+Pausing: the recorder asks the ledger every PAUSE_POLL seconds whether an operator paused the edition. Once it is
+paused (`paused` is set), a worker hands over no further message: one it takes from the queue (or had waiting at the
+rate gate) comes back "unsent" and its row stays "queued", never handed over, for the resume to send. A message
+already handed to the server finishes and is recorded as usual: nothing is lost and nothing goes twice.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from .segments import Outgoing, message_bytes
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY, FLUSH_BATCH = 0.05, 100  # outcomes are written at least this often: the bound on resends after a kill
+PAUSE_POLL = 0.25  # seconds between two looks at whether the edition was paused
+UNSENT = "unsent"  # a message a worker did not hand over because the edition paused: its row stays "queued"
 
 
 class RateGate:
@@ -77,7 +84,8 @@ class Outbox:
         self.messages: queue.Queue[Outgoing | None] = queue.Queue(maxsize=mail.concurrency * 20)
         self.results: queue.Queue[Outcome] = queue.Queue()
         self.gate = RateGate(mail.rate_per_second)
-        self.sent = self.failed = 0
+        self.sent = self.failed = self.unsent = 0
+        self.paused = threading.Event()  # set once the edition is seen paused: no further hand-over
         self._pending = 0
         self._lock = threading.Condition()
         self._threads = [threading.Thread(target=self._work, name=f"sender-{i}", daemon=True)
@@ -111,9 +119,15 @@ class Outbox:
         connection = run.messenger.connect()
         try:
             while (message := self.messages.get()) is not None:
+                if self.paused.is_set():
+                    self.results.put(Outcome(message.subscriber_id, UNSENT, None, message.attempts))
+                    continue
                 try:
                     data = message_bytes(message, run)
                     self.gate.wait()
+                    if self.paused.is_set():  # paused while this one waited its turn: it stays queued
+                        self.results.put(Outcome(message.subscriber_id, UNSENT, None, message.attempts))
+                        continue
                     connection.send(message.envelope_from, wire_address(message.email), data)
                 except DeliveryError as exc:
                     self.results.put(failure_outcome(message, exc, now=run.clock(), retries=self.retries,
@@ -133,7 +147,7 @@ class Outbox:
 
         The interval bounds the duplicates a kill can cause (sent, but not yet written as sent)."""
         batch: list[Outcome] = []
-        last_flush = last_renewal = time.monotonic()
+        last_flush = last_renewal = last_look = time.monotonic()
         stopping = False
         while True:
             try:
@@ -150,14 +164,30 @@ class Outbox:
                 batch = []
             if now - last_flush >= FLUSH_EVERY:
                 last_flush = now
+            if now - last_look >= PAUSE_POLL and not self.paused.is_set():
+                self.look_for_pause()
+                last_look = now
             if now - last_renewal > EDITION_LEASE_TTL.total_seconds() / 4:
                 self.lease.acquire()
                 last_renewal = now
             if stopping and not batch and self.results.empty():
                 break
 
+    def look_for_pause(self) -> bool:
+        """Whether the edition was paused (asked of the ledger; once seen, for good)."""
+        if not self.paused.is_set():
+            try:
+                if self.run.ledger.edition_status(self.edition_id) == "paused":
+                    self.paused.set()
+            except Exception:  # the database is away: keep sending, look again later
+                log.exception("edition %s: could not read its status", self.edition_id)
+        return self.paused.is_set()
+
     def _write(self, batch: list[Outcome]) -> None:
         run = self.run
+        unsent = [o for o in batch if o.status == UNSENT]
+        batch = [o for o in batch if o.status != UNSENT]
+        self.unsent += len(unsent)
         try:
             run.ledger.record(self.edition_id, batch)
             run.readers.reset_bounces([o.subscriber_id for o in batch if o.status == "sent"])
@@ -174,5 +204,5 @@ class Outbox:
                 self.failed += 1
             run.progress(o.status)
         with self._lock:
-            self._pending -= len(batch)
+            self._pending -= len(batch) + len(unsent)
             self._lock.notify_all()

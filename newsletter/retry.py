@@ -21,6 +21,7 @@ from .settings import EditionSettings
 
 from .deliveries import DeliveryRow
 from .edition_run import EditionRun, RunLease
+from .errors import EditionState
 from .outbox import Outbox
 from .segments import SegmentMail, home_zone, outgoing, segment_mail
 from .send import is_quiet_hour, is_settled, next_morning
@@ -59,7 +60,10 @@ class RetryReport:
 
 def retry_edition(edition: EditionSettings, edition_id: int, *, scheduled_at: datetime,
                   run: EditionRun) -> RetryReport:
-    """Try the failed and held deliveries of the run `edition_id` once more, now."""
+    """Try the failed and held deliveries of the run `edition_id` once more, now. EditionState (409) for a paused
+    run: resume it first."""
+    if run.ledger.edition_status(edition_id) == "paused":
+        raise EditionState(f"edition {edition_id} ({edition.name}) is paused: resume it before retrying")
     lease = run.lease_for(edition_id)
     if not lease.acquire():
         return RetryReport(edition.name, edition_id, scheduled_at, (), is_busy=True)

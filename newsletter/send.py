@@ -17,6 +17,13 @@ recorded and count as a hard bounce. Editions that carry ads go only to readers 
 and are held back between 21:00 and 08:00 in the reader's zone and go out at 08:00 (`is_quiet_hour`,
 `next_morning`). A later run (the scheduler's resume task, or the same command again) picks up anything held,
 retrying or interrupted.
+
+Pause and resume: an operator pauses a run that is sending (`pause_edition`: the edition row becomes "paused"). Its
+workers stop taking new readers within a fraction of a second (`outbox`): the mail already handed to the server is
+recorded, the rows queued but not handed over stay "queued", and the run ends as paused. Nothing resumes a paused run
+by itself (the resume job and the scheduler pass it by, a send of it returns at once); `resume_edition` makes it
+"sending" again and carries it on through the same ledger, to the same readers (the run's audience), so that every
+reader still gets exactly one mail.
 """
 
 from __future__ import annotations
@@ -26,8 +33,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from .deliveries import FINAL, Outcome
+from .deliveries import FINAL, EditionStats, Outcome
 from .edition_run import DeliveryState, EditionRun, RunLease, RunSettings
+from .errors import EditionState, UnknownEdition
 from .outbox import Outbox
 from .preview import plan_for
 from .records import Subscriber
@@ -64,15 +72,21 @@ class SendReport:
     held: int = 0
     retrying: int = 0
     is_busy: bool = False
+    is_paused: bool = False  # the run is paused: what is left waits for a resume
 
     def line(self) -> str:
         if self.is_busy:
             return f"{self.edition} at {self.scheduled_at.isoformat()}: another process is sending this edition"
+        if self.is_paused and not (self.sent or self.failed or self.skipped):
+            return (f"{self.edition} at {self.scheduled_at.isoformat()} (edition {self.edition_id}) is paused: "
+                    f"gazette digest resume {self.edition_id} carries it on")
         what = "would send" if self.is_dry_run else "sent"
         extra = "".join([f", held for the night {self.held}" if self.held else "",
                          f", to retry later {self.retrying}" if self.retrying else ""])
+        paused = (f"; paused with {self.retrying} left: gazette digest resume {self.edition_id} carries it on"
+                  if self.is_paused else "")
         return (f"{self.edition} at {self.scheduled_at.isoformat()}: {self.recipients} recipients, {what} {self.sent}, "
-                f"nothing new for {self.skipped}, failed {self.failed}, already done {self.already_done}{extra}")
+                f"nothing new for {self.skipped}, failed {self.failed}, already done {self.already_done}{extra}{paused}")
 
 
 def is_quiet_hour(moment: datetime, zone: tzinfo) -> bool:
@@ -104,6 +118,9 @@ def send_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Editi
         return SendReport(edition.name, None, shown_at, plan.recipients, len(plan.mails), plan.skipped, 0, 0, True)
     ledger = run.ledger
     edition_id = ledger.open_edition(edition.name, scheduled_at, period_start, run.clock())
+    if ledger.edition_status(edition_id) == "paused":  # only a resume carries a paused run on
+        return SendReport(edition.name, edition_id, shown_at, 0, 0, 0, 0, 0, False, is_paused=True)
+    ledger.note_audience(edition_id, everyone=everyone)
     started = ledger.states(edition_id)
     recipients = readers_of(edition, scheduled_at, run, everyone=everyone, edition_id=edition_id)
     lease = run.lease_for(edition_id)
@@ -157,24 +174,36 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
                 ledger.hold(edition_id, [r.id for r in night], segment_id, next_morning(now, segment.zone),
                             digest.article_count, digest.high_water_at)
             for chunk in _chunks(due, 100):
+                if outbox.look_for_pause():
+                    break
                 messages = [outgoing(r, edition_id, mail, run, attempts=(states.get(r.id) or ("", 0, None))[1])
                             for r in chunk]
                 ledger.queue(edition_id, [(m.subscriber_id, m.recipient.message_id) for m in messages],
                              segment_id=segment_id, articles=digest.article_count, high_water_at=digest.high_water_at)
                 for message in messages:
                     outbox.put(message)
+            if outbox.paused.is_set():
+                break
         outbox.drain()
-        retry_due(edition, edition_id, run, outbox, deadline=now + retry_window(s))
+        if not outbox.look_for_pause():
+            retry_due(edition, edition_id, run, outbox, deadline=now + retry_window(s))
     finally:
         outbox.close()
     counts = ledger.counts(edition_id)
-    if is_settled(counts):
+    settled = is_settled(counts)
+    left = 0
+    if outbox.paused.is_set():  # readers the run never reached have no row yet: they are left too
+        after = ledger.states(edition_id)
+        left = sum(1 for r in recipients if after.get(r.id, ("",))[0] not in FINAL)
+        settled = settled and left == 0
+    if settled:  # paused or not: nothing is left for a resume
         ledger.finish_edition(edition_id, run.clock())
+    paused = not settled and (outbox.paused.is_set() or ledger.edition_status(edition_id) == "paused")
     report = SendReport(edition=edition.name, edition_id=edition_id,
                         scheduled_at=scheduled_at.astimezone(s.site.timezone),  # shown to people: the site's zone
                         recipients=len(recipients), sent=outbox.sent, skipped=skipped, failed=outbox.failed,
                         already_done=already, is_dry_run=False, held=counts.get("held", 0),
-                        retrying=counts.get("retry", 0) + counts.get("queued", 0))
+                        retrying=max(left, counts.get("retry", 0) + counts.get("queued", 0)), is_paused=paused)
     log.info("edition %s", report.line())
     return report
 
@@ -190,16 +219,17 @@ def retry_due(edition: EditionSettings, edition_id: int, run: EditionRun, outbox
     reader is asked again whether they still receive the edition (consent to advertising included), and an
     advertising edition still waits for the morning."""
     ledger = run.ledger
-    while True:
+    while not outbox.look_for_pause():
         pending = ledger.retries(edition_id)
         if not pending:
             return
         soonest = min(at for _, _, at, _ in pending)
         if soonest > deadline:
             return
-        wait = (soonest - run.clock()).total_seconds()
-        if wait > 0:
-            run.sleep(wait)
+        while (wait := (soonest - run.clock()).total_seconds()) > 0:  # in short naps, to notice a pause
+            run.sleep(min(wait, 1.0))
+            if outbox.look_for_pause():
+                return
         now = run.clock()
         due = [p for p in pending if p[2] <= now]
         stored = ledger.segment_mails(edition_id)
@@ -228,3 +258,44 @@ def retry_due(edition: EditionSettings, edition_id: int, run: EditionRun, outbox
 def _chunks(items: Sequence[Subscriber], size: int) -> Iterable[Sequence[Subscriber]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# --- pause and resume ---------------------------------------------------------------------------------------------
+
+def edition_stats(edition_id: int, run: EditionRun) -> EditionStats:
+    """The run `edition_id`, or UnknownEdition (404)."""
+    found = run.ledger.stats(edition_id)
+    if not found:
+        raise UnknownEdition(f"no edition run {edition_id}")
+    return found[0]
+
+
+def pause_edition(edition_id: int, run: EditionRun) -> EditionStats:
+    """Pause a run that is sending: its workers stop taking readers soon after (whichever process runs it); the mail
+    in flight is recorded, the rest waits for `resume_edition`. EditionState (409) if it is not sending."""
+    before = edition_stats(edition_id, run)
+    if not run.ledger.pause_edition(edition_id, run.clock()):
+        raise EditionState(f"edition {edition_id} ({before.name}) is {before.status}: only a run that is sending "
+                           f"can be paused")
+    log.info("edition %s (%d) paused", before.name, edition_id)
+    return edition_stats(edition_id, run)
+
+
+def unpause_edition(edition_id: int, run: EditionRun) -> EditionStats:
+    """Make a paused run "sending" again (the first half of a resume: `carry_on` is the second, perhaps on another
+    thread). EditionState (409) if it is not paused."""
+    before = edition_stats(edition_id, run)
+    if not run.ledger.unpause_edition(edition_id):
+        raise EditionState(f"edition {edition_id} ({before.name}) is {before.status}: only a paused run can be resumed")
+    log.info("edition %s (%d) resumed", before.name, edition_id)
+    return edition_stats(edition_id, run)
+
+
+def carry_on(edition: EditionSettings, stats: EditionStats, run: EditionRun) -> SendReport:
+    """Send what is left of the run `stats` (nobody twice), to the readers it was for: everyone for a manual send."""
+    return send_edition(edition, scheduled_at=stats.scheduled_at, run=run, everyone=stats.audience == "everyone")
+
+
+def resume_edition(edition: EditionSettings, edition_id: int, run: EditionRun) -> SendReport:
+    """Resume a paused run and carry it on to its end (or to the next pause)."""
+    return carry_on(edition, unpause_edition(edition_id, run), run)

@@ -5,7 +5,8 @@ lives below both.
 
     accounts    `console_users`: an address, a role (`ROLES`: viewer reads; editor changes sources, editions,
                 alerts and readers' data requests; admin also users, partners and keys), an argon2 password hash,
-                failed logins and a lock (`MAX_FAILURES` in a row lock the account for `LOCK_FOR`)
+                failed logins and a lock (`MAX_FAILURES` in a row lock the account for `LOCK_FOR`); the last admin
+                can be neither removed nor demoted (`LastAdmin`), whoever asks
     sessions    `console_sessions`: one row per login, keyed by the SHA-256 of the secret the cookie carries (a stolen
                 database holds no usable session); ended by logout, by "log out everywhere", by a password reset or
                 a removal, after `idle` without a request, and at `lifetime` after the login whatever happens. Each
@@ -77,6 +78,12 @@ class UnknownUser(AccountError):
 
 
 class UserExists(AccountError):
+    status = 409
+
+
+class LastAdmin(AccountError):
+    """The change would leave the console without an admin: nobody could manage users or partners any more."""
+
     status = 409
 
 
@@ -203,18 +210,32 @@ class Accounts:
         return _user(row)
 
     def remove(self, email: str) -> User:
+        """Delete the account and its sessions; never the last admin (`LastAdmin`)."""
         user = self.user(email)
         with self._engine.begin() as db:
+            _lock_admins(db)
             db.execute(delete(console_sessions).where(console_sessions.c.user_id == user.id))
             db.execute(delete(console_users).where(console_users.c.id == user.id))
+            _keep_an_admin(db, user)
         return user
 
     def set_role(self, email: str, role: str) -> tuple[User, User]:
+        """A new role; the last admin keeps theirs (`LastAdmin`)."""
         before = self.user(email)
         with self._engine.begin() as db:
+            _lock_admins(db)
             db.execute(update(console_users).where(console_users.c.id == before.id)
                        .values(role=check_role(role), updated_at=self._clock()))
+            _keep_an_admin(db, before)
         return before, self.user(email)
+
+    def unlock(self, email: str) -> User:
+        """Lift a lock after failed logins (the password stays)."""
+        user = self.user(email)
+        with self._engine.begin() as db:
+            db.execute(update(console_users).where(console_users.c.id == user.id).values(
+                failed_logins=0, locked_until=None, updated_at=self._clock()))
+        return self.user(email)
 
     def reset_password(self, email: str, password: str) -> User:
         """A new password; every session of the user ends and a lock is lifted."""
@@ -323,10 +344,25 @@ class Accounts:
                 (console_sessions.c.expires_at <= now) | (console_sessions.c.last_seen_at <= now - self.idle))).rowcount
 
 
+def _lock_admins(db: Any) -> None:
+    """Hold the admins' rows (PostgreSQL) so that two admins demoting each other at once cannot both succeed; on
+    SQLite the change's own write lock does it, and `_keep_an_admin` counts after the change."""
+    db.execute(select(console_users.c.id).where(console_users.c.role == "admin").with_for_update()).all()
+
+
+def _keep_an_admin(db: Any, changed: User) -> None:
+    """Inside the change's transaction, after it: refuse (and so roll back) when no admin is left."""
+    if changed.role != "admin":
+        return
+    left = db.execute(select(func.count()).select_from(console_users).where(console_users.c.role == "admin")).scalar_one()
+    if left == 0:
+        raise LastAdmin(f"{changed.email} is the last admin: make another account admin first")
+
+
 def actor_of(session: Session) -> Actor:
     return Actor("user", session.user.email, session.user.role, session.user.id, session.id, session.csrf)
 
 
-__all__ = ["AccountError", "Accounts", "Actor", "LoggedIn", "ROLES",
+__all__ = ["AccountError", "Accounts", "Actor", "LastAdmin", "LoggedIn", "ROLES",
            "Refused", "Session", "TOKEN_ACTOR", "UnknownUser", "User", "UserExists", "actor_of",
            "console_sessions", "console_users", "metadata"]

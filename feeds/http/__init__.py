@@ -5,6 +5,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     partners   `/partners/{partner}/feeds/…`
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
     sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
+    audit      `/api/audit`: the audit log, for admins' scripts
     docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
@@ -34,6 +35,7 @@ from ..source_book import SourceBook
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
+from .audit import AuditApi
 from .docs import API_DESCRIPTION, DocsPages
 from .fastpath import FeedFastPath
 from .guard import RequestGuard
@@ -61,6 +63,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *SourcesApi(settings, store, clock, access).router().routes,
         *SourcesWriteApi(access, source_book, audit).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
+        *AuditApi(access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
     ]

@@ -1,4 +1,4 @@
-"""The `digest` commands: send (with --dry-run), status, retry, preview; and the audience side's part of
+"""The `digest` commands: send (with --dry-run), status, retry, pause, resume, preview; and the audience side's part of
 `gazette check` (`print_check`). Thin: arguments in, `components_of(ctx)` for the objects, the outcome printed."""
 
 from __future__ import annotations
@@ -202,6 +202,8 @@ def digest_status(ctx: click.Context, edition: str, at: str | None) -> None:
                f"started {local_time(stats.created_at, tz)}, finished "
                f"{local_time(stats.finished_at, tz, never='not yet')}")
     click.echo(", ".join(f"{status} {stats.counts.get(status, 0)}" for status in STATUSES))
+    if stats.status == "paused":
+        click.echo(f"paused {local_time(stats.paused_at, tz)}: gazette digest resume {stats.id} carries it on")
     for statuses, title in ((("failed",), "failed"), (("retry", "held"), "waiting"), (("skipped",), "not retried")):
         total, rows = services.deliveries.rows(stats.id, statuses=statuses, has_error=True)
         if total:
@@ -254,6 +256,41 @@ def digest_retry(ctx: click.Context, edition: str, at: str | None) -> None:
                    + (f": {o.reason}" if o.reason else ""))
     if sent > SHOWN_FAILURES:
         click.echo(f"  and {sent - SHOWN_FAILURES} more sent")
+    if report.failed:
+        sys.exit(1)
+
+
+@digest_group.command("pause")
+@click.argument("edition_id", type=click.IntRange(min=1))
+@config_option
+@click.pass_context
+def digest_pause(ctx: click.Context, edition_id: int) -> None:
+    """Pause the run EDITION_ID (the id `digest status` shows) while it is sending.
+
+    Whichever process sends it stops taking readers within a second; the mail already handed to the relay is
+    recorded, the rest waits. Nothing carries a paused run on by itself: `gazette digest resume EDITION_ID` does.
+    Exit 1 if the run is not sending (done, or paused already) or there is no such run."""
+    services = components_of(ctx)
+    services.prepare_database(migrate=False)
+    stats = services.pause(edition_id)
+    tz = services.settings.site.timezone
+    click.echo(f"{stats.name} at {local_time(stats.scheduled_at, tz)} (edition {stats.id}): paused; "
+               f"resume it with: gazette digest resume {stats.id}")
+
+
+@digest_group.command("resume")
+@click.argument("edition_id", type=click.IntRange(min=1))
+@config_option
+@click.pass_context
+def digest_resume(ctx: click.Context, edition_id: int) -> None:
+    """Resume the paused run EDITION_ID and send the rest of it, here, to its end.
+
+    Nobody gets it twice: the run carries on through its delivery rows, to the readers it was for. Exit 1 if the
+    run is not paused, has failed deliveries, or there is no such run."""
+    services = components_of(ctx)
+    services.prepare_database(migrate=False)
+    report = services.resume(edition_id)
+    click.echo(report.line())
     if report.failed:
         sys.exit(1)
 

@@ -5,6 +5,7 @@
     sharing.py   POST /articles/{article_id}/share      -> newsletter.sharing.Sharing
     api.py       /api/subscribers, /api/editions, /api/bounces (admin)
     alerts_api.py  /api/alerts: preview, send, list, report (admin) -> newsletter.alerts.AlertDesk
+    dashboard_api.py  GET /api/dashboard (admin)                -> newsletter.dashboard.build_dashboard
     forms.py     reading a form off the event loop; the client's address
 
 `audience_http` builds them all for `service.py` to mount: plain Starlette routes for the pages, FastAPI routers for
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Sequence
 
 from fastapi import APIRouter
 from jinja2 import Environment
@@ -25,10 +26,12 @@ from feeds.core.audit import AuditLog
 from feeds.core.http import Access
 from feeds.core.limits import RateLimiter
 from feeds.readership import Redirects
+from feeds.settings import SourceSettings
 from feeds.store import ArticleStore
 
 from ..alerts import AlertDesk
-from ..deliveries import DeliveryStore
+from ..dashboard import Figures
+from ..deliveries import DeliveryStore, EditionStats
 from ..notices import Notices
 from ..settings import Settings
 from ..sharing import Sharing
@@ -41,6 +44,7 @@ from ..verp import TagCodec
 from ..web_copy import WebCopies
 from .alerts_api import AlertsApi
 from .api import BouncesApi, EditionsApi, SubscribersApi
+from .dashboard_api import DashboardApi
 from .pages import SubscriptionPages
 from .sharing import SharePage
 from .web_copy import WebCopyPage
@@ -60,9 +64,12 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                   articles: ArticleStore, redirects: Redirects, tokens: Tokens, templates: Environment,
                   clock: Callable[[], datetime], notices: Notices, transport: Callable[[], Transport], tags: TagCodec,
                   signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]], access: Access,
-                  audit: AuditLog, alerts: AlertDesk) -> AudienceHttp:
+                  audit: AuditLog, alerts: AlertDesk, pause: Callable[[int], EditionStats] | None = None,
+                  resume: Callable[[int], EditionStats] | None = None,
+                  sources: Callable[[], Sequence[SourceSettings]] | None = None) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
-    article, by campaign name ("{edition}-{id}")."""
+    article, by campaign name ("{edition}-{id}"); `sources`: the effective sources now (the file's and the stored
+    ones; default: the file's)."""
     flow = Subscription(settings, subscribers, tokens, notices, clock)
     pages = SubscriptionPages(settings, flow, tokens, templates, RateLimiter(*FORMS_PER_IP, clock))
     copies = WebCopyPage(settings, WebCopies(settings.site.base_url, deliveries, subscribers, tokens), templates)
@@ -71,6 +78,8 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
     return AudienceHttp(
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
         routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),
-                 EditionsApi(settings, deliveries, clicks, access).router(),
+                 EditionsApi(settings, deliveries, clicks, access, audit=audit, pause=pause, resume=resume).router(),
                  BouncesApi(settings, subscribers, clock, tokens, access, audit).router(),
-                 AlertsApi(settings, alerts, access, audit).router()])
+                 AlertsApi(settings, alerts, access, audit).router(),
+                 DashboardApi(settings, Figures(deliveries.engine, settings.site.timezone), articles, clock,
+                              access, sources or (lambda: settings.sources)).router()])

@@ -1,5 +1,5 @@
 """The admin API of the audience side: `/api/subscribers` (list, add, export, erase), `/api/editions` (delivery
-counts and clicks), `/api/bounces` (a mail provider's webhook).
+counts and clicks; pause and resume a run), `/api/bounces` (a mail provider's webhook).
 
 Same access (`Access`: the admin token or a console session), JSON errors and list pages (`ListPage`, `Paged`: a
 limit and a cursor) as the content side's API. Adding by admin cannot bring back a suppressed address
@@ -171,8 +171,9 @@ class EditionOut(BaseModel):
     id: int
     name: str
     scheduled_at: datetime
-    status: str
+    status: str = Field(description="sending, paused (only a resume carries it on) or done")
     finished_at: datetime | None
+    paused_at: datetime | None = None
     sent: int
     skipped: int
     failed: int
@@ -200,14 +201,20 @@ class DeliveryPage(ListPage[DeliveryOut]):
 
 
 class EditionsApi:
-    """`/api/editions`: per-edition delivery counts and clicks, and each edition's deliveries."""
+    """`/api/editions`: per-edition delivery counts and clicks, each edition's deliveries; pausing and resuming a
+    run (`pause(id)`, `resume(id)`: the run's stats after; the resumed run goes on in the background)."""
 
     def __init__(self, settings: Settings, deliveries: DeliveryStore, clicks: Callable[[str], dict[str, int]],
-                 access: Access) -> None:
+                 access: Access, *, audit: AuditLog | None = None,
+                 pause: Callable[[int], EditionStats] | None = None,
+                 resume: Callable[[int], EditionStats] | None = None) -> None:
         self.settings = settings
         self.access = access
         self.deliveries = deliveries
         self.clicks = clicks
+        self.audit = audit
+        self.pause_run = pause
+        self.resume_run = resume
 
     def router(self) -> APIRouter:
         api = admin_router(self.access, "/api/editions", "digests")
@@ -218,7 +225,34 @@ class EditionsApi:
         api.add_api_route("/{edition_id}/deliveries", self.list_deliveries, methods=["GET"],
                           response_model=DeliveryPage, responses=problems(404),
                           summary="One edition's deliveries by subscriber id, e.g. the failed ones with their reasons")
+        if self.pause_run is not None and self.resume_run is not None:
+            api.add_api_route("/{edition_id}/pause", self.pause, methods=["POST"], response_model=EditionOut,
+                              responses=problems(404, 409),
+                              summary="Pause a run that is sending: its workers stop taking readers soon after")
+            api.add_api_route("/{edition_id}/resume", self.resume, methods=["POST"], response_model=EditionOut,
+                              responses=problems(404, 409),
+                              summary="Resume a paused run: the rest of it goes out in the background, nobody twice")
         return api
+
+    def pause(self, request: Request, edition_id: RowId) -> EditionOut:
+        assert self.pause_run is not None
+        return self._changed(request, "edition.pause", edition_id, self.pause_run)
+
+    def resume(self, request: Request, edition_id: RowId) -> EditionOut:
+        assert self.resume_run is not None
+        return self._changed(request, "edition.resume", edition_id, self.resume_run)
+
+    def _changed(self, request: Request, action: str, edition_id: int,
+                 change: Callable[[int], EditionStats]) -> EditionOut:
+        """Pause or resume (their errors carry 404 or 409), audited with the status before and after."""
+        found = self.deliveries.stats(edition_id)
+        if not found:
+            raise HTTPException(404, f"no edition {edition_id}")
+        after = change(edition_id)
+        if self.audit is not None:
+            self.audit.record(acting(request), action, f"edition:{edition_id}", before={"status": found[0].status},
+                              after={"status": after.status, "name": after.name})
+        return self._out(after)
 
     def list_editions(self, page: Paged) -> ListPage[EditionOut]:
         before = decode_cursor(page.cursor, "editions", (datetime, int))
@@ -249,6 +283,7 @@ class EditionsApi:
         by_article = self.clicks(f"{e.name}-{e.id}")
         c = e.counts
         return EditionOut(id=e.id, name=e.name, scheduled_at=e.scheduled_at, status=e.status, finished_at=e.finished_at,
+                          paused_at=e.paused_at,
                           sent=c.get("sent", 0), skipped=c.get("skipped", 0), failed=c.get("failed", 0),
                           pending=c.get("queued", 0) + c.get("retry", 0) + c.get("held", 0),
                           clicks=sum(by_article.values()), clicks_by_article=by_article)

@@ -166,3 +166,13 @@ def test_console_pages_refuse_a_role_too_small(console: Console) -> None:
     answer = session.client.get("/admin/account")
     assert answer.status_code == 200
     assert csrf_of(answer.text) == session.csrf
+
+
+def test_ended_sessions_are_deleted_by_the_hourly_job(console: Console) -> None:
+    ended, live = console.login("viewer"), console.login("editor")
+    ended.post("/admin/logout")
+    console.clock.now += console.services.settings.console.session_idle  # every session idle too long now
+    fresh = console.login("admin")
+    job = next(s for s in console.services.task_specs() if s.key == "console:sessions")
+    assert job.run(console.clock.now) == "1 ended sessions deleted"  # the editor's; the logout took the viewer's
+    assert live.client.get("/admin").status_code == 303 and fresh.client.get("/admin").status_code == 200

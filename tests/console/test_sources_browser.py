@@ -80,7 +80,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def browser_session(served: Any, chromium: Any) -> Iterator[ConsoleBrowser]:
     """The console's one Chromium (tests/console/conftest.py), logging in to this module's app."""
-    yield ConsoleBrowser(chromium, served.url, ACCOUNTS, PASSWORD)
+    yield ConsoleBrowser(chromium, served.url, ACCOUNTS, PASSWORD, {})
 
 
 @pytest.mark.parametrize("width", WIDTHS)

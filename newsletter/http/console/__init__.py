@@ -7,11 +7,15 @@ role, CSRF, the layout, the audit log) is `kit.py`.
 
     auth       /admin/login, /admin/logout, /admin/logout-everywhere
     account    /admin/account: one's own sessions and password
-    home       /admin
+    dashboard  /admin, the console's home: the dashboard
     sources    /admin/sources: the effective sources; add, edit, pause, resume, delete, test
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     subscribers  /admin/subscribers: search, a reader's record, add, export, erase
     articles     /admin/articles: search, an article's revisions, views and clicks
+    partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
+    users      /admin/users: accounts and roles (admins)
+    audit      /admin/audit: who changed what (admins)
+    editions     /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
 """
 
 from __future__ import annotations
@@ -25,11 +29,15 @@ from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
 from .articles import ArticlesPage
+from .audit import AuditPage
 from .auth import LoginPages
-from .home import HomePage
+from .dashboard import DashboardPage
+from .editions import EditionsPage
 from .kit import ConsoleKit
+from .partners import PartnersPages
 from .sources import SourcesPage
 from .subscribers import SubscribersPage
+from .users import UsersPages
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -37,11 +45,15 @@ def console_routers(c: Components) -> list[APIRouter]:
     return [
         LoginPages(kit, c.accounts).router(),
         AccountPage(kit, c.accounts).router(),
-        HomePage(kit).router(),
+        DashboardPage(kit, c.figures, c.store, c.source_book.active).router(),
         SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
                     allow_private_network=c.settings.stored_sources_private_network).router(),
         AlertsPage(kit, c.alerts).router(),
         SubscribersPage(kit, c.settings, c.subscribers,
                         Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
         ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
+        PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
+        UsersPages(kit, c.settings, c.accounts).router(),
+        AuditPage(kit, c.settings, c.audit).router(),
+        EditionsPage(kit, c.deliveries, c.subscribers, c.store, c).router(),
     ]
