@@ -72,7 +72,7 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
             services.close()
 
     app = FastAPI(title=f"{settings.site.name} (Gazette)", openapi_url="/api/openapi.json", docs_url=None,
-                  redoc_url=None, on_startup=[start], on_shutdown=[stop])
+                  redoc_url=None, description=feeds_http.API_DESCRIPTION, on_startup=[start], on_shutdown=[stop])
     app.router.routes += feeds_http.routes(
         settings, store=services.store, publisher=services.publisher, templates=services.templates,
         clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,

@@ -134,12 +134,15 @@ class PushQueue:
         with self.engine.begin() as conn:
             conn.execute(q.update().where(q.c.id == push.id).values(**values))
 
-    def pushes(self, partner_slug: str, status: str | None = None, limit: int = 100) -> list[Push]:
-        """Newest first."""
+    def pushes(self, partner_slug: str, status: str | None = None, limit: int = 100,
+               before_id: int | None = None) -> list[Push]:
+        """Newest first; with `before_id`, those older than that row (the API's next page)."""
         q = db.partner_pushes
         query = select(q).where(q.c.partner_slug == partner_slug).order_by(q.c.id.desc()).limit(limit)
         if status is not None:
             query = query.where(q.c.status == status)
+        if before_id is not None:
+            query = query.where(q.c.id < before_id)
         with self.engine.connect() as conn:
             return [Push(**r._mapping) for r in conn.execute(query)]
 

@@ -35,7 +35,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from feeds.model import StoredArticle
@@ -367,9 +367,16 @@ class AlertStore:
                                                                        editions.c.scheduled_at == scheduled_at))
         return found[0] if found else None
 
-    def recent(self, limit: int = 50, offset: int = 0) -> list[Alert]:
-        return self._read(select(*_COLUMNS).select_from(_JOINED)
-                          .order_by(editions.c.scheduled_at.desc()).limit(limit).offset(offset))
+    def recent(self, limit: int = 50, offset: int = 0, before: tuple[datetime, int] | None = None) -> list[Alert]:
+        """Newest first (by time, then id); with `before` (a time and an id), those after that one in this order
+        (the API's keyset paging)."""
+        query = (select(*_COLUMNS).select_from(_JOINED)
+                 .order_by(editions.c.scheduled_at.desc(), editions.c.id.desc()).limit(limit).offset(offset))
+        if before is not None:
+            at, before_id = before
+            query = query.where(or_(editions.c.scheduled_at < at,
+                                    and_(editions.c.scheduled_at == at, editions.c.id < before_id)))
+        return self._read(query)
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -446,12 +453,14 @@ class AlertDesk:
         return AlertReport(alert=alert, counts=ledger.counts(alert.id), failures=tuple(rows), failure_total=total,
                            clicks_by_article=self.clicks(f"{ALERTS}-{alert.id}"))
 
-    def recent(self, limit: int = 50, offset: int = 0) -> list[AlertReport]:
-        """The latest alerts, newest first, each with its counts and clicks (failures left out)."""
+    def recent(self, limit: int = 50, offset: int = 0,
+               before: tuple[datetime, int] | None = None) -> list[AlertReport]:
+        """The latest alerts, newest first, each with its counts and clicks (failures left out); with `before`,
+        those after that alert (its time and id)."""
         ledger = self.run().ledger
         return [AlertReport(alert=a, counts=ledger.counts(a.id), failures=(), failure_total=0,
                             clicks_by_article=self.clicks(f"{ALERTS}-{a.id}"))
-                for a in self.store.recent(limit, offset)]
+                for a in self.store.recent(limit, offset, before)]
 
     def recent_articles(self, limit: int = 20, search: str = "") -> list[StoredArticle]:
         """Stories to pick from: the newest, or the newest whose title holds `search`."""

@@ -109,10 +109,17 @@ class DeliveryStore:
                                 .order_by(editions.c.scheduled_at)).all()
         return [(r.name, r.scheduled_at) for r in rows]
 
-    def stats(self, edition_id: int | None = None, limit: int = 50) -> list[EditionStats]:
-        query = select(editions).order_by(editions.c.scheduled_at.desc()).limit(limit)
+    def stats(self, edition_id: int | None = None, limit: int = 50,
+              before: tuple[datetime, int] | None = None) -> list[EditionStats]:
+        """Editions newest first (by scheduled time, then id); with `before` (a scheduled time and an id), those
+        after that one in this order (the API's keyset paging)."""
+        query = select(editions).order_by(editions.c.scheduled_at.desc(), editions.c.id.desc()).limit(limit)
         if edition_id is not None:
             query = query.where(editions.c.id == edition_id)
+        if before is not None:
+            at, before_id = before
+            query = query.where(or_(editions.c.scheduled_at < at,
+                                    and_(editions.c.scheduled_at == at, editions.c.id < before_id)))
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
             counts: dict[int, dict[str, int]] = {}
@@ -258,9 +265,10 @@ class DeliveryStore:
         return [(r.subscriber_id, r.attempts, r.next_attempt_at, r.segment_id) for r in rows]
 
     def rows(self, edition_id: int, *, statuses: Sequence[str] = (), has_error: bool = False, limit: int | None = None,
-             offset: int = 0) -> tuple[int, list[DeliveryRow]]:
+             offset: int = 0, after: int | None = None) -> tuple[int, list[DeliveryRow]]:
         """(how many rows match, a page of them by subscriber id): all of them, or those in `statuses`; with
-        `has_error`, only those with a `last_error`."""
+        `has_error`, only those with a `last_error`; with `after`, the page after that subscriber id (the count
+        is still of every match)."""
         which = [deliveries.c.edition_id == edition_id]
         if statuses:
             which.append(deliveries.c.status.in_(list(statuses)))
@@ -270,7 +278,8 @@ class DeliveryStore:
                         deliveries.c.last_error, deliveries.c.sent_at, deliveries.c.next_attempt_at,
                         deliveries.c.segment_id)
                  .select_from(deliveries.outerjoin(subscribers, subscribers.c.id == deliveries.c.subscriber_id))
-                 .where(*which).order_by(deliveries.c.subscriber_id).limit(limit).offset(offset))
+                 .where(*which, *([] if after is None else [deliveries.c.subscriber_id > after]))
+                 .order_by(deliveries.c.subscriber_id).limit(limit).offset(offset))
         with self.engine.connect() as conn:
             total = conn.execute(select(func.count()).select_from(deliveries).where(*which)).scalar_one()
             found = [DeliveryRow(r.subscriber_id, r.email, r.status, r.attempts or 0, r.last_error, r.sent_at,

@@ -135,7 +135,7 @@ def test_the_api_and_the_import_accept_the_alerts_choice(tmp_path, clock, smtp_s
         assert client.post("/api/subscribers", headers=ADMIN, json={
             "email": "x@example.com", "editions": ["breaking"]}).status_code == 400
         listed = client.get("/api/subscribers?edition=alerts", headers=ADMIN).json()
-        assert [s["email"] for s in listed["subscribers"]] == ["api@example.com", "both@example.com"]
+        assert [s["email"] for s in listed["items"]] == ["api@example.com", "both@example.com"]
     api = services.subscribers.find("api@example.com")
     assert [(r["kind"], r["granted"], r["method"]) for r in services.subscribers.consents(api.id)] == [
         ("privacy", True, "admin"), ("alerts", True, "admin")]
@@ -217,7 +217,7 @@ def test_an_article_alert_over_the_api_and_its_report(tmp_path, clock, smtp_serv
         assert preview.json()["subject"] == "[속보] 환율 급등" and preview.json()["recipients"] == 2
         assert "요약 1" in preview.json()["html"] and "요약 1" in preview.json()["text"]
         assert recorder.messages == []  # a preview sends nothing
-        assert client.get("/api/alerts", headers=ADMIN).json() == {"total": 0, "alerts": []}
+        assert client.get("/api/alerts", headers=ADMIN).json() == {"total": 0, "items": [], "next_cursor": None}
 
         sent = client.post("/api/alerts", headers=ADMIN, json={"article_id": article.id})
         assert sent.status_code == 202, sent.text
@@ -237,7 +237,7 @@ def test_an_article_alert_over_the_api_and_its_report(tmp_path, clock, smtp_serv
         a = services.subscribers.find("a@example.com")
         assert services.deliveries.high_waters([a.id], exclude_edition=None) == {}  # the next digest starts as before
         listed = client.get("/api/alerts", headers=ADMIN).json()
-        assert listed["total"] == 1 and listed["alerts"][0]["counts"] == {"sent": 1, "failed": 1}
+        assert listed["total"] == 1 and listed["items"][0]["counts"] == {"sent": 1, "failed": 1}
         assert client.get(f"/api/editions/{alert_id}", headers=ADMIN).json()["name"] == "alerts"
         assert client.get("/api/alerts/999", headers=ADMIN).status_code == 404
         refused = client.post("/api/alerts", headers=ADMIN, json={"subject": "", "text": "x"})

@@ -180,7 +180,7 @@ token = "{token}"
                                 "error": message}
         health = client.get("/api/sources", headers={"Authorization": f"Bearer {token}"}).json()
         spec = client.get("/api/openapi.json").json()
-    by_name = {s["name"]: s for s in health}
+    by_name = {s["name"]: s for s in health["items"]}
     assert by_name["wire"]["status"] == "ok" and by_name["wire"]["last_success_at"] is not None
     assert by_name["missing"]["status"] == "failing" and by_name["missing"]["consecutive_failures"] == 1
     assert "no such file" in by_name["missing"]["last_error"] and by_name["missing"]["next_check_at"]

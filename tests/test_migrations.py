@@ -183,9 +183,9 @@ def test_a_database_from_before_the_split_serves_after_the_upgrade(tmp_path: Pat
         feed = client.get("/feeds/all.rss")
         assert feed.status_code == 200 and "기사" in feed.text
         readers = client.get("/api/subscribers", headers=admin).json()
-        assert [(r["email"], r["status"]) for r in readers["subscribers"]] == [("Reader@example.com", "confirmed")]
+        assert [(r["email"], r["status"]) for r in readers["items"]] == [("Reader@example.com", "confirmed")]
         runs = client.get("/api/editions", headers=admin).json()
-        assert [(r["name"], r["sent"]) for r in runs] == [("daily", 1)]
+        assert [(r["name"], r["sent"]) for r in runs["items"]] == [("daily", 1)]
     components.close()
 
 

@@ -204,19 +204,23 @@ def test_api_lists_an_editions_failed_deliveries(tmp_path: Path, clock: Clock, s
         assert failed.status_code == 200, failed.text
         body = failed.json()
         assert body["total"] == 1
-        [row] = body["deliveries"]
+        [row] = body["items"]
         assert (row["subscriber_id"], row["email"], row["status"], row["attempts"]) == (2, "lee@example.com", "failed", 1)
         assert "550" in row["last_error"] and row["sent_at"] is None and row["next_attempt_at"] is None
 
-        every = client.get("/api/editions/1/deliveries?limit=1&offset=1", headers=admin).json()
-        assert every["total"] == 2 and [d["subscriber_id"] for d in every["deliveries"]] == [2]
-        past_the_end = client.get(f"/api/editions/1/deliveries?status=failed&offset={2**63 - 1}", headers=admin)
-        assert past_the_end.status_code == 200 and past_the_end.json() == {"total": 1, "deliveries": []}
+        first = client.get("/api/editions/1/deliveries?limit=1", headers=admin).json()
+        assert first["total"] == 2 and [d["subscriber_id"] for d in first["items"]] == [1] and first["next_cursor"]
+        every = client.get("/api/editions/1/deliveries", params={"limit": 1, "cursor": first["next_cursor"]},
+                           headers=admin).json()
+        assert every["total"] == 2 and [d["subscriber_id"] for d in every["items"]] == [2]
+        assert every["next_cursor"] is None
         sent = client.get("/api/editions/1/deliveries?status=sent", headers=admin).json()
-        assert [d["email"] for d in sent["deliveries"]] == ["kim@example.com"] and sent["deliveries"][0]["sent_at"]
+        assert [d["email"] for d in sent["items"]] == ["kim@example.com"] and sent["items"][0]["sent_at"]
 
         for path, status in [("/api/editions/1/deliveries?status=lost", 422), ("/api/editions/9/deliveries", 404),
-                             ("/api/editions/1/deliveries?limit=0", 422)]:
+                             ("/api/editions/1/deliveries?limit=0", 422),
+                             ("/api/editions/1/deliveries?offset=1", 422),  # gone: cursors page now
+                             ("/api/editions/1/deliveries?cursor=WyJzdWJzY3JpYmVycyIsMV0", 422)]:  # another list's
             answer = client.get(path, headers=admin)
             assert answer.status_code == status, (path, answer.text)
             assert answer.headers["content-type"] == "application/problem+json" and answer.json()["detail"]

@@ -345,7 +345,7 @@ def test_admin_api_lists_and_creates_partners(app) -> None:  # type: ignore[no-u
     client, _ = app
     assert client.get("/api/partners").status_code == 401
     listed = client.get("/api/partners", headers=ADMIN)
-    assert [p["slug"] for p in listed.json()] == ["late", "portal", "tiny"]
+    assert [p["slug"] for p in listed.json()["items"]] == ["late", "portal", "tiny"]
     assert PORTAL_KEY not in listed.text and hashlib.sha256(PORTAL_KEY.encode()).hexdigest() not in listed.text
     body = {"slug": "news-site", "name": "뉴스사이트", "categories": ["culture"], "embargo_minutes": 5}
     created = client.post("/api/partners", json=body, headers=ADMIN)
@@ -485,7 +485,7 @@ def test_push_reaches_a_failing_receiver_exactly_once_signed(tmp_path, database_
         leader.stop()
         follower.stop()
         with InProcessClient(service.create_app(services)) as client:
-            parked = client.get("/api/partners/dead/pushes?status=parked", headers=ADMIN).json()
+            parked = client.get("/api/partners/dead/pushes?status=parked", headers=ADMIN).json()["items"]
             assert len(parked) == 3 and all(p["attempts"] == 3 for p in parked)
             assert all(p["last_error"].startswith("ConnectError") for p in parked)
             wire = client.get("/api/partners/wire", headers=ADMIN).json()["pushes"]

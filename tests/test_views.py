@@ -144,7 +144,8 @@ def test_beacon_over_http(app) -> None:  # type: ignore[no-untyped-def]
     assert total_views(services.engine) == 2
 
     popular = client.get("/api/popular?window=1h", headers={"Authorization": "Bearer admin-token-0123456789"}).json()
-    assert popular == [{"rank": 1, "id": article.id, "title": "기사 1", "url": "https://news.example.com/1",
+    assert popular["next_cursor"] is None  # a ranking is one page: its `limit` is how many to rank
+    assert popular["items"] == [{"rank": 1, "id": article.id, "title": "기사 1", "url": "https://news.example.com/1",
                         "category": "politics", "byline": "홍길동 기자", "published_at": "2026-11-24T23:00:00Z",
                         "views": 2}]
     assert client.get("/api/popular?window=2h",

@@ -7,6 +7,8 @@
     errors               `install_error_handlers`: every `GazetteError` (its `.status`), `HTTPException` and
                          `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/` and
                          `/partners/` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
+    paging               `Paged` (the `limit` and `cursor` every list takes) and `ListPage` (what it answers), over
+                         `feeds.core.paging`
     conditional GET      `is_not_modified` (If-None-Match, else If-Modified-Since -> 304), `accepts_gzip`, and
                          `representation_response`, which applies both to bytes with validators (feeds, archives,
                          partner feeds)
@@ -26,20 +28,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
-from typing import Annotated, Any, Callable, Mapping, Protocol
+from typing import Annotated, Any, Callable, Generic, Mapping, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyCookie, HTTPBearer
 from itsdangerous import BadSignature, Signer
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from pydantic import BaseModel, Field
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from .accounts import TOKEN_ACTOR, Accounts, Actor, actor_of
 from .database import MAX_ID
-from .errors import GazetteError
+from .errors import GazetteError, Invalid
+from .paging import DEFAULT_LIMIT, MAX_CURSOR_LENGTH, MAX_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +165,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                    "detail": {"type": "string"}, "error": {"type": "string"},
                    "errors": {"type": "array", "items": {"type": "object"}}}}
 _MEANINGS = {400: "The request is not acceptable, e.g. a NUL character in the URL (the detail says why)",
-             401: "No admin token, or a wrong one", 403: "The admin API is off ([admin] token is not set)",
+             401: "No admin token or console session, or a wrong one",
+             403: "Not allowed: the session's role is too small, a change lacks its CSRF token, or the admin API is "
+                  "off ([admin] token is not set)",
              404: "No such thing", 409: "Conflicts with what is stored", 413: "The body is larger than 1 MiB",
              422: "A parameter or the body is not valid", 429: "Too many requests; Retry-After says when to try again",
              431: "The request's headers are too large", 502: "A server we depend on (the mail relay) refused"}
@@ -357,3 +363,34 @@ def representation_response(request: Request, rendered: Representation, cache_co
     if request.method == "HEAD":
         return Response(status_code=200, headers=answer, media_type=rendered.content_type)
     return Response(body, headers=answer, media_type=rendered.content_type)
+
+
+# --- paging -----------------------------------------------------------------------------------------------------
+
+Item = TypeVar("Item")
+
+
+class ListPage(BaseModel, Generic[Item]):
+    """What every list of the API answers: a page of items and the cursor of the next (`feeds.core.paging`)."""
+
+    items: list[Item]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: this is the last page")
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    limit: int
+    cursor: str | None
+
+
+def page_query(request: Request,
+               limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
+               cursor: Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH, description=(
+                   "the `next_cursor` of the page before; none for the first page"))] = None) -> PageQuery:
+    # `offset` paged these lists before: ignored, a client walking by offset would get the first page forever.
+    if "offset" in request.query_params:
+        raise Invalid("offset: lists page with cursors; follow each page's next_cursor (see /api/docs)")
+    return PageQuery(limit, cursor)
+
+
+Paged = Annotated[PageQuery, Depends(page_query)]

@@ -6,6 +6,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
     sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
     audit      `/api/audit`: the audit log, for admins' scripts
+    docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
     guard      `RequestGuard`, ASGI middleware in front of everything (caps, the admin token, security headers)
@@ -35,6 +36,7 @@ from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
 from .audit import AuditApi
+from .docs import API_DESCRIPTION, DocsPages
 from .fastpath import FeedFastPath
 from .guard import RequestGuard
 from .metrics import MetricsRoute
@@ -42,7 +44,7 @@ from .partners import PartnerFeedRoute
 from .public import PublicPages
 from .sources import SourcesWriteApi
 
-__all__ = ["FeedFastPath", "RequestGuard", "error_page", "routes"]
+__all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "routes"]
 
 
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
@@ -63,6 +65,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *AuditApi(access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
+        *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
     ]
 
 

@@ -1,7 +1,8 @@
 """The admin API of the content side (`/api/sources`, `/api/popular`, `/api/partners`).
 
-Routes are FastAPI's so that they appear in `/api/openapi.json`; the admin token, the documented error answers
-and the one error mapping (problem+json) are the kit's (`feeds.core.http`). Handlers are methods of small classes
+Routes are FastAPI's so that they appear in `/api/openapi.json`; the admin token, the documented error answers,
+the one error mapping (problem+json) and the one shape of a list (`ListPage`, `Paged`) are the kit's
+(`feeds.core.http`). Handlers are methods of small classes
 holding what they ask; domain errors (an unknown partner, a slug taken, a value refused) propagate to the mapping
 with their own status.
 """
@@ -15,7 +16,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from ..core.audit import AuditLog
-from ..core.http import Access, RowId, acting, admin_router, problems
+from ..core.http import Access, ListPage, Paged, RowId, acting, admin_router, problems
+from ..core.paging import decode_cursor, page_in_memory, page_of
 from ..errors import UnknownName
 from ..model import source_health
 from ..partners import Partner, PartnerStore
@@ -68,28 +70,35 @@ class SourcesApi:
 
     def router(self) -> APIRouter:
         api = admin_router(self._access, "/api", "sources")
-        api.add_api_route("/sources", self.sources, methods=["GET"], response_model=list[SourceHealth],
-                          summary="Every source with its health")
-        api.add_api_route("/popular", self.popular, methods=["GET"], response_model=list[RankedArticle],
-                          summary="Most viewed articles (많이 본 뉴스)", tags=["views"], responses=problems(404))
+        api.add_api_route("/sources", self.sources, methods=["GET"], response_model=ListPage[SourceHealth],
+                          summary="Every source with its health, by name")
+        api.add_api_route("/popular", self.popular, methods=["GET"], response_model=ListPage[RankedArticle],
+                          summary="Most viewed articles (많이 본 뉴스): the top `limit`, one page",
+                          description="A ranking, not a collection: `limit` is how many of the top to rank, and "
+                                      "`next_cursor` is always null (the order moves with every view, so a second "
+                                      "page could repeat or skip articles).",
+                          tags=["views"], responses=problems(404))
         return api
 
-    def sources(self) -> list[SourceHealth]:
-        out = []
-        for state in self._store.sources(self._settings.sources):
-            out.append(SourceHealth(status=source_health(state, self._settings.fetch.failure_limit),
-                                    **{k: getattr(state, k) for k in SourceHealth.model_fields if k != "status"}))
-        return out
+    def sources(self, page: Paged) -> ListPage[SourceHealth]:
+        after = decode_cursor(page.cursor, "sources", (str,))
+        found = page_in_memory(self._store.sources(self._settings.sources), page.limit, "sources",
+                               lambda state: (state.name,), after)
+        limit = self._settings.fetch.failure_limit
+        fields = [k for k in SourceHealth.model_fields if k != "status"]
+        return ListPage(items=[SourceHealth(status=source_health(state, limit), **{k: getattr(state, k) for k in fields})
+                               for state in found.items], next_cursor=found.next_cursor)
 
     def popular(self, window: Literal["1h", "24h", "7d", "30d"] = "24h", category: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[RankedArticle]:
+                limit: Annotated[int, Query(ge=1, le=100)] = 10) -> ListPage[RankedArticle]:
         settings = self._settings
         if category is not None and settings.category(category) is None:
             raise UnknownName(f"no category {category!r}; configured: " + ", ".join(c.slug for c in settings.categories))
         ranked = most_viewed(self._store, window=WINDOWS[window], now=self._clock(), limit=limit, category=category,
                              max_age=max(settings.views.max_age, WINDOWS[window]))
-        return [RankedArticle(rank=i, id=a.id, title=a.title, url=a.url, category=a.category, byline=a.byline,
-                              published_at=a.published_at, views=a.views) for i, a in enumerate(ranked, start=1)]
+        return ListPage(items=[RankedArticle(rank=i, id=a.id, title=a.title, url=a.url, category=a.category,
+                                             byline=a.byline, published_at=a.published_at, views=a.views)
+                               for i, a in enumerate(ranked, start=1)], next_cursor=None)
 
 
 # --- partners ---------------------------------------------------------------------------------------------------
@@ -191,8 +200,8 @@ class PartnersApi:
     def router(self) -> APIRouter:
         api = admin_router(self._access, "/api/partners", "partners")
         admin = [Depends(self._access.admin)]  # partners and their keys are an admin's
-        api.add_api_route("", self.list_partners, methods=["GET"], response_model=list[PartnerOut],
-                          summary="Every partner with its keys (never the keys themselves)")
+        api.add_api_route("", self.list_partners, methods=["GET"], response_model=ListPage[PartnerOut],
+                          summary="Every partner with its keys (never the keys themselves), by slug")
         api.add_api_route("", self.create_partner, methods=["POST"], dependencies=admin, response_model=CreatedPartner, status_code=201,
                           responses=problems(409), summary="Create a partner and its first key (shown once)")
         api.add_api_route("/{slug}", self.get_partner, methods=["GET"], response_model=PartnerOut,
@@ -204,7 +213,7 @@ class PartnersApi:
                           summary="Revoke a key at once (kept, marked)", responses=problems(404))
         api.add_api_route("/{slug}/usage", self.usage, methods=["GET"], response_model=PartnerUsage,
                           summary="Requests, 304s, bytes, articles, clicks per day", responses=problems(404))
-        api.add_api_route("/{slug}/pushes", self.list_pushes, methods=["GET"], response_model=list[PushOut],
+        api.add_api_route("/{slug}/pushes", self.list_pushes, methods=["GET"], response_model=ListPage[PushOut],
                           summary="Pushes to the partner's callback, newest first", responses=problems(404))
         api.add_api_route("/{slug}/pushes/{delivery_id}/retry", self.retry_push, methods=["POST"], dependencies=admin,
                           response_model=PushOut, summary="Queue a parked push again", responses=problems(404))
@@ -222,8 +231,10 @@ class PartnersApi:
                           keys=[PartnerKey(**vars(k)) for k in self._partners.keys(partner.slug)],
                           pushes=self._pushes.counts(partner.slug))
 
-    def list_partners(self) -> list[PartnerOut]:
-        return [self._out(p) for p in self._partners.partners()]
+    def list_partners(self, page: Paged) -> ListPage[PartnerOut]:
+        after = decode_cursor(page.cursor, "partners", (str,))
+        found = page_in_memory(self._partners.partners(), page.limit, "partners", lambda p: (p.slug,), after)
+        return ListPage(items=[self._out(p) for p in found.items], next_cursor=found.next_cursor)
 
     def create_partner(self, request: Request, body: PartnerIn) -> CreatedPartner:
         partner, info, key = register_partner(self._settings, self._partners, body.model_dump(exclude_none=True),
@@ -255,10 +266,13 @@ class PartnersApi:
         return PartnerUsage(partner=slug, timezone=self._settings.site.timezone.key,
                             days=[UsageDayOut(**vars(d)) for d in self._partners.usage(slug, now=self._clock(), days=days)])
 
-    def list_pushes(self, slug: str, status: Literal["pending", "delivered", "parked"] | None = None,
-                    limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[PushOut]:
+    def list_pushes(self, slug: str, page: Paged,
+                    status: Literal["pending", "delivered", "parked"] | None = None) -> ListPage[PushOut]:
+        before = decode_cursor(page.cursor, "pushes", (int,))
         self._found(slug)
-        return [PushOut(**vars(p)) for p in self._pushes.pushes(slug, status, limit)]
+        rows = self._pushes.pushes(slug, status, page.limit + 1, before_id=None if before is None else int(before[0]))
+        found = page_of(rows, page.limit, "pushes", lambda p: (p.id,))
+        return ListPage(items=[PushOut(**vars(p)) for p in found.items], next_cursor=found.next_cursor)
 
     def retry_push(self, request: Request, slug: str, delivery_id: str) -> PushOut:
         self._found(slug)

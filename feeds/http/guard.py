@@ -10,9 +10,10 @@ sees a request it would refuse:
 - `/api/…` without the admin token or a console session cookie signed with our key: 401 before the body is read
   (FastAPI would parse a JSON body first); whether the session is live, and its role, the routes' `Access` decides;
 - every answer carries `X-Content-Type-Options: nosniff`; HTML pages also a Content-Security-Policy without
-  scripts, `frame-ancestors 'none'` (no framing of the unsubscribe or preferences pages), and `Referrer-Policy:
-  no-referrer`, since many of our URLs carry tokens. The console's pages (`/admin`) may frame their own previews
-  and be framed by themselves only (`CONSOLE_SECURITY_POLICY`).
+  scripts (unless the page sets one of its own that allows its own scripts: `/api/docs`), `frame-ancestors 'none'`
+  (no framing of the unsubscribe or preferences pages), and `Referrer-Policy: no-referrer`, since many of our URLs
+  carry tokens. The console's pages (`/admin`) may frame their own previews and be framed by themselves only
+  (`CONSOLE_SECURITY_POLICY`).
 
 The admin-token rule itself, the problem documents and the JSON-or-page choice are the HTTP kit's
 (`feeds.core.http`): the same ones the routes' error handlers use.
@@ -38,8 +39,10 @@ from ..core.http import (
 
 MAX_HEADER_BYTES = 32 * 1024
 MAX_BODY_BYTES = 1024 * 1024
-# Readable without the token: the API's description, so that a client can learn how to authenticate.
+# Readable without the token: the API's description, so that a client can learn how to authenticate, and the
+# reference page that shows it, with its assets (`docs.py`).
 PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
+PUBLIC_API_PREFIX = "/api/docs/assets/"
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 _EVERY_ANSWER = [(b"x-content-type-options", b"nosniff")]
@@ -98,7 +101,13 @@ class RequestGuard:
                     headers = message["headers"] = list(headers or ())
                 for name, value in headers:
                     if name == b"content-type":
-                        headers += html_answer if value.startswith(b"text/html") else _EVERY_ANSWER
+                        if not value.startswith(b"text/html"):
+                            headers += _EVERY_ANSWER
+                        elif any(n == b"content-security-policy" for n, _ in headers):
+                            # A second policy would forbid what the page's own allows (`/api/docs`' scripts).
+                            headers += [h for h in html_answer if h[0] != b"content-security-policy"]
+                        else:
+                            headers += html_answer
                         break
                 else:
                     headers += _EVERY_ANSWER
@@ -112,7 +121,8 @@ class RequestGuard:
             return Refusal(431, f"the request's headers are larger than {self._max_header_bytes} bytes")
         if "\x00" in path or b"%00" in scope.get("query_string", b""):
             return Refusal(400, "the URL holds a NUL character")  # no route takes one; PostgreSQL refuses them
-        if path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS:
+        if (path.startswith("/api") and (path == "/api" or path.startswith("/api/")) and path not in PUBLIC_API_PATHS
+                and not path.startswith(PUBLIC_API_PREFIX)):
             if authorization is None and self._access.accounts is not None:
                 if self._access.secret_of(cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE)) is not None:
                     return None  # a session of ours: the route's `Access` checks it is live, its role, its CSRF token

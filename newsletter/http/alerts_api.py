@@ -2,7 +2,7 @@
 
     POST /api/alerts/preview   what a reader would get (HTML and text), and how many readers it would reach
     POST /api/alerts           record the alert and send it now (202 with its id; the send runs after the answer)
-    GET  /api/alerts           recent alerts with their counts, newest first
+    GET  /api/alerts           recent alerts with their counts, newest first (a page: `ListPage`, `Paged`)
     GET  /api/alerts/{id}      one alert's report: deliveries by state, failures with reasons, clicks
 
 Thin: each endpoint reads the body, calls `newsletter.alerts.AlertDesk`, maps the result. A viewer reads, an editor
@@ -14,14 +14,13 @@ edition's id, so `/api/editions/{id}` and `/api/editions/{id}/deliveries` show i
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from pydantic import BaseModel, Field
 
 from feeds.core.audit import AuditLog
-from feeds.core.database import MAX_ID
-from feeds.core.http import Access, RowId, acting, admin_router, problems
+from feeds.core.http import Access, ListPage, Paged, RowId, acting, admin_router, problems
+from feeds.core.paging import decode_cursor, page_of
 
 from ..alerts import AlertDesk, AlertDraft, AlertReport, audit_values
 from ..settings import Settings
@@ -86,9 +85,8 @@ class AlertReportOut(AlertOut):
     clicks_by_article: dict[str, int]
 
 
-class AlertPage(BaseModel):
-    total: int
-    alerts: list[AlertOut]
+class AlertPage(ListPage[AlertOut]):
+    total: int = Field(description="alerts sent so far, all pages together")
 
 
 class Sending(BaseModel):
@@ -136,10 +134,13 @@ class AlertsApi:
         background.add_task(self.desk.send, alert.id)  # after the answer: a large audience takes a while
         return Sending(id=alert.id, status=alert.status, report=f"/api/alerts/{alert.id}")
 
-    def list_alerts(self, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> AlertPage:
-        return AlertPage(total=self.desk.store.count(),
-                         alerts=[AlertOut(**_out(r)) for r in self.desk.recent(limit, offset)])  # type: ignore[arg-type]
+    def list_alerts(self, page: Paged) -> AlertPage:
+        before = decode_cursor(page.cursor, "alerts", (datetime, int))
+        after = None if before is None else (before[0], before[1])
+        rows = self.desk.recent(page.limit + 1, before=after)  # type: ignore[arg-type]
+        found = page_of(rows, page.limit, "alerts", lambda r: (r.alert.created_at, r.alert.id))
+        return AlertPage(total=self.desk.store.count(), next_cursor=found.next_cursor,
+                         items=[AlertOut(**_out(r)) for r in found.items])  # type: ignore[arg-type]
 
     def report(self, alert_id: RowId) -> AlertReportOut:
         found = self.desk.report(alert_id)

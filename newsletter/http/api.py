@@ -1,9 +1,10 @@
 """The admin API of the audience side: `/api/subscribers` (list, add, export, erase), `/api/editions` (delivery
 counts and clicks; pause and resume a run), `/api/bounces` (a mail provider's webhook).
 
-Same bearer token and JSON errors as the content side's API. Adding by admin cannot bring back a suppressed
-address (unsubscribed, bounced, complained, erased): that answers 409 and only the person can resubscribe. Each
-API is a small class holding what it needs; `router()` registers its bound methods as the endpoints.
+Same access (`Access`: the admin token or a console session), JSON errors and list pages (`ListPage`, `Paged`: a
+limit and a cursor) as the content side's API. Adding by admin cannot bring back a suppressed address
+(unsubscribed, bounced, complained, erased): that answers 409 and only the person can resubscribe. Each API is a
+small class holding what it needs; `router()` registers its bound methods as the endpoints.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Annotated, Any, Callable, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from feeds.core.database import MAX_ID
 from feeds.core.audit import AuditLog
-from feeds.core.http import Access, RowId, acting, admin_router, problems
+from feeds.core.http import Access, ListPage, Paged, RowId, acting, admin_router, problems
+from feeds.core.paging import decode_cursor, page_of
 
 from ..bounces import apply_event, parse_webhook
 from ..deliveries import DeliveryStore, EditionStats
@@ -45,9 +46,8 @@ class SubscriberOut(BaseModel):
     alerts: bool = Field(default=False, description="asked for breaking-news alerts (\"alerts\" among the editions)")
 
 
-class SubscriberPage(BaseModel):
-    total: int
-    subscribers: list[SubscriberOut]
+class SubscriberPage(ListPage[SubscriberOut]):
+    total: int = Field(description="subscribers matching the filters, all pages together")
 
 
 class NewSubscriber(BaseModel):
@@ -100,16 +100,16 @@ class SubscribersApi:
                           summary="Erase one subscriber (keeps a hash so import can't re-add)")
         return api
 
-    def list_subscribers(self,
+    def list_subscribers(self, page: Paged,
                          status: Literal["pending", "confirmed", "unsubscribed", "bounced", "complained"] | None = None,
                          edition: Annotated[str | None, Query(max_length=64)] = None,
                          category: Annotated[str | None, Query(max_length=64)] = None,
-                         search: Annotated[str | None, Query(max_length=320)] = None,
-                         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                         offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> SubscriberPage:
-        total, rows = self.store.list(status=status, edition=edition, category=category, search=search, limit=limit,
-                                      offset=offset)
-        return SubscriberPage(total=total, subscribers=[_out(s) for s in rows])
+                         search: Annotated[str | None, Query(max_length=320)] = None) -> SubscriberPage:
+        after = decode_cursor(page.cursor, "subscribers", (int,))
+        total, rows = self.store.list(status=status, edition=edition, category=category, search=search,
+                                      limit=page.limit + 1, after_id=None if after is None else int(after[0]))
+        found = page_of(rows, page.limit, "subscribers", lambda s: (s.id,))
+        return SubscriberPage(total=total, items=[_out(s) for s in found.items], next_cursor=found.next_cursor)
 
     def add(self, request: Request, body: NewSubscriber) -> AddResult:
         editions = body.editions or ([body.frequency] if body.frequency else
@@ -195,9 +195,9 @@ class DeliveryOut(BaseModel):
     next_attempt_at: datetime | None = Field(description="a retry, or a mail held back for the night")
 
 
-class DeliveryPage(BaseModel):
-    total: int = Field(description="deliveries of the edition with this status (all of them without one)")
-    deliveries: list[DeliveryOut]
+class DeliveryPage(ListPage[DeliveryOut]):
+    total: int = Field(description="deliveries of the edition with this status (all of them without one), all pages "
+                                   "together")
 
 
 class EditionsApi:
@@ -218,7 +218,7 @@ class EditionsApi:
 
     def router(self) -> APIRouter:
         api = admin_router(self.access, "/api/editions", "digests")
-        api.add_api_route("", self.list_editions, methods=["GET"], response_model=list[EditionOut],
+        api.add_api_route("", self.list_editions, methods=["GET"], response_model=ListPage[EditionOut],
                           summary="Recent editions, newest first")
         api.add_api_route("/{edition_id}", self.one, methods=["GET"], response_model=EditionOut,
                           summary="One edition's sent, skipped, failed and clicks", responses=problems(404))
@@ -254,8 +254,12 @@ class EditionsApi:
                               after={"status": after.status, "name": after.name})
         return self._out(after)
 
-    def list_editions(self, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EditionOut]:
-        return [self._out(e) for e in self.deliveries.stats(limit=limit)]
+    def list_editions(self, page: Paged) -> ListPage[EditionOut]:
+        before = decode_cursor(page.cursor, "editions", (datetime, int))
+        after = None if before is None else (before[0], before[1])
+        rows = self.deliveries.stats(limit=page.limit + 1, before=after)  # type: ignore[arg-type]
+        found = page_of(rows, page.limit, "editions", lambda e: (e.scheduled_at, e.id))
+        return ListPage(items=[self._out(e) for e in found.items], next_cursor=found.next_cursor)
 
     def one(self, edition_id: RowId) -> EditionOut:
         found = self.deliveries.stats(edition_id)
@@ -263,17 +267,17 @@ class EditionsApi:
             raise HTTPException(404, f"no edition {edition_id}")
         return self._out(found[0])
 
-    def list_deliveries(self, edition_id: RowId, status: DeliveryStatus | None = None,
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0) -> DeliveryPage:
+    def list_deliveries(self, edition_id: RowId, page: Paged, status: DeliveryStatus | None = None) -> DeliveryPage:
+        after = decode_cursor(page.cursor, "deliveries", (int,))
         if not self.deliveries.stats(edition_id):
             raise HTTPException(404, f"no edition {edition_id}")
-        total, rows = self.deliveries.rows(edition_id, statuses=(status,) if status else (), limit=limit,
-                                           offset=offset)
-        return DeliveryPage(total=total, deliveries=[
+        total, rows = self.deliveries.rows(edition_id, statuses=(status,) if status else (), limit=page.limit + 1,
+                                           after=None if after is None else int(after[0]))
+        found = page_of(rows, page.limit, "deliveries", lambda r: (r.subscriber_id,))
+        return DeliveryPage(total=total, next_cursor=found.next_cursor, items=[
             DeliveryOut(subscriber_id=r.subscriber_id, email=r.email, status=r.status,  # type: ignore[arg-type]
                         attempts=r.attempts, last_error=r.last_error, sent_at=r.sent_at,
-                        next_attempt_at=r.next_attempt_at) for r in rows])
+                        next_attempt_at=r.next_attempt_at) for r in found.items])
 
     def _out(self, e: EditionStats) -> EditionOut:
         by_article = self.clicks(f"{e.name}-{e.id}")

@@ -50,7 +50,7 @@ def test_filters(console: Console, query: str, expected: list[str]) -> None:
     assert sorted(shown) == sorted(expected)
     api = admin.get(f"/api/audit?{query}")
     assert api.status_code == 200
-    assert [e["action"] for e in api.json()["entries"] if e["action"] != "user.login"] == expected
+    assert [e["action"] for e in api.json()["items"] if e["action"] != "user.login"] == expected
 
 
 def test_paging_goes_on_with_the_same_filters(console: Console) -> None:
@@ -64,19 +64,20 @@ def test_paging_goes_on_with_the_same_filters(console: Console) -> None:
     assert "source:s4<" in second and "source:s0<" in second and "source:s54" not in second
     assert 'href="/admin/audit?action=source."' in second  # back to the newest
     api = admin.get("/api/audit?action=source.&limit=50").json()
-    assert len(api["entries"]) == 50 and api["next"] is not None
-    rest = admin.get(api["next"]).json()
-    assert [e["target"] for e in rest["entries"]] == [f"source:s{n}" for n in range(4, -1, -1)] and rest["next"] is None
+    assert len(api["items"]) == 50 and api["next_cursor"] is not None
+    rest = admin.get("/api/audit", params={"action": "source.", "limit": 50, "cursor": api["next_cursor"]}).json()
+    assert [e["target"] for e in rest["items"]] == [f"source:s{n}" for n in range(4, -1, -1)]
+    assert rest["next_cursor"] is None
 
 
 def test_the_api_reads_with_the_admin_token(console: Console) -> None:
     fill(console)
     answer = console.client().get("/api/audit?target=daum", headers=ADMIN)
     assert answer.status_code == 200
-    [entry] = answer.json()["entries"]
+    [entry] = answer.json()["items"]
     assert entry["actor"] == "alice@news.example.com" and entry["after"] == {"name": "다음", "categories": ["politics"]}
     assert console.client().get("/api/audit?limit=0", headers=ADMIN).status_code == 422
-    assert console.client().get("/api/audit?before_id=-1", headers=ADMIN).status_code == 422
+    assert console.client().get("/api/audit?cursor=-1", headers=ADMIN).status_code == 422
 
 
 def test_only_admins_read_the_audit_log(console: Console) -> None:

@@ -65,7 +65,7 @@ def test_audit_values_are_text(console: Console) -> None:  # noqa: F811
 def test_audit_filters_are_literal(console: Console) -> None:  # noqa: F811
     admin = console.login("admin").client
     for query in ("actor=%25", "target=_", "action=%25"):
-        entries = admin.get(f"/api/audit?{query}").json()["entries"]
+        entries = admin.get(f"/api/audit?{query}").json()["items"]
         assert entries == [], query  # no address or target holds % or _: the wildcards are not wildcards
 
 
