@@ -41,7 +41,7 @@ from .kit import ConsoleKit, acting, posted
 
 RECENT = 30  # runs listed on the overview
 SHOWN_ROWS = 100  # failures (and waiting rows) listed on a report
-FRAME_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:"
+FRAME_POLICY = "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; frame-ancestors 'self'"
 STATUS_WORDS = {"sending": "console_editions_status_sending", "paused": "console_editions_status_paused",
                 "done": "console_editions_status_done"}
 STATUS_BADGES = {"sending": "warn", "paused": "bad", "done": "good"}
