@@ -104,6 +104,22 @@ def write_config(path: Path, *, database_url: str, mail_url: str = "maildir://va
     return path
 
 
+def demo_config(folder: Path) -> Path:
+    """`make run`'s demo in `folder`: its files built (examples/build_demo.py) and examples/demo.toml written there
+    with its database, files and outbox in `folder`."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, str(ROOT / "examples" / "build_demo.py"), str(folder / "var" / "demo")], check=True,
+                   capture_output=True)
+    text = (ROOT / "examples" / "demo.toml").read_text(encoding="utf-8")
+    text = text.replace('"sqlite:///var/gazette.db"', f'"sqlite:///{folder}/gazette.db"')
+    text = text.replace('path = "var/demo/', f'path = "{folder}/var/demo/')
+    text = text.replace('"maildir://var/outbox"', f'"maildir://{folder}/outbox"')
+    (folder / "gazette.toml").write_text(text, encoding="utf-8")
+    return folder / "gazette.toml"
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, *, interval: float = 0.02,
                message: str = "the condition did not come true in time") -> Any:
     """Poll `condition` until it returns something truthy, and return that; fail once `timeout` seconds pass."""

@@ -7,51 +7,23 @@ it can.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from feeds.ingest import ingest_all
 from newsletter.settings import load_settings
-from tests.conftest import ROOT, ServerThread
+from tests.conftest import ROOT, ServerThread, demo_config
+from tests.console.browser import CHROMIUM, SCREENSHOTS, needs_browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-
-
-def _skip_reason() -> str | None:
-    if not Path(CHROMIUM).exists():
-        return "Chromium is not installed (apt-get install chromium; make test does it as root)"
-    fonts = subprocess.run(["fc-list", ":lang=ko"], capture_output=True, text=True).stdout if shutil.which("fc-list") else ""
-    if not fonts.strip():
-        return "no Korean font: every Korean glyph would be a box (apt-get install fonts-nanum)"
-    try:
-        import playwright  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[test]')"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+pytestmark = needs_browser
 
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     import service
-
     from feeds.fetch import HttpFetcher
 
     folder = tmp_path_factory.mktemp("demo")
-    subprocess.run([sys.executable, str(ROOT / "examples" / "build_demo.py"), str(folder / "var" / "demo")], check=True,
-                   capture_output=True)
-    text = (ROOT / "examples" / "demo.toml").read_text(encoding="utf-8")
-    text = text.replace('"sqlite:///var/gazette.db"', f'"sqlite:///{folder}/gazette.db"')
-    text = text.replace('path = "var/demo/', f'path = "{folder}/var/demo/')
-    text = text.replace('"maildir://var/outbox"', f'"maildir://{folder}/outbox"')
-    (folder / "gazette.toml").write_text(text, encoding="utf-8")
+    demo_config(folder)
     services = service.Components(load_settings(folder / "gazette.toml", {}))
     services.prepare_database(migrate=True)
     fetcher = HttpFetcher()

@@ -23,10 +23,10 @@ import pytest
 from newsletter.settings import load_settings
 from newsletter.timing import TICK
 from tests.conftest import NOW, ServerThread, write_config
-from tests.test_browser import CHROMIUM, SCREENSHOTS, _skip_reason
+from tests.console.browser import CHROMIUM, SCREENSHOTS, needs_browser
 from tests.test_store import make_article
 
-pytestmark = pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")
+pytestmark = needs_browser
 
 CATEGORIES = """
 [[categories]]
@@ -75,9 +75,9 @@ WORDS = {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    import service
     from aiosmtpd.controller import Controller
 
+    import service
     from tests.conftest import Clock, SmtpRecorder, free_port
 
     folder = tmp_path_factory.mktemp("subscription")

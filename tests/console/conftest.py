@@ -8,7 +8,8 @@ instead: the app served on loopback for Chromium (see `tests/console/browser.py`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,15 @@ import pytest
 from argon2 import PasswordHasher
 
 from feeds.core.accounts import Accounts
-
 from newsletter.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, sqlite_copy, write_config
+from tests.conftest import (
+    NOW,
+    Clock,
+    InProcessClient,
+    SmtpRecorder,
+    sqlite_copy,
+    write_config,
+)
 
 PASSWORD = "correct horse battery"
 ACCOUNTS = {"admin": "admin@news.example.com", "editor": "editor@news.example.com",
@@ -102,19 +109,20 @@ def cheap_accounts(services: Any) -> Accounts:
                     hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
-@pytest.fixture
-def console(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
-            migrated_sqlite: Path) -> Iterator[Console]:
+@contextmanager
+def console_over(tmp_path: Path, smtp: SmtpRecorder, clock: Clock, template: Path, *, mail_url: str, extra: str = "",
+                 prepare: Callable[[Any], None] = lambda services: None) -> Iterator[Console]:
+    """The app in-process over a copy of the migrated `template`, with one account per role; `prepare(services)`
+    runs after the migration (articles, history, a fetcher of the test's own)."""
     import service
-    from tests.security.conftest import EXTRA, stored_article
+    from tests.security.conftest import EXTRA
 
-    smtp, smtp_url = smtp_server
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=sqlite_copy(migrated_sqlite, tmp_path),
-                                          mail_url=smtp_url, extra=EXTRA), {})
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=sqlite_copy(template, tmp_path),
+                                          mail_url=mail_url, extra=EXTRA + extra), {})
     services = service.Components(settings, clock=clock)
     services.accounts = cheap_accounts(services)
     services.prepare_database(migrate=True)
-    services.store.upsert_articles([stored_article(n) for n in (1, 2, 3)], source_id=None, now=NOW)
+    prepare(services)
     for role, email in ACCOUNTS.items():
         services.accounts.add(email, role, PASSWORD)
     with InProcessClient(service.create_app(services)) as base:
@@ -125,27 +133,31 @@ def console(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
     services.close()
 
 
+@pytest.fixture
+def console(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
+            migrated_sqlite: Path) -> Iterator[Console]:
+    from tests.security.conftest import stored_article
+
+    smtp, smtp_url = smtp_server
+    with console_over(tmp_path, smtp, clock, migrated_sqlite, mail_url=smtp_url, prepare=lambda services:
+                      services.store.upsert_articles([stored_article(n) for n in (1, 2, 3)], source_id=None, now=NOW)) \
+            as site:
+        yield site
+
+
 # --- the browser --------------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def console_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The demo (`make run`'s configuration and data) served on loopback, with one console account per role."""
-    import subprocess
-    import sys
 
     import service
     from feeds.fetch import HttpFetcher
     from feeds.ingest import ingest_all
-    from tests.conftest import ROOT, ServerThread
+    from tests.conftest import ROOT, ServerThread, demo_config
 
     folder = tmp_path_factory.mktemp("console")
-    subprocess.run([sys.executable, str(ROOT / "examples" / "build_demo.py"), str(folder / "var" / "demo")], check=True,
-                   capture_output=True)
-    text = (ROOT / "examples" / "demo.toml").read_text(encoding="utf-8")
-    text = text.replace('"sqlite:///var/gazette.db"', f'"sqlite:///{folder}/gazette.db"')
-    text = text.replace('path = "var/demo/', f'path = "{folder}/var/demo/')
-    text = text.replace('"maildir://var/outbox"', f'"maildir://{folder}/outbox"')
-    (folder / "gazette.toml").write_text(text, encoding="utf-8")
+    demo_config(folder)
     services = service.Components(load_settings(folder / "gazette.toml", {}))
     services.accounts = cheap_accounts(services)
     services.prepare_database(migrate=True)

@@ -9,34 +9,19 @@ from typing import Iterator
 
 import pytest
 
-from newsletter.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, sqlite_copy, write_config
-from tests.console.conftest import ACCOUNTS, PASSWORD, Console, cheap_accounts
+from tests.conftest import NOW, Clock, SmtpRecorder
+from tests.console.conftest import Console, console_over
 from tests.console.dashboard_data import SOURCES, seed_history
-from tests.security.conftest import ADMIN, EXTRA
+from tests.security.conftest import ADMIN
 
 
 @pytest.fixture
 def newsroom(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
              migrated_sqlite: Path) -> Iterator[Console]:
     """The console over a month of history (tests/console/dashboard_data.py), mail to a maildir."""
-    import service
-
-    smtp, _ = smtp_server
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=sqlite_copy(migrated_sqlite, tmp_path),
-                                          mail_url=f"maildir://{tmp_path / 'outbox'}", extra=EXTRA + SOURCES), {})
-    services = service.Components(settings, clock=clock)
-    services.accounts = cheap_accounts(services)
-    services.prepare_database(migrate=True)
-    seed_history(services, NOW)
-    for role, email in ACCOUNTS.items():
-        services.accounts.add(email, role, PASSWORD)
-    with InProcessClient(service.create_app(services)) as base:
-        site = Console(base, services, clock, smtp)
+    with console_over(tmp_path, smtp_server[0], clock, migrated_sqlite, mail_url=f"maildir://{tmp_path / 'outbox'}",
+                      extra=SOURCES, prepare=lambda services: seed_history(services, NOW)) as site:
         yield site
-        for client in site.clients:
-            client.close()
-    services.close()
 
 
 @pytest.mark.parametrize("role", ["viewer", "editor", "admin"])

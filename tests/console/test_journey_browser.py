@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import email as email_message
 import mailbox
-from email import policy
 import re
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from email import policy
 from typing import Any, Iterator
 
 import httpx
 import pytest
 
 from newsletter.settings import load_settings
-from tests.conftest import ROOT, ServerThread, wait_until
+from tests.conftest import ROOT, ServerThread, demo_config, wait_until
 from tests.console.browser import check_page, needs_browser
 from tests.console.conftest import cheap_accounts
 from tests.console.test_sources import PublicLoopback
@@ -67,13 +64,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from feeds.fetch import HostLimiter, HttpFetcher
 
     folder = tmp_path_factory.mktemp("journey")
-    subprocess.run([sys.executable, str(ROOT / "examples" / "build_demo.py"), str(folder / "var" / "demo")], check=True,
-                   capture_output=True)
-    text = (ROOT / "examples" / "demo.toml").read_text(encoding="utf-8")
-    text = text.replace('"sqlite:///var/gazette.db"', f'"sqlite:///{folder}/gazette.db"')
-    text = text.replace('path = "var/demo/', f'path = "{folder}/var/demo/')
-    text = text.replace('"maildir://var/outbox"', f'"maildir://{folder}/outbox"')
-    (folder / "gazette.toml").write_text(text, encoding="utf-8")
+    demo_config(folder)
     services = service.Components(load_settings(folder / "gazette.toml", {"GAZETTE_SCHEDULER_RELOAD": "1s"}))
     services.accounts = cheap_accounts(services)
     services.__dict__["fetcher"] = HttpFetcher(timeout=5, deadline=10, limiter=HostLimiter(4, 0),

@@ -15,10 +15,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from newsletter.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, SmtpRecorder, sqlite_copy, write_config
-from tests.console.conftest import ACCOUNTS, PASSWORD, Console, cheap_accounts
-from tests.security.conftest import EXTRA
+from tests.conftest import NOW, Clock, SmtpRecorder
+from tests.console.conftest import ACCOUNTS, Console, console_over
 from tests.test_fetch import Site, respond
 
 FILE_SOURCE = """
@@ -66,25 +64,15 @@ def feed() -> Iterator[Site]:
 @pytest.fixture
 def console(tmp_path: Path, smtp_server: tuple[SmtpRecorder, str], clock: Clock,
             migrated_sqlite: Path) -> Iterator[Console]:
-    import service
     from feeds.fetch import HostLimiter, HttpFetcher
 
-    smtp, smtp_url = smtp_server
-    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=sqlite_copy(migrated_sqlite, tmp_path),
-                                          mail_url=smtp_url, extra=EXTRA + FILE_SOURCE), {})
-    services = service.Components(settings, clock=clock)
-    services.accounts = cheap_accounts(services)
-    services.__dict__["fetcher"] = HttpFetcher(timeout=5, deadline=10, limiter=HostLimiter(4, 0),
-                                               resolver=PublicLoopback.resolve, rule=PublicLoopback.rule)
-    services.prepare_database(migrate=True)
-    for role, email in ACCOUNTS.items():
-        services.accounts.add(email, role, PASSWORD)
-    with InProcessClient(service.create_app(services)) as base:
-        site = Console(base, services, clock, smtp)
+    def public_loopback(services: Any) -> None:
+        services.__dict__["fetcher"] = HttpFetcher(timeout=5, deadline=10, limiter=HostLimiter(4, 0),
+                                                   resolver=PublicLoopback.resolve, rule=PublicLoopback.rule)
+
+    with console_over(tmp_path, smtp_server[0], clock, migrated_sqlite, mail_url=smtp_server[1], extra=FILE_SOURCE,
+                      prepare=public_loopback) as site:
         yield site
-        for client in site.clients:
-            client.close()
-    services.close()
 
 
 def form(feed: Site, **changes: str) -> dict[str, str]:
