@@ -165,6 +165,9 @@ def test_add_edit_pause_resume_delete(api, services, feed: Site) -> None:  # typ
 
     paused = api.post(name + "/pause", headers=ADMIN)
     assert paused.status_code == 200 and paused.json()["paused"]
+    listed = {s["name"]: s for s in api.get("/api/sources", headers=ADMIN).json()["items"]}
+    assert listed["wire"]["origin"] == "config" and listed["연합 속보"]["origin"] == "console"
+    assert listed["연합 속보"]["paused"] and listed["연합 속보"]["status"] == "paused"
     assert [s.name for s in services.source_book.active()] == ["wire"]
     assert "ingest:연합 속보" not in {spec.key for spec in services.task_specs()}
     resumed = api.post(name + "/resume", headers=ADMIN)

@@ -60,7 +60,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
     return [
         *PublicPages(settings, store, publisher, templates, clock, view_counter, clicks).routes(),
         *PartnerFeedRoute(desk, settings.feeds.max_age).routes(),
-        *SourcesApi(settings, store, clock, access).router().routes,
+        *SourcesApi(settings, store, clock, access, source_book).router().routes,
         *SourcesWriteApi(access, source_book, audit).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *AuditApi(access, audit).router().routes,

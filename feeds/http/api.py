@@ -19,23 +19,27 @@ from ..core.audit import AuditLog
 from ..core.http import Access, ListPage, Paged, RowId, acting, admin_router, problems
 from ..core.paging import decode_cursor, page_in_memory, page_of
 from ..errors import UnknownName
-from ..model import source_health
 from ..partners import Partner, PartnerStore
 from ..push import PushQueue
 from ..readership import WINDOWS, most_viewed
 from ..settings import Settings
+from ..source_book import SourceBook, SourceRow
 from ..store import ArticleStore
 from ..syndication import register_partner
 
 
 class SourceHealth(BaseModel):
     name: str
+    origin: str  # config (the file's, read-only) | console (stored: the console or POST /api/sources)
+    paused: bool
     kind: str
     location: str
     fetch_url: str | None
     category: str | None
     interval_seconds: int
-    status: str  # new | ok | failing | unhealthy (past the failure limit: checked every 6 h) | disabled
+    # new | ok | failing | unhealthy (past the failure limit: checked every 6 h) | disabled | paused | invalid (a stored
+    # definition the file no longer allows: not polled)
+    status: str
     last_checked_at: datetime | None
     last_success_at: datetime | None
     last_error: str | None
@@ -62,10 +66,12 @@ class RankedArticle(BaseModel):
 class SourcesApi:
     """`/api/sources` and `/api/popular`."""
 
-    def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime], access: Access) -> None:
+    def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime], access: Access,
+                 book: SourceBook) -> None:
         self._settings = settings
         self._access = access
         self._store = store
+        self._book = book
         self._clock = clock
 
     def router(self) -> APIRouter:
@@ -82,12 +88,9 @@ class SourcesApi:
 
     def sources(self, page: Paged) -> ListPage[SourceHealth]:
         after = decode_cursor(page.cursor, "sources", (str,))
-        found = page_in_memory(self._store.sources(self._settings.sources), page.limit, "sources",
-                               lambda state: (state.name,), after)
-        limit = self._settings.fetch.failure_limit
-        fields = [k for k in SourceHealth.model_fields if k != "status"]
-        return ListPage(items=[SourceHealth(status=source_health(state, limit), **{k: getattr(state, k) for k in fields})
-                               for state in found.items], next_cursor=found.next_cursor)
+        rows = sorted(self._book.overview(self._settings.fetch.failure_limit), key=lambda row: row.entry.name)
+        found = page_in_memory(rows, page.limit, "sources", lambda row: (row.entry.name,), after)
+        return ListPage(items=[_health(row) for row in found.items], next_cursor=found.next_cursor)
 
     def popular(self, window: Literal["1h", "24h", "7d", "30d"] = "24h", category: str | None = None,
                 limit: Annotated[int, Query(ge=1, le=100)] = 10) -> ListPage[RankedArticle]:
@@ -99,6 +102,20 @@ class SourcesApi:
         return ListPage(items=[RankedArticle(rank=i, id=a.id, title=a.title, url=a.url, category=a.category,
                                              byline=a.byline, published_at=a.published_at, views=a.views)
                                for i, a in enumerate(ranked, start=1)], next_cursor=None)
+
+
+def _health(row: SourceRow) -> SourceHealth:
+    """A source's line: its state as the store keeps it, or, for a stored definition never synced, what it says."""
+    entry, state = row.entry, row.state
+    known = {"origin": entry.origin, "paused": entry.is_paused, "status": row.health}
+    if state is not None:
+        return SourceHealth(**known, **{k: getattr(state, k) for k in SourceHealth.model_fields if k not in known})
+    definition = entry.definition
+    return SourceHealth(**known, name=entry.name, kind=str(definition.get("kind", "")),
+                        location=str(definition.get("url") or definition.get("path") or ""), fetch_url=None,
+                        category=definition.get("category"), interval_seconds=0, last_checked_at=None,
+                        last_success_at=None, last_error=entry.problem, last_error_at=None, consecutive_failures=0,
+                        next_check_at=None, disabled_reason=None, clock_warning=None, skipped_items=0, last_skip=None)
 
 
 # --- partners ---------------------------------------------------------------------------------------------------
