@@ -83,7 +83,7 @@ def check_page(page: Any, name: str | None = None) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"console-{name}-{width}.png"), full_page=True)
     if not AXE.exists():
-        pytest.skip("axe-core is not installed (npm ci --prefix tests/js; make test does it where npm exists)")
+        pytest.skip(reason="axe-core is not installed (npm ci --prefix tests/js; make test does it where npm exists)")
     # Evaluated through the DevTools protocol, which the page's Content-Security-Policy (no scripts) does not govern.
     page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
     found = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
