@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import sys
-from typing import Any
+from typing import Any, Iterable
 
 import pygal
 from pygal.style import Style
@@ -49,4 +49,11 @@ def accessible_svg(svg: str, title: str, summary: str) -> str:
     return svg[:found.start()] + opening + named + svg[found.end():]
 
 
-__all__ = ["accessible_svg", "pygal", "style"]
+def count_axis(values: Iterable[int | None], ticks: int = 5) -> list[int]:
+    """Y labels for counts: whole numbers from 0, about `ticks` of them (pygal would label 0.2 of a mail)."""
+    top = max((v for v in values if v is not None), default=0)
+    step = max(1, -(-top // ticks))
+    return list(range(0, top + step, step))
+
+
+__all__ = ["accessible_svg", "count_axis", "pygal", "style"]

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from feeds.core.i18n import Words
 
-from .charts import accessible_svg, pygal, style
+from .charts import accessible_svg, count_axis, pygal, style
 from .dashboard import Dashboard
 
 STYLE = style(label_font_size=14, major_label_font_size=14, legend_font_size=15, title_font_size=16,
@@ -73,8 +73,10 @@ def funnel_chart(d: Dashboard, t: Words) -> Chart:
                      failed=t.number(sum(e.failed for e in shown)), clicks=t.number(sum(e.clicks for e in shown)))
     chart = _new(pygal.Bar, days=len(shown))
     chart.x_labels = [f"{e.name} {e.scheduled_at:%m-%d}" for e in shown]
-    for key, values in (("dash_recipients", [e.recipients for e in shown]), ("dash_sent", [e.sent for e in shown]),
-                        ("dash_failed", [e.failed for e in shown]), ("dash_clicked", [e.clicks for e in shown])):
+    series = (("dash_recipients", [e.recipients for e in shown]), ("dash_sent", [e.sent for e in shown]),
+              ("dash_failed", [e.failed for e in shown]), ("dash_clicked", [e.clicks for e in shown]))
+    chart.y_labels = count_axis(v for _, values in series for v in values)
+    for key, values in series:
         chart.add(t[key], values)
     return _chart("funnel", title, summary, chart,
                   (t["dash_edition"], t["dash_recipients"], t["dash_sent"], t["dash_failed"], t["dash_clicked"],
@@ -91,6 +93,7 @@ def views_chart(d: Dashboard, t: Words, timezone: tzinfo) -> Chart:
                      peak=t.number(peak[1] if peak else 0), at=f"{peak[0]:%m-%d %H:00}" if peak else "-")
     chart = _new(pygal.Bar, days=len(hours), every=6, show_legend=False)
     chart.x_labels = [f"{at:%H}" for at, _ in hours]
+    chart.y_labels = count_axis(v for _, v in hours)
     chart.add(t["dash_views"], [v for _, v in hours])
     return _chart("views", title, summary, chart, (t["dash_hour"], t["dash_views"]),
                   [(f"{at:%Y-%m-%d %H:00}", t.number(v)) for at, v in hours])

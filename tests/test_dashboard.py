@@ -251,3 +251,16 @@ def test_a_chart_s_name_is_escaped() -> None:
                           '&quot; &amp; 해지&lt;/b&gt;</title><desc id="chart-1-desc">a &lt; b</desc><g/>')
     with pytest.raises(ValueError):
         accessible_svg("<svg><g/></svg>", "x", "y")
+
+
+@pytest.mark.parametrize("values, labels", [
+    pytest.param([], [0], id="nothing"),
+    pytest.param([0, 0], [0], id="zeros"),
+    pytest.param([3, 1], [0, 1, 2, 3], id="small: every whole number"),
+    pytest.param([10, None, 4], [0, 2, 4, 6, 8, 10], id="gaps ignored"),
+    pytest.param([11], [0, 3, 6, 9, 12], id="rounded up past the top"),
+])
+def test_count_axes_label_whole_numbers(values: list[int | None], labels: list[int]) -> None:
+    from newsletter.charts import count_axis
+
+    assert count_axis(values) == labels

@@ -15,7 +15,7 @@ from typing import Sequence
 from feeds.core.i18n import Words
 from feeds.partners import UsageDay
 
-from ...charts import accessible_svg, pygal, style
+from ...charts import accessible_svg, count_axis, pygal, style
 
 STYLE = style(label_font_size=12, major_label_font_size=12, legend_font_size=13, value_font_size=11)
 
@@ -46,9 +46,7 @@ def usage_chart(usage: Sequence[UsageDay], today: date, days: int, t: Words) -> 
                       x_labels_major_every=7 if days > 31 else 5 if days > 14 else 1, truncate_label=-1,
                       print_values=False, no_data_text="-", margin=12)
     chart.x_labels = [f"{day:%m-%d}" for day in span]
-    top = max((v for values in series.values() for v in values), default=0)
-    step = max(1, -(-top // 5))
-    chart.y_labels = list(range(0, top + step, step))  # whole requests: no 0.2 of a request on the axis
+    chart.y_labels = count_axis(v for values in series.values() for v in values)
     chart.add(t["console_partners_requests"], series["requests"])
     chart.add(t["console_partners_not_modified"], series["not_modified"])
     chart.add(t["console_partners_clicks"], series["clicks"])
