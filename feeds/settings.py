@@ -1,6 +1,6 @@
 """The content side's settings and the sections both sides share, as frozen dataclasses.
 
-Sections owned here: [site], [database], [secrets], [admin], [scheduler], [logging], [feeds], [fetch], [views] and
+Sections owned here: [site], [database], [secrets], [admin], [scheduler], [queue], [logging], [feeds], [fetch], [views] and
 the arrays [[categories]], [[sources]], [[partners]]. The schemas are exported (`SECTIONS`, `ARRAYS`) so the audience
 side's `newsletter.settings` can load one file holding both sides; [mail] and [digests] are declared there, and no
 content-side code reads them. The loading machinery (TOML, the GAZETTE_<SECTION>_<KEY> overlay, schema checks) is
@@ -152,6 +152,22 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """[queue]: work spread over processes and machines, both optional. `url` (a RabbitMQ broker, amqp://) makes
+    editions go out as Celery tasks of `batch_size` readers and source polls run on workers (`gazette worker`);
+    `redis_url` moves what each process kept in memory (view dedupe, per-IP caps, rate limits, the mail rate) to
+    one Redis, so that several `serve` workers and machines share it. Without either, all of it stays in-process."""
+
+    url: str | None = None
+    redis_url: str | None = None
+    batch_size: int = 1000
+
+    @property
+    def is_distributed(self) -> bool:
+        return self.url is not None
+
+
+@dataclass(frozen=True)
 class Settings:
     """The content side's settings and the shared sections; `newsletter.settings.Settings` adds [mail] and
     [digests]."""
@@ -177,6 +193,7 @@ class Settings:
     views: ViewSettings = ViewSettings()
     logging: LogSettings = LogSettings()
     console: ConsoleSettings = ConsoleSettings()
+    queue: QueueSettings = QueueSettings()
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -199,6 +216,7 @@ SECTIONS: dict[str, Spec] = {
     "admin": {"token": (str, None), "session_idle": (str, "2h"), "session_lifetime": (str, "12h"),
               "sources_private_network": (bool, False)},
     "scheduler": {"lease_ttl": (str, "30s"), "reload": (str, "30s")},
+    "queue": {"url": (str, None), "redis_url": (str, None), "batch_size": (int, 1000)},
     "views": {"dedupe": (str, "30m"), "per_ip_cap": (int, 20), "flush_interval": (str, "1s"),
               "flush_events": (int, 1000), "max_age": (str, "7d"), "popular_window": (str, "24h")},
     "fetch": {"timeout": (str, "20s"), "deadline": (str, "60s"), "max_bytes": (int, 10 * 1024 * 1024),
@@ -255,6 +273,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     check("scheduler.lease_ttl", lease_ttl >= timedelta(seconds=1), "must be at least 1s")
     reload = convert("scheduler.reload", sec["scheduler"]["reload"], parse_duration)
 
+    queue = _build_queue(sec["queue"])
     fetch = _build_fetch(sec["fetch"])
     v = sec["views"]
     views = ViewSettings(dedupe=convert("views.dedupe", v["dedupe"], parse_duration), per_ip_cap=v["per_ip_cap"],
@@ -276,7 +295,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
                     scheduler_lease_ttl=lease_ttl, scheduler_reload=reload,
                     stored_sources_private_network=sec["admin"]["sources_private_network"], fetch=fetch, views=views,
-                    logging=log_settings, console=console)
+                    logging=log_settings, console=console, queue=queue)
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -289,6 +308,16 @@ def _build_site(v: dict[str, Any]) -> SiteSettings:
           "must be an absolute http(s) URL of the privacy policy")
     return SiteSettings(name=v["name"].strip(), base_url=v["base_url"].rstrip("/"), timezone=timezone,
                         language=v["language"], privacy_url=v["privacy_url"])
+
+
+def _build_queue(v: dict[str, Any]) -> QueueSettings:
+    url, redis_url = v["url"], v["redis_url"]
+    check("queue.url", url is None or urlsplit(url).scheme in ("amqp", "amqps") and bool(urlsplit(url).hostname),
+          "must be a RabbitMQ address such as amqp://guest:guest@127.0.0.1:5672//")
+    check("queue.redis_url", redis_url is None or urlsplit(redis_url).scheme in ("redis", "rediss", "unix"),
+          "must be a Redis address such as redis://127.0.0.1:6379/0")
+    check("queue.batch_size", 1 <= v["batch_size"] <= 100_000, "must be between 1 and 100000")
+    return QueueSettings(url=url, redis_url=redis_url, batch_size=v["batch_size"])
 
 
 def _build_logging(v: dict[str, Any]) -> LogSettings:
