@@ -40,15 +40,18 @@ demo: $(VENV)/.installed gazette.toml
 run: demo
 	$(BIN)/gazette --config $(DEMO) serve --host $(HOST) --port $(PORT)
 
-# Browser tests drive Debian's chromium with a Korean font; mail tests score with SpamAssassin. Install them where
-# we may (root + apt); elsewhere those tests skip and say why.
+# Browser tests drive Debian's chromium with a Korean font; mail tests score with SpamAssassin and check DKIM with
+# OpenDKIM's tools; the deploy test runs the nginx site of deploy/. Install them where we may (root + apt); elsewhere
+# those tests skip and say why.
+TEST_PACKAGES := chromium fonts-nanum spamassassin opendkim-tools nginx-light
 test-deps:
 	@if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi nanum \
-		&& command -v spamassassin >/dev/null 2>&1; then :; \
+		&& command -v spamassassin >/dev/null 2>&1 && command -v opendkim-testmsg >/dev/null 2>&1 \
+		&& command -v nginx >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing chromium, fonts-nanum and spamassassin for the browser and mail tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-nanum spamassassin >/dev/null; \
-	else echo "chromium, fonts-nanum or spamassassin missing and not root: those tests will skip and say why"; fi
+		echo "installing $(TEST_PACKAGES) for the browser, mail and deploy tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES) >/dev/null; \
+	else echo "some of $(TEST_PACKAGES) missing and not root: those tests will skip and say why"; fi
 
 # The suite in one worker per core (pytest-xdist); tests marked `alone` (they measure time) run while no other does.
 test: $(VENV)/.installed-test test-deps
