@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import Engine, Insert, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Insert, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .compose import RenderedMail
-from .db import deliveries, edition_segments, editions, subscribers
+from feeds.core.database import insert_for
+
+from .db import deliveries, edition_segments, editions, reader_marks, subscribers
 from .records import ALERTS
 
 STATUSES = ("queued", "sent", "skipped", "failed", "retry", "held")
@@ -200,25 +202,26 @@ class DeliveryStore:
 
     # --- delivery rows --------------------------------------------------------------------------------
 
-    def states(self, edition_id: int) -> dict[int, tuple[str, int, datetime | None]]:
-        """subscriber id -> (status, attempts, next_attempt_at) for this edition's rows."""
+    def states(self, edition_id: int, ids: Sequence[int] | None = None) -> dict[int, tuple[str, int, datetime | None]]:
+        """subscriber id -> (status, attempts, next_attempt_at) for this edition's rows (of `ids` only, if given: a
+        send asks a page of readers at a time)."""
+        query = select(deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
+                       deliveries.c.next_attempt_at).where(deliveries.c.edition_id == edition_id)
+        out: dict[int, tuple[str, int, datetime | None]] = {}
         with self.engine.connect() as conn:
-            rows = conn.execute(select(deliveries.c.subscriber_id, deliveries.c.status, deliveries.c.attempts,
-                                       deliveries.c.next_attempt_at).where(deliveries.c.edition_id == edition_id))
-            return {r.subscriber_id: (r.status, r.attempts or 0, r.next_attempt_at) for r in rows}
+            for chunk in [None] if ids is None else _chunked(ids):
+                rows = conn.execute(query if chunk is None else query.where(deliveries.c.subscriber_id.in_(chunk)))
+                out.update((r.subscriber_id, (r.status, r.attempts or 0, r.next_attempt_at)) for r in rows)
+        return out
 
-    def high_waters(self, subscriber_ids: Sequence[int], *, exclude_edition: int | None) -> dict[int, datetime]:
-        """Each subscriber's newest article sent so far (in other editions): the next digest starts after it."""
+    def high_waters(self, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
+        """Each subscriber's newest article sent so far (`reader_marks`, one key lookup each): the next digest
+        starts after it."""
         out: dict[int, datetime] = {}
-        wanted = set(subscriber_ids)
-        query = (select(deliveries.c.subscriber_id, func.max(deliveries.c.high_water_at))
-                 .where(deliveries.c.status == "sent").group_by(deliveries.c.subscriber_id))
-        if exclude_edition is not None:
-            query = query.where(deliveries.c.edition_id != exclude_edition)
         with self.engine.connect() as conn:
-            for subscriber_id, value in conn.execute(query):
-                if subscriber_id in wanted and value is not None:
-                    out[subscriber_id] = deliveries.c.high_water_at.type.process_result_value(value, None)
+            for chunk in _chunked(subscriber_ids):
+                out.update(conn.execute(select(reader_marks.c.subscriber_id, reader_marks.c.high_water_at)
+                                        .where(reader_marks.c.subscriber_id.in_(chunk))).all())
         return out
 
     def mark_skipped(self, edition_id: int, subscriber_ids: Sequence[int]) -> None:
@@ -255,13 +258,32 @@ class DeliveryStore:
         with self.engine.begin() as conn:
             for rows in by_status.values():
                 conn.execute(statement, [{**r, "b_edition": edition_id} for r in rows])
+            sent = [o["b_id"] for o in by_status.get("sent", [])]
+            for chunk in _chunked(sent):  # the readers' high-water marks move with the mail they got, in the same commit
+                self._raise_marks(conn, edition_id, chunk)
 
-    def retries(self, edition_id: int) -> list[tuple[int, int, datetime, int | None]]:
-        """(subscriber id, attempts, next attempt, segment id) of rows waiting for a retry."""
+    @staticmethod
+    def _raise_marks(conn: Connection, edition_id: int, subscriber_ids: Sequence[int]) -> None:
+        insert_ = insert_for(conn)
+        statement = insert_(reader_marks).from_select(
+            ["subscriber_id", "high_water_at"],
+            select(deliveries.c.subscriber_id, deliveries.c.high_water_at).where(
+                deliveries.c.edition_id == edition_id, deliveries.c.subscriber_id.in_(list(subscriber_ids)),
+                deliveries.c.status == "sent", deliveries.c.high_water_at.is_not(None)))
+        excluded = statement.excluded.high_water_at
+        conn.execute(statement.on_conflict_do_update(index_elements=[reader_marks.c.subscriber_id],
+                                                     set_={"high_water_at": excluded},
+                                                     where=excluded > reader_marks.c.high_water_at))
+
+    def retries(self, edition_id: int, limit: int | None = None) -> list[tuple[int, int, datetime, int | None]]:
+        """(subscriber id, attempts, next attempt, segment id) of rows waiting for a retry, soonest first (the
+        `limit` soonest: a run takes them a page at a time)."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(deliveries.c.subscriber_id, deliveries.c.attempts, deliveries.c.next_attempt_at,
                                        deliveries.c.segment_id)
-                                .where(deliveries.c.edition_id == edition_id, deliveries.c.status == "retry")).all()
+                                .where(deliveries.c.edition_id == edition_id, deliveries.c.status == "retry")
+                                .order_by(deliveries.c.next_attempt_at, deliveries.c.subscriber_id)
+                                .limit(limit)).all()
         return [(r.subscriber_id, r.attempts, r.next_attempt_at, r.segment_id) for r in rows]
 
     def rows(self, edition_id: int, *, statuses: Sequence[str] = (), has_error: bool = False, limit: int | None = None,
@@ -364,3 +386,9 @@ class DeliveryStore:
                              .values({k: bindparam(f"b_{k}") for k in columns}))
                 conn.execute(statement, [{"b_subscriber": r["subscriber_id"], **{f"b_{k}": r[k] for k in columns}}
                                          for r in old])
+
+
+def _chunked(ids: Sequence[int], size: int = 500) -> Iterable[list[int]]:
+    """Ids in statements of `size` (bound parameters are limited: SQLite allows 32,766 a statement)."""
+    for start in range(0, len(ids), size):
+        yield list(ids[start:start + size])

@@ -12,7 +12,7 @@ parts (the wiring's one call).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -27,7 +27,7 @@ from feeds.settings import Category, SiteSettings
 from .compose import RenderedMail
 from .deliveries import DeliveryRow, EditionStats, Outcome
 from .links import Links
-from .records import Subscriber
+from .records import Audience, Subscriber
 from .settings import MailSettings, Settings
 from .signing import DkimSigner
 from .tokens import Tokens
@@ -55,6 +55,8 @@ class Readers(Protocol):
     def confirmed(self, edition: str, *, ads: bool = False, zones: Sequence[str | None] | None = None,
                   edition_id: int | None = None, ids: Sequence[int] | None = None,
                   apart: tuple[datetime, timedelta] | None = None) -> list[Subscriber]: ...
+
+    def pages(self, audience: Audience, *, size: int = 1000) -> Iterator[list[Subscriber]]: ...
 
     def zones(self) -> list[str | None]: ...
 
@@ -92,9 +94,9 @@ class Ledger(Protocol):
 
     def segment_mails(self, edition_id: int) -> dict[int, RenderedMail]: ...
 
-    def states(self, edition_id: int) -> dict[int, DeliveryState]: ...
+    def states(self, edition_id: int, ids: Sequence[int] | None = None) -> dict[int, DeliveryState]: ...
 
-    def high_waters(self, subscriber_ids: Sequence[int], *, exclude_edition: int | None) -> dict[int, datetime]: ...
+    def high_waters(self, subscriber_ids: Sequence[int]) -> dict[int, datetime]: ...
 
     def mark_skipped(self, edition_id: int, subscriber_ids: Sequence[int]) -> None: ...
 
@@ -106,7 +108,7 @@ class Ledger(Protocol):
 
     def record(self, edition_id: int, outcomes: Iterable[Outcome]) -> None: ...
 
-    def retries(self, edition_id: int) -> list[tuple[int, int, datetime, int | None]]: ...
+    def retries(self, edition_id: int, limit: int | None = None) -> list[tuple[int, int, datetime, int | None]]: ...
 
     def rows(self, edition_id: int, *, statuses: Sequence[str] = (), has_error: bool = False,
              limit: int | None = None, offset: int = 0) -> tuple[int, list[DeliveryRow]]: ...

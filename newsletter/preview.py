@@ -90,7 +90,7 @@ def _mail_for(edition: EditionSettings, scheduled_at: datetime, run: EditionRun,
                                      categories=tuple(c.slug for c in s.categories), editions=(edition.name,),
                                      timezone=None, language=None, confirmed_at=None, public_id=STAND_IN)
     period_start = scheduled_at - edition.window
-    high_waters = run.ledger.high_waters([subscriber.id], exclude_edition=None) if found else {}
+    high_waters = run.ledger.high_waters([subscriber.id]) if found else {}
     [segment] = group_segments([subscriber], site_zone=s.site.timezone, site_language=s.site.language,
                                period_start=period_start, high_waters=high_waters)
     digest = digest_of(edition, subscriber.categories, segment.after, scheduled_at,
@@ -145,7 +145,7 @@ def plan_for(edition: EditionSettings, scheduled_at: datetime, period_start: dat
     """Who of `recipients` would get what. Each segment's digest is built once (one query for its articles) and its
     subject worked out without rendering the mail: cheap for a list of any length."""
     s = run.settings
-    high_waters = run.ledger.high_waters([r.id for r in recipients], exclude_edition=None)
+    high_waters = run.ledger.high_waters([r.id for r in recipients])
     most_viewed = most_viewed_of(edition, period_start, scheduled_at, run)
     mails: list[PlannedMail] = []
     segment_count = skipped = 0

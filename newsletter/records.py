@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -39,6 +39,19 @@ class Subscriber:
     @property
     def is_active(self) -> bool:
         return self.status == "confirmed" and self.paused_at is None
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Whom one run of an edition is for, as a query: the edition's readers (with advertising consent when it
+    carries ads), of these time zones (`zones`; None in it: no zone chosen) or already in the run `edition_id`, and not
+    sent another run of it within `apart` (the run's time, a span). `zones` None: every zone (a manual send)."""
+
+    edition: str
+    ads: bool = False
+    zones: tuple[str | None, ...] | None = None
+    edition_id: int | None = None
+    apart: tuple[datetime, timedelta] | None = None
 
 
 @dataclass(frozen=True)

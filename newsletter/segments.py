@@ -16,6 +16,7 @@ A segment is rendered once; a reader's copy fills in a few fields (see `compose`
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ from .compose import (
 )
 from .digest import Digest, build_digest
 from .edition_run import EditionRun
-from .records import Subscriber
+from .records import Audience, Subscriber
 from .settings import EditionSettings
 from .timing import half_period, zone_of, zones_firing
 
@@ -75,17 +76,24 @@ class Outgoing:
     envelope_from: str  # the VERP return path carrying the message's signed tag
 
 
-def readers_of(edition: EditionSettings, scheduled_at: datetime, run: EditionRun, *, everyone: bool,
-               edition_id: int | None = None) -> list[Subscriber]:
+def audience_of(edition: EditionSettings, scheduled_at: datetime, run: EditionRun, *, everyone: bool,
+                edition_id: int | None = None) -> Audience:
     """The edition's readers for the run at `scheduled_at`: those whose own wall clock says it is the edition's time
     (07:00 in Seoul and 07:00 in Kolkata are two runs), everyone for a manual send; and whoever the run already
     has a delivery row for, so a resumed run keeps its readers even if they changed zone since."""
-    readers, site_zone = run.readers, run.settings.site.timezone
     if everyone:
-        return readers.confirmed(edition.name, ads=edition.has_ads, edition_id=edition_id)
-    zones = zones_firing(edition.schedule, readers.zones(), site_zone, scheduled_at)
-    return readers.confirmed(edition.name, ads=edition.has_ads, zones=zones, edition_id=edition_id,
-                             apart=(scheduled_at, half_period(edition.schedule, site_zone)))
+        return Audience(edition.name, edition.has_ads, edition_id=edition_id)
+    site_zone = run.settings.site.timezone
+    zones = zones_firing(edition.schedule, run.readers.zones(), site_zone, scheduled_at)
+    return Audience(edition.name, edition.has_ads, tuple(zones), edition_id,
+                    (scheduled_at, half_period(edition.schedule, site_zone)))
+
+
+def readers_of(edition: EditionSettings, scheduled_at: datetime, run: EditionRun, *, everyone: bool,
+               edition_id: int | None = None) -> list[Subscriber]:
+    """`audience_of` as one list (a preview's; a send reads it a page at a time)."""
+    audience = audience_of(edition, scheduled_at, run, everyone=everyone, edition_id=edition_id)
+    return [reader for page in run.readers.pages(audience) for reader in page]
 
 
 def starts_after(high_water: datetime | None, period_start: datetime) -> datetime:
@@ -172,3 +180,48 @@ def message_bytes(message: Outgoing, run: EditionRun) -> bytes:
     data = personalise(message.template, message.recipient, now=run.clock(),
                        unsubscribe_address=run.settings.mail.unsubscribe_address)
     return run.signer.sign(data) if run.signer is not None else data
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A segment's mail as a run sends it: the mail, and what each reader's delivery row records of its digest."""
+
+    mail: SegmentMail
+    articles: int
+    high_water_at: datetime
+
+
+class SegmentCache:
+    """Each segment's mail of one run, rendered (and stored) the first time a reader of it comes, then reused.
+
+    Readers come a page at a time, so a segment is met again on later pages: its mail is kept, the `keep` most
+    recently used at most (a run with thousands of segments stays in bounded memory; a segment met again after
+    being dropped is rendered again, and the ledger gives back its stored row). None: nothing new for it."""
+
+    def __init__(self, edition: EditionSettings, edition_id: int, scheduled_at: datetime,
+                 most_viewed: Sequence[StoredArticle], run: EditionRun, *, keep: int = 256) -> None:
+        self.edition, self.edition_id, self.scheduled_at = edition, edition_id, scheduled_at
+        self.most_viewed, self.run, self.keep = most_viewed, run, keep
+        self._kept: OrderedDict[str, Prepared | None] = OrderedDict()
+
+    def get(self, segment: Segment) -> Prepared | None:
+        if segment.key in self._kept:
+            self._kept.move_to_end(segment.key)
+            return self._kept[segment.key]
+        prepared = self._prepare(segment)
+        self._kept[segment.key] = prepared
+        if len(self._kept) > self.keep:
+            self._kept.popitem(last=False)
+        return prepared
+
+    def _prepare(self, segment: Segment) -> Prepared | None:
+        edition, run = self.edition, self.run
+        digest = digest_of(edition, segment.categories, segment.after, self.scheduled_at, self.most_viewed, run)
+        if digest is None:
+            return None
+        rendered = render_segment(edition, digest, segment, run, campaign=f"{edition.name}-{self.edition_id}")
+        segment_id = run.ledger.save_segment(self.edition_id, segment.key, segment.language, rendered,
+                                             digest.article_count, run.clock())
+        mail = segment_mail(rendered, edition_name=edition.name, edition_id=self.edition_id, segment_id=segment_id,
+                            run=run)
+        return Prepared(mail, digest.article_count, digest.high_water_at)

@@ -38,16 +38,16 @@ from .edition_run import DeliveryState, EditionRun, RunLease, RunSettings
 from .errors import EditionState, UnknownEdition
 from .outbox import Outbox
 from .preview import plan_for
-from .records import Subscriber
+from .records import Audience, Subscriber
 from .segments import (
+    SegmentCache,
     SegmentMail,
-    digest_of,
+    audience_of,
     group_segments,
     home_zone,
     most_viewed_of,
     outgoing,
     readers_of,
-    render_segment,
     segment_mail,
 )
 from .settings import EditionSettings
@@ -107,9 +107,12 @@ def is_settled(counts: dict[str, int]) -> bool:
     return sum(counts.get(status, 0) for status in WAITING) == 0
 
 
+READER_PAGE = 1000  # readers read, looked up and queued at a time: the run's memory is a page, whatever the audience
+
+
 def send_edition(edition: EditionSettings, *, scheduled_at: datetime, run: EditionRun, everyone: bool = False,
                  dry_run: bool = False) -> SendReport:
-    """Send (or resume) the edition of `scheduled_at`, to `readers_of` it."""
+    """Send (or resume) the edition of `scheduled_at`, to its audience (`audience_of`)."""
     period_start = scheduled_at - edition.window
     shown_at = scheduled_at.astimezone(run.settings.site.timezone)  # shown to people: the site's zone
     if dry_run:
@@ -121,91 +124,113 @@ def send_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Editi
     if ledger.edition_status(edition_id) == "paused":  # only a resume carries a paused run on
         return SendReport(edition.name, edition_id, shown_at, 0, 0, 0, 0, 0, False, is_paused=True)
     ledger.note_audience(edition_id, everyone=everyone)
-    started = ledger.states(edition_id)
-    recipients = readers_of(edition, scheduled_at, run, everyone=everyone, edition_id=edition_id)
+    audience = audience_of(edition, scheduled_at, run, everyone=everyone, edition_id=edition_id)
     lease = run.lease_for(edition_id)
     if not lease.acquire():
-        return SendReport(edition.name, edition_id, shown_at, len(recipients), 0, 0, 0, 0, False, is_busy=True)
+        return SendReport(edition.name, edition_id, shown_at, 0, 0, 0, 0, 0, False, is_busy=True)
     try:
-        return _send(edition, edition_id, scheduled_at, period_start, recipients, started, run, lease)
+        return _send(edition, edition_id, scheduled_at, period_start, audience, run, lease)
     finally:
         lease.release()
 
 
+def settle_departed(edition_id: int, audience: Audience, run: EditionRun) -> None:
+    """Rows still waiting (held for the night, to retry, interrupted) of readers who left the audience since: never
+    sent, settled as skipped. Asked a page of rows at a time."""
+    after = None
+    while True:
+        _, rows = run.ledger.rows(edition_id, statuses=WAITING, limit=READER_PAGE, after=after)
+        if not rows:
+            return
+        ids = [row.subscriber_id for row in rows]
+        staying = {r.id for r in run.readers.confirmed(audience.edition, ads=audience.ads, zones=audience.zones,
+                                                       edition_id=audience.edition_id, ids=ids, apart=audience.apart)}
+        run.ledger.settle_skipped(edition_id, {
+            i: "no longer receives this edition (unsubscribed, paused, or the edition or advertising consent withdrawn)"
+            for i in ids if i not in staying}, statuses=WAITING)
+        after = ids[-1]
+
+
 def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, period_start: datetime,
-          recipients: list[Subscriber], states: dict[int, DeliveryState], run: EditionRun,
-          lease: RunLease) -> SendReport:
+          audience: Audience, run: EditionRun, lease: RunLease) -> SendReport:
     s, ledger = run.settings, run.ledger
     now = run.clock()
-    receiving = {r.id for r in recipients}
-    # Rows still waiting (held for the night, to retry, interrupted) of readers who left since: never sent, settled.
-    ledger.settle_skipped(edition_id, {
-        sid: "no longer receives this edition (unsubscribed, paused, or the edition or advertising consent withdrawn)"
-        for sid, (status, _, _) in states.items() if status in WAITING and sid not in receiving}, statuses=WAITING)
-    already = sum(1 for r in recipients if states.get(r.id, ("",))[0] in FINAL)
-    todo = [r for r in recipients if states.get(r.id, ("",))[0] not in FINAL]
-    high_waters = ledger.high_waters([r.id for r in todo], exclude_edition=edition_id)
-    most_viewed = most_viewed_of(edition, period_start, scheduled_at, run)
+    settle_departed(edition_id, audience, run)
+    segments = SegmentCache(edition, edition_id, scheduled_at, most_viewed_of(edition, period_start, scheduled_at, run),
+                            run)
     outbox = Outbox(run, edition_id, lease)
-    skipped = 0
+    recipients = already = skipped = left = 0
     try:
-        for segment in group_segments(todo, site_zone=s.site.timezone, site_language=s.site.language,
-                                      period_start=period_start, high_waters=high_waters):
-            readers = segment.readers
-            digest = digest_of(edition, segment.categories, segment.after, scheduled_at, most_viewed, run)
-            if digest is None:
-                ledger.mark_skipped(edition_id, [r.id for r in readers])
-                skipped += len(readers)
-                for _ in readers:
-                    run.progress("skipped")
+        for page in run.readers.pages(audience, size=READER_PAGE):
+            recipients += len(page)
+            states = ledger.states(edition_id, [r.id for r in page])
+            todo = [r for r in page if states.get(r.id, ("",))[0] not in FINAL]
+            already += len(page) - len(todo)
+            if outbox.look_for_pause():  # the rest is counted, not sent: it waits for a resume
+                left += sum(1 for r in todo if r.id not in states)  # the others' rows are counted below
                 continue
-            rendered = render_segment(edition, digest, segment, run, campaign=f"{edition.name}-{edition_id}")
-            segment_id = ledger.save_segment(edition_id, segment.key, segment.language, rendered,
-                                             digest.article_count, run.clock())
-            mail = segment_mail(rendered, edition_name=edition.name, edition_id=edition_id, segment_id=segment_id,
-                                run=run)
-            due, night = [], []
-            for r in readers:
-                state = states.get(r.id)
-                if state is not None and state[0] in ("retry", "held") and state[2] is not None and state[2] > now:
-                    continue  # its time has not come: a later run sends it
-                (night if edition.has_ads and is_quiet_hour(now, segment.zone) else due).append(r)
-            if night:
-                ledger.hold(edition_id, [r.id for r in night], segment_id, next_morning(now, segment.zone),
-                            digest.article_count, digest.high_water_at)
-            for chunk in _chunks(due, 100):
-                if outbox.look_for_pause():
-                    break
-                messages = [outgoing(r, edition_id, mail, run, attempts=(states.get(r.id) or ("", 0, None))[1])
-                            for r in chunk]
-                ledger.queue(edition_id, [(m.subscriber_id, m.recipient.message_id) for m in messages],
-                             segment_id=segment_id, articles=digest.article_count, high_water_at=digest.high_water_at)
-                for message in messages:
-                    outbox.put(message)
-            if outbox.paused.is_set():
-                break
+            nothing_new, unreached = _send_page(edition, edition_id, todo, states, segments, period_start, now, run,
+                                                outbox)
+            skipped += nothing_new
+            left += unreached
         outbox.drain()
         if not outbox.look_for_pause():
             retry_due(edition, edition_id, run, outbox, deadline=now + retry_window(s))
     finally:
         outbox.close()
     counts = ledger.counts(edition_id)
-    settled = is_settled(counts)
-    left = 0
-    if outbox.paused.is_set():  # readers the run never reached have no row yet: they are left too
-        after = ledger.states(edition_id)
-        left = sum(1 for r in recipients if after.get(r.id, ("",))[0] not in FINAL)
-        settled = settled and left == 0
+    settled = is_settled(counts) and left == 0  # readers a pause kept the run from reaching have no row yet
     if settled:  # paused or not: nothing is left for a resume
         ledger.finish_edition(edition_id, run.clock())
     paused = not settled and (outbox.paused.is_set() or ledger.edition_status(edition_id) == "paused")
     report = SendReport(edition=edition.name, edition_id=edition_id,
                         scheduled_at=scheduled_at.astimezone(s.site.timezone),  # shown to people: the site's zone
-                        recipients=len(recipients), sent=outbox.sent, skipped=skipped, failed=outbox.failed,
+                        recipients=recipients, sent=outbox.sent, skipped=skipped, failed=outbox.failed,
                         already_done=already, is_dry_run=False, held=counts.get("held", 0),
-                        retrying=max(left, counts.get("retry", 0) + counts.get("queued", 0)), is_paused=paused)
+                        retrying=left + counts.get("retry", 0) + counts.get("queued", 0),
+                        is_paused=paused)
     log.info("edition %s", report.line())
     return report
+
+
+def _send_page(edition: EditionSettings, edition_id: int, todo: list[Subscriber], states: dict[int, DeliveryState],
+               segments: SegmentCache, period_start: datetime, now: datetime, run: EditionRun,
+               outbox: Outbox) -> tuple[int, int]:
+    """One page of readers: grouped into segments, each held for the night, skipped or queued and put in the outbox.
+    Returns how many had nothing new, and how many a pause kept from being queued that have no row yet."""
+    s, ledger = run.settings, run.ledger
+    skipped = unreached = 0
+    for segment in group_segments(todo, site_zone=s.site.timezone, site_language=s.site.language,
+                                  period_start=period_start, high_waters=ledger.high_waters([r.id for r in todo])):
+        readers = segment.readers
+        prepared = segments.get(segment)
+        if prepared is None:
+            ledger.mark_skipped(edition_id, [r.id for r in readers])
+            skipped += len(readers)
+            for _ in readers:
+                run.progress("skipped")
+            continue
+        segment_id = prepared.mail.segment_id
+        due, night = [], []
+        for r in readers:
+            state = states.get(r.id)
+            if state is not None and state[0] in ("retry", "held") and state[2] is not None and state[2] > now:
+                continue  # its time has not come: a later run sends it
+            (night if edition.has_ads and is_quiet_hour(now, segment.zone) else due).append(r)
+        if night:
+            ledger.hold(edition_id, [r.id for r in night], segment_id, next_morning(now, segment.zone),
+                        prepared.articles, prepared.high_water_at)
+        for chunk in _chunks(due, 100):
+            if outbox.look_for_pause():
+                unreached += sum(1 for r in chunk if states.get(r.id) is None)
+                continue
+            messages = [outgoing(r, edition_id, prepared.mail, run, attempts=(states.get(r.id) or ("", 0, None))[1])
+                        for r in chunk]
+            ledger.queue(edition_id, [(m.subscriber_id, m.recipient.message_id) for m in messages],
+                         segment_id=segment_id, articles=prepared.articles, high_water_at=prepared.high_water_at)
+            for message in messages:
+                outbox.put(message)
+    return skipped, unreached
 
 
 def retry_window(s: RunSettings) -> timedelta:
@@ -220,10 +245,10 @@ def retry_due(edition: EditionSettings, edition_id: int, run: EditionRun, outbox
     advertising edition still waits for the morning."""
     ledger = run.ledger
     while not outbox.look_for_pause():
-        pending = ledger.retries(edition_id)
+        pending = ledger.retries(edition_id, limit=READER_PAGE)  # the soonest page; each pass settles its due rows
         if not pending:
             return
-        soonest = min(at for _, _, at, _ in pending)
+        soonest = pending[0][2]
         if soonest > deadline:
             return
         while (wait := (soonest - run.clock()).total_seconds()) > 0:  # in short naps, to notice a pause

@@ -22,7 +22,7 @@ import io
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Engine, cast, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -41,6 +41,7 @@ from .db import (
 from .errors import LinkUsed, RateLimited, SubscriberError
 from .records import (
     ALERTS,
+    Audience,
     Choices,
     ConfirmationRequest,
     Consent,
@@ -594,36 +595,54 @@ class SubscriberStore:
         (the run's time, a span): not readers who had another run of this edition closer than the span (a reader who
         moved to a zone whose hour had just passed would otherwise get the edition twice). Each comes with `editions`
         as this one only: a send needs no more, and reading every reader's list would cost a second query over all
-        of them."""
+        of them. A send reads them a page at a time (`pages`); this list is for a known few (`ids`) and tests."""
+        audience = Audience(edition, ads, None if zones is None else tuple(zones), edition_id, apart)
         if ids is not None and len(ids) > ID_CHUNK:  # bound parameters are limited (SQLite: 32,766 a statement)
             return [s for start in range(0, len(ids), ID_CHUNK)
                     for s in self.confirmed(edition, ads=ads, zones=zones, edition_id=edition_id,
                                             ids=ids[start:start + ID_CHUNK], apart=apart)]
-        where = list(_receiving(edition, ads))
+        where = self._audience(audience)
         if ids is not None:
             where.append(subscribers.c.id.in_(list(ids)))
-        if apart is not None:
-            at, span = apart
+        with self.engine.connect() as conn:  # rows turned into subscribers as they come: never both lists at once
+            return [_subscriber(r, (edition,)) for r in conn.execute(select(subscribers).where(*where)
+                                                                     .order_by(subscribers.c.id))]
+
+    def pages(self, audience: Audience, *, size: int = 1000) -> Iterator[list[Subscriber]]:
+        """The audience `size` readers at a time, by id (keyset: each page is one index walk from the last id, so
+        the millionth reader costs what the first did, and only one page is ever in memory)."""
+        where, last = self._audience(audience), 0
+        while True:
+            with self.engine.connect() as conn:
+                page = [_subscriber(r, (audience.edition,)) for r in conn.execute(
+                    select(subscribers).where(*where, subscribers.c.id > last).order_by(subscribers.c.id).limit(size))]
+            if not page:
+                return
+            yield page
+            last = page[-1].id
+
+    def _audience(self, audience: Audience) -> list[Any]:
+        """The WHERE of `confirmed` and `pages` (see `confirmed`)."""
+        where = list(_receiving(audience.edition, audience.ads))
+        if audience.apart is not None:
+            at, span = audience.apart
             with self.engine.connect() as conn:  # the few runs that close: then one index probe per reader each
                 near = conn.execute(select(editions.c.id).where(
-                    editions.c.name == edition, editions.c.scheduled_at > at - span,
+                    editions.c.name == audience.edition, editions.c.scheduled_at > at - span,
                     editions.c.scheduled_at < at + span, editions.c.scheduled_at != at)).scalars().all()
             if near:
                 where.append(~select(deliveries.c.id).where(deliveries.c.edition_id.in_(near),
                                                             deliveries.c.subscriber_id == subscribers.c.id).exists())
-        if zones is not None:
-            named = [z for z in zones if z is not None]
+        if audience.zones is not None:
+            named = [z for z in audience.zones if z is not None]
             in_zone = [subscribers.c.timezone.in_(named)] if named else []
-            if None in zones:
+            if None in audience.zones:
                 in_zone.append(subscribers.c.timezone.is_(None))
-            if edition_id is not None:
-                in_zone.append(select(deliveries.c.id).where(deliveries.c.edition_id == edition_id,
+            if audience.edition_id is not None:
+                in_zone.append(select(deliveries.c.id).where(deliveries.c.edition_id == audience.edition_id,
                                                              deliveries.c.subscriber_id == subscribers.c.id).exists())
             where.append(or_(*in_zone) if in_zone else subscribers.c.id.is_(None))
-        chosen = (edition,)
-        with self.engine.connect() as conn:  # rows turned into subscribers as they come: never both lists at once
-            return [_subscriber(r, chosen) for r in conn.execute(select(subscribers).where(*where)
-                                                                 .order_by(subscribers.c.id))]
+        return where
 
     def zones(self) -> list[str | None]:
         """The time zones readers chose (None: the site's), for the scheduler: a zone nobody chose costs nothing."""
