@@ -31,6 +31,7 @@ from feeds.push import PushWorker
 from feeds.websub import HubNotifier
 from newsletter.cli import digest as digest_cli
 from newsletter.cli import readers as readers_cli
+from newsletter.cli import worker as worker_cli
 from newsletter import http as newsletter_http
 from newsletter.http.console import console_routers
 from newsletter.components import Components
@@ -154,7 +155,7 @@ def check(ctx: click.Context) -> None:
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
                 digest_cli.digest_group, readers_cli.subscribers_group, feeds_cli.partners_group,
-                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group):
+                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group, worker_cli.worker):
     main.add_command(command)
 
 

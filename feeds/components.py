@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from .core.scheduling import (
     build_scheduler,
     holder_id,
 )
+from .core.work_queue import INGEST, TaskQueue, celery_app
 from .errors import SchemaNotCurrent, UnknownName
 from .fetch import HostLimiter, HttpFetcher
 from .ingest import (
@@ -55,6 +57,8 @@ from .publish import FeedPublisher
 from .push import PushQueue
 from .readership import KnownArticles, Redirects, ViewCounter, ViewRules
 from .settings import Settings, SourceSettings
+
+INGEST_LEASE = timedelta(minutes=10)  # a poll takes at most [fetch] deadline per page; a dead worker's lapses
 from .source_book import SourceBook
 from .store import ArticleStore
 
@@ -139,6 +143,9 @@ class ContentComponents:
                             parse_pool=self.parse_pool, tracking=TRACKING_PARAMETERS | set(f.tracking_parameters))
 
     def close(self) -> None:
+        if "work_queue" in self.__dict__ and self.work_queue is not None:
+            self.work_queue.close()
+            del self.__dict__["work_queue"]
         if "parse_pool" in self.__dict__ and self.parse_pool is not None:
             self.parse_pool.shutdown(wait=True, cancel_futures=True)
             del self.__dict__["parse_pool"]  # closing twice (a command, then its context) is harmless
@@ -176,6 +183,31 @@ class ContentComponents:
         return ingest_source(entry.source, store=self.store, fetcher=self.fetcher, now=self.clock(),
                              policy=self.ingest_policy, force=force)
 
+    @cached_property
+    def work_queue(self) -> TaskQueue | None:
+        """[queue] url: the Celery queue work is put on (source polls here, edition batches on the audience side)."""
+        url = self.settings.queue.url
+        return TaskQueue(celery_app(url)) if url else None
+
+    def poll(self, name: str) -> str:
+        """The scheduler's poll of a source: on a worker when there is a queue (the scheduler only enqueues), else
+        here."""
+        if self.work_queue is not None:
+            self.work_queue.put(INGEST, name)
+            return f"{name}: queued for a worker"
+        return self.ingest(name, force=False).line()
+
+    def poll_queued(self, name: str) -> str:
+        """A worker's poll of a source: one at a time per source across every worker (a lease; a task delivered
+        twice, or enqueued again while the last poll still runs, finds it held and does nothing)."""
+        lease = Lease(self.engine, f"ingest:{name}"[:64], holder_id(), INGEST_LEASE, self.clock)
+        if not lease.acquire():
+            return f"{name}: being polled by another worker"
+        try:
+            return self.ingest(name, force=False).line()
+        finally:
+            lease.release()
+
     def ingest_many(self, sources: Sequence[SourceSettings],
                     on_result: Callable[[IngestResult], None]) -> list[IngestResult]:
         return ingest_all(sources, store=self.store, fetcher=self.fetcher, clock=self.clock, policy=self.ingest_policy,
@@ -184,8 +216,7 @@ class ContentComponents:
     def task_specs(self) -> list[TaskSpec]:
         """The scheduled jobs of this side (a subclass adds its own): an ingest job per active source, the file's
         and the stored ones, read now."""
-        return [*ingest_jobs(self.source_book.active(), self.settings.site.timezone,
-                             lambda name: self.ingest(name, force=False)),
+        return [*ingest_jobs(self.source_book.active(), self.settings.site.timezone, self.poll),
                 *session_jobs(self.accounts.forget_ended, self.settings.site.timezone)]
 
     def scheduler_runner(self) -> SchedulerRunner:

@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .ingest import IngestResult
 from .core.scheduling import TaskSpec
 from .settings import SourceSettings
 
@@ -21,13 +20,14 @@ SOURCE_MISFIRE_GRACE = timedelta(minutes=5)
 
 
 def ingest_jobs(sources: Sequence[SourceSettings], timezone: ZoneInfo,
-                ingest: Callable[[str], IngestResult]) -> list[TaskSpec]:
-    """One job per source, in configuration order: `ingest(name)` every `interval`, jittered by a tenth of it (at
-    most 30 s) so that sources of one interval do not all fetch at once; the first run when the scheduler starts."""
+                poll: Callable[[str], str]) -> list[TaskSpec]:
+    """One job per source, in configuration order: `poll(name)` (the ingest here, or its task put on the queue; a
+    line of what happened) every `interval`, jittered by a tenth of it (at most 30 s) so that sources of one interval
+    do not all fetch at once; the first run when the scheduler starts."""
     return [TaskSpec(key=f"ingest:{source.name}", name=f"ingest {source.name}",
                      trigger=IntervalTrigger(seconds=int(source.interval.total_seconds()), timezone=timezone,
                                              jitter=min(30, int(source.interval.total_seconds() * 0.1))),
-                     run=lambda _at, name=source.name: ingest(name).line(),
+                     run=lambda _at, name=source.name: poll(name),
                      misfire_grace=SOURCE_MISFIRE_GRACE, start_now=True)
             for source in sources]
 

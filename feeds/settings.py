@@ -316,6 +316,8 @@ def _build_queue(v: dict[str, Any]) -> QueueSettings:
           "must be a RabbitMQ address such as amqp://guest:guest@127.0.0.1:5672//")
     check("queue.redis_url", redis_url is None or urlsplit(redis_url).scheme in ("redis", "rediss", "unix"),
           "must be a Redis address such as redis://127.0.0.1:6379/0")
+    check("queue.redis_url", url is None or redis_url is not None,
+          "is needed with queue.url: the workers share the mail rate limit (a token bucket) there")
     check("queue.batch_size", 1 <= v["batch_size"] <= 100_000, "must be between 1 and 100000")
     return QueueSettings(url=url, redis_url=redis_url, batch_size=v["batch_size"])
 

@@ -17,15 +17,20 @@ from typing import Any
 from feeds import db as content_db
 from feeds.components import ContentComponents
 from feeds.core.scheduling import TaskSpec
+from feeds.core.shared import TokenBucket
+from feeds.core.work_queue import BATCH
 
 from . import db
 from .alerts import AlertDesk, AlertStore
+from .batch_ledger import BatchLedger
+from .batches import Pace, queue_edition, run_batch
 from .dashboard import Figures
 from .deliveries import DeliveryStore, EditionStats
 from .edition_run import EditionRun, edition_run
 from .errors import UnknownEdition
 from .jobs import AudienceJobs
 from .notices import Notices
+from .outbox import RateGate
 from .preview import Plan, plan_edition, preview_edition, send_test
 from .records import ALERTS
 from .retry import RetryReport, retry_edition
@@ -92,9 +97,14 @@ class Components(ContentComponents):
         return AlertDesk(AlertStore(self.engine), self.store, self.edition_run, self.store.campaign_clicks)
 
     def send(self, edition_name: str, scheduled_at: datetime, *, everyone: bool = False, dry_run: bool = False,
-             progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
+             progress: Callable[[str], None] = lambda outcome: None, resume: bool = False) -> SendReport:
+        """Send (or carry on) a run: here, or with [queue] url frozen into batches for the workers."""
         if edition_name == ALERTS and not dry_run:  # an alert's run (the resume job names runs by name and time)
             return self.alerts.send_at(scheduled_at)
+        if self.work_queue is not None and not dry_run:
+            return queue_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(progress),
+                                 batches=self.batches, enqueue=lambda batch_id: self.work_queue.put(BATCH, batch_id),
+                                 size=self.settings.queue.batch_size, everyone=everyone, resume=resume)
         return send_edition(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(progress),
                             everyone=everyone, dry_run=dry_run)
 
@@ -120,6 +130,9 @@ class Components(ContentComponents):
     def resume(self, edition_id: int, progress: Callable[[str], None] = lambda outcome: None) -> SendReport:
         """Resume the paused run `edition_id` and send the rest of it here, to its end."""
         stats = edition_stats(edition_id, self.edition_run())
+        if self.work_queue is not None:  # its open batches go to the workers again
+            resumed = unpause_edition(edition_id, self.edition_run())
+            return self.send(resumed.name, resumed.scheduled_at, everyone=resumed.audience == "everyone", resume=True)
         return resume_edition(self.edition(stats.name), edition_id, self.edition_run(progress))
 
     def resume_soon(self, edition_id: int) -> EditionStats:
@@ -127,6 +140,9 @@ class Components(ContentComponents):
         the answer does not wait for the run). Its lease keeps any other sender off it meanwhile."""
         stats = edition_stats(edition_id, self.edition_run())
         edition = self.edition(stats.name)
+        if self.work_queue is not None:  # enqueuing the open batches again is quick: done before answering
+            self.resume(edition_id)
+            return edition_stats(edition_id, self.edition_run())
         resumed = unpause_edition(edition_id, self.edition_run())
 
         def run() -> None:
@@ -137,6 +153,37 @@ class Components(ContentComponents):
 
         threading.Thread(target=run, name=f"edition-{edition_id}", daemon=True).start()
         return resumed
+
+    @cached_property
+    def batches(self) -> BatchLedger:
+        return BatchLedger(self.engine)
+
+    @cached_property
+    def pace(self) -> Pace:
+        """The mail rate of the whole deployment, shared by every worker through Redis ([queue] redis_url)."""
+        rate = self.settings.mail.rate_per_second
+        if self.shared is None:
+            return Pace(RateGate(rate).wait)
+        return Pace(TokenBucket(self.shared, self.settings.mail.url, rate).wait)  # per relay (its URL, hashed)
+
+    def run_batch(self, batch_id: int, holder: str) -> str:
+        """A worker's task: send batch `batch_id` over this thread's own connection to the relay."""
+        local = self._connections
+
+        def connection() -> Transport:
+            if getattr(local, "transport", None) is None:
+                local.transport = self.transport()
+            return local.transport
+
+        queue = self.work_queue
+        assert queue is not None
+        return run_batch(batch_id, run=self.edition_run(), batches=self.batches, edition_of=self.edition,
+                         holder=holder, connection=connection, pace=self.pace,
+                         enqueue_later=lambda batch, wait: queue.put(BATCH, batch, countdown=wait))
+
+    @cached_property
+    def _connections(self) -> threading.local:
+        return threading.local()
 
     def send_test(self, edition_name: str, scheduled_at: datetime, as_reader: str, to: str) -> str | None:
         return send_test(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(),

@@ -136,10 +136,27 @@ deliveries = Table(
     Column("sent_at", UTCDateTime, nullable=True),
     Column("segment_id", Integer, ForeignKey("edition_segments.id", ondelete="SET NULL"), nullable=True),
     Column("next_attempt_at", UTCDateTime, nullable=True),  # a retry or a mail held back for the night
+    # With [queue]: the worker (its `holder_id`) sending this row now; another takes it over only once that worker's
+    # lease has lapsed (newsletter/batches.py).
+    Column("claimed_by", String(200), nullable=True),
     UniqueConstraint("edition_id", "subscriber_id"),
     Index(None, "subscriber_id", "status"),
 )
 
+
+# With [queue]: an edition's readers as the Celery tasks that send them, a range of subscriber ids each. Open until a
+# task finds nothing left in its range to send now; the resume job sends an open batch again only when its message
+# may have been lost (`newsletter/batches.py`).
+edition_batches = Table(
+    "edition_batches", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
+    Column("first_id", Integer, nullable=False),
+    Column("last_id", Integer, nullable=False),
+    Column("enqueued_at", UTCDateTime, nullable=False),
+    Column("done_at", UTCDateTime, nullable=True),
+    Index(None, "edition_id", "done_at"),
+)
 
 # Each reader's high-water mark: the newest article of any digest sent to them, where their next digest starts. Kept
 # as deliveries are recorded "sent" (`DeliveryStore.record`), so that finding it is one key lookup whatever the length

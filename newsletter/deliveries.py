@@ -254,7 +254,7 @@ class DeliveryStore:
                                  deliveries.c.edition_id == bindparam("b_edition")))
                      .values(status=bindparam("b_status"), last_error=bindparam("b_error"),
                              attempts=bindparam("b_attempts"), sent_at=bindparam("b_sent"),
-                             next_attempt_at=bindparam("b_next")))
+                             next_attempt_at=bindparam("b_next"), claimed_by=None))  # a worker's hold ends
         with self.engine.begin() as conn:
             for rows in by_status.values():
                 conn.execute(statement, [{**r, "b_edition": edition_id} for r in rows])

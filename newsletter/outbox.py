@@ -100,6 +100,10 @@ class Outbox:
             self._pending += 1
         self.messages.put(message)
 
+    def put_all(self, messages: list[Outgoing]) -> None:
+        for message in messages:
+            self.put(message)
+
     def drain(self) -> None:
         """Wait until every message put so far has its outcome written."""
         with self._lock:
@@ -188,15 +192,7 @@ class Outbox:
         unsent = [o for o in batch if o.status == UNSENT]
         batch = [o for o in batch if o.status != UNSENT]
         self.unsent += len(unsent)
-        try:
-            run.ledger.record(self.edition_id, batch)
-            run.readers.reset_bounces([o.subscriber_id for o in batch if o.status == "sent"])
-            for o in batch:
-                if o.is_hard_bounce:  # our own SMTP session was refused: no report to doubt
-                    run.readers.record_bounce_of(o.subscriber_id, kind="hard", now=run.clock(),
-                                                 hard_bounce_limit=run.settings.mail.hard_bounce_limit)
-        except Exception:  # keep counting: a later run re-sends what was not recorded
-            log.exception("edition %s: could not record %d outcomes", self.edition_id, len(batch))
+        write_outcomes(run, self.edition_id, batch)
         for o in batch:
             if o.status == "sent":
                 self.sent += 1
@@ -206,3 +202,18 @@ class Outbox:
         with self._lock:
             self._pending -= len(batch) + len(unsent)
             self._lock.notify_all()
+
+
+def write_outcomes(run: EditionRun, edition_id: int, batch: list[Outcome]) -> None:
+    """Record hand-over outcomes in the ledger, and what they say of the readers: a delivered mail clears their
+    bounce count, a refusal by our own relay is a hard bounce (no report to doubt). A failure to write is logged: a
+    later run re-sends what was not recorded."""
+    try:
+        run.ledger.record(edition_id, batch)
+        run.readers.reset_bounces([o.subscriber_id for o in batch if o.status == "sent"])
+        for o in batch:
+            if o.is_hard_bounce:
+                run.readers.record_bounce_of(o.subscriber_id, kind="hard", now=run.clock(),
+                                             hard_bounce_limit=run.settings.mail.hard_bounce_limit)
+    except Exception:
+        log.exception("edition %s: could not record %d outcomes", edition_id, len(batch))

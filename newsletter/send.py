@@ -29,7 +29,7 @@ reader still gets exactly one mail.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
@@ -40,6 +40,7 @@ from .outbox import Outbox
 from .preview import plan_for
 from .records import Audience, Subscriber
 from .segments import (
+    Outgoing,
     SegmentCache,
     SegmentMail,
     audience_of,
@@ -73,6 +74,9 @@ class SendReport:
     retrying: int = 0
     is_busy: bool = False
     is_paused: bool = False  # the run is paused: what is left waits for a resume
+    batches: int = 0  # with [queue]: batches made (or still open) for the workers
+    queued: int = 0  # with [queue]: readers queued in them
+    requeued: int = 0  # with [queue]: open batches enqueued again (a resume, or a message perhaps lost)
 
     def line(self) -> str:
         if self.is_busy:
@@ -80,6 +84,14 @@ class SendReport:
         if self.is_paused and not (self.sent or self.failed or self.skipped):
             return (f"{self.edition} at {self.scheduled_at.isoformat()} (edition {self.edition_id}) is paused: "
                     f"gazette digest resume {self.edition_id} carries it on")
+        if self.batches and not self.recipients:
+            return (f"{self.edition} at {self.scheduled_at.isoformat()} (edition {self.edition_id}): {self.batches} "
+                    f"batches still open for the workers, {self.requeued} enqueued again")
+        if self.batches or self.queued:
+            return (f"{self.edition} at {self.scheduled_at.isoformat()} (edition {self.edition_id}): {self.recipients} "
+                    f"recipients, queued {self.queued} in {self.batches} batches for the workers, nothing new for "
+                    f"{self.skipped}, already done {self.already_done}"
+                    + (f", held for the night {self.held}" if self.held else ""))
         what = "would send" if self.is_dry_run else "sent"
         extra = "".join([f", held for the night {self.held}" if self.held else "",
                          f", to retry later {self.retrying}" if self.retrying else ""])
@@ -169,8 +181,8 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
             if outbox.look_for_pause():  # the rest is counted, not sent: it waits for a resume
                 left += sum(1 for r in todo if r.id not in states)  # the others' rows are counted below
                 continue
-            nothing_new, unreached = _send_page(edition, edition_id, todo, states, segments, period_start, now, run,
-                                                outbox)
+            nothing_new, unreached = queue_page(edition, edition_id, todo, states, segments, period_start, now, run,
+                                                is_paused=outbox.look_for_pause, hand_over=outbox.put_all)
             skipped += nothing_new
             left += unreached
         outbox.drain()
@@ -193,11 +205,13 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
     return report
 
 
-def _send_page(edition: EditionSettings, edition_id: int, todo: list[Subscriber], states: dict[int, DeliveryState],
-               segments: SegmentCache, period_start: datetime, now: datetime, run: EditionRun,
-               outbox: Outbox) -> tuple[int, int]:
-    """One page of readers: grouped into segments, each held for the night, skipped or queued and put in the outbox.
-    Returns how many had nothing new, and how many a pause kept from being queued that have no row yet."""
+def queue_page(edition: EditionSettings, edition_id: int, todo: list[Subscriber], states: dict[int, DeliveryState],
+               segments: SegmentCache, period_start: datetime, now: datetime, run: EditionRun, *,
+               is_paused: Callable[[], bool], hand_over: Callable[[list[Outgoing]], None]) -> tuple[int, int]:
+    """One page of readers: grouped into segments; each reader's row written as skipped (nothing new), held (an
+    edition with ads in their night) or queued, and the queued messages handed over (to the outbox here, to the
+    batch's task with [queue]). Returns how many had nothing new, and how many a pause kept from being queued that
+    have no row yet."""
     s, ledger = run.settings, run.ledger
     skipped = unreached = 0
     for segment in group_segments(todo, site_zone=s.site.timezone, site_language=s.site.language,
@@ -221,15 +235,14 @@ def _send_page(edition: EditionSettings, edition_id: int, todo: list[Subscriber]
             ledger.hold(edition_id, [r.id for r in night], segment_id, next_morning(now, segment.zone),
                         prepared.articles, prepared.high_water_at)
         for chunk in _chunks(due, 100):
-            if outbox.look_for_pause():
+            if is_paused():
                 unreached += sum(1 for r in chunk if states.get(r.id) is None)
                 continue
             messages = [outgoing(r, edition_id, prepared.mail, run, attempts=(states.get(r.id) or ("", 0, None))[1])
                         for r in chunk]
             ledger.queue(edition_id, [(m.subscriber_id, m.recipient.message_id) for m in messages],
                          segment_id=segment_id, articles=prepared.articles, high_water_at=prepared.high_water_at)
-            for message in messages:
-                outbox.put(message)
+            hand_over(messages)
     return skipped, unreached
 
 
