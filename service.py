@@ -78,6 +78,7 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
         settings, store=services.store, publisher=services.publisher, templates=services.templates,
         clock=services.clock, view_counter=counter, redirects=services.redirects, partners=services.partners,
         pushes=services.pushes, access=services.access, audit=services.audit, source_book=services.source_book,
+        limits=services.limits,
         figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock(),
                                                         services.source_book.active()),
                          *audience_metrics(services.engine, services.clock())])
@@ -87,7 +88,7 @@ def create_app(services: Components, runner: SchedulerRunner | None = None) -> F
         notices=services.notices, transport=services.transport, tags=services.tags,
         signer=services.signer, clicks=services.store.campaign_clicks, access=services.access, audit=services.audit,
         alerts=services.alerts, pause=services.pause, resume=services.resume_soon,
-        sources=services.source_book.active)
+        sources=services.source_book.active, limits=services.limits)
     app.router.routes += audience.routes
     for router in [*audience.routers, *console_routers(services)]:
         app.include_router(router)

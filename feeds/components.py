@@ -27,6 +27,8 @@ from .core import database
 from .core.accounts import Accounts
 from .core.audit import AuditLog
 from .core.http import Access
+from .core.limits import Limits
+from .core.shared import SharedLimits, SharedState, SharedVisits
 from .core.clock import Clock, utc_now
 from .core.scheduling import (
     SCHEDULER_LEASE,
@@ -105,6 +107,17 @@ class ContentComponents:
                            limiter=HostLimiter(f.host_concurrency, f.host_delay))
 
     @cached_property
+    def shared(self) -> SharedState | None:
+        """The one Redis of `[queue] redis_url`, where every process keeps the state they share; None without it."""
+        url = self.settings.queue.redis_url
+        return SharedState(url, secret=self.settings.signing_key) if url else None
+
+    @cached_property
+    def limits(self) -> Limits:
+        """The rate limiters (forms, sharing, the console's login, partner feeds): in Redis when there is one."""
+        return SharedLimits(self.shared, self.clock) if self.shared is not None else Limits(self.clock)
+
+    @cached_property
     def known_articles(self) -> KnownArticles:
         return KnownArticles(self.store)
 
@@ -112,7 +125,8 @@ class ContentComponents:
     def view_counter(self) -> ViewCounter:
         v = self.settings.views
         return ViewCounter(self.store, ViewRules(dedupe=v.dedupe, per_ip_cap=v.per_ip_cap, flush_interval=v.flush_interval,
-                                                flush_events=v.flush_events), self.clock, self.known_articles)
+                                                flush_events=v.flush_events), self.clock, self.known_articles,
+                           shared=SharedVisits(self.shared) if self.shared is not None else None)
 
     @cached_property
     def redirects(self) -> Redirects:
@@ -153,6 +167,8 @@ class ContentComponents:
             self.fetcher.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
+        if self.__dict__.get("shared") is not None:
+            self.shared.close()  # type: ignore[union-attr]
 
     def prepare_database(self, *, migrate: bool) -> None:
         """Migrate (or insist that someone did), then make the stored configuration match the file."""

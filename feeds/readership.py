@@ -10,8 +10,9 @@ and a crash at most the last interval. `ViewCounter.is_click()` applies the same
 signed redirects: one click per visitor, link and `dedupe` window, and `Clicks.follow()` is what following a signed
 link (`/r/{token}`) does: where it leads, and which counts it adds to (article and channel, digest edition, partner).
 
-Dedupe state lives in each process: behind a load balancer, pin a visitor to one process (hash on the client
-address) or accept that a visitor may count once per process.
+Dedupe state (the day's salt, who was counted, each address's count) lives in each process, or with `[queue]
+redis_url` in Redis for every process at once (`feeds.core.shared.SharedVisits`), falling back to the process's own
+while Redis is away.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from .agents import CrawlerCheck
 from .core.loops import BackgroundLoop
+from .core.shared import SharedVisits
 from .dates import parse_date
 from .model import StoredArticle
 from .store import ArticleStore
@@ -68,8 +70,10 @@ class ViewRules:
 
 class ViewCounter:
     def __init__(self, store: ArticleStore, rules: ViewRules, clock: Callable[[], datetime],
-                 is_known: Callable[[str], bool]) -> None:
+                 is_known: Callable[[str], bool], shared: SharedVisits | None = None) -> None:
         self._store = store
+        self._shared = shared
+        self._salt_is_shared = False
         self._rules = rules
         self._clock = clock
         self._is_known = is_known
@@ -102,8 +106,14 @@ class ViewCounter:
         if self.is_crawler(user_agent):
             return False
         now = self._clock()
+        self._rotate_salt(now)
         with self._lock:
-            key = (self._visitor(now, ip, user_agent)[1], "click:" + link)
+            key = (self._visitor(ip, user_agent)[1], "click:" + link)
+        if self._shared is not None:
+            verdict = self._shared.visit("clicks", key, self._rules.dedupe)
+            if verdict is not None:
+                return verdict == "counted"
+        with self._lock:
             last = self._seen.get(key)
             if last is not None and now - last < self._rules.dedupe:
                 return False
@@ -112,9 +122,8 @@ class ViewCounter:
             self._prune(now)
         return True
 
-    def _visitor(self, now: datetime, ip: str, user_agent: str) -> tuple[bytes, bytes]:
+    def _visitor(self, ip: str, user_agent: str) -> tuple[bytes, bytes]:
         """(IP hash, visitor hash) under today's salt; the caller holds the lock."""
-        self._rotate_salt(now)
         ip_hash = hashlib.blake2b(ip.encode(), key=self._salt, digest_size=16).digest()
         return ip_hash, hashlib.blake2b(user_agent.encode(), key=ip_hash, digest_size=16).digest()
 
@@ -125,8 +134,18 @@ class ViewCounter:
         if self.is_crawler(user_agent):
             return "crawler"
         now = self._clock()
+        self._rotate_salt(now)
         with self._lock:
-            ip_hash, visitor = self._visitor(now, ip, user_agent)
+            ip_hash, visitor = self._visitor(ip, user_agent)
+        if self._shared is not None:
+            verdict = self._shared.visit("views", (visitor, article_id), self._rules.dedupe, (ip_hash, article_id),
+                                         cap=self._rules.per_ip_cap, until=_day_end(now) - now)
+            if verdict is not None:
+                if verdict == "counted":
+                    with self._lock:
+                        self._buffer(article_id, now)
+                return verdict
+        with self._lock:
             last = self._seen.get((visitor, article_id))
             if last is not None and now - last < self._rules.dedupe:
                 return "repeat"
@@ -136,20 +155,36 @@ class ViewCounter:
             self._seen.move_to_end((visitor, article_id))
             self._per_ip[(ip_hash, article_id)] = self._per_ip.get((ip_hash, article_id), 0) + 1
             self._prune(now)
-            hour = now.replace(minute=0, second=0, microsecond=0)
-            self._pending[(article_id, hour)] = self._pending.get((article_id, hour), 0) + 1
-            self._pending_events += 1
-            if self._pending_events >= self._rules.flush_events:
-                self._flusher.poke()
+            self._buffer(article_id, now)
         return "counted"
 
+    def _buffer(self, article_id: str, now: datetime) -> None:
+        """One counted view into its hour's bucket; the caller holds the lock."""
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        self._pending[(article_id, hour)] = self._pending.get((article_id, hour), 0) + 1
+        self._pending_events += 1
+        if self._pending_events >= self._rules.flush_events:
+            self._flusher.poke()
+
     def _rotate_salt(self, now: datetime) -> None:
-        # A new random salt each (UTC) day: yesterday's visitors cannot be linked to today's, nor recomputed.
+        """A new random salt each (UTC) day: yesterday's visitors cannot be linked to today's, nor recomputed.
+        With Redis, the day's salt is the one in Redis (the same in every process), asked for outside the lock
+        until it is had: while Redis is away the process makes its own, as without Redis."""
         today = now.date()
-        if today != self._salt_day:
-            self._salt_day, self._salt = today, secrets.token_bytes(32)
-            self._seen.clear()
-            self._per_ip.clear()
+        if today == self._salt_day and (self._shared is None or self._salt_is_shared):
+            return
+        shared = self._shared.salt(today, now) if self._shared is not None else None
+        with self._lock:
+            if shared is not None:
+                if (today, shared) != (self._salt_day, self._salt):
+                    self._salt_day, self._salt = today, shared
+                    self._seen.clear()
+                    self._per_ip.clear()
+                self._salt_is_shared = True
+            elif today != self._salt_day:
+                self._salt_day, self._salt, self._salt_is_shared = today, secrets.token_bytes(32), False
+                self._seen.clear()
+                self._per_ip.clear()
 
     def _prune(self, now: datetime) -> None:
         while self._seen:
@@ -175,6 +210,11 @@ class ViewCounter:
                     self._pending_events += count
             raise
         return sum(pending.values())
+
+
+def _day_end(now: datetime) -> datetime:
+    """When the (UTC) day of `now` ends: the per-IP caps and the salt are the day's."""
+    return datetime(now.year, now.month, now.day, tzinfo=now.tzinfo) + timedelta(days=1)
 
 
 class KnownArticles:

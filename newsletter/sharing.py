@@ -22,7 +22,7 @@ from typing import Callable
 
 from jinja2 import Environment
 
-from feeds.core.limits import RateLimiter
+from feeds.core.limits import Limits
 from feeds.readership import Redirects
 from feeds.store import ArticleStore
 
@@ -83,7 +83,7 @@ class Sharing:
 
     def __init__(self, settings: Settings, articles: ArticleStore, subscribers: SubscriberStore, redirects: Redirects,
                  templates: Environment, clock: Callable[[], datetime], transport: Callable[[], Transport],
-                 tags: TagCodec, signer: DkimSigner | None = None) -> None:
+                 tags: TagCodec, signer: DkimSigner | None = None, *, limits: Limits | None = None) -> None:
         self.settings = settings
         self.articles = articles
         self.subscribers = subscribers
@@ -93,8 +93,9 @@ class Sharing:
         self.transport = transport
         self.tags = tags
         self.signer = signer
-        self.per_ip = RateLimiter(5, timedelta(hours=1), clock)
-        self.per_recipient = RateLimiter(3, timedelta(days=1), clock)
+        limits = limits or Limits(clock)
+        self.per_ip = limits.limiter("share-ip", 5, timedelta(hours=1))
+        self.per_recipient = limits.limiter("share-recipient", 3, timedelta(days=1))
 
     def share(self, article_id: str, form: ShareForm, *, lang: str, ip: str) -> ShareOutcome:
         article = self.articles.article(article_id)

@@ -1,5 +1,7 @@
-"""Rate limits per key, in this process's memory: the one limiter of the subscription forms, "email this article"
-and the partner feeds. Not HTTP: the workflows that need it (newsletter.sharing) import no web framework."""
+"""Rate limits per key: the one limiter of the subscription forms, "email this article", the console's login and the
+partner feeds. `RateLimiter` keeps its buckets in this process's memory; `Limits` makes the named limiters a process
+uses, in memory here and in one Redis with `feeds.core.shared.SharedLimits` (`[queue] redis_url`), so that the
+callers never know which. Not HTTP: the workflows that need it (newsletter.sharing) import no web framework."""
 
 from __future__ import annotations
 
@@ -7,7 +9,15 @@ import math
 import threading
 from collections import deque
 from datetime import datetime, timedelta
-from typing import Callable, Literal
+from typing import Callable, Literal, Protocol
+
+Refill = Literal["window", "steady"]
+
+
+class Limiter(Protocol):
+    """What a caller of a rate limit needs: `RateLimiter` and `feeds.core.shared.SharedRateLimiter` are both one."""
+
+    def hit(self, key: str, limit: int | None = None) -> int: ...
 
 
 class RateLimiter:
@@ -24,7 +34,7 @@ class RateLimiter:
     """
 
     def __init__(self, limit: int, per: timedelta, clock: Callable[[], datetime], *,
-                 refill: Literal["window", "steady"] = "window", max_keys: int = 100_000) -> None:
+                 refill: Refill = "window", max_keys: int = 100_000) -> None:
         self.limit = limit
         self.per = per
         self.refill = refill
@@ -71,3 +81,15 @@ class RateLimiter:
             del self._taken[key]
         for key in [k for k, (_, at) in self._buckets.items() if at <= now - self.per]:
             del self._buckets[key]
+
+
+class Limits:
+    """Makes a process's rate limiters, each under a name of its own (`partner-feeds`, `share-ip`, ...): the name
+    keeps one limit's keys apart from another's where they are shared. This one keeps them in the process's memory;
+    `feeds.core.shared.SharedLimits` keeps them in Redis, for every process at once."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+
+    def limiter(self, name: str, limit: int, per: timedelta, *, refill: Refill = "window") -> Limiter:
+        return RateLimiter(limit, per, self.clock, refill=refill)

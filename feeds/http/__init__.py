@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute
 
 from ..core.audit import AuditLog
 from ..core.http import Access, PageRenderer
-from ..core.limits import RateLimiter
+from ..core.limits import Limits
 from ..metrics import Figures
 from ..partners import PartnerStore
 from ..publish import FeedPublisher
@@ -50,12 +50,13 @@ __all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "rou
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
            clock: Callable[[], datetime], view_counter: ViewCounter, redirects: Redirects, partners: PartnerStore,
            pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog,
-           source_book: SourceBook) -> list[BaseRoute]:
+           source_book: SourceBook, limits: Limits | None = None) -> list[BaseRoute]:
     """Every route of the content side, the admin API's included (FastAPI routes, in `/api/openapi.json` once
-    mounted on the app); `figures` are both sides' /metrics families."""
+    mounted on the app); `figures` are both sides' /metrics families; `limits` makes the rate limiters (default: in
+    this process's memory)."""
     clicks = Clicks(redirects, store, view_counter, clock, on_partner_click=partners.add_click)
     # Partners' own rate limits (`rate_limit` a minute), refilled steadily: bursts of up to the limit.
-    limiter = RateLimiter(60, timedelta(minutes=1), clock, refill="steady")
+    limiter = (limits or Limits(clock)).limiter("partner-feeds", 60, timedelta(minutes=1), refill="steady")
     desk = PartnerDesk(settings, partners, PartnerFeeds(settings, store, redirects), limiter.hit, clock)
     return [
         *PublicPages(settings, store, publisher, templates, clock, view_counter, clicks).routes(),

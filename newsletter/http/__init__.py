@@ -24,7 +24,7 @@ from starlette.routing import BaseRoute
 
 from feeds.core.audit import AuditLog
 from feeds.core.http import Access
-from feeds.core.limits import RateLimiter
+from feeds.core.limits import Limits
 from feeds.readership import Redirects
 from feeds.settings import SourceSettings
 from feeds.store import ArticleStore
@@ -66,15 +66,17 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                   signer: DkimSigner | None, clicks: Callable[[str], dict[str, int]], access: Access,
                   audit: AuditLog, alerts: AlertDesk, pause: Callable[[int], EditionStats] | None = None,
                   resume: Callable[[int], EditionStats] | None = None,
-                  sources: Callable[[], Sequence[SourceSettings]] | None = None) -> AudienceHttp:
+                  sources: Callable[[], Sequence[SourceSettings]] | None = None,
+                  limits: Limits | None = None) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
     article, by campaign name ("{edition}-{id}"); `sources`: the effective sources now (the file's and the stored
-    ones; default: the file's)."""
+    ones; default: the file's); `limits` makes the rate limiters (default: in this process's memory)."""
+    limits = limits or Limits(clock)
     flow = Subscription(settings, subscribers, tokens, notices, clock)
-    pages = SubscriptionPages(settings, flow, tokens, templates, RateLimiter(*FORMS_PER_IP, clock))
+    pages = SubscriptionPages(settings, flow, tokens, templates, limits.limiter("subscribe-forms", *FORMS_PER_IP))
     copies = WebCopyPage(settings, WebCopies(settings.site.base_url, deliveries, subscribers, tokens), templates)
     sharing = SharePage(settings, Sharing(settings, articles, subscribers, redirects, templates, clock, transport,
-                                          tags, signer), templates)
+                                          tags, signer, limits=limits), templates)
     return AudienceHttp(
         routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
         routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from feeds.core.limits import RateLimiter
+from feeds.core.limits import Limiter
 
 from ..links import Links, ReaderLinks
 from ..messages import TEXT, TIMEZONES, pick_language
@@ -66,7 +66,7 @@ class SubscriptionPages:
     """The endpoints of the reader's pages over one `Subscription`; `routes()` lists them for the app."""
 
     def __init__(self, settings: Settings, flow: Subscription, tokens: Tokens, templates: Environment,
-                 per_ip: RateLimiter) -> None:
+                 per_ip: Limiter) -> None:
         self.settings = settings
         self.flow = flow
         self.tokens = tokens

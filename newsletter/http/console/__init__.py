@@ -43,7 +43,7 @@ from .users import UsersPages
 def console_routers(c: Components) -> list[APIRouter]:
     kit = ConsoleKit(c.settings, c.templates, c.access, c.audit, c.clock)
     return [
-        LoginPages(kit, c.accounts).router(),
+        LoginPages(kit, c.accounts, c.limits).router(),
         AccountPage(kit, c.accounts).router(),
         DashboardPage(kit, c.figures, c.store, c.source_book.active).router(),
         SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,

@@ -20,7 +20,7 @@ from starlette.responses import Response
 import templates as ui
 from feeds.core.accounts import Accounts, Actor, LoggedIn, actor_of
 from feeds.core.http import SESSION_COOKIE
-from feeds.core.limits import RateLimiter
+from feeds.core.limits import Limits
 
 from ..forms import client_ip
 from .kit import ConsoleKit, acting, safe_next
@@ -31,11 +31,11 @@ LOGINS_PER_IP = (10, timedelta(minutes=5))
 
 
 class LoginPages:
-    def __init__(self, kit: ConsoleKit, accounts: Accounts) -> None:
+    def __init__(self, kit: ConsoleKit, accounts: Accounts, limits: Limits | None = None) -> None:
         self.kit = kit
         self.accounts = accounts
         self.signer = TimestampSigner(kit.settings.signing_key, salt="gazette.console-login")
-        self.limiter = RateLimiter(*LOGINS_PER_IP, kit.clock)
+        self.limiter = (limits or Limits(kit.clock)).limiter("console-login", *LOGINS_PER_IP)
 
     def router(self) -> APIRouter:
         api = APIRouter(prefix="/admin", include_in_schema=False)
