@@ -56,17 +56,18 @@ def celery_app(url: str) -> Celery:
 
 
 class TaskQueue:
-    """The producer side: put a task on the queue by name. Publishing retries while the broker is away (up to
-    `publish_timeout` seconds, then the error goes to the caller: a scheduled job fails and runs again next time)."""
+    """The producer side: put a task on the queue by name. Publishing retries while the broker is away (`retries`
+    times, about 2 s apart: about a minute; then the error goes to the caller: a scheduled job fails and runs again
+    next time, a batch left unsent is enqueued again by the resume job)."""
 
-    def __init__(self, app: Celery, *, publish_timeout: float = 30.0) -> None:
+    def __init__(self, app: Celery, *, retries: int = 30) -> None:
         self.app = app
-        self.publish_timeout = publish_timeout
+        self.retries = retries
 
     def put(self, task: str, *args: Any, countdown: float | None = None) -> None:
         self.app.send_task(task, args=list(args), countdown=countdown, retry=True,
-                           retry_policy={"max_retries": None, "interval_start": 0.2, "interval_step": 0.5,
-                                         "interval_max": 2.0, "timeout": self.publish_timeout})
+                           retry_policy={"max_retries": self.retries, "interval_start": 0.2, "interval_step": 0.5,
+                                         "interval_max": 2.0})
 
     def close(self) -> None:
         self.app.close()
