@@ -287,10 +287,10 @@ class DeliveryStore:
         return [(r.subscriber_id, r.attempts, r.next_attempt_at, r.segment_id) for r in rows]
 
     def rows(self, edition_id: int, *, statuses: Sequence[str] = (), has_error: bool = False, limit: int | None = None,
-             offset: int = 0, after: int | None = None) -> tuple[int, list[DeliveryRow]]:
+             offset: int = 0, after: int | None = None, counted: bool = True) -> tuple[int, list[DeliveryRow]]:
         """(how many rows match, a page of them by subscriber id): all of them, or those in `statuses`; with
         `has_error`, only those with a `last_error`; with `after`, the page after that subscriber id (the count
-        is still of every match)."""
+        is still of every match; not `counted`: -1, for a caller walking every page)."""
         which = [deliveries.c.edition_id == edition_id]
         if statuses:
             which.append(deliveries.c.status.in_(list(statuses)))
@@ -303,7 +303,8 @@ class DeliveryStore:
                  .where(*which, *([] if after is None else [deliveries.c.subscriber_id > after]))
                  .order_by(deliveries.c.subscriber_id).limit(limit).offset(offset))
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(deliveries).where(*which)).scalar_one()
+            total = (conn.execute(select(func.count()).select_from(deliveries).where(*which)).scalar_one()
+                     if counted else -1)
             found = [DeliveryRow(r.subscriber_id, r.email, r.status, r.attempts or 0, r.last_error, r.sent_at,
                                  r.next_attempt_at, r.segment_id) for r in conn.execute(query)]
         return int(total), found

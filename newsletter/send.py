@@ -151,7 +151,7 @@ def settle_departed(edition_id: int, audience: Audience, run: EditionRun) -> Non
     sent, settled as skipped. Asked a page of rows at a time."""
     after = None
     while True:
-        _, rows = run.ledger.rows(edition_id, statuses=WAITING, limit=READER_PAGE, after=after)
+        _, rows = run.ledger.rows(edition_id, statuses=WAITING, limit=READER_PAGE, after=after, counted=False)
         if not rows:
             return
         ids = [row.subscriber_id for row in rows]
