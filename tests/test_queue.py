@@ -94,7 +94,7 @@ class Deployment:
     """A database with readers and articles, a config with [queue], and the worker processes started on it."""
 
     def __init__(self, folder: Path, database_url: str, mail_url: str, broker_url: str, clock,  # type: ignore[no-untyped-def]
-                 *, readers: int, rate: int) -> None:
+                 *, readers: int, rate: int, extra: str = "") -> None:
         import service
 
         self.config = write_config(folder / "gazette.toml", database_url=database_url, mail_url=mail_url, extra=f"""
@@ -102,7 +102,7 @@ class Deployment:
             url = "{broker_url}"
             redis_url = "{REDIS_URL}"
             batch_size = 500
-            """)
+            """ + extra)
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("GAZETTE_")},
                     "GAZETTE_MAIL_RATE_PER_SECOND": str(rate)}
         self.services = service.Components(load_settings(self.config, self.env), clock=clock)
@@ -260,3 +260,75 @@ def test_three_workers_share_one_rate_limit(tmp_path, clock, sink, broker) -> No
         assert measured <= rate * 1.05, f"{measured:.1f} messages a second, over the limit {rate}"
     finally:
         deployment.stop()
+
+
+def test_a_paused_edition_stops_on_every_worker_and_a_resume_finishes_it(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
+    readers = 1500
+    recorder, url = sink
+    deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=readers, rate=200)
+    try:
+        for _ in range(2):
+            deployment.start_worker()
+        deployment.send()
+        wait_until(lambda: len(recorder.messages) >= 100, 120, interval=0.05,
+                   message=f"sending did not start:\n{deployment.worker_logs()}")
+        with deployment.services.engine.connect() as conn:
+            edition_id = conn.execute(select(editions.c.id)).scalar_one()
+        deployment.services.pause(edition_id)
+        paused_at = len(recorder.messages)
+
+        def settled() -> bool:  # every worker has seen the pause: nothing more arrives
+            before = len(recorder.messages)
+            time.sleep(0.5)
+            return len(recorder.messages) == before
+        wait_until(settled, 30, interval=0.1, message="the workers kept sending after the pause")
+        stopped = len(recorder.messages)
+        assert stopped < readers and stopped - paused_at <= 2 * THREADS * CLAIM, "the pause stopped the workers"
+        assert deployment.statuses().get("queued", 0) == readers - stopped
+        report = deployment.services.resume(edition_id)
+        assert report.requeued >= 1, report.line()
+        wait_until(deployment.edition_done, 120, interval=0.2,
+                   message=f"the edition did not finish after the resume:\n{deployment.worker_logs()}")
+        check_once_each(deployment, recorder, bound=0)
+    finally:
+        deployment.stop()
+
+
+def test_source_polls_run_on_the_workers(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import DATA
+
+    recorder, url = sink
+    deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=1, rate=100, extra=f"""
+        [[sources]]
+        name = "cms"
+        kind = "jsonl"
+        path = "{DATA / 'sources' / 'cms_export.jsonl'}"
+        category = "economy"
+        """)
+    try:
+        deployment.services.prepare_database(migrate=False)  # the source's row
+        deployment.start_worker()
+        spec = next(s for s in deployment.services.task_specs() if s.key == "ingest:cms")
+        assert spec.run(clock()) == "cms: queued for a worker"  # the scheduler only enqueues
+
+        def polled() -> bool:
+            return any(s.name == "cms" and s.last_success_at is not None for s in deployment.services.store.sources())
+        wait_until(polled, 60, interval=0.2, message=f"no worker polled the source:\n{deployment.worker_logs()}")
+        assert len(deployment.services.store.articles(limit=50)) > 3
+    finally:
+        deployment.stop()
+
+
+def test_a_worker_without_a_queue_stops_with_the_key_and_the_reason(tmp_path) -> None:
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path))
+    done = run_gazette(["--config", str(config), "worker"])
+    assert done.returncode == 2 and "queue.url" in done.stderr
+
+
+def test_a_queue_without_redis_stops_the_start(tmp_path) -> None:
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), extra="""
+        [queue]
+        url = "amqp://guest:guest@127.0.0.1:5672//"
+        """)
+    done = run_gazette(["--config", str(config), "check"])
+    assert done.returncode == 2 and "queue.redis_url" in done.stderr and "rate limit" in done.stderr
