@@ -89,6 +89,11 @@ class ViewCounter:
         self._flusher = BackgroundLoop("gazette-views", self.flush, rules.flush_interval, last_step=True,
                                        failure="writing view counts failed; they stay buffered", logger=log)
 
+    @property
+    def is_shared(self) -> bool:
+        """Whether counting asks Redis (a network round trip, kept off an event loop)."""
+        return self._shared is not None
+
     def start(self) -> None:
         self._flusher.start()
 

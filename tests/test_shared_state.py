@@ -441,3 +441,36 @@ def test_the_wiring_follows_redis_url(extra, expected) -> None:  # type: ignore[
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[-2] == expected
+
+
+def test_two_apps_share_the_partner_and_form_limits(redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two apps (two processes' worth, in this one) on one database and one Redis: a partner's `rate_limit` and the
+    subscribe form's limit per address are each one limit for both."""
+    import service
+    from tests.conftest import InProcessClient, filled
+    from tests.test_partners import CONFIG, TINY_KEY
+
+    secret = uuid.uuid4().hex
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
+                          mail_url=f"maildir://{tmp_path}/outbox", extra=CONFIG + f'\n[queue]\nredis_url = "{redis_url}"\n')
+    settings = load_settings(config, {"GAZETTE_SECRETS_SIGNING_KEY": secret})
+    apps = [service.Components(settings) for _ in range(2)]
+    apps[0].prepare_database(migrate=False)
+    apps[0].store.upsert_articles([make_article(1)], source_id=None, now=NOW)
+    clients = [InProcessClient(service.create_app(c)) for c in apps]
+    try:
+        tiny = {"Authorization": f"Bearer {TINY_KEY}"}
+        statuses = [clients[i % 2].get("/partners/tiny/feeds/politics.json", headers=tiny).status_code for i in range(3)]
+        assert statuses == [200, 200, 429]  # rate_limit = 2 a minute, for both
+
+        def subscribe(client: InProcessClient, n: int) -> int:
+            form = filled(client.get("/subscribe").text)
+            return client.post("/subscribe", data={**form, "email": f"reader{n}@example.com",
+                                                   "categories": ["politics"]}).status_code
+        assert [subscribe(clients[n % 2], n) for n in range(11)] == [200] * 10 + [429]  # 10 in 10 minutes
+    finally:
+        for client in clients:
+            client.close()
+        for c in apps:
+            c.close()
+        forget(SharedState(redis_url, secret=secret))
