@@ -301,6 +301,18 @@ def test_the_token_bucket_waits_while_redis_is_away(away) -> None:  # type: igno
     assert naps == [0.5] * 5
 
 
+def test_a_refused_command_falls_back_without_leaving_redis(shared, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A command Redis refuses (here a key of another type; in production a full memory) is answered by this
+    process for that hit, logged, and the next hit asks Redis again: Redis is not taken for away."""
+    limiter = SharedLimits(shared, utc_now).limiter("share-ip", 1, timedelta(minutes=1))
+    shared.client.set(shared.key("limit:share-ip", "window", "broken"), "not a sorted set", px=60_000)
+    with caplog.at_level(logging.WARNING, logger="feeds.core.shared"):
+        assert [limiter.hit("broken"), limiter.hit("broken")] == [0, 60]  # the process's own limiter
+        assert [limiter.hit("sound"), limiter.hit("sound")] == [0, 60]
+    assert shared.client.exists(shared.key("limit:share-ip", "window", "sound")) == 1
+    assert "refused a command" in caplog.text and "is away" not in caplog.text
+
+
 @pytest.fixture
 def private_redis(tmp_path) -> Iterator[tuple[str, Callable[[bool], None]]]:
     """A redis-server of this test's own, which the test may stop and start again on the same port."""
@@ -359,7 +371,7 @@ def test_redis_going_away_and_coming_back(private_redis, caplog) -> None:  # typ
 
         def shared_again() -> bool:  # two hits of a new key: limited by the second only if Redis counted both
             key = next(fresh)
-            return limiter.hit(key) == 0 and limiter.hit(key) == 60 and state.client.exists(state.key("limit:share-ip", key)) == 1
+            return limiter.hit(key) == 0 and limiter.hit(key) == 60 and state.client.exists(state.key("limit:share-ip", "window", key)) == 1
         wait_until(shared_again, 5, message="the limits did not go back to Redis")
     messages = [r.getMessage() for r in caplog.records]
     assert any("is away" in m for m in messages) and any("answers again" in m for m in messages)

@@ -113,8 +113,8 @@ class SharedState:
     check of idle connections; the keys (`key`), the scripts, and what happens when Redis is away (`run`).
 
     `secret` (the signing key) keys the hashes and names the site. `namespace` sets the keys' first part (tests
-    give each their own). `timeout` is each command's connect and read timeout in seconds; after a failure, Redis is
-    not asked again for `pause` seconds, so a Redis that hangs costs one timeout per pause, not one per request."""
+    give each their own). `timeout` is each command's connect and read timeout in seconds; after failing to reach
+    it, Redis is not asked again for `pause` seconds, so a Redis that hangs costs one timeout per pause, not one per request."""
 
     def __init__(self, url: str, *, secret: str, namespace: str = "gazette", timeout: float = 0.5, pause: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -125,6 +125,8 @@ class SharedState:
         self.client: Redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                                   health_check_interval=30, retry=Retry(NoBackoff(), 0))
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        # Unreachable, not an error of one command (a key of another type, a full memory): only these pause Redis.
+        self._away: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
         self._key = hashlib.blake2b(secret.encode(), digest_size=32, person=b"gazette-shared").digest()
         self.prefix = f"{namespace}:{self.hash('site')[:12]}"
         parts = urlsplit(url)
@@ -157,7 +159,7 @@ class SharedState:
         try:
             result = call()
         except self._errors as exc:
-            self._failed(exc, fallback)
+            self._failed(exc, fallback, is_away=isinstance(exc, self._away))
             raise SharedUnavailable(f"Redis at {self.where}: {type(exc).__name__}: {exc}") from exc
         if self._is_away:
             with self._lock:
@@ -165,16 +167,18 @@ class SharedState:
             log.warning("shared state: Redis at %s answers again", self.where)
         return result
 
-    def _failed(self, exc: BaseException, fallback: str) -> None:
+    def _failed(self, exc: BaseException, fallback: str, *, is_away: bool) -> None:
         now = self._monotonic()
         with self._lock:
-            self._away_until, self._is_away = now + self._pause, True
+            if is_away:
+                self._away_until, self._is_away = now + self._pause, True
             self._failures += 1
             if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
                 return
             self._warned_at, failures, self._failures = now, self._failures, 0
-        log.warning("shared state: Redis at %s is away (%s: %s; %d failure(s) since the last warning): %s; asked "
-                    "again in %.0f s", self.where, type(exc).__name__, exc, failures, fallback, self._pause)
+        log.warning("shared state: Redis at %s %s (%s: %s; %d failure(s) since the last warning): %s%s", self.where,
+                    "is away" if is_away else "refused a command", type(exc).__name__, exc, failures, fallback,
+                    f"; asked again in {self._pause:.0f} s" if is_away else "")
 
     def ping(self) -> bool:
         try:
@@ -205,7 +209,7 @@ class SharedRateLimiter:
         if limit <= 0:
             return 0
         now = "" if self._clock is None else str(microseconds(self._clock()))
-        keys = [self.state.key(f"limit:{self.name}", key)]
+        keys = [self.state.key(f"limit:{self.name}", self.refill, key)]  # the two refills keep different types
         if self.refill == "window":
             script, args = self.state.scripts["window"], [limit, self._per_us, secrets.token_hex(8), now]
         else:
