@@ -190,6 +190,25 @@ def test_clicks_count_once_across_processes(two_counters) -> None:  # type: igno
     assert second.is_click("article/email//daily-2", "203.0.113.8", BROWSER) is True
 
 
+def test_a_salt_lost_with_redis_is_replaced_in_every_process(shared, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Redis restarted empty: a new salt is made by whoever asks first, and every process takes it within a
+    minute, so two processes never go on hashing one visitor two ways."""
+    clock = Clock(utc_now())
+    engine = database.make_engine(migrated_sqlite_url(tmp_path))
+
+    def process() -> ViewCounter:
+        return ViewCounter(ArticleStore(engine), ViewRules(), clock, {"a1", "a2"}.__contains__,
+                           shared=SharedVisits(shared))
+    running = process()
+    assert running.record("a1", "203.0.113.4", BROWSER) == "counted"
+    shared.client.delete(*keys_of(shared))  # Redis restarted empty
+    started = process()
+    assert started.record("a2", "203.0.113.4", BROWSER) == "counted"  # it made the new salt
+    clock.now += timedelta(seconds=61)
+    assert running.record("a2", "203.0.113.4", BROWSER) == "repeat"  # the running process took it
+    engine.dispose()
+
+
 def test_every_process_hashes_with_one_salt_a_day(shared) -> None:  # type: ignore[no-untyped-def]
     visits = SharedVisits(shared)
     today = utc_now()
