@@ -179,8 +179,9 @@ class ViewCounter:
         until it is had, and again every `SALT_CHECK` (a Redis restarted empty gets a new one, which every process
         then takes); while Redis is away the process makes its own, as without Redis."""
         today = now.date()
+        checked = self._salt_checked_at
         if today == self._salt_day and (self._shared is None or (
-                self._salt_is_shared and self._salt_checked_at is not None and now - self._salt_checked_at < SALT_CHECK)):
+                self._salt_is_shared and checked is not None and now - checked < SALT_CHECK)):
             return
         shared = self._shared.salt(today, now) if self._shared is not None else None
         with self._lock:

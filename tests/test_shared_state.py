@@ -114,7 +114,8 @@ LIMITER_CASES = [
 
 
 @pytest.mark.parametrize("limit, per, refill, steps", LIMITER_CASES)
-def test_shared_limiter_answers_as_the_in_process_one(shared, limit, per, refill, steps) -> None:  # type: ignore[no-untyped-def]
+def test_shared_limiter_answers_as_the_in_process_one(  # type: ignore[no-untyped-def]
+        shared, limit, per, refill, steps) -> None:
     clock = Clock()
     local = RateLimiter(limit, per, clock, refill=refill)
     twin = SharedRateLimiter(shared, "twin", limit, per, refill=refill, clock=clock,
@@ -175,7 +176,8 @@ def test_the_per_ip_cap_holds_across_processes(two_counters) -> None:  # type: i
 
 def test_the_dedupe_window_is_shared_and_ends(two_counters) -> None:  # type: ignore[no-untyped-def]
     counter, article, _ = two_counters
-    first, second = counter(ViewRules(dedupe=timedelta(milliseconds=300))), counter(ViewRules(dedupe=timedelta(milliseconds=300)))
+    rules = ViewRules(dedupe=timedelta(milliseconds=300))
+    first, second = counter(rules), counter(rules)
     assert first.record(article, "203.0.113.6", BROWSER) == "counted"
     assert second.record(article, "203.0.113.6", BROWSER) == "repeat"
     wait_until(lambda: second.record(article, "203.0.113.6", BROWSER) == "counted", 5,
@@ -242,7 +244,8 @@ print(json.dumps(turns), flush=True)
 
 @pytest.mark.alone
 @pytest.mark.parametrize("burst", [1, 5])
-def test_the_token_bucket_holds_the_rate_across_three_processes(redis_url, burst) -> None:  # type: ignore[no-untyped-def]
+def test_the_token_bucket_holds_the_rate_across_three_processes(  # type: ignore[no-untyped-def]
+        redis_url, burst) -> None:
     rate, seconds, secret, namespace = 100.0, 4.0, uuid.uuid4().hex, f"gazette-test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     takers = [subprocess.Popen([sys.executable, "-c", TAKER, redis_url, secret, namespace, str(rate), str(burst),
@@ -390,7 +393,8 @@ def test_redis_going_away_and_coming_back(private_redis, caplog) -> None:  # typ
 
         def shared_again() -> bool:  # two hits of a new key: limited by the second only if Redis counted both
             key = next(fresh)
-            return limiter.hit(key) == 0 and limiter.hit(key) == 60 and state.client.exists(state.key("limit:share-ip", "window", key)) == 1
+            stored = state.key("limit:share-ip", "window", key)
+            return limiter.hit(key) == 0 and limiter.hit(key) == 60 and state.client.exists(stored) == 1
         wait_until(shared_again, 5, message="the limits did not go back to Redis")
     messages = [r.getMessage() for r in caplog.records]
     assert any("is away" in m for m in messages) and any("answers again" in m for m in messages)
@@ -483,7 +487,8 @@ def test_two_apps_share_the_partner_and_form_limits(redis_url, tmp_path) -> None
 
     secret = uuid.uuid4().hex
     config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path),
-                          mail_url=f"maildir://{tmp_path}/outbox", extra=CONFIG + f'\n[queue]\nredis_url = "{redis_url}"\n')
+                          mail_url=f"maildir://{tmp_path}/outbox",
+                          extra=CONFIG + f'\n[queue]\nredis_url = "{redis_url}"\n')
     settings = load_settings(config, {"GAZETTE_SECRETS_SIGNING_KEY": secret})
     apps = [service.Components(settings) for _ in range(2)]
     apps[0].prepare_database(migrate=False)
@@ -491,7 +496,8 @@ def test_two_apps_share_the_partner_and_form_limits(redis_url, tmp_path) -> None
     clients = [InProcessClient(service.create_app(c)) for c in apps]
     try:
         tiny = {"Authorization": f"Bearer {TINY_KEY}"}
-        statuses = [clients[i % 2].get("/partners/tiny/feeds/politics.json", headers=tiny).status_code for i in range(3)]
+        statuses = [clients[i % 2].get("/partners/tiny/feeds/politics.json", headers=tiny).status_code
+                    for i in range(3)]
         assert statuses == [200, 200, 429]  # rate_limit = 2 a minute, for both
 
         def subscribe(client: InProcessClient, n: int) -> int:

@@ -114,7 +114,8 @@ class SharedState:
 
     `secret` (the signing key) keys the hashes and names the site. `namespace` sets the keys' first part (tests
     give each their own). `timeout` is each command's connect and read timeout in seconds; after failing to reach
-    it, Redis is not asked again for `pause` seconds, so a Redis that hangs costs one timeout per pause, not one per request."""
+    it, Redis is not asked again for `pause` seconds, so a Redis that hangs costs one timeout per pause, not one per
+    request."""
 
     def __init__(self, url: str, *, secret: str, namespace: str = "gazette", timeout: float = 0.5, pause: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -182,7 +183,7 @@ class SharedState:
 
     def ping(self) -> bool:
         try:
-            return bool(self.run(self.client.ping, fallback="ping"))
+            return bool(self.run(self.client.ping, fallback="nothing is shared until it answers"))
         except SharedUnavailable:
             return False
 
