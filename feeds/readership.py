@@ -45,6 +45,7 @@ CHANNELS = ("email", "feed", "partner", "web")
 # flood of made-up visitors then costs memory no more than it costs counts).
 MAX_VISITS = 200_000
 MAX_IPS = 200_000
+SALT_CHECK = timedelta(minutes=1)  # with Redis: how often a process makes sure its salt is still the shared one
 TRANSPARENT_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
                    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
@@ -74,6 +75,7 @@ class ViewCounter:
         self._store = store
         self._shared = shared
         self._salt_is_shared = False
+        self._salt_checked_at: datetime | None = None
         self._rules = rules
         self._clock = clock
         self._is_known = is_known
@@ -88,6 +90,11 @@ class ViewCounter:
         # Flushes every flush_interval, sooner when flush_events are buffered, and once more at stop.
         self._flusher = BackgroundLoop("gazette-views", self.flush, rules.flush_interval, last_step=True,
                                        failure="writing view counts failed; they stay buffered", logger=log)
+
+    @property
+    def is_shared(self) -> bool:
+        """Whether counting asks Redis (a network round trip, kept off an event loop)."""
+        return self._shared is not None
 
     def start(self) -> None:
         self._flusher.start()
@@ -169,13 +176,17 @@ class ViewCounter:
     def _rotate_salt(self, now: datetime) -> None:
         """A new random salt each (UTC) day: yesterday's visitors cannot be linked to today's, nor recomputed.
         With Redis, the day's salt is the one in Redis (the same in every process), asked for outside the lock
-        until it is had: while Redis is away the process makes its own, as without Redis."""
+        until it is had, and again every `SALT_CHECK` (a Redis restarted empty gets a new one, which every process
+        then takes); while Redis is away the process makes its own, as without Redis."""
         today = now.date()
-        if today == self._salt_day and (self._shared is None or self._salt_is_shared):
+        checked = self._salt_checked_at
+        if today == self._salt_day and (self._shared is None or (
+                self._salt_is_shared and checked is not None and now - checked < SALT_CHECK)):
             return
         shared = self._shared.salt(today, now) if self._shared is not None else None
         with self._lock:
             if shared is not None:
+                self._salt_checked_at = now
                 if (today, shared) != (self._salt_day, self._salt):
                     self._salt_day, self._salt = today, shared
                     self._seen.clear()

@@ -28,8 +28,9 @@ class RateLimiter:
       guarded against floods: at most 10 subscriptions from one IP in any ten minutes);
     - "steady": one every `per / limit`, so bursts of up to `limit`, then `limit` per `per` on average (partner
       feeds: `rate_limit` requests a minute).
-    A limit of 0 or less is no limit. Behind several processes each keeps its own buckets, and a restart forgets
-    them: limits that must hold across both (one confirmation mail per address an hour) live in the database.
+    A limit of 0 or less is no limit. Behind several processes each keeps its own buckets (unless `[queue] redis_url`
+    puts them in Redis: `feeds.core.shared.SharedLimits`), and a restart forgets them: limits that must hold across
+    restarts (one confirmation mail per address an hour) live in the database.
     Past `max_keys` keys, those whose bucket is full again are forgotten, so a flood of keys costs bounded memory.
     """
 

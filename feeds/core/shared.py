@@ -40,7 +40,8 @@ WARN_EVERY = 60.0  # seconds between two warnings that Redis is away
 
 # A sliding window: KEYS[1] is a sorted set of when each token in use was taken (microseconds). ARGV: limit, the
 # window (microseconds), a unique member, the time (microseconds; empty: Redis's clock). Returns 0 (go ahead) or
-# the microseconds until a token comes back; `feeds.core.limits.RateLimiter._window`, in one atomic step.
+# the seconds until a token comes back, as text (a Lua number would come back cut to an integer):
+# `feeds.core.limits.RateLimiter._window` in one atomic step, with the same arithmetic, so the same answers.
 WINDOW = """
 local limit, per = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = tonumber(ARGV[4])
@@ -48,29 +49,29 @@ if not now then local t = redis.call('TIME'); now = tonumber(t[1]) * 1000000 + t
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.17g', now - per))
 if redis.call('ZCARD', KEYS[1]) >= limit then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return math.ceil(tonumber(oldest[2]) + per - now)
+  return string.format('%.17g', (tonumber(oldest[2]) + per - now) / 1000000)
 end
 redis.call('ZADD', KEYS[1], string.format('%.17g', now), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000))
-return 0
+return '0'
 """
 
 # A steady refill: KEYS[1] is a hash (tokens left, when counted). ARGV: limit, the time `limit` tokens take to come
-# back (microseconds), the time (microseconds; empty: Redis's clock). `RateLimiter._steady`, in one atomic step; the
-# key lives as long as a bucket takes to fill up again, after which it is the same as no key.
+# back (microseconds), the time (microseconds; empty: Redis's clock). `RateLimiter._steady` in one atomic step (the
+# wait in seconds, as text); the key lives as long as a bucket takes to fill up again, then it is the same as none.
 STEADY = """
 local limit, per = tonumber(ARGV[1]), tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 if not now then local t = redis.call('TIME'); now = tonumber(t[1]) * 1000000 + tonumber(t[2]) end
-local rate = limit / per
+local per_second = limit / (per / 1000000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]) or limit, tonumber(state[2]) or now
-tokens = math.min(limit, tokens + math.max(0, now - at) * rate)
+tokens = math.min(limit, tokens + math.max(0, (now - at) / 1000000) * per_second)
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) / rate) end
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / per_second end
 redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%.17g', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000))
-return wait
+return string.format('%.17g', wait)
 """
 
 # A mail rate (GCRA, the cell rate algorithm, with reservations): KEYS[1] holds when the next turn is due
@@ -112,8 +113,9 @@ class SharedState:
     check of idle connections; the keys (`key`), the scripts, and what happens when Redis is away (`run`).
 
     `secret` (the signing key) keys the hashes and names the site. `namespace` sets the keys' first part (tests
-    give each their own). `timeout` is each command's connect and read timeout in seconds; after a failure, Redis is
-    not asked again for `pause` seconds, so a Redis that hangs costs one timeout per pause, not one per request."""
+    give each their own). `timeout` is each command's connect and read timeout in seconds; after failing to reach
+    it, Redis is not asked again for `pause` seconds, so a Redis that hangs costs one timeout per pause, not one per
+    request."""
 
     def __init__(self, url: str, *, secret: str, namespace: str = "gazette", timeout: float = 0.5, pause: float = 5.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
@@ -124,6 +126,8 @@ class SharedState:
         self.client: Redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                                   health_check_interval=30, retry=Retry(NoBackoff(), 0))
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        # Unreachable, not an error of one command (a key of another type, a full memory): only these pause Redis.
+        self._away: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
         self._key = hashlib.blake2b(secret.encode(), digest_size=32, person=b"gazette-shared").digest()
         self.prefix = f"{namespace}:{self.hash('site')[:12]}"
         parts = urlsplit(url)
@@ -156,7 +160,7 @@ class SharedState:
         try:
             result = call()
         except self._errors as exc:
-            self._failed(exc, fallback)
+            self._failed(exc, fallback, is_away=isinstance(exc, self._away))
             raise SharedUnavailable(f"Redis at {self.where}: {type(exc).__name__}: {exc}") from exc
         if self._is_away:
             with self._lock:
@@ -164,20 +168,22 @@ class SharedState:
             log.warning("shared state: Redis at %s answers again", self.where)
         return result
 
-    def _failed(self, exc: BaseException, fallback: str) -> None:
+    def _failed(self, exc: BaseException, fallback: str, *, is_away: bool) -> None:
         now = self._monotonic()
         with self._lock:
-            self._away_until, self._is_away = now + self._pause, True
+            if is_away:
+                self._away_until, self._is_away = now + self._pause, True
             self._failures += 1
             if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
                 return
             self._warned_at, failures, self._failures = now, self._failures, 0
-        log.warning("shared state: Redis at %s is away (%s: %s; %d failure(s) since the last warning): %s; asked "
-                    "again in %.0f s", self.where, type(exc).__name__, exc, failures, fallback, self._pause)
+        log.warning("shared state: Redis at %s %s (%s: %s; %d failure(s) since the last warning): %s%s", self.where,
+                    "is away" if is_away else "refused a command", type(exc).__name__, exc, failures, fallback,
+                    f"; asked again in {self._pause:.0f} s" if is_away else "")
 
     def ping(self) -> bool:
         try:
-            return bool(self.run(self.client.ping, fallback="ping"))
+            return bool(self.run(self.client.ping, fallback="nothing is shared until it answers"))
         except SharedUnavailable:
             return False
 
@@ -204,17 +210,17 @@ class SharedRateLimiter:
         if limit <= 0:
             return 0
         now = "" if self._clock is None else str(microseconds(self._clock()))
-        keys = [self.state.key(f"limit:{self.name}", key)]
+        keys = [self.state.key(f"limit:{self.name}", self.refill, key)]  # the two refills keep different types
         if self.refill == "window":
             script, args = self.state.scripts["window"], [limit, self._per_us, secrets.token_hex(8), now]
         else:
             script, args = self.state.scripts["steady"], [limit, self._per_us, now]
         try:
-            wait = int(self.state.run(lambda: script(keys=keys, args=args),
-                                      fallback="rate limits count in each process's memory"))
+            wait = float(self.state.run(lambda: script(keys=keys, args=args),
+                                        fallback="rate limits count in each process's memory"))
         except SharedUnavailable:
             return self._fallback.hit(key, limit)
-        return 0 if wait <= 0 else max(1, math.ceil(wait / 1_000_000))
+        return 0 if wait <= 0 else max(1, math.ceil(wait))
 
 
 class SharedLimits(Limits):
@@ -296,7 +302,7 @@ class SharedVisits:
         keys = [self.state.key(f"{kind}:seen", *seen)]
         if counted is not None:
             keys.append(self.state.key(f"{kind}:count", *counted))
-        args = [max(1, window // timedelta(milliseconds=1)), cap, max(1000, until // timedelta(milliseconds=1))]
+        args = [max(1, window // timedelta(milliseconds=1)), cap, max(1, until // timedelta(milliseconds=1))]
         script = self.state.scripts["visit"]
         try:
             verdict = self.state.run(lambda: script(keys=keys, args=args),

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Callable
 
 from jinja2 import Environment
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -103,17 +104,19 @@ class PublicPages:
     def news_sitemap(self, request: Request) -> Response:
         return self._feed_answer(request, self._publisher.news_sitemap(), self._settings.feeds.max_age)
 
-    def _count(self, request: Request) -> str:
-        return self._counter.record(request.path_params["article_id"], client_ip(request),
-                                    request.headers.get("user-agent", ""))
+    async def _count(self, request: Request) -> str:
+        args = (request.path_params["article_id"], client_ip(request), request.headers.get("user-agent", ""))
+        if self._counter.is_shared:  # a round trip to Redis: off the event loop
+            return await run_in_threadpool(self._counter.record, *args)
+        return self._counter.record(*args)
 
     async def beacon_gif(self, request: Request) -> Response:
-        if self._count(request) == "unknown":
+        if await self._count(request) == "unknown":
             return Response(b"", status_code=404, headers={"Cache-Control": "no-store"})
         return Response(TRANSPARENT_GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
     async def beacon_post(self, request: Request) -> Response:
-        if self._count(request) == "unknown":
+        if await self._count(request) == "unknown":
             return JSONResponse({"error": "no such article"}, status_code=404)
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 

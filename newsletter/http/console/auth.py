@@ -66,7 +66,7 @@ class LoginPages:
         email, password = str(form.get("email") or "")[:320], str(form.get("password") or "")
         if not self._nonce_ok(request, form):
             return self._form(request, error=t["console_login_expired"], email=email, status=403)
-        limited = self.limiter.hit(client_ip(request))
+        limited = await run_in_threadpool(self.limiter.hit, client_ip(request))  # may ask Redis
         if limited:
             response = self._form(request, error=t["console_login_too_many"], email=email, status=429)
             response.headers["Retry-After"] = str(limited)
