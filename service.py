@@ -143,9 +143,12 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, scheduler: boo
     os.environ["GAZETTE_CONFIG"] = str(config_path(root.meta.get("config") or root.params["config"], os.environ).resolve())
     os.environ[WORKER_OPTIONS] = json.dumps({"scheduler": scheduler, "verbose": root.params["verbose"],
                                               "access_log": access_log})
-    # log_config=None: uvicorn's loggers keep the handler and level `configure_logging` gave them (one format).
+    # log_config=None: uvicorn's loggers keep the handler and level `configure_logging` gave them (one format). A new
+    # worker imports all of Gazette before it answers the parent's health check: uvicorn's 5 s is too short on a busy
+    # machine, where every worker would be killed and started again, forever.
     uvicorn.run("service:worker_app", factory=True, workers=workers, host=host, port=port, log_config=None,
-                log_level=None, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log)
+                log_level=None, proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log,
+                timeout_worker_healthcheck=30)
 
 
 @main.command("scheduler")

@@ -242,6 +242,29 @@ def test_the_app_believes_x_forwarded_for_from_nginx_only(deployment: dict) -> N
     assert FORGED in wait_until(lambda: served_lines(log, "probe=trusted"), 10)[0]
 
 
+def test_feeds_build_rewrites_only_the_files_whose_bytes_changed(tmp_path: Path) -> None:
+    """nginx's Last-Modified and ETag come from the export's files: they must move when the bytes do, and only then."""
+    database_url = migrated_sqlite_url(tmp_path)
+    config = write_config(tmp_path / "gazette.toml", database_url=database_url)
+    engine = database.make_engine(database_url)
+    store = ArticleStore(engine)
+    store.sync_config(load_settings(config, {}).categories, (), (), NOW)
+    store.upsert_articles([make_article(1, category="economy")], source_id=None, now=NOW)
+    build = ["--config", str(config), "feeds", "build", "--out", str(tmp_path / "site")]
+    run_gazette(build, cwd=tmp_path, expect=0)
+    feeds = tmp_path / "site" / "feeds"
+    before = {path.name: path.stat().st_mtime_ns for path in feeds.iterdir()}
+    for path in feeds.iterdir():  # an older time, so that a rewrite shows even within the file system's granularity
+        os.utime(path, ns=(before[path.name] - 10**9, before[path.name] - 10**9))
+    before = {path.name: path.stat().st_mtime_ns for path in feeds.iterdir()}
+    store.upsert_articles([make_article(2, category="politics")], source_id=None, now=NOW)
+    engine.dispose()
+    run_gazette(build, cwd=tmp_path, expect=0)
+    changed = {path.name for path in feeds.iterdir() if path.stat().st_mtime_ns != before[path.name]}
+    assert {"all.rss", "all.rss.gz", "politics.json", "politics.json.gz"} <= changed
+    assert not {name for name in changed if name.startswith("economy.")}
+
+
 # --- systemd units ------------------------------------------------------------------------------------------
 
 def exec_start(unit: Path) -> list[str]:

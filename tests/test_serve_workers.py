@@ -216,6 +216,7 @@ def test_two_workers_answer_share_one_lease_and_flush_their_views_on_sigterm(tmp
             visitors += 1
     assert total_views(engine) == 0  # each worker holds its views in its buffer: the flush interval is an hour
 
+    assert "uvicorn.access" not in log.read_text(errors="replace")  # no per-request log unless --access-log
     assert stop(parent, log) == 0
     assert all(not Path(f"/proc/{pid}").exists() or b"spawn_main" not in _cmdline(pid) for pid in pids)
     assert total_views(engine) == visitors  # each worker wrote its own buffer as it stopped
