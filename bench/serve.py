@@ -455,15 +455,22 @@ def check(name: str, port: int, case: str, etag: str | None) -> int:
     return wire
 
 
+def group_cpu(snapshot: dict[int, tuple[int, str, float]], group: int) -> float:
+    return sum(cpu for _, (pgid, _, cpu) in snapshot.items() if pgid == group)
+
+
 def measure(name: str, port: int, case: str, etag: str | None, wire: int, ours: set[int],
-            args: argparse.Namespace, folder: Path) -> dict:
-    """Warm up, then one wrk run; its figures and what was wrong with it."""
+            args: argparse.Namespace, folder: Path, group: int) -> dict:
+    """Warm up, then one wrk run; its figures (with the CPU time the server's process group `group` used per
+    response: what a core of it can answer, whoever else shares the machine) and what was wrong with it."""
     headers = case_headers(case, etag)
     if args.warmup:
         wrk(port, headers, args.warmup, args, folder)
     before = cpu_by_process()
     result = wrk(port, headers, args.duration, args, folder)
+    after = cpu_by_process()
     foreign, busiest = foreign_cpu(before, ours)
+    result["cpu_us"] = (group_cpu(after, group) - group_cpu(before, group)) / max(result["requests"], 1) * 1e6
     problems = []
     if result["non_2xx_3xx"]:
         problems.append(f"{result['non_2xx_3xx']} non-2xx/3xx responses")
@@ -474,7 +481,8 @@ def measure(name: str, port: int, case: str, etag: str | None, wire: int, ours: 
         problems.append(f"{result['bytes_per_request']:.0f} bytes read per request, the checked response is {wire}")
     share = foreign / (args.duration * (os.cpu_count() or 1))
     result.update(case=case, server=name, wire_bytes=wire, problems=problems, foreign=share)
-    print(f"  {name:12} {case:5} {result['rps']:10,.0f} req/s  p50 {ms(result['p50'])}  p99 {ms(result['p99'])}  "
+    print(f"  {name:12} {case:5} {result['rps']:10,.0f} req/s  {result['cpu_us']:6.0f} µs CPU/response  "
+          f"p50 {ms(result['p50'])}  p99 {ms(result['p99'])}  "
           f"{wire:,} bytes/response" + (f"  !! {'; '.join(problems)}" if problems else "")
           + (f"  (other processes used {share * 100:.0f} % of the CPUs: {busiest})" if share >= 0.02 else ""),
           flush=True)
@@ -603,7 +611,8 @@ def serving(args: argparse.Namespace, folder: Path, processes: Processes, paragr
         print(f" round {round_ + 1}", flush=True)
         for case in CASES:
             for name in started:
-                runs.append(measure(name, ports[name], case, etags[name], wires[name][case], ours, args, folder))
+                runs.append(measure(name, ports[name], case, etags[name], wires[name][case], ours, args, folder,
+                                    started[name].pid))
     if args.profile:
         for kind in [s for s in servers if not s.endswith("-bare")]:
             for case in ("200", "304"):
@@ -628,6 +637,12 @@ def serving(args: argparse.Namespace, folder: Path, processes: Processes, paragr
             row.append(f"{best(kind, case)['rps']:,.0f} | {ratio * 100:.1f} % {verdict}")
         print(" | ".join(row) + f" | >= {GOALS[case] * 100:.0f} % |")
     print(f"nginx: worker_processes {args.nginx_workers}")
+    print("server CPU per response, lowest of the valid runs (responses per second one core of it can give):")
+    for name in started:
+        print(f"  {name}: " + ", ".join(
+            f"{case} {cpu:.0f} µs ({1e6 / cpu:,.0f}/s)" for case in CASES
+            if (cpu := min((r["cpu_us"] for r in runs if r["server"] == name and r["case"] == case
+                            and not r["problems"] and r["cpu_us"] > 0), default=0))))
     for kind in [s for s in servers if s.startswith("uvicorn-x")]:
         print(f"{kind} / uvicorn (one process): " + ", ".join(
             f"{case} {best(kind, case)['rps'] / best('uvicorn', case)['rps']:.2f}x" for case in CASES))
