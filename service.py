@@ -75,7 +75,7 @@ def create_app(services: Components, runner: SchedulerRunner | None = None, *, s
 def worker_app() -> FastAPI:
     """uvicorn's factory of `serve`'s app, in its process or in each of `--workers N`: the components built from the
     configuration `serve` resolved ($GAZETTE_CONFIG), with the options it left in `WORKER_OPTIONS`."""
-    options = json.loads(os.environ[WORKER_OPTIONS])
+    options = json.loads(os.environ.get(WORKER_OPTIONS, '{"scheduler": true, "verbose": false, "access_log": false}'))
     services = _start(load_settings(config_path(None, os.environ)), verbose=options["verbose"],
                       default_level=logging.INFO)
     logging.getLogger("uvicorn.access").propagate = options["access_log"]  # as uvicorn set it before this factory ran
