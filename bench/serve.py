@@ -277,6 +277,14 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], name: str, processes
     raise SystemExit(f"{name} did not answer {path} within {seconds:.0f} s:\n{processes.log_tail(name)}")
 
 
+def wait_logged(processes: Processes, name: str, text: str, count: int, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while processes.log_tail(name, 10_000).count(text) < count:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{name}: {text!r} not logged {count} times within {seconds:.0f} s")
+        time.sleep(0.2)
+
+
 def group_libraries(pid: int) -> set[str]:
     """Shared objects mapped by the process group led by pid (Linux): which loop / HTTP parser really runs."""
     found = set()
@@ -297,13 +305,13 @@ def group_libraries(pid: int) -> set[str]:
 
 # --- nginx and the Gazette servers ----------------------------------------------------------------------
 
-def nginx_conf(folder: Path, site: Path, port: int) -> Path:
+def nginx_conf(folder: Path, site: Path, port: int, workers: str = "auto") -> Path:
     temp = folder / "nginx-temp"
     temp.mkdir(exist_ok=True)
     conf = folder / "nginx.conf"
     conf.write_text(f"""# written by bench/serve.py
 daemon off;
-worker_processes auto;
+worker_processes {workers};
 pid {folder}/nginx.pid;
 error_log {folder}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
@@ -345,8 +353,9 @@ def serve_supports_workers() -> bool:
 
 
 def start_server(kind: str, config: Path, site: Path, port: int, workers: int,
-                 processes: Processes) -> subprocess.Popen[bytes]:
-    """`uvicorn`: `gazette serve`; `granian`: the same app under granian; `*-bare`: `bare_app` on that server."""
+                 processes: Processes, name: str | None = None) -> subprocess.Popen[bytes]:
+    """`uvicorn`: `gazette serve` (`--workers` when more than one); `granian`: the same app under granian; `*-bare`:
+    `bare_app` on that server. `name`: the process's name in `processes` (default `kind`)."""
     if kind == "uvicorn-bare":
         command = [str(VENV_BIN / "uvicorn"), "--factory", "serve:bare_app", "--app-dir", str(BENCH), "--host",
                    "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
@@ -359,7 +368,7 @@ def start_server(kind: str, config: Path, site: Path, port: int, workers: int,
         command = gazette_command() + ["--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(port)]
         if workers > 1:
             command += ["--workers", str(workers)]
-        return processes.start(kind, command)
+        return processes.start(name or kind, command)
     command = [str(VENV_BIN / "granian"), "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
                "--workers", str(workers), "--factory", "--working-dir", str(BENCH), "serve:granian_app"]
     return processes.start(kind, command, env={**os.environ, "GAZETTE_CONFIG": str(config)})
@@ -446,15 +455,22 @@ def check(name: str, port: int, case: str, etag: str | None) -> int:
     return wire
 
 
+def group_cpu(snapshot: dict[int, tuple[int, str, float]], group: int) -> float:
+    return sum(cpu for _, (pgid, _, cpu) in snapshot.items() if pgid == group)
+
+
 def measure(name: str, port: int, case: str, etag: str | None, wire: int, ours: set[int],
-            args: argparse.Namespace, folder: Path) -> dict:
-    """Warm up, then one wrk run; its figures and what was wrong with it."""
+            args: argparse.Namespace, folder: Path, group: int) -> dict:
+    """Warm up, then one wrk run; its figures (with the CPU time the server's process group `group` used per
+    response: what a core of it can answer, whoever else shares the machine) and what was wrong with it."""
     headers = case_headers(case, etag)
     if args.warmup:
         wrk(port, headers, args.warmup, args, folder)
     before = cpu_by_process()
     result = wrk(port, headers, args.duration, args, folder)
+    after = cpu_by_process()
     foreign, busiest = foreign_cpu(before, ours)
+    result["cpu_us"] = (group_cpu(after, group) - group_cpu(before, group)) / max(result["requests"], 1) * 1e6
     problems = []
     if result["non_2xx_3xx"]:
         problems.append(f"{result['non_2xx_3xx']} non-2xx/3xx responses")
@@ -465,7 +481,8 @@ def measure(name: str, port: int, case: str, etag: str | None, wire: int, ours: 
         problems.append(f"{result['bytes_per_request']:.0f} bytes read per request, the checked response is {wire}")
     share = foreign / (args.duration * (os.cpu_count() or 1))
     result.update(case=case, server=name, wire_bytes=wire, problems=problems, foreign=share)
-    print(f"  {name:12} {case:5} {result['rps']:10,.0f} req/s  p50 {ms(result['p50'])}  p99 {ms(result['p99'])}  "
+    print(f"  {name:12} {case:5} {result['rps']:10,.0f} req/s  {result['cpu_us']:6.0f} µs CPU/response  "
+          f"p50 {ms(result['p50'])}  p99 {ms(result['p99'])}  "
           f"{wire:,} bytes/response" + (f"  !! {'; '.join(problems)}" if problems else "")
           + (f"  (other processes used {share * 100:.0f} % of the CPUs: {busiest})" if share >= 0.02 else ""),
           flush=True)
@@ -560,14 +577,21 @@ def serving(args: argparse.Namespace, folder: Path, processes: Processes, paragr
     servers = ["uvicorn", "granian"] if args.server == "both" else [args.server]
     if args.ceiling:
         servers += [f"{kind}-bare" for kind in servers]
+    if args.workers > 1 and "uvicorn" in servers:  # `gazette serve --workers N`, beside the one-process baseline
+        servers.insert(servers.index("uvicorn") + 1, f"uvicorn-x{args.workers}")
     ports = {name: free_port() for name in ["nginx"] + servers}
-    conf = nginx_conf(folder, site, ports["nginx"])
+    conf = nginx_conf(folder, site, ports["nginx"], args.nginx_workers)
     started = {"nginx": processes.start("nginx", ["nginx", "-p", str(folder), "-e", str(folder / "nginx-error.log"),
                                                    "-c", str(conf)])}
     for kind in servers:
-        started[kind] = start_server(kind, config, site, ports[kind], args.workers, processes)
+        multi = kind.startswith("uvicorn-x")
+        workers = args.workers if multi or kind != "uvicorn" else 1
+        started[kind] = start_server("uvicorn" if multi else kind, config, site, ports[kind], workers, processes,
+                                     name=kind)
     for name, process in started.items():
         wait_ready(ports[name], process, name, processes)
+        if name.startswith("uvicorn-x"):  # every worker up, not only the first to answer
+            wait_logged(processes, name, "Application startup complete", args.workers)
     time.sleep(2)  # the schedulers' start-up poll of the (unchanged) source
     ours = {p.pid for p in started.values()} | {os.getpgid(0)}
     etags, wires, libs = {}, {}, {}
@@ -587,7 +611,8 @@ def serving(args: argparse.Namespace, folder: Path, processes: Processes, paragr
         print(f" round {round_ + 1}", flush=True)
         for case in CASES:
             for name in started:
-                runs.append(measure(name, ports[name], case, etags[name], wires[name][case], ours, args, folder))
+                runs.append(measure(name, ports[name], case, etags[name], wires[name][case], ours, args, folder,
+                                    started[name].pid))
     if args.profile:
         for kind in [s for s in servers if not s.endswith("-bare")]:
             for case in ("200", "304"):
@@ -611,6 +636,16 @@ def serving(args: argparse.Namespace, folder: Path, processes: Processes, paragr
             verdict = "(met)" if ratio >= GOALS[case] else "(not met)"
             row.append(f"{best(kind, case)['rps']:,.0f} | {ratio * 100:.1f} % {verdict}")
         print(" | ".join(row) + f" | >= {GOALS[case] * 100:.0f} % |")
+    print(f"nginx: worker_processes {args.nginx_workers}")
+    print("server CPU per response, lowest of the valid runs (responses per second one core of it can give):")
+    for name in started:
+        print(f"  {name}: " + ", ".join(
+            f"{case} {cpu:.0f} µs ({1e6 / cpu:,.0f}/s)" for case in CASES
+            if (cpu := min((r["cpu_us"] for r in runs if r["server"] == name and r["case"] == case
+                            and not r["problems"] and r["cpu_us"] > 0), default=0))))
+    for kind in [s for s in servers if s.startswith("uvicorn-x")]:
+        print(f"{kind} / uvicorn (one process): " + ", ".join(
+            f"{case} {best(kind, case)['rps'] / best('uvicorn', case)['rps']:.2f}x" for case in CASES))
     bad = [r for r in runs if r["problems"]]
     for r in bad:
         print(f"INVALID (left out): {r['server']} {r['case']}: {'; '.join(r['problems'])}")
@@ -755,7 +790,9 @@ def main() -> None:
     parser.add_argument("--body", type=int, default=3000, help="characters of Korean body text per item")
     parser.add_argument("--server", choices=["uvicorn", "granian", "both"], default="uvicorn",
                         help="how Gazette is served: `gazette serve` (uvicorn) or granian with the same app")
-    parser.add_argument("--workers", type=int, default=1, help="server processes (uvicorn: if `gazette serve` has --workers)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="server processes; with uvicorn, `gazette serve --workers N` is measured beside one process")
+    parser.add_argument("--nginx-workers", default="auto", help="nginx's worker_processes (auto: one per core)")
     parser.add_argument("--ceiling", action="store_true",
                         help="also measure a bare ASGI app (no framework, no logging) on the same server(s)")
     parser.add_argument("--categories", type=int, default=30, help="categories for the rebuild measurement (0: skip it)")

@@ -315,7 +315,8 @@ class FeedPublisher:
 
     def build(self, out: Path, on_file: Callable[[Path], None] = lambda path: None) -> list[Path]:
         """Write every public feed under out/feeds/ and the news sitemap under out/, each with a .gz sibling
-        (for nginx's gzip_static), the same bytes as served."""
+        (for nginx's gzip_static), the same bytes as served. A file whose bytes did not change is left alone, so its
+        mtime (a static server's Last-Modified and ETag) moves only when its bytes do."""
         target = out / "feeds"
         target.mkdir(parents=True, exist_ok=True)
         files: list[tuple[Path, Rendered]] = []
@@ -328,7 +329,8 @@ class FeedPublisher:
         written = []
         for path, rendered in files:
             for name, data in ((path, rendered.body), (path.with_name(path.name + ".gz"), rendered.gzipped)):
-                _write_atomic(name, data)
+                if not (name.is_file() and name.read_bytes() == data):
+                    _write_atomic(name, data)
                 on_file(name)
                 written.append(name)
         return written
