@@ -11,6 +11,7 @@ yet recorded) can go twice.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,8 +25,15 @@ WORKER_TTL = timedelta(seconds=15)  # a worker renews its heartbeat every third 
 
 
 def worker_lease_name(holder: str) -> str:
-    """The heartbeat lease of the worker `holder` (lease names are at most 64 characters)."""
-    return "worker:" + hashlib.sha256(holder.encode()).hexdigest()[:40]
+    """The heartbeat lease of the worker `holder` (its `holder_id`, or a claim's `<holder_id>|<thread>`; lease names
+    are at most 64 characters)."""
+    return "worker:" + hashlib.sha256(worker_of(holder).encode()).hexdigest()[:40]
+
+
+def worker_of(claimant: str) -> str:
+    """The worker of a claim: rows are claimed by one thread of a worker (`<holder_id>|<thread>`), so that a task that
+    failed half-way (the database went away) finds its own rows again when it runs next on that thread."""
+    return claimant.partition("|")[0]
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,14 @@ class BatchLedger:
             conn.execute(update(edition_batches).where(edition_batches.c.id == batch_id,
                                                        edition_batches.c.done_at.is_(None)).values(done_at=now))
 
-    def claim(self, batch: Batch, holder: str, limit: int, now: datetime) -> list[Claimed]:
+    def claim(self, batch: Batch, holder: str, limit: int, now: datetime, *,
+              busy: Collection[str] = ()) -> list[Claimed]:
         """Take up to `limit` rows of the batch to send now (queued, or a retry whose time came) that no live worker
-        holds; the conditions are repeated in the UPDATE's own WHERE, so two workers racing never both get a row."""
-        free = or_(deliveries.c.claimed_by.is_(None), deliveries.c.claimed_by.in_(self._dead_holders(batch, now)))
+        holds: free, held by a dead worker, or by a thread of this worker that runs no task now (`busy` names those
+        that do: a task that failed half-way, the database away, left its claims behind). The conditions are
+        repeated in the UPDATE's own WHERE, so two workers racing never both get a row."""
+        free = or_(deliveries.c.claimed_by.is_(None),
+                   deliveries.c.claimed_by.in_(self._stale_holders(batch, now, holder, busy)))
         sendable = or_(deliveries.c.status == "queued",
                        and_(deliveries.c.status == "retry", deliveries.c.next_attempt_at <= now))
         in_batch = (deliveries.c.edition_id == batch.edition_id,
@@ -118,7 +130,7 @@ class BatchLedger:
             conn.execute(update(deliveries).where(deliveries.c.edition_id == edition_id,
                                                   deliveries.c.claimed_by == holder).values(claimed_by=None))
 
-    def remaining(self, batch: Batch, now: datetime) -> Remaining:
+    def remaining(self, batch: Batch, now: datetime, holder: str, busy: Collection[str] = ()) -> Remaining:
         in_batch = (deliveries.c.edition_id == batch.edition_id,
                     deliveries.c.subscriber_id.between(batch.first_id, batch.last_id))
         with self.engine.connect() as conn:
@@ -127,13 +139,14 @@ class BatchLedger:
             holders = conn.execute(select(deliveries.c.claimed_by).distinct().where(
                 *in_batch, deliveries.c.claimed_by.is_not(None),
                 deliveries.c.status.in_(("queued", "retry")))).scalars().all()
-        dead = set(self._dead_holders(batch, now)) if holders else set()
+        dead = set(self._stale_holders(batch, now, holder, busy)) if holders else set()
         if soonest is not None:
             soonest = deliveries.c.next_attempt_at.type.process_result_value(soonest, None)
         return Remaining(soonest, any(h not in dead for h in holders))
 
-    def _dead_holders(self, batch: Batch, now: datetime) -> list[str]:
-        """Workers holding rows of the batch whose heartbeat lapsed (or, of this host, whose process is gone)."""
+    def _stale_holders(self, batch: Batch, now: datetime, holder: str, busy: Collection[str]) -> list[str]:
+        """Claimants of rows of the batch that will not record them: a worker whose heartbeat lapsed (or, of this
+        host, whose process is gone), and this worker's own threads that run no task (`busy` names those that do)."""
         in_batch = (deliveries.c.edition_id == batch.edition_id,
                     deliveries.c.subscriber_id.between(batch.first_id, batch.last_id))
         with self.engine.connect() as conn:
@@ -143,7 +156,9 @@ class BatchLedger:
                 return []
             alive = set(conn.execute(select(leases.c.name).where(
                 leases.c.name.in_([worker_lease_name(h) for h in holders]), leases.c.expires_at > now)).scalars())
-        return [h for h in holders if worker_lease_name(h) not in alive or is_dead_local(h)]
+        me = worker_of(holder)
+        return [h for h in holders if worker_lease_name(h) not in alive or is_dead_local(worker_of(h))
+                or (worker_of(h) == me and h not in busy)]
 
 
 def _batch(row) -> Batch:  # type: ignore[no-untyped-def]

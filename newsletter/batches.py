@@ -22,7 +22,7 @@ the edition's open batches again. An alert's run is sent in-process (one process
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -110,8 +110,9 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
 
 def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_of: Callable[[str], EditionSettings],
               holder: str, connection: Callable[[], Transport], pace: Pace,
-              enqueue_later: Callable[[int, float], None]) -> str:
-    """Send what is left of batch `batch_id` now (a worker's task): CLAIM rows at a time until none is left."""
+              enqueue_later: Callable[[int, float], None], busy: Collection[str] = ()) -> str:
+    """Send what is left of batch `batch_id` now (a worker's task): CLAIM rows at a time until none is left, in the
+    name of `holder` (this worker's thread; `busy`: the threads of this worker running a task now)."""
     batch = batches.get(batch_id)
     if batch is None or batch.done_at is not None:
         return "done already"
@@ -123,7 +124,7 @@ def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_o
         if ledger.edition_status(batch.edition_id) != "sending":  # paused (a resume sends it again), or finished
             batches.release(batch.edition_id, holder)
             return f"edition {batch.edition_id} is {ledger.edition_status(batch.edition_id)}: batch left open"
-        claimed = batches.claim(batch, holder, CLAIM, run.clock())
+        claimed = batches.claim(batch, holder, CLAIM, run.clock(), busy=busy)
         if not claimed:
             break
         receiving = {r.id: r for r in run.readers.confirmed(edition.name, ads=edition.has_ads,
@@ -133,7 +134,7 @@ def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_o
         write_outcomes(run, batch.edition_id, outcomes)
         sent += sum(1 for o in outcomes if o.status == "sent")
         failed += sum(1 for o in outcomes if o.status == "failed")
-    return _after_pass(batch, run, batches, enqueue_later, f"sent {sent}, failed {failed}")
+    return _after_pass(batch, run, batches, enqueue_later, f"sent {sent}, failed {failed}", holder, busy)
 
 
 def _deliver(claimed, reader: Subscriber | None, batch: Batch, edition: EditionSettings,  # type: ignore[no-untyped-def]
@@ -175,11 +176,11 @@ def _zone(reader: Subscriber, run: EditionRun) -> ZoneInfo:
 
 
 def _after_pass(batch: Batch, run: EditionRun, batches: BatchLedger, enqueue_later: Callable[[int, float], None],
-                line: str) -> str:
+                line: str, holder: str, busy: Collection[str]) -> str:
     """The batch again after a wait (a retry within the run's window; rows a live worker holds), or done; the
     edition finished when its last batch is done and nothing is left."""
     now = run.clock()
-    left = batches.remaining(batch, now)
+    left = batches.remaining(batch, now, holder, busy)
     if left.held_elsewhere:
         enqueue_later(batch.id, 2.0)
         return line + "; rows held by another worker: looked at again soon"

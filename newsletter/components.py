@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -49,6 +49,10 @@ class Components(ContentComponents):
 
     settings: Settings  # the whole file: both sides' sections
     migrations: tuple[Path, ...] = (content_db.MIGRATIONS, db.MIGRATIONS)  # every side's branch: the whole schema
+    # A worker's: each thread's own relay connection, and the threads running a batch now (their claims are live).
+    _connections: threading.local = field(default_factory=threading.local, init=False, repr=False)
+    _busy: set[str] = field(default_factory=set, init=False, repr=False)
+    _busy_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @cached_property
     def subscribers(self) -> SubscriberStore:
@@ -167,7 +171,8 @@ class Components(ContentComponents):
         return Pace(TokenBucket(self.shared, self.settings.mail.url, rate).wait)  # per relay (its URL, hashed)
 
     def run_batch(self, batch_id: int, holder: str) -> str:
-        """A worker's task: send batch `batch_id` over this thread's own connection to the relay."""
+        """A worker's task: send batch `batch_id` over this thread's own connection to the relay; its rows are claimed
+        in the name of this worker's thread."""
         local = self._connections
 
         def connection() -> Transport:
@@ -177,13 +182,18 @@ class Components(ContentComponents):
 
         queue = self.work_queue
         assert queue is not None
-        return run_batch(batch_id, run=self.edition_run(), batches=self.batches, edition_of=self.edition,
-                         holder=holder, connection=connection, pace=self.pace,
-                         enqueue_later=lambda batch, wait: queue.put(BATCH, batch, countdown=wait))
+        claimant = f"{holder}|{threading.get_ident()}"
+        with self._busy_lock:
+            self._busy.add(claimant)
+        try:
+            return run_batch(batch_id, run=self.edition_run(), batches=self.batches, edition_of=self.edition,
+                             holder=claimant, connection=connection, pace=self.pace,
+                             enqueue_later=lambda batch, wait: queue.put(BATCH, batch, countdown=wait),
+                             busy=frozenset(self._busy))
+        finally:
+            with self._busy_lock:
+                self._busy.discard(claimant)
 
-    @cached_property
-    def _connections(self) -> threading.local:
-        return threading.local()
 
     def send_test(self, edition_name: str, scheduled_at: datetime, as_reader: str, to: str) -> str | None:
         return send_test(self.edition(edition_name), scheduled_at=scheduled_at, run=self.edition_run(),

@@ -73,11 +73,20 @@ class TaskQueue:
         self.app.close()
 
 
-def register(app: Celery, name: str, body: Callable[..., str | None]) -> None:
-    """Make `body(*args)` the task `name` on a worker's app; what it returns is logged."""
+def register(app: Celery, name: str, body: Callable[..., str | None], *,
+             again: Callable[..., None] | None = None) -> None:
+    """Make `body(*args)` the task `name` on a worker's app; what it returns is logged. A task that raises (the
+    database went away) is acknowledged like any other, so with `again` it is put on the queue once more
+    (`again(*args)`, which should wait a while) rather than lost; without, the next scheduled run does it."""
 
     def run(*args: Any) -> None:
-        detail = body(*args)
+        try:
+            detail = body(*args)
+        except Exception:
+            log.exception("%s%r failed%s", name, tuple(args), "; enqueued again" if again else "")
+            if again is not None:
+                again(*args)
+            return
         if detail:
             log.info("%s%r: %s", name, tuple(args), detail)
 

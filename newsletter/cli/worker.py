@@ -25,6 +25,8 @@ from ..batch_ledger import WORKER_TTL, worker_lease_name
 
 log = logging.getLogger(__name__)
 
+FAILED_BATCH_WAIT = 30.0  # seconds before a batch whose task failed (the database away) runs again
+
 
 @click.command()
 @click.option("--concurrency", type=click.IntRange(1, 256), default=None,
@@ -49,7 +51,8 @@ def worker(ctx: click.Context, concurrency: int | None) -> None:
     beating.start()
     app = queue.app
     register(app, INGEST, services.poll_queued)
-    register(app, BATCH, lambda batch_id: services.run_batch(int(batch_id), holder))
+    register(app, BATCH, lambda batch_id: services.run_batch(int(batch_id), holder),
+             again=lambda batch_id: queue.put(BATCH, batch_id, countdown=FAILED_BATCH_WAIT))
     threads = concurrency or services.settings.mail.concurrency
     log.info("worker %s: %d threads on %s", holder, threads, QUEUE)
     try:
