@@ -24,8 +24,9 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal, Protocol, Sequence
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
 from feeds.core.clock import Clock, utc_now
 
@@ -46,6 +47,9 @@ _DOMAIN = re.compile(rb"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Z
 _FIELD_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+\Z")  # printable ASCII but ':' (RFC 5322 §3.6.8)
 _WSP_RUN = re.compile(rb"[ \t]+")
 _WSP_AT_EOL = re.compile(rb"[ \t]+\r\n")
+_KINDS = ((rsa.RSAPrivateKey, "an RSA key"), (ed25519.Ed25519PrivateKey, "an Ed25519 key"),
+          (ec.EllipticCurvePrivateKey, "an EC key"), (ed448.Ed448PrivateKey, "an Ed448 key"),
+          (dsa.DSAPrivateKey, "a DSA key"))
 _WIDTH = 78  # RFC 5322 §2.1.1: lines SHOULD be at most 78 characters
 
 
@@ -110,15 +114,14 @@ def read_private_key(path: Path, kind: KeyKind) -> PrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise DkimError(f"{path} is encrypted: give the key without a passphrase") from None
-    except (ValueError, serialization.UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm):
         key = _raw_ed25519(data) if kind == "ed25519" else None
         if key is None:
             raise DkimError(f"{path} holds no PEM private key") from None
     expected = rsa.RSAPrivateKey if kind == "rsa" else ed25519.Ed25519PrivateKey
     if not isinstance(key, expected):
-        found = type(key).__name__.removesuffix("PrivateKey").removeprefix("_") or "another"
-        raise DkimError(f"{path} holds a{'n' if found[0] in 'AEIOU' else ''} {found} key, not an "
-                        f"{'RSA' if kind == 'rsa' else 'Ed25519'} key")
+        found = next((name for cls, name in _KINDS if isinstance(key, cls)), "another kind of key")
+        raise DkimError(f"{path} holds {found}, not {dict(_KINDS)[expected]}")
     if isinstance(key, rsa.RSAPrivateKey) and key.key_size < MIN_RSA_BITS:
         raise DkimError(f"{path} holds a {key.key_size}-bit RSA key: receivers ignore signatures by keys under "
                         f"{MIN_RSA_BITS:,} bits (RFC 8301); make a 2,048-bit one")
