@@ -116,10 +116,10 @@ def read_private_key(path: Path, kind: KeyKind) -> PrivateKey:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
         raise DkimError(f"{path} is encrypted: give the key without a passphrase") from None
-    except (ValueError, UnsupportedAlgorithm):
+    except (ValueError, UnsupportedAlgorithm) as exc:
         key = _raw_ed25519(data) if kind == "ed25519" else None
-        if key is None:
-            raise DkimError(f"{path} holds no PEM private key") from None
+        if key is None:  # cryptography says why: not PEM, or an RSA key that fails its check (multi-prime, broken)
+            raise DkimError(f"{path} holds no PEM private key we can use ({str(exc).split('.')[0]})") from None
     expected = rsa.RSAPrivateKey if kind == "rsa" else ed25519.Ed25519PrivateKey
     if not isinstance(key, expected):
         found = next((name for cls, name in _KINDS if isinstance(key, cls)), "another kind of key")
