@@ -228,7 +228,7 @@ def main() -> None:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
-        print(bench.machine(), flush=True)
+        print(bench.machine(), f"\nload average at the start: {os.getloadavg()[0]:.1f}", flush=True)
         ed25519_key = folder / "ed25519.key"
         ed25519_key.write_bytes(ed25519.Ed25519PrivateKey.generate().private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
@@ -253,7 +253,8 @@ def main() -> None:
                 for mode, db in runs:
                     r = send(folder, sink, config, db, at, n, mode.removesuffix("-small"), ed25519_key)
                     print(f"  round {round_ + 1}, concurrency {n}, {mode}: {rate(r):,.0f} msg/s ({r['seconds']:.1f} s, "
-                          f"sender CPU {r['cpu'] / r['sent'] * 1e6:,.0f} µs a message); {r['report']}", flush=True)
+                          f"sender CPU {r['cpu'] / r['sent'] * 1e6:,.0f} µs a message, load average "
+                          f"{os.getloadavg()[0]:.1f}); {r['report']}", flush=True)
                     key = (n, mode)
                     best[key] = max(best.get(key, r), r, key=rate)
         print(f"\nbest of {args.rounds} rounds; smtp-sink on 127.0.0.1; {args.subscribers:,} subscribers "
