@@ -130,7 +130,8 @@ def signer_alone(message: bytes, ed25519_key: Path, n: int) -> list[str]:
     ed_sign = per_call(lambda: ed_key.signature(b"x" * 700), n)
     rsa_sign = per_call(lambda: rsa_key.signature(b"x" * 700), n)
     dkimpy_us = per_call(lambda: old.sign(message), max(50, n // 20))
-    return [f"the signer alone on the median digest ({len(message) / 1024:.1f} KB), CPU time, best of 10 batches, {n} calls:",
+    return [f"the signer alone on the median digest ({len(message) / 1024:.1f} KB), CPU time, best of 10 batches, "
+            f"{n} calls:",
             f"  RSA-2048 (cryptography): {rsa_us:,.0f} µs a message, of which the RSA signature {rsa_sign:,.0f} µs",
             f"  RSA + Ed25519: {both_us:,.0f} µs (the Ed25519 signature {ed_sign:,.0f} µs)",
             f"  canonicalization, body hash and header (Ed25519-only signing less its signature): "
@@ -147,7 +148,8 @@ def gil_probe() -> list[str]:
 
     rsa_key = DkimKey(b"test", b"example.com", read_private_key(RSA_KEY, "rsa"))
     ed_key = DkimKey(b"ed", b"example.com", ed25519.Ed25519PrivateKey.generate())
-    data, big, modulus = b"x" * 700, b"y" * 100_000, rsa_key.private_key.public_key().public_numbers().n  # type: ignore[union-attr]
+    modulus = rsa_key.private_key.public_key().public_numbers().n  # type: ignore[union-attr]
+    data, big = b"x" * 700, b"y" * 100_000
     cases = {"RSA-2048 sign (cryptography)": lambda: rsa_key.signature(data),
              "Ed25519 sign (cryptography)": lambda: ed_key.signature(data),
              "calibration: sha256 of 100 KB (releases the GIL)": lambda: hashlib.sha256(big).digest(),
@@ -260,7 +262,8 @@ def main() -> None:
                     best[key] = max(best.get(key, r), r, key=rate)
         print(f"\nbest of {args.rounds} rounds; smtp-sink on 127.0.0.1; {args.subscribers:,} subscribers "
               f"(dkimpy: {args.dkimpy_subscribers:,}, against its own unsigned send)")
-        print("| connections | send | msg/s | / unsigned (goal ≥ 90 %) | sender CPU a message | smtp-sink got | peak RSS |")
+        print("| connections | send | msg/s | / unsigned (goal ≥ 90 %) | sender CPU a message | smtp-sink got "
+              "| peak RSS |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         names = {"unsigned": "unsigned", "rsa": "RSA-2048 (cryptography)", "rsa+ed25519": "RSA-2048 + Ed25519",
                  "unsigned-small": "unsigned", "dkimpy": "RSA-2048 (dkimpy, before)"}

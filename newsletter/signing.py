@@ -223,8 +223,8 @@ def signature_fields(key: DkimKey, names: Sequence[bytes], body_hash: bytes, at:
     """`DKIM-Signature: v=1; …; bh=…;` + CRLF + ` b=`, folded under 78 columns: what is hashed (with the `b=`
     value empty, §3.7) and what the value is appended to. `b=` starts a line of its own, so the value, however it
     is folded, never moves a tag before it."""
-    pieces = [b"DKIM-Signature: v=1;", b" a=" + key.algorithm + b";", b" c=relaxed/relaxed;", b" d=" + key.domain + b";",
-              b" s=" + key.selector + b";", b" t=%d;" % at]
+    pieces = [b"DKIM-Signature: v=1;", b" a=" + key.algorithm + b";", b" c=relaxed/relaxed;",
+              b" d=" + key.domain + b";", b" s=" + key.selector + b";", b" t=%d;" % at]
     pieces += [(b" h=" if i == 0 else b"") + name + (b";" if i == len(names) - 1 else b":")
                for i, name in enumerate(names)]
     pieces.append(b" bh=" + body_hash + b";")
