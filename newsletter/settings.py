@@ -27,6 +27,8 @@ from feeds.core.config import (REQUIRED, Spec, apply_environment, check, check_t
 from feeds.core.errors import ConfigError
 from feeds.settings import LANGUAGES, SLUG_RE
 
+from .signing import DkimError, KeyKind, is_selector, read_private_key, signing_domain
+
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
 _BARE_ADDRESS = re.compile(r"^[A-Za-z0-9._%-]{1,20}@(?:(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|localhost)$")
 _COMPLAINT_SENDER = re.compile(r"^(?:[A-Za-z0-9._%+-]+)?@[A-Za-z0-9.-]+$")
@@ -50,6 +52,8 @@ class MailSettings:
     return_path: str = "bounce@localhost"  # the envelope sender; each message's signed tag goes after a "+" (VERP)
     complaint_senders: tuple[str, ...] = ()  # feedback loops (addresses or @domains) whose reports need no tag
     welcome: bool = False  # a welcome mail when a reader confirms
+    dkim_ed25519_selector: str | None = None  # a second signature, Ed25519-SHA256 (RFC 8463), beside the RSA one
+    dkim_ed25519_key_file: Path | None = None
 
     @property
     def scheme(self) -> str:
@@ -103,6 +107,8 @@ MAIL: Spec = {
     "postal_address": (str, ""),
     "dkim_selector": (str, None),
     "dkim_key_file": (str, None),
+    "dkim_ed25519_selector": (str, None),
+    "dkim_ed25519_key_file": (str, None),
     "rate_per_second": ((int, float), 50.0),
     "concurrency": (int, 4),
     "unsubscribe_address": (str, None),
@@ -177,6 +183,8 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
                   "in double quotes)")
     check("mail.dkim_key_file", (v["dkim_selector"] is None) == (v["dkim_key_file"] is None),
           "dkim_selector and dkim_key_file go together")
+    check("mail.dkim_ed25519_key_file", (v["dkim_ed25519_selector"] is None) == (v["dkim_ed25519_key_file"] is None),
+          "dkim_ed25519_selector and dkim_ed25519_key_file go together")
     check("mail.hard_bounce_limit", 1 <= v["hard_bounce_limit"] <= 100, "must be between 1 and 100")
     check("mail.retries", 0 <= v["retries"] <= 20, "must be between 0 and 20")
     domain = parseaddr(v["from"])[1].rpartition("@")[2] or "localhost"
@@ -190,10 +198,10 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
     for i, sender in enumerate(v["complaint_senders"]):
         check(f"mail.complaint_senders[{i}]", isinstance(sender, str) and bool(_COMPLAINT_SENDER.match(sender)),
               "must be an address (feedback@arf.mail.yahoo.com) or a domain as @domain (@hotmail.com)")
-    key_file = Path(v["dkim_key_file"]) if v["dkim_key_file"] else None
-    check("mail.dkim_key_file", key_file is None or key_file.is_file(), f"{key_file} is not a readable file")
+    key_file, ed25519_key_file = _check_dkim(v)
     return MailSettings(url=v["url"], from_address=v["from"], reply_to=v["reply_to"],
                         postal_address=v["postal_address"], dkim_selector=v["dkim_selector"], dkim_key_file=key_file,
+                        dkim_ed25519_selector=v["dkim_ed25519_selector"], dkim_ed25519_key_file=ed25519_key_file,
                         rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"],
                         unsubscribe_address=unsubscribe,
                         bounce_folder=Path(v["bounce_folder"]) if v["bounce_folder"] else None,
@@ -202,6 +210,39 @@ def _build_mail(v: dict[str, Any]) -> MailSettings:
                         return_path=return_path,
                         complaint_senders=tuple(sender.lower() for sender in v["complaint_senders"]),
                         welcome=v["welcome"])
+
+
+def _check_dkim(v: dict[str, Any]) -> tuple[Path | None, Path | None]:
+    """The DKIM keys' files, each parsed here so that a missing, unreadable, encrypted, too short or wrong kind of
+    key stops the start (naming the key) instead of the first send; the selectors and the From domain as they
+    will stand in the signature. The Ed25519 signature comes only beside an RSA one: most receivers still verify
+    RSA alone (RFC 8463 §4), and mail signed with Ed25519 only would look unsigned to them."""
+    files: list[Path | None] = []
+    kinds: tuple[tuple[KeyKind, str, str], ...] = (("rsa", "dkim_selector", "dkim_key_file"),
+                                                   ("ed25519", "dkim_ed25519_selector", "dkim_ed25519_key_file"))
+    for kind, selector_key, file_key in kinds:
+        path = Path(v[file_key]) if v[file_key] else None
+        files.append(path)
+        if path is None:
+            continue
+        check(f"mail.{selector_key}", is_selector(v[selector_key]),
+              "must be letters, digits, '-' and '_', in dot-separated labels (it is written into every signature)")
+        check(f"mail.{file_key}", path.is_file(), f"{path} is not a readable file")
+        try:
+            read_private_key(path, kind)
+        except DkimError as exc:
+            raise ConfigError(f"mail.{file_key}", str(exc)) from None
+    if files[1] is not None:
+        check("mail.dkim_ed25519_selector", files[0] is not None,
+              "needs dkim_selector and dkim_key_file too: receivers that know no Ed25519 (most) verify the RSA one")
+        check("mail.dkim_ed25519_selector", v["dkim_ed25519_selector"] != v["dkim_selector"],
+              "must differ from dkim_selector: a selector publishes one key")
+    if files[0] is not None:
+        try:
+            signing_domain(v["from"])
+        except DkimError as exc:
+            raise ConfigError("mail.from", f"its domain signs the mail (DKIM d=): {exc}") from None
+    return files[0], files[1]
 
 
 def _is_mailbox(value: str) -> bool:
