@@ -37,6 +37,11 @@ def print_check(components: Any) -> None:
     click.echo(f"configuration: {s.path} (valid)")
     click.echo(f"site: {s.site.name} <{s.site.base_url}>, time zone {s.site.timezone.key}, language {s.site.language}")
     click.echo(f"database: {redacted(s.database_url)}")
+    q = s.queue
+    click.echo(f"queue: {redacted(q.url)}, batches of {q.batch_size} readers, run by `gazette worker`" if q.url
+               else "queue: none (every job runs in the scheduler's process)")
+    click.echo(f"shared state: {redacted(q.redis_url)}" if q.redis_url
+               else "shared state: none (each process keeps its rate limits and view dedupe)")
     click.echo(f"categories ({len(s.categories)}): " + ", ".join(f"{c.slug} ({c.name})" for c in s.categories))
     click.echo(f"sources ({len(s.sources)}):")
     for source in s.sources:

@@ -58,6 +58,11 @@ def rabbitmqctl(*args: str) -> None:
 @pytest.fixture
 def broker() -> Iterator[str]:
     """A RabbitMQ virtual host of this test's own; its amqp:// URL."""
+    yield from virtual_host()
+
+
+def virtual_host() -> Iterator[str]:
+    """A new RabbitMQ virtual host, deleted afterwards; its amqp:// URL."""
     vhost = f"gazette-test-{uuid.uuid4().hex[:10]}"
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
@@ -317,6 +322,17 @@ def test_source_polls_run_on_the_workers(tmp_path, clock, sink, broker) -> None:
         assert len(deployment.services.store.articles(limit=50)) > 3
     finally:
         deployment.stop()
+
+
+def test_check_names_the_queue_without_its_passwords(tmp_path) -> None:
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), extra="""
+        [queue]
+        url = "amqp://gazette:broker-secret@mq.example:5672/news"
+        redis_url = "redis://:redis-secret@cache.example:6379/0"
+        """)
+    done = run_gazette(["--config", str(config), "check"], expect=0)
+    assert "queue: amqp://gazette:***@mq.example:5672/news, batches of 1000" in done.stdout
+    assert "shared state: redis://" in done.stdout and "secret" not in done.stdout
 
 
 def test_a_worker_without_a_queue_stops_with_the_key_and_the_reason(tmp_path) -> None:

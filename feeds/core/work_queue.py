@@ -90,4 +90,4 @@ def register(app: Celery, name: str, body: Callable[..., str | None], *,
         if detail:
             log.info("%s%r: %s", name, tuple(args), detail)
 
-    app.task(name=name, bind=False)(run)
+    app.task(name=name, bind=False, shared=False)(run)  # this app only: not every app the process makes

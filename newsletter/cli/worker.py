@@ -28,6 +28,26 @@ log = logging.getLogger(__name__)
 FAILED_BATCH_WAIT = 30.0  # seconds before a batch whose task failed (the database away) runs again
 
 
+def register_tasks(app: Any, services: Any, holder: str) -> None:
+    """The worker's two tasks. Their arguments come off the broker: anyone who can publish there could send
+    anything, so a batch id must be a positive integer and a source a configured one (`poll_queued` skips any other
+    name), and a malformed message is dropped, never enqueued again."""
+    queue = services.work_queue
+
+    def batch(batch_id: object) -> str:
+        if not isinstance(batch_id, int) or isinstance(batch_id, bool) or batch_id < 1:
+            return f"not a batch id: {str(batch_id)[:80]!r}, dropped"
+        return services.run_batch(batch_id, holder)
+
+    def poll(name: object) -> str:
+        if not isinstance(name, str) or not 0 < len(name) <= 200:
+            return f"not a source name: {str(name)[:80]!r}, dropped"
+        return services.poll_queued(name)
+
+    register(app, INGEST, poll)
+    register(app, BATCH, batch, again=lambda batch_id: queue.put(BATCH, batch_id, countdown=FAILED_BATCH_WAIT))
+
+
 @click.command()
 @click.option("--concurrency", type=click.IntRange(1, 256), default=None,
               help="Tasks run at once, each on its own thread with its own relay connection (default: [mail] "
@@ -50,9 +70,7 @@ def worker(ctx: click.Context, concurrency: int | None) -> None:
                              failure="worker: renewing the heartbeat failed")
     beating.start()
     app = queue.app
-    register(app, INGEST, services.poll_queued)
-    register(app, BATCH, lambda batch_id: services.run_batch(int(batch_id), holder),
-             again=lambda batch_id: queue.put(BATCH, batch_id, countdown=FAILED_BATCH_WAIT))
+    register_tasks(app, services, holder)
     threads = concurrency or services.settings.mail.concurrency
     log.info("worker %s: %d threads on %s", holder, threads, QUEUE)
     try:
