@@ -254,3 +254,34 @@ def test_help_names_the_options(tmp_path: Path) -> None:
         assert option in serve
     assert "Run only the scheduler" in run_gazette(["scheduler", "--help"], cwd=tmp_path, expect=0).stdout
     assert run_gazette(["serve", "--workers", "0"], cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.slow
+def test_two_workers_with_redis_count_one_visitor_once(tmp_path: Path, stack: ExitStack,  # type: ignore[no-untyped-def]
+                                                       monkeypatch) -> None:
+    """`serve --workers 2` with [queue] redis_url: the same visitor's view reaching each worker counts once."""
+    import uuid
+
+    from feeds.core.shared import SharedState
+    from tests.test_shared_state import forget, redis_or_skip
+
+    redis_url = redis_or_skip()
+    config, engine, article_id = configured(tmp_path)
+    stack.callback(engine.dispose)
+    with config.open("a", encoding="utf-8") as f:
+        f.write(f'\n[queue]\nredis_url = "{redis_url}"\n')
+    secret = f"test-{uuid.uuid4().hex}"  # a site of its own on the shared Redis
+    monkeypatch.setenv("GAZETTE_SECRETS_SIGNING_KEY", secret)
+    stack.callback(lambda: forget(SharedState(redis_url, secret=secret)))
+    port = free_port()
+    parent = start(tmp_path, "serve", ["--config", str(config), "serve", "--port", str(port), "--workers", "2",
+                                       "--no-scheduler"], stack)
+    wait_healthy(port, parent, 90)
+    pids = workers_started(tmp_path, "serve", parent, 2)
+    connections = one_connection_per_worker(port, pids, stack)
+    for connection in connections.values():  # one visitor, once through each worker
+        assert post_view(connection, article_id, "198.51.100.23") == 204
+    assert post_view(next(iter(connections.values())), article_id, "198.51.100.24") == 204  # another visitor
+    assert stop(parent, tmp_path / "serve.log") == 0
+    assert "without [queue] redis_url" not in (tmp_path / "serve.log").read_text(errors="replace")
+    assert total_views(engine) == 2, "the first visitor counted once by two workers, and the other"
