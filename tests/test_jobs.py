@@ -75,7 +75,7 @@ def test_each_source_is_ingested_every_its_interval_with_a_bounded_jitter(tmp_pa
     settings = settings_with(tmp_path, SOURCES)
     asked: list[str] = []
     specs = ingest_jobs(settings.sources, SEOUL,
-                        lambda name: asked.append(name) or SimpleNamespace(line=lambda: f"{name}: unchanged"))
+                        lambda name: asked.append(name) or f"{name}: unchanged")
     assert [(s.key, s.name) for s in specs] == [("ingest:wire", "ingest wire"),
                                                 ("ingest:daily-export", "ingest daily-export")]
     for spec, seconds, jitter in zip(specs, (600, 43200), (30, 30)):
@@ -84,7 +84,7 @@ def test_each_source_is_ingested_every_its_interval_with_a_bounded_jitter(tmp_pa
         assert spec.trigger.timezone == SEOUL
         assert (spec.misfire_grace, spec.start_now) == (timedelta(minutes=5), True)
     short = ingest_jobs([dataclasses.replace(settings.sources[0], interval=timedelta(minutes=2))], SEOUL,
-                        lambda name: SimpleNamespace(line=lambda: ""))
+                        lambda name: "")
     assert short[0].trigger.jitter == 12  # a tenth of the interval when that is under 30 s
     assert specs[1].run(datetime(2026, 11, 25, tzinfo=UTC)) == "daily-export: unchanged"
     assert asked == ["daily-export"]

@@ -30,13 +30,17 @@ def upgrade() -> None:
     if bind.dialect.name == "postgresql":
         try:
             with bind.begin_nested():
-                bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm"))
+                # In `public`, not the first schema of the search path: an extension lives in one schema of the
+                # database, and one made in a schema that is later dropped takes every trigram index with it.
+                bind.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public"))
+                home = bind.execute(sa.text("SELECT extnamespace::regnamespace::text FROM pg_extension "
+                                            "WHERE extname = 'pg_trgm'")).scalar_one()
         except sa.exc.DBAPIError as exc:
             log.warning("%s is a plain index: pg_trgm cannot be created here (%s); searching a part of an address "
                         "reads every row", INDEX, str(exc).splitlines()[0])
-        else:
+        else:  # the operator class named with the extension's schema: found whatever the search path
             op.create_index(INDEX, "subscribers", ["email"], postgresql_using="gin",
-                            postgresql_ops={"email": "gin_trgm_ops"})
+                            postgresql_ops={"email": f"{home}.gin_trgm_ops"})
             return
     op.create_index(INDEX, "subscribers", ["email"])
 
