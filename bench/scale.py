@@ -131,23 +131,27 @@ def watched(folder: Path, sink: digest.Sink, config: Path, db: Path | str, url: 
                              stdout=subprocess.DEVNULL, stderr=open(folder / "child.err", "wb"))
     samples: list[tuple[float, int, float, float, float]] = []  # seconds, messages, VmRSS, VmHWM, CPU seconds
     stopped = False
-    while child.poll() is None:
-        time.sleep(10)
-        try:
-            status = dict(x.split(":", 1) for x in Path(f"/proc/{child.pid}/status").read_text().splitlines())
-        except (FileNotFoundError, ValueError):
-            break
-        if "VmRSS" not in status:  # exiting
-            break
-        elapsed = time.perf_counter() - start
-        samples.append((elapsed, sink.counters()[0] - received, int(status["VmRSS"].split()[0]) / 1024,
-                        int(status["VmHWM"].split()[0]) / 1024, cpu_of(child.pid)))
-        print(f"    {elapsed:6.0f} s: {samples[-1][1]:,} sent, RSS {samples[-1][2]:.0f} MB (peak {samples[-1][3]:.0f})"
-              f", {load()}", flush=True)
-        if limit and elapsed > limit:
+    try:
+        while child.poll() is None:
+            time.sleep(10)
+            try:
+                status = dict(x.split(":", 1) for x in Path(f"/proc/{child.pid}/status").read_text().splitlines())
+            except (FileNotFoundError, ValueError):
+                break
+            if "VmRSS" not in status:  # exiting
+                break
+            elapsed = time.perf_counter() - start
+            samples.append((elapsed, sink.counters()[0] - received, int(status["VmRSS"].split()[0]) / 1024,
+                            int(status["VmHWM"].split()[0]) / 1024, cpu_of(child.pid)))
+            print(f"    {elapsed:6.0f} s: {samples[-1][1]:,} sent, RSS {samples[-1][2]:.0f} MB (peak {samples[-1][3]:.0f})"
+                  f", {load()}", flush=True)
+            if limit and elapsed > limit:
+                child.terminate()
+                stopped = True
+                break
+    finally:  # stopped, or this script interrupted: the child goes too
+        if child.poll() is None:
             child.terminate()
-            stopped = True
-            break
     child.wait()
     time.sleep(0.3)
     got, sink_after = sink.counters()
@@ -412,7 +416,9 @@ def queue_part(folder: Path, sink: digest.Sink, pg: Postgres, n: int, workers: l
         us = r["edition_seconds"] / n * 1e6
         table.append(f"| {label} | {r['edition_seconds']:.1f} s | {n / r['edition_seconds']:,.0f} | {us:,.0f} µs | "
                      f"{(us / ref_us - 1) * 100:+.1f} % | {r['wall']:.1f} s ({r.get('produced', 0):.1f} s) | "
-                     f"{r['cpu'] / n * 1e6:,.0f} µs | {r['rss_mb']:.0f} MB | "
+                     f"{r['cpu'] / n * 1e6:,.0f} µs" + (f" ({r['producer_cpu'] / n * 1e6:,.0f} producer, "
+                                                         f"{r['worker_cpu'] / n * 1e6:,.0f} workers)"
+                                                         if "worker_cpu" in r else "") + f" | {r['rss_mb']:.0f} MB | "
                      f"{', '.join(f'{k} {v:,}' for k, v in r['rows'].items())} ({r['distinct_sent']:,} subscribers) | "
                      f"{r['sink']:,} | {r['load_before']} → {r['load_after']} |")
     table.append(f"\nbroker and Redis, measured here ({costs['load']}): RabbitMQ takes {costs['publish']:,.0f} batch "
@@ -423,7 +429,10 @@ def queue_part(folder: Path, sink: digest.Sink, pg: Postgres, n: int, workers: l
                  "per token-bucket call")
     out = ["\n".join(table)]
     print(out[0], flush=True)
-    out.append(json.dumps({"per_worker_msg_s": {label: n / r["edition_seconds"] for label, r in results},
+    out.append(json.dumps({"msg_s": {label: n / r["edition_seconds"] for label, r in results},
+                           "producer_readers_s": {label: n / r["produced"] for label, r in results if "produced" in r},
+                           "cpu_us": {label: {k: r[k] / n * 1e6 for k in ("cpu", "producer_cpu", "worker_cpu") if k in r}
+                                      for label, r in results},
                            "costs": costs, "batch": batch}))
     return out
 
