@@ -17,9 +17,10 @@ queue: --queue-readers on PostgreSQL (a database seeded once and copied with CRE
   publishing and consuming (prefetch 1, ack each) batch-sized tasks, and one token-bucket call to Redis.
 Load from other processes is printed with each figure (/proc/loadavg: the 1-minute average and runnable tasks).
 `--limit S` stops each in-process send of the memory part after S seconds and reports what it sent by then (for a
-machine too busy to finish a million in the time there is). Needs smtp-sink, the PostgreSQL of the tests (127.0.0.1:5432, database `test`:
-databases of its own are made there and dropped on exit), and for the queue part rabbitmqctl, RabbitMQ on
-127.0.0.1:5672 (guest) and Redis on 127.0.0.1:6379.
+machine too busy to finish a million in the time there is); the child's RSS, CPU and smtp-sink's count are sampled
+every 10 s, so the pace and the resident set along the edition are printed too. Needs smtp-sink, the PostgreSQL of
+the tests (127.0.0.1:5432, database `test`: databases of its own are made there and dropped on exit), and for the
+queue part rabbitmqctl, RabbitMQ on 127.0.0.1:5672 (guest) and Redis on 127.0.0.1:6379.
 """
 
 from __future__ import annotations
