@@ -22,6 +22,7 @@ the edition's open batches again. An alert's run is sent in-process (one process
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,15 +44,18 @@ from .transport import Transport
 log = logging.getLogger(__name__)
 
 CLAIM = 20  # rows a worker's task holds at a time: what a kill of it can send twice
-STALE_BATCH = timedelta(hours=1)  # an open batch not seen for this long is enqueued again by the resume job
+STALE_BATCH = timedelta(hours=1)
+KEEP_MAILS = 512  # segment mails a worker keeps between tasks  # an open batch not seen for this long is enqueued again by the resume job
 
 
 @dataclass(frozen=True)
 class Pace:
-    """The deployment's mail rate: `wait()` returns when it is the caller's turn (a token bucket in Redis shared by
-    every worker, or a process's own gate)."""
+    """The deployment's mail rate: `turns(n)` takes the next n turns at once and says when each comes, on
+    `time.monotonic()`'s clock (a token bucket in Redis shared by every worker: one round trip per claim, not per
+    message; or a process's own gate)."""
 
-    wait: Callable[[], None]
+    turns: Callable[[int], list[float]]
+    sleep: Callable[[float], None] = time.sleep
 
 
 def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: EditionRun, batches: BatchLedger,
@@ -93,7 +97,8 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
             already += len(page) - len(todo)
             handed: list[int] = []
             nothing_new, _ = queue_page(edition, edition_id, todo, states, segments, period_start, now, run,
-                                        is_paused=lambda: False, hand_over=lambda messages: handed.append(len(messages)))
+                                        is_paused=lambda: False,
+                                        hand_over=lambda readers, mail: handed.append(len(readers)))
             skipped += nothing_new
             if handed:
                 queued += sum(handed)
@@ -110,7 +115,8 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
 
 def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_of: Callable[[str], EditionSettings],
               holder: str, connection: Callable[[], Transport], pace: Pace,
-              enqueue_later: Callable[[int, float], None], busy: Collection[str] = ()) -> str:
+              enqueue_later: Callable[[int, float], None], busy: Collection[str] = (),
+              mails: dict[int, SegmentMail] | None = None) -> str:
     """Send what is left of batch `batch_id` now (a worker's task): CLAIM rows at a time until none is left, in the
     name of `holder` (this worker's thread; `busy`: the threads of this worker running a task now)."""
     batch = batches.get(batch_id)
@@ -118,7 +124,7 @@ def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_o
         return "done already"
     ledger = run.ledger
     edition = edition_of(batch.edition)
-    mails: dict[int, SegmentMail] = {}
+    mails = {} if mails is None else mails  # a worker's, kept across its tasks: a segment's mail never changes
     sent = failed = 0
     while True:
         if ledger.edition_status(batch.edition_id) != "sending":  # paused (a resume sends it again), or finished
@@ -129,8 +135,10 @@ def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_o
             break
         receiving = {r.id: r for r in run.readers.confirmed(edition.name, ads=edition.has_ads,
                                                             ids=[c.subscriber_id for c in claimed])}
-        outcomes = [_deliver(c, receiving.get(c.subscriber_id), batch, edition, mails, run, connection, pace)
-                    for c in claimed]
+        turns = pace.turns(len(claimed))
+        outcomes = [_deliver(c, receiving.get(c.subscriber_id), batch, edition, mails, run, connection,
+                             lambda at=at: pace.sleep(max(0.0, at - time.monotonic())))
+                    for c, at in zip(claimed, turns)]
         write_outcomes(run, batch.edition_id, outcomes)
         sent += sum(1 for o in outcomes if o.status == "sent")
         failed += sum(1 for o in outcomes if o.status == "failed")
@@ -139,7 +147,7 @@ def run_batch(batch_id: int, *, run: EditionRun, batches: BatchLedger, edition_o
 
 def _deliver(claimed, reader: Subscriber | None, batch: Batch, edition: EditionSettings,  # type: ignore[no-untyped-def]
              mails: dict[int, SegmentMail], run: EditionRun, connection: Callable[[], Transport],
-             pace: Pace) -> Outcome:
+             wait_turn: Callable[[], None]) -> Outcome:
     """One claimed row's hand-over, as the outbox does it; the outcome to record."""
     sid, attempts, segment_id = claimed.subscriber_id, claimed.attempts, claimed.segment_id
     if reader is None:
@@ -151,16 +159,18 @@ def _deliver(claimed, reader: Subscriber | None, batch: Batch, edition: EditionS
                        at=next_morning(zone_now, _zone(reader, run)))
     mail = mails.get(segment_id) if segment_id is not None else None
     if mail is None and segment_id is not None:
-        stored = run.ledger.segment_mails(batch.edition_id).get(segment_id)
-        if stored is not None:
-            mail = mails[segment_id] = segment_mail(stored, edition_name=edition.name, edition_id=batch.edition_id,
-                                                    segment_id=segment_id, run=run)
+        stored = run.ledger.segment(segment_id)
+        if stored is not None and stored[0] == batch.edition_id:
+            if len(mails) >= KEEP_MAILS:
+                mails.clear()
+            mail = mails[segment_id] = segment_mail(stored[1], edition_name=edition.name,
+                                                    edition_id=batch.edition_id, segment_id=segment_id, run=run)
     if mail is None:
         return Outcome(sid, "failed", "its segment's mail is no longer stored", attempts)
     message = outgoing(reader, batch.edition_id, mail, run, attempts=attempts)
     try:
         data = message_bytes(message, run)
-        pace.wait()
+        wait_turn()
         connection().send(message.envelope_from, wire_address(message.email), data)
     except DeliveryError as exc:
         return failure_outcome(message, exc, now=run.clock(), retries=run.settings.mail.retries,

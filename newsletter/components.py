@@ -52,6 +52,7 @@ class Components(ContentComponents):
     # A worker's: each thread's own relay connection, and the threads running a batch now (their claims are live).
     _connections: threading.local = field(default_factory=threading.local, init=False, repr=False)
     _busy: set[str] = field(default_factory=set, init=False, repr=False)
+    _segment_mails: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
     _busy_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @cached_property
@@ -167,8 +168,8 @@ class Components(ContentComponents):
         """The mail rate of the whole deployment, shared by every worker through Redis ([queue] redis_url)."""
         rate = self.settings.mail.rate_per_second
         if self.shared is None:
-            return Pace(RateGate(rate).wait)
-        return Pace(TokenBucket(self.shared, self.settings.mail.url, rate).wait)  # per relay (its URL, hashed)
+            return Pace(RateGate(rate).turns)
+        return Pace(TokenBucket(self.shared, self.settings.mail.url, rate).turns)  # per relay (its URL, hashed)
 
     def run_batch(self, batch_id: int, holder: str) -> str:
         """A worker's task: send batch `batch_id` over this thread's own connection to the relay; its rows are claimed
@@ -189,7 +190,7 @@ class Components(ContentComponents):
             return run_batch(batch_id, run=self.edition_run(), batches=self.batches, edition_of=self.edition,
                              holder=claimant, connection=connection, pace=self.pace,
                              enqueue_later=lambda batch, wait: queue.put(BATCH, batch, countdown=wait),
-                             busy=frozenset(self._busy))
+                             busy=frozenset(self._busy), mails=self._segment_mails)
         finally:
             with self._busy_lock:
                 self._busy.discard(claimant)

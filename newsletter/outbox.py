@@ -45,6 +45,13 @@ class RateGate:
         self._next = monotonic()
         self._lock = threading.Lock()
 
+    def turns(self, count: int) -> list[float]:
+        """Take the next `count` turns at once: when each comes, on the gate's clock."""
+        with self._lock:
+            at = max(self._next, self._monotonic())
+            self._next = at + self.interval * count
+        return [at + i * self.interval for i in range(count)]
+
     def wait(self) -> None:
         """Return when it is this caller's turn; the turns are `interval` apart."""
         with self._lock:

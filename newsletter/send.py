@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
+from .compose import message_id
 from .deliveries import FINAL, EditionStats, Outcome
 from .edition_run import DeliveryState, EditionRun, RunLease, RunSettings
 from .errors import EditionState, UnknownEdition
@@ -40,7 +41,6 @@ from .outbox import Outbox
 from .preview import plan_for
 from .records import Audience, Subscriber
 from .segments import (
-    Outgoing,
     SegmentCache,
     SegmentMail,
     audience_of,
@@ -181,8 +181,11 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
             if outbox.look_for_pause():  # the rest is counted, not sent: it waits for a resume
                 left += sum(1 for r in todo if r.id not in states)  # the others' rows are counted below
                 continue
+            def hand_over(readers: Sequence[Subscriber], mail: SegmentMail, states=states) -> None:
+                outbox.put_all([outgoing(r, edition_id, mail, run, attempts=(states.get(r.id) or ("", 0, None))[1])
+                                for r in readers])
             nothing_new, unreached = queue_page(edition, edition_id, todo, states, segments, period_start, now, run,
-                                                is_paused=outbox.look_for_pause, hand_over=outbox.put_all)
+                                                is_paused=outbox.look_for_pause, hand_over=hand_over)
             skipped += nothing_new
             left += unreached
         outbox.drain()
@@ -207,7 +210,8 @@ def _send(edition: EditionSettings, edition_id: int, scheduled_at: datetime, per
 
 def queue_page(edition: EditionSettings, edition_id: int, todo: list[Subscriber], states: dict[int, DeliveryState],
                segments: SegmentCache, period_start: datetime, now: datetime, run: EditionRun, *,
-               is_paused: Callable[[], bool], hand_over: Callable[[list[Outgoing]], None]) -> tuple[int, int]:
+               is_paused: Callable[[], bool],
+               hand_over: Callable[[Sequence[Subscriber], SegmentMail], None]) -> tuple[int, int]:
     """One page of readers: grouped into segments; each reader's row written as skipped (nothing new), held (an
     edition with ads in their night) or queued, and the queued messages handed over (to the outbox here, to the
     batch's task with [queue]). Returns how many had nothing new, and how many a pause kept from being queued that
@@ -238,11 +242,10 @@ def queue_page(edition: EditionSettings, edition_id: int, todo: list[Subscriber]
             if is_paused():
                 unreached += sum(1 for r in chunk if states.get(r.id) is None)
                 continue
-            messages = [outgoing(r, edition_id, prepared.mail, run, attempts=(states.get(r.id) or ("", 0, None))[1])
-                        for r in chunk]
-            ledger.queue(edition_id, [(m.subscriber_id, m.recipient.message_id) for m in messages],
+            domain = prepared.mail.template.domain  # the Message-ID alone: the links wait for the hand-over
+            ledger.queue(edition_id, [(r.id, message_id(domain, run.tags.digest(edition_id, r.id))) for r in chunk],
                          segment_id=segment_id, articles=prepared.articles, high_water_at=prepared.high_water_at)
-            hand_over(messages)
+            hand_over(chunk, prepared.mail)
     return skipped, unreached
 
 

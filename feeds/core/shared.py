@@ -82,9 +82,11 @@ BUCKET = """
 local interval, tolerance = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local count = tonumber(ARGV[3]) or 1
 local due = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') or 0, now)
 local turn = math.max(now, due - tolerance)
-redis.call('SET', KEYS[1], string.format('%.17g', due + interval), 'PX', math.ceil((due + interval - now) / 1000) + 1)
+local after = due + interval * count
+redis.call('SET', KEYS[1], string.format('%.17g', after), 'PX', math.ceil((after - now) / 1000) + 1)
 return math.ceil(turn - now)
 """
 
@@ -252,11 +254,23 @@ class TokenBucket:
         self._interval = 1_000_000 / rate
         self._retry, self._sleep = retry, sleep
 
-    def reserve(self) -> float:
-        """Take the next turn; the seconds until it comes. SharedUnavailable when Redis is away."""
-        script, args = self.state.scripts["bucket"], [self._interval, (self.burst - 1) * self._interval]
+    def reserve(self, count: int = 1) -> float:
+        """Take the next `count` turns (one after another, 1/rate apart); the seconds until the first comes.
+        SharedUnavailable when Redis is away."""
+        script, args = self.state.scripts["bucket"], [self._interval, (self.burst - 1) * self._interval, count]
         wait = self.state.run(lambda: script(keys=[self._key], args=args), fallback="mail waits for it")
         return max(0, int(wait)) / 1_000_000
+
+    def turns(self, count: int) -> list[float]:
+        """Take `count` turns in one call (a worker's claim of rows): when each comes, on `time.monotonic()`'s clock.
+        One round trip to Redis for them all; while Redis is away, it waits and asks again."""
+        while True:
+            try:
+                first = time.monotonic() + self.reserve(count)
+                break
+            except SharedUnavailable:
+                self._sleep(self._retry)
+        return [first + i / self.rate for i in range(count)]
 
     def wait(self) -> None:
         """Return when it is this caller's turn."""
