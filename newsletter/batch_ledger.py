@@ -94,6 +94,15 @@ class BatchLedger:
             return int(conn.execute(select(func.count()).select_from(edition_batches).where(
                 edition_batches.c.edition_id == edition_id, edition_batches.c.done_at.is_(None))).scalar_one())
 
+    def mark_frozen(self, edition_id: int, at: datetime | None) -> None:
+        """The run's readers were all frozen into batches at `at` (None: a freeze starts, and is not whole yet)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(editions).where(editions.c.id == edition_id).values(frozen_at=at))
+
+    def is_frozen(self, edition_id: int) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(editions.c.frozen_at).where(editions.c.id == edition_id)).scalar() is not None
+
     def enqueued(self, batch_id: int, now: datetime) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(edition_batches).where(edition_batches.c.id == batch_id).values(enqueued_at=now))

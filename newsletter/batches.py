@@ -63,7 +63,8 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
                   resume: bool = False) -> SendReport:
     """Freeze the edition run of `scheduled_at` into batches of at most `size` readers and put each on the queue
     (`enqueue(batch_id)`). A run with batches still open only has those enqueued again: all of them after a pause
-    (`resume`), else those not seen for STALE_BATCH (a message the broker may have lost)."""
+    (`resume`) or a freeze cut short, else those not seen for STALE_BATCH (a message the broker may have lost); the
+    rest of a freeze cut short is frozen by the next call once they are done."""
     period_start = scheduled_at - edition.window
     shown_at = scheduled_at.astimezone(run.settings.site.timezone)
     ledger = run.ledger
@@ -73,8 +74,9 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
     ledger.note_audience(edition_id, everyone=everyone)
     now = run.clock()
     still_open = batches.open(edition_id)
-    if still_open:
-        again = [b for b in still_open if resume or b.enqueued_at < now - STALE_BATCH]
+    if still_open:  # all of them after a freeze cut short: which of them the broker got is not known
+        everything = resume or not batches.is_frozen(edition_id)
+        again = [b for b in still_open if everything or b.enqueued_at < now - STALE_BATCH]
         for b in again:
             batches.enqueued(b.id, now)
             enqueue(b.id)
@@ -86,6 +88,7 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
         return SendReport(edition.name, edition_id, shown_at, 0, 0, 0, 0, 0, False, is_busy=True)
     recipients = already = skipped = queued = made = 0
     try:
+        batches.mark_frozen(edition_id, None)  # no worker finishes the run before its last page is frozen
         settle_departed(edition_id, audience, run)
         segments = SegmentCache(edition, edition_id, scheduled_at,
                                 most_viewed_of(edition, period_start, scheduled_at, run), run)
@@ -104,6 +107,7 @@ def queue_edition(edition: EditionSettings, *, scheduled_at: datetime, run: Edit
                 queued += sum(handed)
                 enqueue(batches.add(edition_id, page[0].id, page[-1].id, run.clock()))
                 made += 1
+        batches.mark_frozen(edition_id, run.clock())
         finish_if_done(edition_id, run, batches)  # its batches may all be done already, or there were none
     finally:
         lease.release()
@@ -210,8 +214,10 @@ def _after_pass(batch: Batch, run: EditionRun, batches: BatchLedger, enqueue_lat
 
 def finish_if_done(edition_id: int, run: EditionRun, batches: BatchLedger) -> bool:
     """The run is done when no batch is open and no row waits (a held or later retry keeps it open for the resume
-    job). Called under the edition's lease."""
-    if batches.open_count(edition_id) or not is_settled(run.ledger.counts(edition_id)):
+    job), and only once the whole run was frozen (a freeze cut short by a crash leaves readers without a row: the
+    resume job freezes them). Called under the edition's lease."""
+    if (not batches.is_frozen(edition_id) or batches.open_count(edition_id)
+            or not is_settled(run.ledger.counts(edition_id))):
         return False
     if run.ledger.edition_status(edition_id) == "sending":
         run.ledger.finish_edition(edition_id, run.clock())

@@ -101,6 +101,9 @@ editions = Table(
     Column("finished_at", UTCDateTime, nullable=True),
     Column("paused_at", UTCDateTime, nullable=True),  # when an operator paused the run (status "paused")
     Column("audience", String(16), nullable=True),  # "everyone" (a manual send) or "zones": whom a resume sends to
+    # With [queue]: when the run's last page was frozen into batches. Until then (a freeze under way, or cut short by a
+    # crash) no worker finishes the run, and the resume job freezes the rest once its open batches are done.
+    Column("frozen_at", UTCDateTime, nullable=True),
     UniqueConstraint("name", "scheduled_at"),
 )
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from .compose import RenderedMail
 from feeds.core.database import insert_for
 
-from .db import deliveries, edition_segments, editions, reader_marks, subscribers
+from .db import deliveries, edition_batches, edition_segments, editions, reader_marks, subscribers
 from .records import ALERTS
 
 STATUSES = ("queued", "sent", "skipped", "failed", "retry", "held")
@@ -97,17 +97,20 @@ class DeliveryStore:
             return str(conn.execute(select(editions.c.name).where(editions.c.id == edition_id)).scalar_one())
 
     def unfinished(self, now: datetime) -> list[tuple[str, datetime]]:
-        """Editions with deliveries still to do now: interrupted runs, retries and held mail that are due; and
+        """Editions with deliveries still to do now: interrupted runs, retries and held mail that are due;
         breaking-news alerts recorded a while ago whose send never wrote a row (the process stopped first: an
-        alert has no schedule to fire it again)."""
+        alert has no schedule to fire it again); and with [queue], runs whose freeze into batches was cut short."""
         due = (select(deliveries.c.edition_id).where(
             deliveries.c.status.in_(("queued", "retry", "held")),
             (deliveries.c.next_attempt_at.is_(None)) | (deliveries.c.next_attempt_at <= now)).distinct())
         unstarted = and_(editions.c.name == ALERTS, editions.c.created_at <= now - ALERT_START_GRACE,
                          ~select(deliveries.c.id).where(deliveries.c.edition_id == editions.c.id).exists())
+        # With [queue]: a run whose freeze was cut short (it has batches, but was never wholly frozen).
+        unfrozen = and_(editions.c.frozen_at.is_(None),
+                        select(edition_batches.c.id).where(edition_batches.c.edition_id == editions.c.id).exists())
         with self.engine.connect() as conn:
             rows = conn.execute(select(editions.c.name, editions.c.scheduled_at)
-                                .where(editions.c.status == "sending", or_(editions.c.id.in_(due), unstarted))
+                                .where(editions.c.status == "sending", or_(editions.c.id.in_(due), unstarted, unfrozen))
                                 .order_by(editions.c.scheduled_at)).all()
         return [(r.name, r.scheduled_at) for r in rows]
 

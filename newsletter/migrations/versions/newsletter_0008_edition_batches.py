@@ -1,5 +1,5 @@
-"""[queue]: an edition's Celery batches (`edition_batches`) and the worker that holds a delivery row
-(`deliveries.claimed_by`).
+"""[queue]: an edition's Celery batches (`edition_batches`), the worker that holds a delivery row
+(`deliveries.claimed_by`), and when a run was wholly frozen into batches (`editions.frozen_at`).
 
 Revision ID: newsletter_0008
 Revises: newsletter_0007
@@ -18,6 +18,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("claimed_by", sa.String(length=200), nullable=True))
+    with op.batch_alter_table("editions") as batch:
+        batch.add_column(sa.Column("frozen_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "edition_batches",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -36,5 +38,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index(op.f("ix_edition_batches_edition_id_done_at"), table_name="edition_batches")
     op.drop_table("edition_batches")
+    with op.batch_alter_table("editions") as batch:
+        batch.drop_column("frozen_at")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("claimed_by")
