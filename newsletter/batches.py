@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from .batch_ledger import Batch, BatchLedger
 from .compose import wire_address
@@ -157,10 +156,9 @@ def _deliver(claimed, reader: Subscriber | None, batch: Batch, edition: EditionS
     if reader is None:
         return Outcome(sid, "skipped", "no longer receives this edition (unsubscribed, paused, or the edition or "
                                        "advertising consent withdrawn)", attempts)
-    zone_now = run.clock()
-    if edition.has_ads and is_quiet_hour(zone_now, _zone(reader, run)):
-        return Outcome(sid, "retry", "held for the morning (advertising)", attempts,
-                       at=next_morning(zone_now, _zone(reader, run)))
+    now, zone = run.clock(), home_zone(reader, run.settings.site.timezone)
+    if edition.has_ads and is_quiet_hour(now, zone):
+        return Outcome(sid, "retry", "held for the morning (advertising)", attempts, at=next_morning(now, zone))
     mail = mails.get(segment_id) if segment_id is not None else None
     if mail is None and segment_id is not None:
         stored = run.ledger.segment(segment_id)
@@ -183,10 +181,6 @@ def _deliver(claimed, reader: Subscriber | None, batch: Batch, edition: EditionS
         log.exception("edition %s: subscriber %s", batch.edition_id, sid)
         return Outcome(sid, "failed", f"{type(exc).__name__}: {exc}", attempts + 1)
     return Outcome(sid, "sent", None, attempts + 1, at=run.clock())
-
-
-def _zone(reader: Subscriber, run: EditionRun) -> ZoneInfo:
-    return home_zone(reader, run.settings.site.timezone)
 
 
 def _after_pass(batch: Batch, run: EditionRun, batches: BatchLedger, enqueue_later: Callable[[int, float], None],

@@ -390,6 +390,7 @@ class SmtpRecorder:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], bytes]] = []
+        self.times: list[float] = []  # when each message arrived (time.monotonic())
         self.sessions = 0
         self.fail_rcpt: dict[str, str] = {}
         self.fail_times: dict[str, int] = {}
@@ -412,6 +413,7 @@ class SmtpRecorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.times.append(time.monotonic())
         self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
         return "250 OK"
 

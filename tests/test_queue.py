@@ -70,31 +70,6 @@ def virtual_host() -> Iterator[str]:
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=120)
 
 
-class TimedRecorder(SmtpRecorder):
-    """The test SMTP server, with the moment each message arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.times: list[float] = []
-
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
-        self.times.append(time.monotonic())
-        return await super().handle_DATA(server, session, envelope)
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[TimedRecorder, str]]:
-    from aiosmtpd.controller import Controller
-
-    from tests.conftest import free_port
-
-    recorder = TimedRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield recorder, f"smtp://127.0.0.1:{controller.port}"
-    controller.stop()
-
-
 class Deployment:
     """A database with readers and articles, a config with [queue], and the worker processes started on it."""
 
@@ -173,8 +148,8 @@ def check_once_each(deployment: Deployment, recorder: SmtpRecorder, *, bound: in
     return duplicates
 
 
-def test_workers_send_an_edition_once_each_and_finish_it(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
-    recorder, url = sink
+def test_workers_send_an_edition_once_each_and_finish_it(tmp_path, clock, smtp_server, broker) -> None:  # type: ignore[no-untyped-def]
+    recorder, url = smtp_server
     deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=1200, rate=2000)
     try:
         for _ in range(2):
@@ -192,11 +167,11 @@ def test_workers_send_an_edition_once_each_and_finish_it(tmp_path, clock, sink, 
 
 @pytest.mark.alone
 @pytest.mark.postgres
-def test_killed_workers_lose_nothing_and_send_again_at_most_what_they_held(tmp_path, clock, sink, broker,  # type: ignore[no-untyped-def]
+def test_killed_workers_lose_nothing_and_send_again_at_most_what_they_held(tmp_path, clock, smtp_server, broker,  # type: ignore[no-untyped-def]
                                                                            postgres_url) -> None:
     """20,000 readers, 3 workers, 5 SIGKILLs at random points, a new worker started after each."""
     readers, kills = 20_000, 5
-    recorder, url = sink
+    recorder, url = smtp_server
     deployment = Deployment(tmp_path, postgres_url, url, broker, clock, readers=readers, rate=100_000)
     rng = random.Random(17)
     try:
@@ -222,9 +197,9 @@ def test_killed_workers_lose_nothing_and_send_again_at_most_what_they_held(tmp_p
 
 
 @pytest.mark.alone
-def test_the_edition_completes_after_the_broker_comes_back(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
+def test_the_edition_completes_after_the_broker_comes_back(tmp_path, clock, smtp_server, broker) -> None:  # type: ignore[no-untyped-def]
     readers = 3000
-    recorder, url = sink
+    recorder, url = smtp_server
     deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=readers, rate=300)
     try:
         for _ in range(2):
@@ -248,9 +223,9 @@ def test_the_edition_completes_after_the_broker_comes_back(tmp_path, clock, sink
 
 
 @pytest.mark.alone
-def test_three_workers_share_one_rate_limit(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
+def test_three_workers_share_one_rate_limit(tmp_path, clock, smtp_server, broker) -> None:  # type: ignore[no-untyped-def]
     readers, rate = 600, 100
-    recorder, url = sink
+    recorder, url = smtp_server
     deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=readers, rate=rate)
     try:
         for _ in range(3):
@@ -267,9 +242,9 @@ def test_three_workers_share_one_rate_limit(tmp_path, clock, sink, broker) -> No
         deployment.stop()
 
 
-def test_a_paused_edition_stops_on_every_worker_and_a_resume_finishes_it(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
+def test_a_paused_edition_stops_on_every_worker_and_a_resume_finishes_it(tmp_path, clock, smtp_server, broker) -> None:  # type: ignore[no-untyped-def]
     readers = 1500
-    recorder, url = sink
+    recorder, url = smtp_server
     deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=readers, rate=200)
     try:
         for _ in range(2):
@@ -299,10 +274,10 @@ def test_a_paused_edition_stops_on_every_worker_and_a_resume_finishes_it(tmp_pat
         deployment.stop()
 
 
-def test_source_polls_run_on_the_workers(tmp_path, clock, sink, broker) -> None:  # type: ignore[no-untyped-def]
+def test_source_polls_run_on_the_workers(tmp_path, clock, smtp_server, broker) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import DATA
 
-    recorder, url = sink
+    recorder, url = smtp_server
     deployment = Deployment(tmp_path, migrated_sqlite_url(tmp_path), url, broker, clock, readers=1, rate=100, extra=f"""
         [[sources]]
         name = "cms"
