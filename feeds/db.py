@@ -121,6 +121,12 @@ articles = Table(
     Column("external_views", Integer, nullable=True),  # the CMS's running total, to count its growth
     Column("source_id", Integer, ForeignKey("sources.id", ondelete="SET NULL"), nullable=True),
     Column("bylines", JSON, nullable=False, default=list, server_default="[]"),  # [{name, role, desk}]
+    # Its life after publication (feeds/article_life.py): "live", "held" (kept out of everything until released)
+    # or "killed" (withdrawn for good); why and when it last changed, and whether editors marked it urgent.
+    Column("status", String(16), nullable=False, default="live", server_default="live"),
+    Column("status_reason", Text, nullable=True),
+    Column("status_at", UTCDateTime, nullable=True),
+    Column("is_urgent", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "category", "published_at"),
     Index(None, "url", unique=True),  # one story per canonical URL, whatever guids its feeds give it
     Index(None, "published_at"),
@@ -133,6 +139,32 @@ article_categories = Table(
     Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
     Column("category", String(64), primary_key=True),
     Index(None, "category"),
+)
+
+# Public corrections (정정): each one a note readers see under the story, with when it was made and by whom.
+article_corrections = Table(
+    "article_corrections", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("revision", Integer, nullable=False),  # the article's revision the correction made
+    Column("corrected_at", UTCDateTime, nullable=False),
+    Column("made_by", String(320), nullable=True),
+    Index(None, "article_id"),
+)
+
+# What happened, in order (feeds/events.py): an article published, updated, corrected or killed; a reader
+# confirmed, left or bounced; an edition sent. Partner pushes and the newsroom's webhooks read it by id, so a change
+# is recorded once, in the transaction that made it, and delivered by whoever reads the log.
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("subject", String(64), nullable=False),  # an article id, a subscriber row id, an edition id
+    Column("data", JSON, nullable=False, default=dict),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Index(None, "type", "id"),
+    Index(None, "subject"),
 )
 
 article_views = Table(
@@ -218,15 +250,19 @@ partner_pushes = Table(
     Column("id", Integer, primary_key=True),
     Column("partner_slug", String(64), ForeignKey("partners.slug", ondelete="CASCADE"), nullable=False),
     Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), nullable=False),
+    # What the push tells: article.published (once per partner and article), or a later event of the article's
+    # (`event_id`: its row in `events`) to a partner that has the article.
+    Column("event", String(32), nullable=False, default="article.published", server_default="article.published"),
+    Column("event_id", Integer, nullable=False, default=0, server_default="0"),
     Column("delivery_id", String(64), nullable=False, unique=True),
-    Column("status", String(16), nullable=False),  # pending | delivered | parked
+    Column("status", String(16), nullable=False),  # pending | delivered | parked | dropped
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("parked_at", UTCDateTime, nullable=True),
-    UniqueConstraint("partner_slug", "article_id"),
+    UniqueConstraint("partner_slug", "article_id", "event_id"),
     Index(None, "status", "next_attempt_at"),
 )
 

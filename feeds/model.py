@@ -59,6 +59,19 @@ class Article:
         return tuple(dict.fromkeys(c for c in (self.category, *self.extra_categories) if c))
 
 
+LIVE, HELD, KILLED = "live", "held", "killed"
+STATUSES = (LIVE, HELD, KILLED)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A public correction (정정): the note readers see under the story, and when it was made."""
+
+    note: str
+    corrected_at: datetime
+    revision: int
+
+
 @dataclass(frozen=True)
 class StoredArticle:
     """An article as read back from the store, with its bookkeeping."""
@@ -82,6 +95,19 @@ class StoredArticle:
     categories: tuple[str, ...] = ()  # every section it was published in; `category` is its first
     reporters: tuple[Reporter, ...] = ()
     source_id: int | None = None
+    status: str = LIVE  # LIVE | HELD | KILLED: only live stories are in feeds, digests, rankings and partner feeds
+    status_reason: str | None = None  # why it was killed or held
+    status_at: datetime | None = None
+    is_urgent: bool = False
+    corrections: tuple[Correction, ...] = ()  # oldest first
+
+    @property
+    def is_live(self) -> bool:
+        return self.status == LIVE
+
+    @property
+    def corrected_at(self) -> datetime | None:
+        return self.corrections[-1].corrected_at if self.corrections else None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
-"""Pushing new articles to partners that gave a callback URL: a queue of signed POSTs, retried, then parked.
+"""Pushing articles and their later life to partners that gave a callback URL: a queue of signed POSTs, retried,
+then parked.
 
-Each (partner, article) gets one `partner_pushes` row once the article is past the partner's embargo, if it was
-published after the partner's callback was set; the row is unique, so neither a second process, nor a restart,
-nor a retry can make another. The worker, run only by the process holding the scheduler lease, claims due rows
+Each (partner, article) gets one `article.published` row once the article is past the partner's embargo, if it was
+published after the partner's callback was set; each later event of the article's in the event log
+(`feeds.events`: `article.updated`, `article.corrected`, `article.killed`) gets one row per partner that has the
+article (its publication was pushed to it, or, for a kill, it took the article in a feed). The rows are unique per
+(partner, article, event), so neither a second process, nor a restart, nor a retry can make another. A push whose
+article was killed or held before it went is dropped, not sent. The worker, run only by the process holding the scheduler lease, claims due rows
 and POSTs the item as a JSON Feed document, signed with HMAC-SHA256 over the body and the partner's secret
 (`X-Gazette-Signature: sha256=<hex>`) and carrying the row's delivery id (`X-Gazette-Delivery`, also inside the
 signed body) so that the receiver can drop a repeat. A failure is retried with exponential backoff; after
@@ -20,11 +24,12 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 import httpx
-from sqlalchemy import Engine, exists, func, select
+from sqlalchemy import Engine, exists, func, or_, select
 
 from . import db
 from .core import database
 from .core.loops import BackgroundLoop
+from .model import KILLED, LIVE, StoredArticle
 from .partners import Partner, PartnerStore, render_partner_feed
 from .readership import Redirects
 from .settings import Settings
@@ -34,7 +39,11 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Gazette-Signature"
 DELIVERY_HEADER = "X-Gazette-Delivery"
-STATUSES = ("pending", "delivered", "parked")
+EVENT_HEADER = "X-Gazette-Event"
+STATUSES = ("pending", "delivered", "parked", "dropped")
+PUBLISHED = "article.published"
+LATER = ("article.updated", "article.corrected", "article.killed")
+EVENT_HORIZON = timedelta(days=7)  # a later event older than this is not pushed: it would tell a partner nothing new
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,8 @@ class Push:
     created_at: datetime
     delivered_at: datetime | None
     parked_at: datetime | None
+    event: str = PUBLISHED
+    event_id: int = 0
 
 
 class PushQueue:
@@ -83,13 +94,19 @@ class PushQueue:
         self.engine = engine
 
     def enqueue(self, partner: Partner, now: datetime, limit: int = 500) -> int:
-        """Queue the partner's articles that are new to it and out of embargo; returns how many."""
+        """Queue the partner's live articles that are new to it and out of embargo, and the later events of the
+        articles it has; returns how many."""
         if not partner.callback_url or partner.push_since_at is None:
             return 0
+        return self._enqueue_published(partner, now, limit) + self._enqueue_later(partner, now, limit)
+
+    def _enqueue_published(self, partner: Partner, now: datetime, limit: int) -> int:
         a, q = db.articles, db.partner_pushes
-        query = (select(a.c.id).where(a.c.published_at >= partner.push_since_at,
+        assert partner.push_since_at is not None
+        query = (select(a.c.id).where(a.c.status == LIVE, a.c.published_at >= partner.push_since_at,
                                       a.c.published_at <= partner.visible_until(now),
-                                      ~exists().where(q.c.partner_slug == partner.slug, q.c.article_id == a.c.id))
+                                      ~exists().where(q.c.partner_slug == partner.slug, q.c.article_id == a.c.id,
+                                                      q.c.event_id == 0))
                  .order_by(a.c.published_at, a.c.id).limit(limit))
         if "all" not in partner.categories:
             query = query.where(a.c.category.in_(list(partner.categories)))
@@ -98,9 +115,53 @@ class PushQueue:
             if ids:
                 conn.execute(database.insert_for(self.engine)(q).on_conflict_do_nothing(), [
                     {"partner_slug": partner.slug, "article_id": article_id, "delivery_id": uuid.uuid4().hex,
-                     "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now}
+                     "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+                     "event": PUBLISHED, "event_id": 0}
                     for article_id in ids])
         return len(ids)
+
+    def _enqueue_later(self, partner: Partner, now: datetime, limit: int) -> int:
+        """The events after publication of the articles the partner has: whose publication was delivered to it,
+        or (a kill) that it took in one of its feeds too, so that it can take the story down."""
+        assert partner.push_since_at is not None
+        e, q, pa = db.events, db.partner_pushes, db.partner_articles
+        pushed = exists().where(q.c.partner_slug == partner.slug, q.c.article_id == e.c.subject, q.c.event_id == 0,
+                                q.c.status == "delivered")
+        fetched = exists().where(pa.c.partner_slug == partner.slug, pa.c.article_id == e.c.subject)
+        query = (select(e.c.id, e.c.type, e.c.subject)
+                 .where(e.c.type.in_(LATER), e.c.occurred_at >= max(partner.push_since_at, now - EVENT_HORIZON),
+                        or_(pushed, (e.c.type == "article.killed") & fetched),
+                        ~exists().where(q.c.partner_slug == partner.slug, q.c.event_id == e.c.id))
+                 .order_by(e.c.id).limit(limit))
+        with self.engine.begin() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(database.insert_for(self.engine)(q).on_conflict_do_nothing(), [
+                    {"partner_slug": partner.slug, "article_id": row.subject, "delivery_id": uuid.uuid4().hex,
+                     "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+                     "event": row.type, "event_id": row.id} for row in rows])
+        return len(rows)
+
+    def received(self, article_id: str) -> list[tuple[str, datetime | None]]:
+        """The partners that have the article (its push delivered, or taken in a feed), with when they got it
+        first: the newsroom follows up with them when the story is killed."""
+        q, pa = db.partner_pushes, db.partner_articles
+        first: dict[str, datetime | None] = {}
+        with self.engine.connect() as conn:
+            for slug, at in conn.execute(select(q.c.partner_slug, q.c.delivered_at).where(
+                    q.c.article_id == article_id, q.c.event_id == 0, q.c.status == "delivered")):
+                first[slug] = at
+            for slug, day in conn.execute(select(pa.c.partner_slug, func.min(pa.c.day))
+                                          .where(pa.c.article_id == article_id).group_by(pa.c.partner_slug)):
+                first.setdefault(slug, None)
+        return sorted(first.items())
+
+    def dropped(self, push: Push, reason: str, now: datetime) -> None:
+        """Never to be sent: the story was killed or held before this push went."""
+        q = db.partner_pushes
+        with self.engine.begin() as conn:
+            conn.execute(q.update().where(q.c.id == push.id).values(status="dropped", last_error=reason[:1000],
+                                                                    next_attempt_at=None, parked_at=now))
 
     def due(self, now: datetime, partner_slugs: Sequence[str], limit: int) -> list[Push]:
         q = db.partner_pushes
@@ -169,6 +230,7 @@ class PushQueue:
 class Attempt:
     error: str | None  # None: delivered
     is_final: bool = False
+    is_moot: bool = False  # nothing to send any more (the story was killed or held first): dropped, not parked
 
 
 @dataclass(frozen=True)
@@ -218,6 +280,9 @@ class PushWorker:
                 continue
             attempt = self.deliver(push, pushing[push.partner_slug])
             now = self._clock()
+            if attempt.is_moot:
+                self._queue.dropped(push, attempt.error or "", now)
+                continue
             if attempt.error is None:
                 self._queue.delivered(push, now)
                 delivered += 1
@@ -231,24 +296,36 @@ class PushWorker:
                         push.partner_slug, attempts, attempt.error)
         return PushRound(queued, delivered, failed, parked)
 
-    def body(self, push: Push, partner: Partner) -> bytes | str:
-        """The document of one push, or why there can be none."""
+    def body(self, push: Push, partner: Partner) -> bytes | Attempt:
+        """The document of one push: a JSON Feed holding the article as the partner's feeds give it (none for a
+        kill), its `_gazette` object saying which event it is; or why there can be none."""
         article = self._store.article(push.article_id)
         if article is None:
-            return "the article is gone"
+            return Attempt("the article is gone", is_final=True)  # retrying cannot help: parked for an admin to see
+        top: dict[str, object] = {"delivery_id": push.delivery_id, "partner": partner.slug, "event": push.event}
+        if push.event == "article.killed":
+            top["article"] = killed_notice(article)
+            return render_partner_feed(self._settings, partner, article.category or "all", "json", [],
+                                       self._redirects, top=top)
+        if not article.is_live:
+            return Attempt(f"the article was {article.status} before this push went", is_moot=True)
         if not partner.may_take(article.category):
-            return f"the partner no longer licenses {article.category!r}"
+            return Attempt(f"the partner no longer licenses {article.category!r}", is_final=True)
+        if push.event == "article.corrected" and article.corrections:
+            top["correction"] = {"note": article.corrections[-1].note,
+                                 "corrected_at": article.corrections[-1].corrected_at.isoformat()}
         return render_partner_feed(self._settings, partner, article.category or "all", "json", [article],
-                                   self._redirects, top={"delivery_id": push.delivery_id, "partner": partner.slug})
+                                   self._redirects, top=top)
 
     def deliver(self, push: Push, partner: Partner) -> Attempt:
         """One attempt: taken by the partner (any 2xx), or why not."""
         body = self.body(push, partner)
-        if isinstance(body, str):
-            return Attempt(body, is_final=True)  # retrying cannot help: park it for an admin to see
+        if isinstance(body, Attempt):
+            return body
         assert partner.callback_url and partner.push_secret
         headers = {"Content-Type": "application/feed+json; charset=utf-8", DELIVERY_HEADER: push.delivery_id,
-                   SIGNATURE_HEADER: sign(partner.push_secret, body), "X-Gazette-Partner": partner.slug}
+                   SIGNATURE_HEADER: sign(partner.push_secret, body), "X-Gazette-Partner": partner.slug,
+                   EVENT_HEADER: push.event}
         try:
             response = self._client.post(partner.callback_url, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -256,3 +333,9 @@ class PushWorker:
         if 200 <= response.status_code < 300:
             return Attempt(None)
         return Attempt(f"HTTP {response.status_code}: {response.text[:200]}")
+
+
+def killed_notice(article: StoredArticle) -> dict[str, object]:
+    """What a kill tells a partner: which story (its id and canonical URL), when, and the editors' reason."""
+    return {"id": article.id, "url": article.url, "title": article.title, "status": KILLED,
+            "killed_at": article.status_at.isoformat() if article.status_at else None, "reason": article.status_reason}

@@ -19,14 +19,22 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, Table, bindparam, case, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
-from . import db
+from . import db, events
 from .bylines import Reporter
 from .core import database
 from .errors import StoreUnavailable
-from .model import Article, FeedVersion, SourceState, StoredArticle, UpsertCounts
+from .model import (
+    LIVE,
+    Article,
+    Correction,
+    FeedVersion,
+    SourceState,
+    StoredArticle,
+    UpsertCounts,
+)
 from .settings import Category, PartnerSettings, SourceSettings
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
@@ -258,6 +266,7 @@ class ArticleStore:
             earlier: dict[str, list[str]] = {}  # section -> stories it may become the first section of
             view_growth: list[tuple[str, datetime, int]] = []
             view_totals: list[dict[str, object]] = []
+            told: list[tuple[str, str, dict[str, object]]] = []  # the event log's entries of this batch
             for article in batch:
                 row = found[article.id]
                 slugs = _known(article.all_categories, known)
@@ -271,6 +280,7 @@ class ArticleStore:
                 if article.id in inserted and row.id == article.id and row.fetched_at == now \
                         and row.content_hash == article.content_hash:
                     new += 1
+                    told.append(("article.published", row.id, {"revision": 1}))
                     if article.external_views:
                         view_growth.append((row.id, min(article.published_at, now), article.external_views))
                     continue
@@ -283,6 +293,7 @@ class ArticleStore:
                     values["updated_at"] = article.updated_at if article.updated_at > row.updated_at else now
                     values["changed_at"] = now
                     values["revision"] = row.revision + 1
+                    told.append(("article.updated", row.id, {"revision": row.revision + 1}))
                     updated += 1
                 else:
                     unchanged += 1
@@ -314,6 +325,7 @@ class ArticleStore:
             if view_totals:
                 conn.execute(a.update().where(a.c.id == bindparam("_id"))
                              .values(external_views=bindparam("external_views")), view_totals)
+            events.record_many(conn, told, now)
         if view_growth:
             self.add_views_batch(view_growth)
         return UpsertCounts(new=new, updated=updated, unchanged=unchanged)
@@ -343,8 +355,9 @@ class ArticleStore:
 
     def articles(self, *, category: str | None = None, limit: int = 50, published_after: datetime | None = None,
                  published_until: datetime | None = None, categories: Sequence[str] | None = None) -> list[StoredArticle]:
-        """Newest first."""
-        query = select(db.articles).order_by(db.articles.c.published_at.desc(), db.articles.c.id).limit(limit)
+        """Live ones (not held, not killed), newest first."""
+        query = (select(db.articles).where(db.articles.c.status == LIVE)
+                 .order_by(db.articles.c.published_at.desc(), db.articles.c.id).limit(limit))
         if category is not None:
             query = query.where(_in_sections([category]))
         if categories is not None:
@@ -363,13 +376,13 @@ class ArticleStore:
 
     def most_viewed(self, *, since: datetime, until: datetime, limit: int, category: str | None = None,
                     published_after: datetime | None = None) -> list[StoredArticle]:
-        """Articles by views counted in [since, until), ties broken by recency; only articles with views."""
+        """Live articles by views counted in [since, until), ties broken by recency; only articles with views."""
         views = func.sum(db.article_views.c.views).label("views")
         counted = (select(db.article_views.c.article_id, views)
                    .where(db.article_views.c.hour_at >= since, db.article_views.c.hour_at < until)
                    .group_by(db.article_views.c.article_id).subquery())
         query = (select(db.articles, counted.c.views)
-                 .join(counted, counted.c.article_id == db.articles.c.id)
+                 .join(counted, counted.c.article_id == db.articles.c.id).where(db.articles.c.status == LIVE)
                  .order_by(counted.c.views.desc(), db.articles.c.published_at.desc(), db.articles.c.id)
                  .limit(limit))
         if category is not None:
@@ -432,12 +445,14 @@ class ArticleStore:
 
     def feed_versions(self) -> dict[str | None, FeedVersion]:
         """Every section's FeedVersion (by the sections its stories were published in) in one grouped query, and
-        under None the version of all articles: a story seen in one more section moves that section's count."""
+        under None the version of all articles: a story seen in one more section moves that section's count. Live
+        stories are counted; a kill or a hold moves `changed_at` (a killed story's tombstone is in the Atom feed)."""
         a, ac = db.articles, db.article_categories
         tag = database.UTCDateTime().process_result_value
-        by_section = (select(ac.c.category, func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at))
+        live = func.coalesce(func.sum(case((a.c.status == LIVE, 1), else_=0)), 0)
+        by_section = (select(ac.c.category, live, func.max(a.c.changed_at), func.max(a.c.updated_at))
                       .join(a, a.c.id == ac.c.article_id).group_by(ac.c.category))
-        everything = select(func.count(), func.max(a.c.changed_at), func.max(a.c.updated_at))
+        everything = select(live, func.max(a.c.changed_at), func.max(a.c.updated_at))
         with self.engine.connect() as conn:
             versions: dict[str | None, FeedVersion] = {
                 category: FeedVersion(count, tag(changed, None), tag(updated, None))
@@ -544,10 +559,18 @@ def _read(conn: Connection, rows: Sequence[Any]) -> list[StoredArticle]:
                  .where(ac.c.article_id.in_(ids[i:i + 400])).order_by(c.c.position, ac.c.category))
         for article_id, category in conn.execute(query):
             sections.setdefault(article_id, []).append(category)
-    return [_stored(r, tuple(sections.get(r.id) or ((r.category,) if r.category else ()))) for r in rows]
+    corrections: dict[str, list[Correction]] = {}
+    k = db.article_corrections
+    for i in range(0, len(ids), 400):
+        query = select(k).where(k.c.article_id.in_(ids[i:i + 400])).order_by(k.c.corrected_at, k.c.id)
+        for row in conn.execute(query):
+            corrections.setdefault(row.article_id, []).append(Correction(row.note, row.corrected_at, row.revision))
+    return [_stored(r, tuple(sections.get(r.id) or ((r.category,) if r.category else ())),
+                    tuple(corrections.get(r.id, ()))) for r in rows]
 
 
-def _stored(row, categories: tuple[str, ...]) -> StoredArticle:  # type: ignore[no-untyped-def]
+def _stored(row, categories: tuple[str, ...],  # type: ignore[no-untyped-def]
+            corrections: tuple[Correction, ...] = ()) -> StoredArticle:
     return StoredArticle(
         id=row.id, guid=row.guid, url=row.url, title=row.title, summary=row.summary, content_html=row.content_html,
         byline=row.byline, author_email=row.author_email, category=row.category, tags=tuple(row.tags or ()),
@@ -556,6 +579,8 @@ def _stored(row, categories: tuple[str, ...]) -> StoredArticle:  # type: ignore[
         source_id=row.source_id, categories=categories,
         reporters=tuple(Reporter(b.get("name", ""), b.get("role"), b.get("desk")) for b in row.bylines or ()
                         if isinstance(b, dict) and b.get("name")),
+        status=row.status, status_reason=row.status_reason, status_at=row.status_at, is_urgent=bool(row.is_urgent),
+        corrections=corrections,
     )
 
 

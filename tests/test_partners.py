@@ -478,7 +478,7 @@ def test_push_reaches_a_failing_receiver_exactly_once_signed(tmp_path, database_
         taken = {doc["items"][0]["_gazette"]["canonical_url"]: (delivery, doc) for delivery, doc in receiver.taken}
         assert sorted(taken) == ["https://news.example.com/2", "https://news.example.com/4"]  # each once
         delivery, doc = taken["https://news.example.com/2"]
-        assert doc["_gazette"] == {"delivery_id": delivery, "partner": "wire"}
+        assert doc["_gazette"] == {"delivery_id": delivery, "partner": "wire", "event": "article.published"}
         assert doc["items"][0]["url"].startswith("https://news.example.com/r/")
         assert doc["feed_url"] == "https://news.example.com/partners/wire/feeds/politics.json"
 
@@ -489,11 +489,11 @@ def test_push_reaches_a_failing_receiver_exactly_once_signed(tmp_path, database_
             assert len(parked) == 3 and all(p["attempts"] == 3 for p in parked)
             assert all(p["last_error"].startswith("ConnectError") for p in parked)
             wire = client.get("/api/partners/wire", headers=ADMIN).json()["pushes"]
-            assert wire == {"pending": 0, "delivered": 2, "parked": 0}
+            assert wire == {"pending": 0, "delivered": 2, "parked": 0, "dropped": 0}
             again = client.post(f"/api/partners/dead/pushes/{parked[0]['delivery_id']}/retry", headers=ADMIN)
             assert again.status_code == 200 and again.json()["status"] == "pending"
             assert client.post("/api/partners/dead/pushes/nope/retry", headers=ADMIN).status_code == 404
-        assert PushQueue(services.engine).counts("dead") == {"pending": 1, "delivered": 0, "parked": 2}
+        assert PushQueue(services.engine).counts("dead") == {"pending": 1, "delivered": 0, "parked": 2, "dropped": 0}
         services.engine.dispose()
 
 
