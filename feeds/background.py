@@ -2,9 +2,9 @@
 
 A web process keeps its feeds current (the refresher), writes its buffered views (the counter's flush), pushes new
 articles to partners and may run the scheduler; `gazette scheduler` runs the same without the web and the views.
-One process speaks for all: it announces changed feeds to WebSub hubs and pushes to partners. That is the holder of
-the scheduler's lease, or a process with no scheduler that is alone (`speaks`); a web node of
-`serve --no-scheduler` never speaks, so N workers on M machines announce and push once.
+One process speaks for all: it announces changed feeds to WebSub hubs, pushes to partners and delivers the
+newsroom's webhooks. That is the holder of the scheduler's lease, or a process with no scheduler that is alone
+(`speaks`); a web node of `serve --no-scheduler` never speaks, so N workers on M machines announce and push once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from .components import ContentComponents
 from .core.scheduling import SchedulerRunner
 from .publish import FeedRefresher
 from .push import PushWorker
+from .webhooks import WebhookWorker
 from .websub import HubNotifier
 
 
@@ -32,8 +33,11 @@ class ServerLoops:
             after_refresh=lambda: components.known_articles.refresh(components.publisher.version("all")))
         pusher = PushWorker(settings, components.partners, components.pushes, components.store, components.redirects,
                             components.clock, is_leader=leads, interval=settings.feeds.refresh)
+        # The newsroom's webhooks, told by the same one process as partner pushes (`feeds.webhooks`).
+        hooks = WebhookWorker(components.webhooks, components.webhook_sender, components.clock, is_leader=leads,
+                              interval=settings.feeds.refresh)
         counter = components.view_counter if views else None
-        self._loops = [loop for loop in (counter, self._refresher, pusher, runner) if loop is not None]
+        self._loops = [loop for loop in (counter, self._refresher, pusher, hooks, runner) if loop is not None]
 
     def start(self) -> None:
         self._refresher.step()  # feeds and the known article ids are ready before the first request

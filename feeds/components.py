@@ -63,6 +63,7 @@ from .settings import Settings, SourceSettings
 INGEST_LEASE = timedelta(minutes=10)  # a poll takes at most [fetch] deadline per page; a dead worker's lapses
 from .source_book import SourceBook
 from .store import ArticleStore
+from .webhooks import WebhookSender, WebhookStore, webhook_policy
 
 
 @dataclass
@@ -141,6 +142,18 @@ class ContentComponents:
         return PushQueue(self.engine)
 
     @cached_property
+    def webhooks(self) -> WebhookStore:
+        return WebhookStore(self.engine)
+
+    @cached_property
+    def webhook_sender(self) -> WebhookSender:
+        """Signed POSTs to the newsroom's endpoints: the worker's, and an admin's test event."""
+        w = self.settings.webhooks
+        return WebhookSender(self.webhooks, self.store, user_agent=f"Gazette/0.1 (+{self.settings.site.base_url})",
+                             allow_private_network=w.allow_private_network, policy=webhook_policy(w.max_attempts),
+                             clock=self.clock)
+
+    @cached_property
     def publisher(self) -> FeedPublisher:
         return FeedPublisher(self.settings, self.store, self.clock)
 
@@ -165,6 +178,8 @@ class ContentComponents:
             del self.__dict__["parse_pool"]  # closing twice (a command, then its context) is harmless
         if "fetcher" in self.__dict__:
             self.fetcher.close()
+        if "webhook_sender" in self.__dict__:
+            self.webhook_sender.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if self.__dict__.get("shared") is not None:

@@ -266,6 +266,43 @@ partner_pushes = Table(
     Index(None, "status", "next_attempt_at"),
 )
 
+# The newsroom's own systems told of events (`feeds.webhooks`): an endpoint per system, with the event types it
+# wants and its cursor in the event log, and one delivery row per (endpoint, event): never two, whoever fans out.
+webhook_endpoints = Table(
+    "webhook_endpoints", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),  # kept in clear: it signs, it does not authenticate; shown once
+    Column("events", JSON, nullable=False, default=list),
+    Column("is_active", Boolean, nullable=False, default=True, server_default=true()),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(320), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("last_event_id", Integer, nullable=False, default=0),  # the log's cursor: fanned out up to here
+    Column("first_event_id", Integer, nullable=False, default=0),  # nothing at or before this (its history)
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Integer, nullable=True),  # NULL: a test event (`webhook.test`), sent at an admin's word
+    Column("event", String(40), nullable=False),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # pending | delivered | parked
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("parked_at", UTCDateTime, nullable=True),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "endpoint_id", "id"),
+)
+
 # What each public feed looked like when subscribers' hubs were last told (WebSub), so that a change made while
 # no server ran is still announced, and announced once.
 published_feeds = Table(

@@ -168,6 +168,14 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class WebhookSettings:
+    """[webhooks] (`feeds.webhooks`): private addresses only if the operator allows them; attempts before parking."""
+
+    allow_private_network: bool = False
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
 class Settings:
     """The content side's settings and the shared sections; `newsletter.settings.Settings` adds [mail] and
     [digests]."""
@@ -194,6 +202,7 @@ class Settings:
     logging: LogSettings = LogSettings()
     console: ConsoleSettings = ConsoleSettings()
     queue: QueueSettings = QueueSettings()
+    webhooks: WebhookSettings = WebhookSettings()
     path: Path | None = field(default=None, compare=False)
 
     def category(self, slug: str) -> Category | None:
@@ -223,6 +232,7 @@ SECTIONS: dict[str, Spec] = {
               "workers": (int, 4), "host_concurrency": (int, 2), "host_delay": ((int, float), 0.5),
               "failure_limit": (int, 5), "parse_processes": (int, 2), "tracking_parameters": (list, [])},
     "logging": {"level": (str, None), "format": (str, "text")},
+    "webhooks": {"allow_private_network": (bool, False), "max_attempts": (int, 8)},
 }
 
 _CATEGORY: Spec = {"slug": (str, REQUIRED), "name": (str, REQUIRED)}
@@ -295,7 +305,7 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
                     scheduler_lease_ttl=lease_ttl, scheduler_reload=reload,
                     stored_sources_private_network=sec["admin"]["sources_private_network"], fetch=fetch, views=views,
-                    logging=log_settings, console=console, queue=queue)
+                    logging=log_settings, console=console, queue=queue, webhooks=_build_webhooks(sec["webhooks"]))
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -320,6 +330,11 @@ def _build_queue(v: dict[str, Any]) -> QueueSettings:
           "is needed with queue.url: the workers share the mail rate limit (a token bucket) there")
     check("queue.batch_size", 1 <= v["batch_size"] <= 100_000, "must be between 1 and 100000")
     return QueueSettings(url=url, redis_url=redis_url, batch_size=v["batch_size"])
+
+
+def _build_webhooks(v: dict[str, Any]) -> WebhookSettings:
+    check("webhooks.max_attempts", 1 <= v["max_attempts"] <= 50, "must be between 1 and 50")
+    return WebhookSettings(**v)
 
 
 def _build_logging(v: dict[str, Any]) -> LogSettings:

@@ -1,0 +1,441 @@
+"""Webhooks: the newsroom's own systems (a CRM, a dashboard, the CMS) told of what happened, as signed POSTs.
+
+An admin adds an endpoint (a URL and the event types it wants; `feeds.events.TYPES`); Gazette makes its secret,
+shown once. The endpoint starts at the end of the event log (`feeds.events`): it gets what happens after it was
+made, never the history. Each round of `WebhookWorker` (run only by the process that speaks for all, as partner
+pushes are) fans the log's new events out into one delivery row per (endpoint, event), advancing the endpoint's
+cursor in the same transaction; the row is unique per (endpoint, event), so neither a second process nor a restart
+makes another. It then claims due rows and POSTs each event as JSON, signed exactly as partner pushes are
+(`feeds.push.sign`: `X-Gazette-Signature: sha256=<hex>` of the body with the endpoint's secret), carrying
+`X-Gazette-Delivery` (also in the body: a receiver drops a repeat) and `X-Gazette-Event`. Any 2xx is delivered;
+anything else (a redirect included: none is followed) is retried with `feeds.push.backoff`, then parked after
+`[webhooks] max_attempts` until an admin retries it. A test event (`webhook.test`) is sent at once, at an admin's
+word, and its answer shown.
+
+The body is made from the log when it is sent, so a reader erased meanwhile is sent without their address. The
+cursor re-reads the last `LOOKBACK` ids of the log each round: on PostgreSQL an event's id is taken before its
+transaction commits, so a long transaction's event can appear behind the cursor; the unique row keeps the re-read
+from sending anything twice.
+
+Every connection goes through `feeds.outbound.guarded_transport`: loopback and private addresses only when the
+operator set `[webhooks] allow_private_network` (an admin's URL may not reach the database's port), and a URL is
+http(s), with a host, without userinfo, at most `MAX_URL` characters (`check_url`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Engine, exists, func, select
+
+from . import db
+from .core import database
+from .core.loops import BackgroundLoop
+from .errors import InvalidValue, UnknownName
+from .events import ARTICLE_EVENTS, TYPES, EventLog
+from .outbound import guarded_transport, refused_reason
+from .push import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, PushPolicy, backoff, sign
+from .store import ArticleStore
+
+log = logging.getLogger(__name__)
+
+TEST_EVENT = "webhook.test"
+STATUSES = ("pending", "delivered", "parked")
+MAX_URL = 2000
+MAX_NAME = 200
+LOOKBACK = 1000  # log ids re-read behind the cursor each round (a transaction that committed late)
+RESPONSE_KEPT = 300  # characters of a failed answer kept as its reason; the rest is never read
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: int
+    name: str
+    url: str
+    events: tuple[str, ...]
+    is_active: bool
+    created_at: datetime
+    created_by: str | None
+    updated_at: datetime | None
+    last_event_id: int
+    first_event_id: int
+    secret: str = field(repr=False)
+
+    def facts(self) -> dict[str, Any]:
+        """What the audit log records of an endpoint: never the secret, only its fingerprint."""
+        return {"name": self.name, "url": self.url, "events": list(self.events), "is_active": self.is_active,
+                "secret": fingerprint(self.secret)}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    endpoint_id: int
+    event_id: int | None
+    event: str
+    delivery_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    response_status: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    parked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    error: str | None  # None: delivered
+    response_status: int | None = None
+
+
+def fingerprint(secret: str) -> str:
+    """What the audit log and the lists show of a secret: enough to tell two apart, nothing to use."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+
+
+def new_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def check_url(url: str, *, allow_private_network: bool) -> str:
+    """The URL an endpoint may have, stripped; raises InvalidValue (422) naming why not. An address literal that is
+    not public is refused here already; a name is checked on every connection, after DNS."""
+    url = url.strip()
+    if not url or len(url) > MAX_URL or any(c <= " " or c == "\x7f" for c in url):
+        raise InvalidValue(f"url: an http(s) URL of at most {MAX_URL} characters, without spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port out of range raises here)
+    except ValueError as exc:
+        raise InvalidValue(f"url: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidValue("url: only http and https are allowed")
+    if not parts.hostname:
+        raise InvalidValue("url: no host")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise InvalidValue("url: no user name or password in the URL (the signature authenticates Gazette)")
+    reason = refused_reason(parts.hostname.strip("[]"))
+    if reason is not None and not reason.endswith("is not an IP address") and not allow_private_network:
+        raise InvalidValue(f"url: {reason} is not public; the operator allows private addresses with "
+                           "[webhooks] allow_private_network")
+    return url
+
+
+def check_events(events: Sequence[Any]) -> tuple[str, ...]:
+    if not isinstance(events, (list, tuple)) or not events or len(events) > len(TYPES):
+        raise InvalidValue(f"events: one or more of {', '.join(TYPES)}")
+    unknown = [str(e)[:40] for e in events if e not in TYPES]
+    if unknown:
+        raise InvalidValue(f"events: unknown {unknown}; known: {', '.join(TYPES)}")
+    return tuple(t for t in TYPES if t in events)  # the log's order, each once
+
+
+def check_name(name: str) -> str:
+    name = " ".join(str(name).split())
+    if not name or len(name) > MAX_NAME:
+        raise InvalidValue(f"name: 1 to {MAX_NAME} characters")
+    return name
+
+
+def event_body(delivery_id: str, type: str, occurred_at: datetime, subject: str, data: dict[str, Any],
+               article: dict[str, Any] | None = None) -> bytes:
+    """What a receiver gets: the delivery's id, the event and its data, and for an article event the article's id,
+    URL, title and status (None if it is gone)."""
+    body: dict[str, Any] = {"id": delivery_id, "type": type, "occurred_at": occurred_at.isoformat(),
+                            "subject": subject, "data": data}
+    if type in ARTICLE_EVENTS:
+        body["article"] = article
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class WebhookStore:
+    """The `webhook_endpoints` and `webhook_deliveries` tables."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.log = EventLog(engine)
+
+    # --- endpoints ---------------------------------------------------------------------------------------------
+
+    def create(self, name: str, url: str, events: Sequence[str], *, allow_private_network: bool, now: datetime,
+               by: str | None, is_active: bool = True) -> Endpoint:
+        values = {"name": check_name(name), "url": check_url(url, allow_private_network=allow_private_network),
+                  "events": list(check_events(events)), "secret": new_secret(), "is_active": is_active,
+                  "created_at": now, "created_by": by}
+        e = db.webhook_endpoints
+        with self.engine.begin() as conn:
+            last = conn.execute(select(func.coalesce(func.max(db.events.c.id), 0))).scalar_one()
+            new_id = conn.execute(e.insert().values(**values, last_event_id=last, first_event_id=last)).inserted_primary_key
+            return _endpoint(conn.execute(select(e).where(e.c.id == new_id[0])).one())
+
+    def endpoints(self) -> list[Endpoint]:
+        e = db.webhook_endpoints
+        with self.engine.connect() as conn:
+            return [_endpoint(r) for r in conn.execute(select(e).order_by(e.c.id))]
+
+    def endpoint(self, endpoint_id: int) -> Endpoint:
+        e = db.webhook_endpoints
+        with self.engine.connect() as conn:
+            row = conn.execute(select(e).where(e.c.id == endpoint_id)).first()
+        if row is None:
+            raise UnknownName(f"no webhook endpoint {endpoint_id}")
+        return _endpoint(row)
+
+    def update(self, endpoint_id: int, changes: dict[str, Any], *, allow_private_network: bool,
+               now: datetime) -> tuple[Endpoint, Endpoint]:
+        """Change name, url, events or is_active; (before, after). Types added start at the end of the log too."""
+        before = self.endpoint(endpoint_id)
+        values: dict[str, Any] = {"updated_at": now}
+        if changes.get("name") is not None:
+            values["name"] = check_name(changes["name"])
+        if changes.get("url") is not None:
+            values["url"] = check_url(changes["url"], allow_private_network=allow_private_network)
+        if changes.get("is_active") is not None:
+            values["is_active"] = bool(changes["is_active"])
+        e = db.webhook_endpoints
+        with self.engine.begin() as conn:
+            if changes.get("events") is not None:
+                values["events"] = list(check_events(changes["events"]))
+                if set(values["events"]) - set(before.events):
+                    last = conn.execute(select(func.coalesce(func.max(db.events.c.id), 0))).scalar_one()
+                    values.update(first_event_id=last, last_event_id=max(last, before.last_event_id))
+            conn.execute(e.update().where(e.c.id == endpoint_id).values(**values))
+            after = _endpoint(conn.execute(select(e).where(e.c.id == endpoint_id)).one())
+        return before, after
+
+    def rotate_secret(self, endpoint_id: int, now: datetime) -> tuple[Endpoint, Endpoint]:
+        before = self.endpoint(endpoint_id)
+        e = db.webhook_endpoints
+        with self.engine.begin() as conn:
+            conn.execute(e.update().where(e.c.id == endpoint_id).values(secret=new_secret(), updated_at=now))
+            return before, _endpoint(conn.execute(select(e).where(e.c.id == endpoint_id)).one())
+
+    def delete(self, endpoint_id: int) -> Endpoint:
+        before = self.endpoint(endpoint_id)
+        e, d = db.webhook_endpoints, db.webhook_deliveries
+        with self.engine.begin() as conn:
+            conn.execute(d.delete().where(d.c.endpoint_id == endpoint_id))  # SQLite may run without foreign keys
+            conn.execute(e.delete().where(e.c.id == endpoint_id))
+        return before
+
+    # --- the queue ---------------------------------------------------------------------------------------------
+
+    def fan_out(self, endpoint: Endpoint, now: datetime, limit: int = 500) -> int:
+        """New events of the types the endpoint wants become its delivery rows, and its cursor moves, in one
+        transaction; returns how many rows were made (`limit` at most: the next call goes on)."""
+        ev, d, e = db.events, db.webhook_deliveries, db.webhook_endpoints
+        with self.engine.begin() as conn:
+            last = conn.execute(select(func.coalesce(func.max(ev.c.id), 0))).scalar_one()
+            start = max(endpoint.first_event_id, endpoint.last_event_id - LOOKBACK)
+            rows = conn.execute(
+                select(ev.c.id, ev.c.type).where(ev.c.id > start, ev.c.id <= last, ev.c.type.in_(list(endpoint.events)),
+                                                 ~exists().where(d.c.endpoint_id == endpoint.id, d.c.event_id == ev.c.id))
+                .order_by(ev.c.id).limit(limit)).all()
+            if rows:
+                conn.execute(database.insert_for(self.engine)(d).on_conflict_do_nothing(), [
+                    {"endpoint_id": endpoint.id, "event_id": r.id, "event": r.type, "delivery_id": uuid.uuid4().hex,
+                     "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for r in rows])
+            cursor = rows[-1].id if len(rows) == limit else last
+            conn.execute(e.update().where(e.c.id == endpoint.id, e.c.last_event_id < cursor)
+                         .values(last_event_id=cursor))
+        return len(rows)
+
+    def add_test(self, endpoint: Endpoint, now: datetime) -> Delivery:
+        d = db.webhook_deliveries
+        with self.engine.begin() as conn:
+            new_id = conn.execute(d.insert().values(
+                endpoint_id=endpoint.id, event_id=None, event=TEST_EVENT, delivery_id=uuid.uuid4().hex,
+                status="pending", attempts=0, next_attempt_at=now + timedelta(minutes=2),  # sent now, by the caller
+                created_at=now)).inserted_primary_key[0]
+            return Delivery(**conn.execute(select(d).where(d.c.id == new_id)).one()._mapping)
+
+    def due(self, now: datetime, endpoint_ids: Sequence[int], limit: int) -> list[Delivery]:
+        d = db.webhook_deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d).where(d.c.status == "pending", d.c.next_attempt_at <= now,
+                                                d.c.endpoint_id.in_(list(endpoint_ids)))
+                                .order_by(d.c.next_attempt_at, d.c.id).limit(limit))
+            return [Delivery(**r._mapping) for r in rows]
+
+    def claim(self, delivery: Delivery, now: datetime, until: datetime) -> bool:
+        """Take a due row for one attempt; False if another process took it first."""
+        d = db.webhook_deliveries
+        with self.engine.begin() as conn:
+            return conn.execute(d.update().where(d.c.id == delivery.id, d.c.status == "pending",
+                                                 d.c.next_attempt_at <= now).values(next_attempt_at=until)).rowcount == 1
+
+    def finished(self, delivery: Delivery, attempt: Attempt, now: datetime, retry_at: datetime | None) -> Delivery:
+        """Record an attempt: delivered, to be tried again at `retry_at`, or parked (no `retry_at`)."""
+        d = db.webhook_deliveries
+        values: dict[str, Any] = {"attempts": d.c.attempts + 1, "response_status": attempt.response_status}
+        if attempt.error is None:
+            values.update(status="delivered", delivered_at=now, next_attempt_at=None, last_error=None)
+        else:
+            values.update(last_error=attempt.error[:1000], next_attempt_at=retry_at)
+            if retry_at is None:
+                values.update(status="parked", parked_at=now)
+        with self.engine.begin() as conn:
+            conn.execute(d.update().where(d.c.id == delivery.id).values(**values))
+            return Delivery(**conn.execute(select(d).where(d.c.id == delivery.id)).one()._mapping)
+
+    def deliveries(self, endpoint_id: int, status: str | None = None, limit: int = 100,
+                   before_id: int | None = None) -> list[Delivery]:
+        """Newest first; with `before_id`, those older than that row (the next page)."""
+        d = db.webhook_deliveries
+        query = select(d).where(d.c.endpoint_id == endpoint_id).order_by(d.c.id.desc()).limit(limit)
+        if status is not None:
+            query = query.where(d.c.status == status)
+        if before_id is not None:
+            query = query.where(d.c.id < before_id)
+        with self.engine.connect() as conn:
+            return [Delivery(**r._mapping) for r in conn.execute(query)]
+
+    def counts(self, endpoint_id: int) -> dict[str, int]:
+        d = db.webhook_deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(d.c.status, func.count()).where(d.c.endpoint_id == endpoint_id)
+                                .group_by(d.c.status)).all()
+        return {s: 0 for s in STATUSES} | {s: int(n) for s, n in rows}
+
+    def retry(self, endpoint_id: int, delivery_id: str, now: datetime) -> Delivery | None:
+        """A parked row back in the queue with a fresh set of attempts; None if there is no such parked row."""
+        d = db.webhook_deliveries
+        which = (d.c.endpoint_id == endpoint_id, d.c.delivery_id == delivery_id[:64])
+        with self.engine.begin() as conn:
+            if conn.execute(d.update().where(*which, d.c.status == "parked").values(
+                    status="pending", attempts=0, next_attempt_at=now, parked_at=None)).rowcount != 1:
+                return None
+            return Delivery(**conn.execute(select(d).where(*which)).one()._mapping)
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(id=row.id, name=row.name, url=row.url, events=tuple(row.events or ()), is_active=row.is_active,
+                    created_at=row.created_at, created_by=row.created_by, updated_at=row.updated_at,
+                    last_event_id=row.last_event_id, first_event_id=row.first_event_id, secret=row.secret)
+
+
+class WebhookSender:
+    """One signed POST of one delivery: the body made from the log, no redirect followed, the answer's first bytes
+    read, the address checked on connection."""
+
+    def __init__(self, store: WebhookStore, articles: ArticleStore, *, user_agent: str, allow_private_network: bool,
+                 policy: PushPolicy, clock: Callable[[], datetime]) -> None:
+        self._store, self._articles, self.policy, self._clock = store, articles, policy, clock
+        self._client = httpx.Client(timeout=policy.timeout, follow_redirects=False, headers={"User-Agent": user_agent},
+                                    transport=guarded_transport(allow_private_network))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def body(self, delivery: Delivery) -> bytes | Attempt:
+        if delivery.event_id is None:
+            return event_body(delivery.delivery_id, TEST_EVENT, delivery.created_at, "test",
+                              {"message": "A test event from Gazette: your endpoint is reached and can check the "
+                                          "signature."})
+        ev = db.events
+        with self._store.engine.connect() as conn:
+            row = conn.execute(select(ev).where(ev.c.id == delivery.event_id)).first()
+        if row is None:
+            return Attempt("the event is no longer in the log")
+        article = None
+        if row.type in ARTICLE_EVENTS:
+            stored = self._articles.article(row.subject)
+            if stored is not None:
+                article = {"id": stored.id, "url": stored.url, "title": stored.title, "status": stored.status}
+        return event_body(delivery.delivery_id, row.type, row.occurred_at, row.subject, dict(row.data or {}), article)
+
+    def send(self, endpoint: Endpoint, delivery: Delivery) -> Attempt:
+        body = self.body(delivery)
+        if isinstance(body, Attempt):
+            return body
+        headers = {"Content-Type": "application/json; charset=utf-8", DELIVERY_HEADER: delivery.delivery_id,
+                   EVENT_HEADER: delivery.event, SIGNATURE_HEADER: sign(endpoint.secret, body)}
+        try:
+            with self._client.stream("POST", endpoint.url, content=body, headers=headers) as response:
+                if 200 <= response.status_code < 300:
+                    return Attempt(None, response.status_code)
+                head = b""
+                for chunk in response.iter_bytes(RESPONSE_KEPT):
+                    head = chunk[:RESPONSE_KEPT]
+                    break  # a huge answer is never read whole
+        except httpx.HTTPError as exc:
+            return Attempt(f"{type(exc).__name__}: {exc}"[:500])
+        note = f" (redirect to {response.headers.get('location', '')[:200]!r} not followed)" \
+            if response.is_redirect else ""
+        return Attempt(f"HTTP {response.status_code}{note}: {head.decode('utf-8', 'replace')}", response.status_code)
+
+    def send_now(self, endpoint: Endpoint, delivery: Delivery) -> Delivery:
+        """An admin's test: one attempt at once; a failure is parked for the admin to see (and retry)."""
+        attempt = self.send(endpoint, delivery)
+        return self._store.finished(delivery, attempt, self._clock(), None)
+
+    def attempt(self, endpoint: Endpoint, delivery: Delivery) -> Delivery:
+        """The worker's attempt: delivered, or retried after `backoff`, or parked after `max_attempts`."""
+        attempt = self.send(endpoint, delivery)
+        now = self._clock()
+        attempts = delivery.attempts + 1
+        retry_at = None if attempts >= self.policy.max_attempts else now + backoff(self.policy, attempts)
+        if attempt.error is not None:
+            log.warning("webhook %s (%s) to endpoint %d failed (attempt %d): %s", delivery.delivery_id,
+                        delivery.event, endpoint.id, attempts, attempt.error)
+        return self._store.finished(delivery, attempt, now, retry_at)
+
+
+@dataclass(frozen=True)
+class WebhookRound:
+    queued: int = 0
+    delivered: int = 0
+    failed: int = 0
+    parked: int = 0
+
+
+class WebhookWorker:
+    """Fans out and delivers every `interval`, in a thread, when `is_leader()`."""
+
+    def __init__(self, store: WebhookStore, sender: WebhookSender, clock: Callable[[], datetime], *,
+                 is_leader: Callable[[], bool], interval: timedelta) -> None:
+        self._store, self._sender, self._clock, self._is_leader = store, sender, clock, is_leader
+        self._loop = BackgroundLoop("gazette-webhooks", self.step, interval, failure="delivering webhooks failed",
+                                    logger=log)
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop(timeout=self._sender.policy.timeout + 5)  # a POST under way ends within its timeout
+
+    def step(self) -> WebhookRound:
+        if not self._is_leader():
+            return WebhookRound()
+        active = {e.id: e for e in self._store.endpoints() if e.is_active}
+        if not active:
+            return WebhookRound()
+        queued = sum(self._store.fan_out(e, self._clock()) for e in active.values())
+        counts = {"delivered": 0, "failed": 0, "parked": 0}
+        policy = self._sender.policy
+        for delivery in self._store.due(self._clock(), list(active), policy.batch):
+            if self._loop.is_stopping:
+                break
+            now = self._clock()
+            if not self._store.claim(delivery, now, now + policy.claim):
+                continue
+            done = self._sender.attempt(active[delivery.endpoint_id], delivery)
+            counts["delivered" if done.status == "delivered" else "failed"] += 1
+            counts["parked"] += done.status == "parked"
+        return WebhookRound(queued, **counts)
+
+
+def webhook_policy(max_attempts: int) -> PushPolicy:
+    return replace(PushPolicy(), max_attempts=max_attempts)
