@@ -44,7 +44,14 @@ from .core.loops import BackgroundLoop
 from .errors import InvalidValue, UnknownName
 from .events import ARTICLE_EVENTS, TYPES, EventLog
 from .outbound import guarded_transport, refused_reason
-from .push import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, PushPolicy, backoff, sign
+from .push import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    PushPolicy,
+    backoff,
+    sign,
+)
 from .store import ArticleStore
 
 log = logging.getLogger(__name__)

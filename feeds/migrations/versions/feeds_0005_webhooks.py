@@ -9,7 +9,6 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "feeds_0005"
 down_revision = "feeds_0004"
 branch_labels = None
