@@ -54,7 +54,7 @@ def create_app(services: Components, runner: SchedulerRunner | None = None, *, s
         settings, store=services.store, publisher=services.publisher, templates=services.templates,
         clock=services.clock, view_counter=services.view_counter, redirects=services.redirects, partners=services.partners,
         pushes=services.pushes, access=services.access, audit=services.audit, source_book=services.source_book,
-        limits=services.limits,
+        limits=services.limits, webhooks=(services.webhooks, services.webhook_sender),
         figures=lambda: [*feeds_metrics.content_metrics(settings, services.store, services.clock(),
                                                         services.source_book.active()),
                          *audience_metrics(services.engine, services.clock())])

@@ -48,6 +48,18 @@ def record_many(conn: Connection, items: Sequence[tuple[str, str, Mapping[str, A
                                           for t, s, d in items])
 
 
+def forget_address(conn: Connection, subject: str, types: Sequence[str]) -> int:
+    """Drop `email` from the data of a subject's events (a reader erased), inside the caller's transaction; a
+    webhook not yet sent is then sent without it (its body is made from the log). Returns how many changed."""
+    e = db.events
+    rows = conn.execute(select(e.c.id, e.c.data).where(e.c.subject == subject, e.c.type.in_(list(types)))).all()
+    changed = [(r.id, {k: v for k, v in (r.data or {}).items() if k != "email"}) for r in rows
+               if "email" in (r.data or {})]
+    for event_id, data in changed:
+        conn.execute(e.update().where(e.c.id == event_id).values(data=data))
+    return len(changed)
+
+
 class EventLog:
     """Reading the log: after an id, of some types, in order."""
 

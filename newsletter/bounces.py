@@ -314,7 +314,7 @@ def apply_event(event: BounceEvent, *, store: SubscriberStore, tokens: Tokens, n
         if event.kind == "unsubscribe":
             if subscriber.status in ("confirmed", "pending"):  # like the page: a bounced address stays "bounced"
                 try:
-                    store.unsubscribe(subscriber.id, subscriber.public_id, now=now)
+                    store.unsubscribe(subscriber.id, subscriber.public_id, now=now, via="mailto")
                 except SubscriberError as exc:  # erased in between
                     return "unknown", str(exc)
             return "applied", subscriber.email

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, Insert, Select, and_, bindparam, func
 from sqlalchemy.exc import IntegrityError
 
 from .compose import RenderedMail
+from feeds import events
 from feeds.core.database import insert_for
 
 from .db import deliveries, edition_batches, edition_segments, editions, reader_marks, subscribers
@@ -78,8 +79,22 @@ class DeliveryStore:
                                     period_end=scheduled_at, status="sending", created_at=now))
 
     def finish_edition(self, edition_id: int, now: datetime) -> None:
+        """The run is done: `edition.sent` goes into the event log in the same transaction, with its counts, the
+        first time only (a run finished again, a rerun that found nothing to do, is not sent again)."""
         with self.engine.begin() as conn:
+            run = conn.execute(select(editions.c.name, editions.c.scheduled_at, editions.c.status)
+                               .where(editions.c.id == edition_id).with_for_update()).one()
             conn.execute(update(editions).where(editions.c.id == edition_id).values(status="done", finished_at=now))
+            if run.status == "done":
+                return
+            counts = {status: 0 for status in STATUSES} | {
+                status: int(n) for status, n in conn.execute(
+                    select(deliveries.c.status, func.count()).where(deliveries.c.edition_id == edition_id)
+                    .group_by(deliveries.c.status))}
+            events.record(conn, "edition.sent", str(edition_id), now,
+                          {"edition_id": edition_id, "edition": run.name, "is_alert": run.name == ALERTS,
+                           "scheduled_at": run.scheduled_at.isoformat(), "counts": counts,
+                           "recipients": sum(counts.values())})
 
     def is_under_way(self, name: str, scheduled_at: datetime) -> bool:
         """Whether the run of `name` at `scheduled_at` finished or has delivery rows (the resume job carries it on

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, cast, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 
+from feeds import events
 from feeds.core.database import is_storable_id
 
 from .db import (
@@ -284,7 +285,10 @@ class SubscriberStore:
                             now)
             _note_alerts(conn, row.id, before, chosen, consent.method, consent.alerts_text, consent.ip_hash, now)
             conn.execute(delete(suppressions).where(suppressions.c.email_hash == row.email_hash))
-            return _load(conn, self._row(conn, subscriber_id, public_id))
+            confirmed = _load(conn, self._row(conn, subscriber_id, public_id))
+            if row.status != "confirmed":
+                _record_event(conn, "subscriber.confirmed", confirmed, now, via="confirmation")
+            return confirmed
 
     def update_preferences(self, subscriber_id: int, public_id: str, choices: Choices, *, is_paused: bool,
                            now: datetime, consent: Consent | None = None) -> ConsentChange:
@@ -316,8 +320,9 @@ class SubscriberStore:
             return ConsentChange(_load(conn, self._row(conn, subscriber_id, public_id)), ads)
 
     def unsubscribe(self, subscriber_id: int, public_id: str, *, now: datetime,
-                    reason: str = "unsubscribed") -> ConsentChange:
-        """Stop all mail at once, advertising consent included. Idempotent: the first time is the one recorded."""
+                    reason: str = "unsubscribed", via: str = "link") -> ConsentChange:
+        """Stop all mail at once, advertising consent included. Idempotent: the first time is the one recorded.
+        A confirmed reader's leaving is in the event log (`via`: how: `link`, `mailto`)."""
         if reason not in SUPPRESSED:
             raise ValueError(reason)
         with self.engine.begin() as conn:
@@ -331,7 +336,11 @@ class SubscriberStore:
                 ads = "withdrawn"
                 _record_consent(conn, row.id, "ads", False, reason, "", None, now)
             self._suppress(conn, row.email, reason, now)
-            return ConsentChange(_load(conn, self._row(conn, subscriber_id, public_id)), ads)
+            left = _load(conn, self._row(conn, subscriber_id, public_id))
+            if row.status == "confirmed":
+                _record_event(conn, "subscriber.unsubscribed" if reason == "unsubscribed" else "subscriber.bounced",
+                              left, now, via=via, reason=reason)
+            return ConsentChange(left, ads)
 
     def resubscribe(self, subscriber_id: int, public_id: str, *, now: datetime, consent: Consent) -> Subscriber:
         """Back in, from a link only the address's owner received: that link is the confirmation. Advertising
@@ -344,7 +353,10 @@ class SubscriberStore:
                 updated_at=now))
             _record_consent(conn, row.id, "privacy", True, consent.method, consent.privacy_text, consent.ip_hash, now)
             conn.execute(delete(suppressions).where(suppressions.c.email_hash == row.email_hash))
-            return _load(conn, self._row(conn, subscriber_id, public_id))
+            back = _load(conn, self._row(conn, subscriber_id, public_id))
+            if row.status != "confirmed":
+                _record_event(conn, "subscriber.confirmed", back, now, via="resubscribe")
+            return back
 
     # --- advertising consent, asked again every two years (정보통신망법 §50⑧, 시행령 §62-3) ---------------
 
@@ -407,7 +419,9 @@ class SubscriberStore:
             row = conn.execute(select(subscribers).where(which)).first()
             if row is None:
                 return None
+            suppressed = None
             if kind == "complaint":
+                suppressed = "complained"
                 conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(
                     status="complained", unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None,
                     ad_consent_at=None, updated_at=now))
@@ -418,8 +432,12 @@ class SubscriberStore:
                 if bounces >= hard_bounce_limit and row.status == "confirmed":
                     values.update(status="bounced", unsubscribed_at=row.unsubscribed_at or now, confirmation_nonce=None)
                     self._suppress(conn, row.email, "bounced", now)
+                    suppressed = "bounced"
                 conn.execute(update(subscribers).where(subscribers.c.id == row.id).values(**values))
-            return _load(conn, conn.execute(select(subscribers).where(subscribers.c.id == row.id)).one())
+            found = _load(conn, conn.execute(select(subscribers).where(subscribers.c.id == row.id)).one())
+            if suppressed and row.status == "confirmed":
+                _record_event(conn, "subscriber.bounced", found, now, via="mail", reason=suppressed)
+            return found
 
     def reset_bounces(self, subscriber_ids: Sequence[int]) -> None:
         """A delivered mail ends a run of hard bounces."""
@@ -571,10 +589,13 @@ class SubscriberStore:
             row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
             if row is None:
                 return False
+            if row.status == "confirmed":
+                _record_event(conn, "subscriber.unsubscribed", _load(conn, row), now, via="erased", reason="erased")
             for table in (deliveries, subscriber_editions, consents):
                 conn.execute(delete(table).where(table.c.subscriber_id == subscriber_id))
             conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
             self._suppress(conn, row.email, row.status if row.status in SUPPRESSED else "erased", now)
+            events.forget_address(conn, str(subscriber_id), SUBSCRIBER_EVENTS)  # the log keeps no erased address
         return True
 
     def count_active(self, edition: str, *, ads: bool = False) -> int:
@@ -703,6 +724,23 @@ def _note_alerts(conn, subscriber_id: int, before: Sequence[str], after: Sequenc
     shown: alerts are mail the reader asked for, as each edition is, and the record says when and how."""
     if (ALERTS in before) != (ALERTS in after):
         _record_consent(conn, subscriber_id, ALERTS, ALERTS in after, method, text, ip_hash, now)
+
+
+SUBSCRIBER_EVENTS = ("subscriber.confirmed", "subscriber.unsubscribed", "subscriber.bounced")
+
+
+def _record_event(conn, type: str, reader: Subscriber, now: datetime, *, via: str,  # type: ignore[no-untyped-def]
+                  reason: str | None = None) -> None:
+    """A reader's coming or going, in the event log, in the transaction that made it (`feeds.events`): the row id,
+    the address (the newsroom's systems match readers by it; erasure removes it from the log), editions and
+    categories; never a token."""
+    data = {"subscriber_id": reader.id, "email": reader.email, "editions": list(reader.editions),
+            "categories": list(reader.categories), "language": reader.language, "via": via}
+    if reason is not None:
+        data["reason"] = reason
+    if via == "erased":
+        del data["email"]
+    events.record(conn, type, str(reader.id), now, data)
 
 
 def _record_consent(conn, subscriber_id: int, kind: str, granted: bool, method: str, text: str,  # type: ignore[no-untyped-def]

@@ -6,6 +6,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
     sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
     audit      `/api/audit`: the audit log, for admins' scripts
+    webhooks   `/api/webhooks`: the newsroom's webhook endpoints, their delivery log, test events (admins)
     docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
@@ -33,6 +34,7 @@ from ..readership import Clicks, Redirects, ViewCounter
 from ..settings import Settings
 from ..source_book import SourceBook
 from ..store import ArticleStore
+from ..webhooks import WebhookSender, WebhookStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
 from .audit import AuditApi
@@ -43,6 +45,7 @@ from .metrics import MetricsRoute
 from .partners import PartnerFeedRoute
 from .public import PublicPages
 from .sources import SourcesWriteApi
+from .webhooks import WebhooksApi
 
 __all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "routes"]
 
@@ -50,10 +53,11 @@ __all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "rou
 def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher, templates: Environment,
            clock: Callable[[], datetime], view_counter: ViewCounter, redirects: Redirects, partners: PartnerStore,
            pushes: PushQueue, figures: Figures, access: Access, audit: AuditLog,
-           source_book: SourceBook, limits: Limits | None = None) -> list[BaseRoute]:
+           source_book: SourceBook, limits: Limits | None = None,
+           webhooks: tuple[WebhookStore, WebhookSender] | None = None) -> list[BaseRoute]:
     """Every route of the content side, the admin API's included (FastAPI routes, in `/api/openapi.json` once
     mounted on the app); `figures` are both sides' /metrics families; `limits` makes the rate limiters (default: in
-    this process's memory)."""
+    this process's memory); `webhooks` (the store and the sender) adds `/api/webhooks`."""
     clicks = Clicks(redirects, store, view_counter, clock, on_partner_click=partners.add_click)
     # Partners' own rate limits (`rate_limit` a minute), refilled steadily: bursts of up to the limit.
     limiter = (limits or Limits(clock)).limiter("partner-feeds", 60, timedelta(minutes=1), refill="steady")
@@ -67,6 +71,9 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *AuditApi(access, audit).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
+        *(WebhooksApi(*webhooks, clock, access, audit,
+                      allow_private_network=settings.webhooks.allow_private_network).router().routes
+          if webhooks is not None else ()),
     ]
 
 
