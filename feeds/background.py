@@ -13,7 +13,7 @@ from .components import ContentComponents
 from .core.scheduling import SchedulerRunner
 from .publish import FeedRefresher
 from .push import PushWorker
-from .webhooks import WebhookWorker
+from .webhook_worker import WebhookWorker
 from .websub import HubNotifier
 
 

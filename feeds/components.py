@@ -63,7 +63,8 @@ from .settings import Settings, SourceSettings
 INGEST_LEASE = timedelta(minutes=10)  # a poll takes at most [fetch] deadline per page; a dead worker's lapses
 from .source_book import SourceBook
 from .store import ArticleStore
-from .webhooks import WebhookSender, WebhookStore, webhook_policy
+from .webhook_worker import WebhookSender, webhook_policy
+from .webhooks import WebhookStore
 
 
 @dataclass

@@ -34,7 +34,8 @@ from ..readership import Clicks, Redirects, ViewCounter
 from ..settings import Settings
 from ..source_book import SourceBook
 from ..store import ArticleStore
-from ..webhooks import WebhookSender, WebhookStore
+from ..webhook_worker import WebhookSender
+from ..webhooks import WebhookStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
 from .audit import AuditApi

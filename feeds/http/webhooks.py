@@ -8,8 +8,9 @@ content side with the event log it reads (`feeds.webhooks`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,8 @@ from ..core.http import Access, ListPage, Paged, RowId, acting, admin_router, pr
 from ..core.paging import decode_cursor, page_in_memory, page_of
 from ..errors import UnknownName
 from ..events import TYPES
-from ..webhooks import MAX_NAME, MAX_URL, Delivery, Endpoint, WebhookSender, WebhookStore, fingerprint
+from ..webhook_worker import WebhookSender
+from ..webhooks import MAX_NAME, MAX_URL, Delivery, Endpoint, WebhookStore, fingerprint
 
 EventType = Literal[TYPES]  # type: ignore[valid-type]
 

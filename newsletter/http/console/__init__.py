@@ -16,6 +16,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     users      /admin/users: accounts and roles (admins)
     audit      /admin/audit: who changed what (admins)
     editions     /admin/editions: the schedule, the runs' reports, previews and tests, retry, pause and resume
+    webhooks   /admin/webhooks: the newsroom's webhook endpoints, their delivery log, test events (admins)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .partners import PartnersPages
 from .sources import SourcesPage
 from .subscribers import SubscribersPage
 from .users import UsersPages
+from .webhooks import WebhooksPages
 
 
 def console_routers(c: Components) -> list[APIRouter]:
@@ -56,4 +58,5 @@ def console_routers(c: Components) -> list[APIRouter]:
         UsersPages(kit, c.settings, c.accounts).router(),
         AuditPage(kit, c.settings, c.audit).router(),
         EditionsPage(kit, c.deliveries, c.subscribers, c.store, c).router(),
+        WebhooksPages(kit, c.webhooks, c.webhook_sender).router(),
     ]

@@ -59,6 +59,7 @@ SECTIONS = (
     Section("console_nav_partners", "/admin/partners"),
     Section("console_nav_users", "/admin/users", "admin"),
     Section("console_nav_audit", "/admin/audit", "admin"),
+    Section("console_nav_webhooks", "/admin/webhooks", "admin"),
 )
 
 
