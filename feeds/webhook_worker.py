@@ -97,7 +97,10 @@ class WebhookSender:
                     head = chunk[:RESPONSE_KEPT]
                     break  # a huge answer is never read whole
         except httpx.HTTPError as exc:
-            return Attempt(f"{type(exc).__name__}: {exc}"[:500])
+            reason = str(exc)
+            if "may not reach" in reason:  # the outbound guard's words are for sources; say whose switch it is
+                reason = reason.split(", which")[0] + ": not public, and [webhooks] allow_private_network is off"
+            return Attempt(f"{type(exc).__name__}: {reason}"[:500])
         note = f" (redirect to {response.headers.get('location', '')[:200]!r} not followed)" \
             if response.is_redirect else ""
         return Attempt(f"HTTP {response.status_code}{note}: {head.decode('utf-8', 'replace')}", response.status_code)

@@ -4,6 +4,9 @@ Statuses of an edition (a run): sending, paused (an operator stopped it; only a 
 Statuses of a delivery row: queued (handed to a worker, outcome not yet known), sent, skipped (nothing new),
 retry (a transient failure; `next_attempt_at` says when), held (an ad edition in the reader's night), failed.
 Writes come in batches: a run of 100,000 subscribers must not pay a transaction per message.
+
+Why it is long: it is the one writer of one table family (editions, segments, delivery rows), whose statements every
+run, retry, alert and resume shares; a run's end also writes `edition.sent` to the event log in its transaction.
 """
 
 from __future__ import annotations
@@ -79,22 +82,15 @@ class DeliveryStore:
                                     period_end=scheduled_at, status="sending", created_at=now))
 
     def finish_edition(self, edition_id: int, now: datetime) -> None:
-        """The run is done: `edition.sent` goes into the event log in the same transaction, with its counts, the
-        first time only (a run finished again, a rerun that found nothing to do, is not sent again)."""
+        """Done; `edition.sent` (with the counts) goes into the event log in this transaction, the first time only."""
         with self.engine.begin() as conn:
-            run = conn.execute(select(editions.c.name, editions.c.scheduled_at, editions.c.status)
-                               .where(editions.c.id == edition_id).with_for_update()).one()
+            run = conn.execute(select(editions).where(editions.c.id == edition_id).with_for_update()).one()
             conn.execute(update(editions).where(editions.c.id == edition_id).values(status="done", finished_at=now))
-            if run.status == "done":
-                return
-            counts = {status: 0 for status in STATUSES} | {
-                status: int(n) for status, n in conn.execute(
-                    select(deliveries.c.status, func.count()).where(deliveries.c.edition_id == edition_id)
-                    .group_by(deliveries.c.status))}
-            events.record(conn, "edition.sent", str(edition_id), now,
-                          {"edition_id": edition_id, "edition": run.name, "is_alert": run.name == ALERTS,
-                           "scheduled_at": run.scheduled_at.isoformat(), "counts": counts,
-                           "recipients": sum(counts.values())})
+            if run.status != "done":
+                counts = {status: 0 for status in STATUSES} | _counts(conn, edition_id)
+                events.record(conn, "edition.sent", str(edition_id), now, {
+                    "edition_id": edition_id, "edition": run.name, "is_alert": run.name == ALERTS, "counts": counts,
+                    "scheduled_at": run.scheduled_at.isoformat(), "recipients": sum(counts.values())})
 
     def is_under_way(self, name: str, scheduled_at: datetime) -> bool:
         """Whether the run of `name` at `scheduled_at` finished or has delivery rows (the resume job carries it on
@@ -359,10 +355,8 @@ class DeliveryStore:
             conn.execute(statement, [{"b_id": i, "b_reason": reason[:2000]} for i, reason in reasons.items()])
 
     def counts(self, edition_id: int) -> dict[str, int]:
-        query = (select(deliveries.c.status, func.count()).where(deliveries.c.edition_id == edition_id)
-                 .group_by(deliveries.c.status))
         with self.engine.connect() as conn:
-            return {status: n for status, n in conn.execute(query)}
+            return _counts(conn, edition_id)
 
     def delivery(self, edition_id: int, subscriber_id: int) -> dict[str, object] | None:
         with self.engine.connect() as conn:
@@ -411,3 +405,8 @@ def _chunked(ids: Sequence[int], size: int = 500) -> Iterable[list[int]]:
     """Ids in statements of `size` (bound parameters are limited: SQLite allows 32,766 a statement)."""
     for start in range(0, len(ids), size):
         yield list(ids[start:start + size])
+
+
+def _counts(conn: Connection, edition_id: int) -> dict[str, int]:
+    return {status: int(n) for status, n in conn.execute(select(deliveries.c.status, func.count()).where(
+        deliveries.c.edition_id == edition_id).group_by(deliveries.c.status))}

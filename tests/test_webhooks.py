@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,7 +24,15 @@ from feeds.push import PushPolicy, is_signed
 from feeds.webhook_worker import WebhookSender, WebhookWorker
 from feeds.webhooks import check_events, check_url
 from newsletter.settings import load_settings
-from tests.conftest import NOW, Clock, InProcessClient, filled, free_port, write_config
+from tests.conftest import (
+    NOW,
+    ROOT,
+    Clock,
+    InProcessClient,
+    filled,
+    free_port,
+    write_config,
+)
 from tests.test_store import make_article
 from tests.test_subscribers import ONE_CLICK, confirm, link_in
 
@@ -352,4 +361,12 @@ def test_the_signature_is_what_the_docs_say(tmp_path, clock) -> None:  # type: i
         headers, raw = crm.calls[0]
         expected = "sha256=" + hmac.new(endpoint.secret.encode(), raw, hashlib.sha256).hexdigest()
         assert hmac.compare_digest(headers["X-Gazette-Signature"], expected)
+        block = re.search(r"```python\n(.*?)```", (ROOT / "docs" / "webhooks.md").read_text(encoding="utf-8"), re.DOTALL)
+        assert block, "docs/webhooks.md has no Python example"
+        namespace: dict[str, Any] = {}
+        exec(block[1], namespace)  # noqa: S102  (our own documentation's example)
+        check = namespace["is_from_gazette"]
+        assert check(endpoint.secret, raw, headers["X-Gazette-Signature"])
+        assert not check(endpoint.secret, raw + b" ", headers["X-Gazette-Signature"])
+        assert not check("whsec_other", raw, headers["X-Gazette-Signature"]) and not check(endpoint.secret, raw, None)
     services.close()

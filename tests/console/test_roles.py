@@ -16,7 +16,7 @@ from tests.console.conftest import Console, LoggedIn
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # Anyone logged in may end their own session or change their own password.
 ONES_OWN = {"/admin/login", "/admin/logout", "/admin/logout-everywhere", "/admin/account/password"}
-ADMIN_ONLY = ("/api/partners", "/admin/partners", "/admin/users", "/api/users")
+ADMIN_ONLY = ("/api/partners", "/admin/partners", "/admin/users", "/api/users", "/api/webhooks", "/admin/webhooks")
 
 
 def every_route(routes: list[Any]) -> list[Any]:
