@@ -14,7 +14,13 @@ import pytest
 
 from tests.conftest import Clock, SmtpRecorder
 from tests.console.conftest import Console, console_over
-from tests.console.test_roles import attempt, changing_routes, every_route, fill, snapshot
+from tests.console.test_roles import (
+    attempt,
+    changing_routes,
+    every_route,
+    fill,
+    snapshot,
+)
 from tests.security.conftest import ADMIN
 from tests.test_webhooks import Receiver
 
