@@ -39,7 +39,8 @@ RANKINGS = {("get", "/api/popular")}
 WHOLE = {("get", "/api/partners/{slug}"): "a partner: its categories and keys",
          ("get", "/api/partners/{slug}/usage"): "a partner's usage: one row a day, `days` at most 366",
          ("get", "/api/alerts/{alert_id}"): "an alert's report: its first 100 failures, the rest in its deliveries",
-         ("get", "/api/dashboard"): "the dashboard's figures: fixed windows, a few rows each"}
+         ("get", "/api/dashboard"): "the dashboard's figures: fixed windows, a few rows each",
+         ("get", "/api/webhooks/{endpoint_id}"): "a webhook endpoint: the few event types it wants"}
 
 
 @pytest.fixture
@@ -120,7 +121,8 @@ def test_every_list_is_one_page_shape_with_the_paging_parameters(spec: dict[str,
     assert lists == {
         ("get", "/api/sources"), ("get", "/api/popular"), ("get", "/api/partners"),
         ("get", "/api/partners/{slug}/pushes"), ("get", "/api/subscribers"), ("get", "/api/editions"),
-        ("get", "/api/editions/{edition_id}/deliveries"), ("get", "/api/alerts"), ("get", "/api/audit")}
+        ("get", "/api/editions/{edition_id}/deliveries"), ("get", "/api/alerts"), ("get", "/api/audit"),
+        ("get", "/api/webhooks"), ("get", "/api/webhooks/{endpoint_id}/deliveries")}
 
 
 def test_every_error_is_documented_as_problem_json(spec: dict[str, Any]) -> None:
