@@ -180,7 +180,8 @@ class WebhookStore:
 
     def update(self, endpoint_id: int, changes: dict[str, Any], *, allow_private_network: bool,
                now: datetime) -> tuple[Endpoint, Endpoint]:
-        """Change name, url, events or is_active; (before, after). Types added start at the end of the log too."""
+        """Change name, url, events or is_active; (before, after). Types added, and an endpoint switched on again,
+        start at the end of the log, as a new endpoint does: no history, no backlog of the time it was off."""
         before = self.endpoint(endpoint_id)
         values: dict[str, Any] = {"updated_at": now}
         if changes.get("name") is not None:
@@ -193,9 +194,9 @@ class WebhookStore:
         with self.engine.begin() as conn:
             if changes.get("events") is not None:
                 values["events"] = list(check_events(changes["events"]))
-                if set(values["events"]) - set(before.events):
-                    last = conn.execute(select(func.coalesce(func.max(db.events.c.id), 0))).scalar_one()
-                    values.update(first_event_id=last, last_event_id=max(last, before.last_event_id))
+            if set(values.get("events", ())) - set(before.events) or (values.get("is_active") and not before.is_active):
+                last = conn.execute(select(func.coalesce(func.max(db.events.c.id), 0))).scalar_one()
+                values.update(first_event_id=last, last_event_id=max(last, before.last_event_id))
             conn.execute(e.update().where(e.c.id == endpoint_id).values(**values))
             after = _endpoint(conn.execute(select(e).where(e.c.id == endpoint_id)).one())
         return before, after

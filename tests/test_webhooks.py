@@ -344,6 +344,11 @@ def test_an_endpoint_added_or_given_new_events_gets_no_history(tmp_path, clock) 
         hooks.update(endpoint.id, {"is_active": False}, allow_private_network=True, now=NOW)
         services.store.upsert_articles([make_article(4)], source_id=None, now=NOW)
         assert worker(services, clock).step().queued == 0 and len(crm.calls) == 1
+        hooks.update(endpoint.id, {"is_active": True}, allow_private_network=True, now=NOW)
+        assert worker(services, clock).step().queued == 0  # switched on again: no backlog of the time it was off
+        services.store.upsert_articles([make_article(5)], source_id=None, now=NOW)
+        worker(services, clock).step()
+        assert [b["subject"] for b in crm.taken()] == [make_article(3).id, make_article(5).id]
     services.close()
 
 
