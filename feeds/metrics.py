@@ -59,6 +59,8 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime,
         articles = dict(conn.execute(select(db.articles.c.category, func.count()).group_by(db.articles.c.category)).all())
         pushes = dict(conn.execute(select(db.partner_pushes.c.status, func.count())
                                    .group_by(db.partner_pushes.c.status)).all())
+        hooks = dict(conn.execute(select(db.webhook_deliveries.c.status, func.count())
+                                  .group_by(db.webhook_deliveries.c.status)).all())
     return [
         gauge("gazette_articles", "Articles in the store, by category.", ["category"],
               (([k or ""], v) for k, v in sorted(articles.items(), key=lambda kv: kv[0] or ""))),
@@ -70,5 +72,7 @@ def content_metrics(settings: Settings, store: ArticleStore, now: datetime,
               ["source"], last_success),
         gauge("gazette_partner_pushes", "Partner push queue rows by status.", ["status"],
               (([k], v) for k, v in sorted(pushes.items()))),
+        gauge("gazette_webhook_deliveries", "Webhook delivery rows by status.", ["status"],
+              (([k], v) for k, v in sorted(hooks.items()))),
         gauge("gazette_scrape_timestamp_seconds", "When these figures were read.", samples=[([], now.timestamp())]),
     ]

@@ -44,6 +44,7 @@ FAMILIES = {
                                      "(the feeds themselves stay up).", {"source"}),
     "gazette_source_last_success_timestamp_seconds": ("When each source was last read without error.", {"source"}),
     "gazette_partner_pushes": ("Partner push queue rows by status.", {"status"}),
+    "gazette_webhook_deliveries": ("Webhook delivery rows by status.", {"status"}),
     "gazette_scrape_timestamp_seconds": ("When these figures were read.", set()),
     "gazette_subscribers": ("Subscribers by status.", {"status"}),
     "gazette_subscribers_paused": ("Confirmed subscribers who paused their mail.", set()),

@@ -222,6 +222,9 @@ def test_each_event_reaches_each_endpoint_once_signed_retried_then_parked(tmp_pa
         again = client.post(f"/api/webhooks/{dead.id}/deliveries/{rest['items'][0]['delivery_id']}/retry", headers=ADMIN)
         assert again.status_code == 200 and (again.json()["status"], again.json()["attempts"]) == ("pending", 0)
         assert client.post(f"/api/webhooks/{dead.id}/deliveries/nope/retry", headers=ADMIN).status_code == 404
+        figures = client.get("/metrics", headers=ADMIN).text
+        assert 'gazette_webhook_deliveries{status="parked"} 1.0' in figures
+        assert 'gazette_webhook_deliveries{status="delivered"} 3.0' in figures
         listed = client.get("/api/webhooks", headers=ADMIN).json()["items"]
         assert [w["deliveries"] for w in listed][:2] == [{"pending": 0, "delivered": 3, "parked": 0},
                                                          {"pending": 1, "delivered": 0, "parked": 1}]
