@@ -26,7 +26,6 @@ http(s), with a host, without userinfo, at most `MAX_URL` characters (`check_url
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -40,10 +39,8 @@ from sqlalchemy import Engine, exists, func, select
 from . import db
 from .core import database
 from .errors import InvalidValue, UnknownName
-from .events import TYPES, EventLog
+from .events import TYPES
 from .outbound import refused_reason
-
-log = logging.getLogger(__name__)
 
 TEST_EVENT = "webhook.test"
 STATUSES = ("pending", "delivered", "parked")
@@ -150,7 +147,6 @@ class WebhookStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.log = EventLog(engine)
 
     # --- endpoints ---------------------------------------------------------------------------------------------
 
@@ -274,7 +270,8 @@ class WebhookStore:
                 values.update(status="parked", parked_at=now)
         with self.engine.begin() as conn:
             conn.execute(d.update().where(d.c.id == delivery.id).values(**values))
-            return Delivery(**conn.execute(select(d).where(d.c.id == delivery.id)).one()._mapping)
+            row = conn.execute(select(d).where(d.c.id == delivery.id)).first()
+        return Delivery(**row._mapping) if row is not None else delivery  # None: its endpoint was deleted meanwhile
 
     def deliveries(self, endpoint_id: int, status: str | None = None, limit: int = 100,
                    before_id: int | None = None) -> list[Delivery]:

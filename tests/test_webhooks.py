@@ -265,12 +265,12 @@ def sign_up(client: InProcessClient, smtp: Any, address: str) -> None:
     assert confirm(client, link_in(smtp.to(address)[-1], "confirm")).status_code == 200
 
 
-def test_audience_events_are_recorded_where_they_happen_and_delivered(tmp_path, smtp_server, clock) -> None:  # type: ignore[no-untyped-def]
+def test_audience_events_are_recorded_where_they_happen_and_delivered(tmp_path, database_url, smtp_server,  # type: ignore[no-untyped-def]
+                                                                       clock) -> None:
     import service
-    from tests.conftest import migrated_sqlite_url
 
     smtp, smtp_url = smtp_server
-    services = components(tmp_path, migrated_sqlite_url(tmp_path), clock, mail_url=smtp_url)
+    services = components(tmp_path, database_url, clock, mail_url=smtp_url)
     services.store.upsert_articles([make_article(1, category="economy", published_at=NOW - timedelta(hours=1))],
                                    source_id=None, now=NOW)
     log = EventLog(services.engine)
