@@ -12,7 +12,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from html import escape
 from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from templates import CATALOGUE
 
 from . import db
+from .article_life import with_corrections
 from .core import database
 from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
@@ -125,7 +126,8 @@ def attribution_html(line: str, canonical_url: str | None, tracked_url: str | No
 
 
 def partner_item(article: StoredArticle, partner: Partner, *, site_name: str, base_url: str, language: str,
-                 labels: Mapping[str, str], redirects: Redirects) -> tuple[FeedItem, dict[str, object]]:
+                 labels: Mapping[str, str], redirects: Redirects,
+                 zone: tzinfo = UTC) -> tuple[FeedItem, dict[str, object]]:
     """One article as the partner gets it, and the `_gazette` JSON Feed extension that goes with it."""
     utm = dict(partner.utm)
     # The item's link counts the click for this partner and lands on the article with the partner's UTM.
@@ -136,8 +138,9 @@ def partner_item(article: StoredArticle, partner: Partner, *, site_name: str, ba
     else:
         body = f"<p>{escape(article.summary)}</p>" if article.summary else ""
     line = attribution_line(partner, site_name, language)
+    body, summary = with_corrections(article, body, article.summary, language=language, zone=zone)
     item = FeedItem(id=item_id(base_url, article.id, article.published_at), url=tracked, title=article.title,
-                    summary=article.summary, content_html=body + attribution_html(line, article.url, tracked, language),
+                    summary=summary, content_html=body + attribution_html(line, article.url, tracked, language),
                     byline=article.byline, author_email=article.author_email, category=article.category,
                     category_label=labels.get(article.category or ""), tags=article.tags,
                     image_url=article.image_url if partner.include_images else None,
@@ -169,7 +172,7 @@ def render_partner_feed(settings: Settings, partner: Partner, slug: str, fmt: st
     site = settings.site
     labels = {c.slug: c.name for c in settings.categories}
     pairs = [partner_item(a, partner, site_name=site.name, base_url=site.base_url, language=site.language,
-                          labels=labels, redirects=redirects) for a in articles]
+                          labels=labels, redirects=redirects, zone=site.timezone) for a in articles]
     label = labels.get(slug) or CATALOGUE.text(site.language, "feed_all_title")
     doc = FeedDoc(slug=slug, title=f"{site.name} — {label} ({partner.name})",
                   description=attribution_line(partner, site.name, site.language), home_url=site.base_url + "/",

@@ -4,6 +4,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     public     `/`, `/feeds/…` (and archives, the news sitemap), `/opml`, `/v/…`, `/r/…`, `/livez`, `/healthz`
     partners   `/partners/{partner}/feeds/…`
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
+    articles   the admin API's articles: corrections, kills, holds, the urgent mark (`/api/articles/{id}…`)
     sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
     audit      `/api/audit`: the audit log, for admins' scripts
     docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
@@ -35,6 +36,7 @@ from ..source_book import SourceBook
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
 from .api import PartnersApi, SourcesApi
+from .articles import ArticlesApi
 from .audit import AuditApi
 from .docs import API_DESCRIPTION, DocsPages
 from .fastpath import FeedFastPath
@@ -65,6 +67,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *SourcesWriteApi(access, source_book, audit).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *AuditApi(access, audit).router().routes,
+        *ArticlesApi(access, store, pushes, audit, clock).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
     ]

@@ -25,7 +25,7 @@ from ..core.http import Representation, representation_response
 from ..errors import StoreError, UnknownName
 from ..opml import build_opml, feed_links
 from ..publish import FeedPublisher, feed_url
-from ..readership import TRANSPARENT_GIF, Clicks, ViewCounter
+from ..readership import TRANSPARENT_GIF, Clicks, Unavailable, ViewCounter
 from ..settings import Settings
 from ..store import ArticleStore
 
@@ -121,8 +121,16 @@ class PublicPages:
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
     def redirect(self, request: Request) -> Response:
-        destination = self._clicks.follow(request.path_params["token"], client_ip(request),
-                                          request.headers.get("user-agent", ""))
+        try:
+            destination = self._clicks.follow(request.path_params["token"], client_ip(request),
+                                              request.headers.get("user-agent", ""))
+        except Unavailable as gone:
+            language = self._settings.site.language
+            word = "withdrawn" if gone.status == 410 else "unavailable"
+            page = self._templates.get_template("pages/error.html").render(
+                site=self._settings.site, title=CATALOGUE.text(language, f"article_{word}_title"),
+                message=CATALOGUE.text(language, f"article_{word}_text"))
+            return HTMLResponse(page, status_code=gone.status, headers={"Cache-Control": "no-store"})
         if destination is None:
             raise UnknownName(CATALOGUE.text(self._settings.site.language, "link_invalid"))
         return RedirectResponse(destination, status_code=302, headers={"Cache-Control": "no-store"})
