@@ -4,6 +4,10 @@ A feed's bytes depend only on its articles, so they are rebuilt when the feed's 
 newest change per category, one grouped query) moves, and served from memory in between; `gazette feeds
 build` writes the same bytes to files. Also here: RFC 5005 monthly archives (frozen once the month is over)
 and the Google News sitemap.
+
+Why it is long: every public document is made here from the same `FeedDoc` (subscription feeds with their
+corrections and tombstones, popular feeds, archives, the sitemap, the static build), and they share one cache and one
+version rule; the refresher that rebuilds them beside requests is the short class at the end.
 """
 
 from __future__ import annotations

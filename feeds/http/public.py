@@ -29,6 +29,9 @@ from ..readership import TRANSPARENT_GIF, Clicks, Unavailable, ViewCounter
 from ..settings import Settings
 from ..store import ArticleStore
 
+# What a signed link to a story that is not live shows: killed (410) or held (404).
+NOTICES = {410: ("article_withdrawn_title", "article_withdrawn_text"),
+           404: ("article_unavailable_title", "article_unavailable_text")}
 ARCHIVE_MAX_AGE = 86400  # a finished month never changes: caches may keep it for a day at least
 
 
@@ -126,10 +129,9 @@ class PublicPages:
                                               request.headers.get("user-agent", ""))
         except Unavailable as gone:
             language = self._settings.site.language
-            word = "withdrawn" if gone.status == 410 else "unavailable"
+            title, text = NOTICES[gone.status]
             page = self._templates.get_template("pages/error.html").render(
-                site=self._settings.site, title=CATALOGUE.text(language, f"article_{word}_title"),
-                message=CATALOGUE.text(language, f"article_{word}_text"))
+                site=self._settings.site, title=CATALOGUE.text(language, title), message=CATALOGUE.text(language, text))
             return HTMLResponse(page, status_code=gone.status, headers={"Cache-Control": "no-store"})
         if destination is None:
             raise UnknownName(CATALOGUE.text(self._settings.site.language, "link_invalid"))
