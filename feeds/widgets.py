@@ -140,7 +140,8 @@ class _Ranking:
 class MostViewedBoard:
     """Rankings per (category, window), computed through the store at most once per `[widgets] refresh`, and the
     representations made of them. `cached` never touches the database (for the event loop); `get` may (run it in
-    the thread pool). One ranking is computed at a time: a second request waiting for the same one finds it made."""
+    the thread pool). Each ranking is computed by one thread at a time: a second request waiting for the same one
+    finds it made; other rankings do not wait."""
 
     def __init__(self, settings: Settings, store: ArticleStore, redirects: Redirects, templates: Environment,
                  clock: Callable[[], datetime]) -> None:
@@ -154,8 +155,8 @@ class MostViewedBoard:
         self.script = represent(render_script(source, self._css), "js", clock())
         self._rankings: dict[tuple[str | None, str], _Ranking] = {}
         self._rendered: OrderedDict[tuple[WidgetQuery, str], tuple[datetime, Rendered]] = OrderedDict()
-        self._lock = threading.Lock()  # the two dicts; held briefly, never while the database is asked
-        self._computing = threading.Lock()
+        self._lock = threading.Lock()  # the dicts; held briefly, never while the database is asked
+        self._computing: dict[tuple[str | None, str], threading.Lock] = {}  # one per ranking: bounded like them
 
     def cached(self, query: WidgetQuery, fmt: str) -> Rendered | None:
         """The representation if its ranking is fresh, without asking the database; None when it must be computed."""
@@ -169,8 +170,10 @@ class MostViewedBoard:
         found = self.cached(query, fmt)
         if found is not None:
             return found
-        with self._computing:
-            key = (query.category, query.window)
+        key = (query.category, query.window)
+        with self._lock:
+            computing = self._computing.setdefault(key, threading.Lock())
+        with computing:
             ranking = self._rankings.get(key)
             now = self._clock()
             if ranking is None or now - ranking.computed_at >= self._settings.widgets.refresh:

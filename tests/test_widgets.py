@@ -367,3 +367,30 @@ def test_the_script_is_small_and_carries_the_stylesheet(site: WidgetSite) -> Non
     assert "/*GAZETTE_CSS*/" not in answer.text
     assert "innerHTML" not in answer.text and "insertAdjacentHTML" not in answer.text and "eval(" not in answer.text
     assert "data-gazette-most-viewed" in answer.text
+
+
+def test_requests_arriving_together_rank_once(site: WidgetSite) -> None:
+    """A stale ranking asked for by many threads at once is computed by one of them; the others take its result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import sqlalchemy
+
+    from feeds.widgets import MostViewedBoard
+
+    services = site.services
+    board = MostViewedBoard(services.settings, services.store, services.redirects, services.templates, site.clock)
+    queries: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "article_views" in statement:
+            queries.append(statement)
+
+    sqlalchemy.event.listen(services.store.engine, "before_cursor_execute", count)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda n: board.get(WidgetQuery(None, "24h", n % 5 + 1, "ko"), "json"), range(32)))
+        assert len(queries) == 1
+        assert len({a.etag for a in answers}) == 5
+        assert board.get(WidgetQuery(None, "7d", 3, "ko"), "json") is not None and len(queries) == 2
+    finally:
+        sqlalchemy.event.remove(services.store.engine, "before_cursor_execute", count)
