@@ -29,6 +29,7 @@ from tests.conftest import (
     Clock,
     InProcessClient,
     migrated_sqlite_url,
+    run_gazette,
     write_config,
 )
 from tests.test_store import make_article
@@ -394,3 +395,11 @@ def test_requests_arriving_together_rank_once(site: WidgetSite) -> None:
         assert board.get(WidgetQuery(None, "7d", 3, "ko"), "json") is not None and len(queries) == 2
     finally:
         sqlalchemy.event.remove(services.store.engine, "before_cursor_execute", count)
+
+
+def test_check_says_who_may_embed_the_box(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "gazette.toml", database_url=f"sqlite:///{tmp_path}/g.db", extra=WIDGETS)
+    shown = run_gazette(["--config", str(path), "check"], expect=0).stdout
+    assert f"widgets: embeddable by {PARTNER}, {LOCAL}; rankings at most 30s old, cached 30s by browsers" in shown
+    bare = write_config(tmp_path / "bare.toml", database_url=f"sqlite:///{tmp_path}/g.db")
+    assert "widgets: embeddable by the site itself only" in run_gazette(["--config", str(bare), "check"], expect=0).stdout
