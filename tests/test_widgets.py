@@ -316,6 +316,10 @@ def test_bad_parameters_are_4xx_with_a_message(site: WidgetSite) -> None:
     data = site.client.get("/widgets/most-viewed.json?window=2h")
     assert data.status_code == 422 and data.headers["content-type"] == "application/problem+json"
     assert data.json()["detail"] == "window 값 '2h'은(는) 쓸 수 없습니다. 쓸 수 있는 값: 1h, 24h, 7d, 30d"
+    told = site.client.get("/widgets/most-viewed.json?limit=0", headers={"Origin": PARTNER})
+    assert told.status_code == 422 and told.headers["access-control-allow-origin"] == PARTNER  # its script may read why
+    assert "access-control-allow-origin" not in site.client.get("/widgets/most-viewed.json?limit=0",
+                                                                headers={"Origin": "https://elsewhere.example"}).headers
     page = site.client.get("/widgets/most-viewed?limit=21&lang=en")
     assert page.status_code == 422 and page.headers["content-type"].startswith("text/html")
     assert "limit &#39;21&#39; is not allowed; use one of: 1–20" in page.text

@@ -3,7 +3,8 @@ script): thin handlers over `feeds.widgets.MostViewedBoard`.
 
 A fresh ranking is answered from memory on the event loop; a stale one is computed in the thread pool. Conditional
 GET and gzip are the kit's (`representation_response`); a bad parameter is the domain's `Invalid` (422), answered
-as problem+json for the `.json` path (`feeds.core.http.is_json_path`) and as a page elsewhere.
+as problem+json for the `.json` path (`feeds.core.http.is_json_path`; with the CORS headers, so that an allowed
+page's script can read why) and as a page elsewhere.
 
 Cross-origin rules, from `[widgets] origins`: the JSON carries `Access-Control-Allow-Origin` naming the request's
 `Origin` only when that exact origin is configured (never `*`, never credentials), with `Vary: Origin`; a preflight
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from templates import CATALOGUE
 
+from ..core.errors import GazetteError
 from ..core.http import representation_response
 from ..errors import OriginRefused
 from ..settings import Settings
@@ -60,7 +62,11 @@ class WidgetRoutes:
         origin = request.headers.get("origin")
         if origin is not None and origin in self._origins:
             headers["Access-Control-Allow-Origin"] = origin
-        return await self._answer(request, "json", headers)
+        try:
+            return await self._answer(request, "json", headers)
+        except GazetteError as exc:  # the one mapping answers; an allowed page's script may read why
+            exc.headers = {**(getattr(exc, "headers", None) or {}), **headers}
+            raise
 
     async def preflight(self, request: Request) -> Response:
         origin = request.headers.get("origin")
