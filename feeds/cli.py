@@ -49,6 +49,9 @@ def print_check(components: Any) -> None:
         click.echo(f"  {source.name}: {source.kind} {source.location}, every {duration_text(source.interval)}, "
                    f"into {target}")
     click.echo(f"partners ({len(s.partners)}): " + ", ".join(p.slug for p in s.partners))
+    w = s.widgets
+    click.echo(f"widgets: embeddable by {', '.join(w.origins) or 'the site itself only'}; rankings at most "
+               f"{duration_text(w.refresh)} old, cached {w.max_age}s by browsers")
 
 
 @click.group("db")

@@ -9,6 +9,7 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     audit      `/api/audit`: the audit log, for admins' scripts
     docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
+    widgets    `/widgets/most-viewed`, `.json`, `.js`: the embeddable most viewed box
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
     guard      `RequestGuard`, ASGI middleware in front of everything (caps, the admin token, security headers)
 
@@ -35,6 +36,7 @@ from ..settings import Settings
 from ..source_book import SourceBook
 from ..store import ArticleStore
 from ..syndication import PartnerDesk, PartnerFeeds
+from ..widgets import MostViewedBoard
 from .api import PartnersApi, SourcesApi
 from .articles import ArticlesApi
 from .audit import AuditApi
@@ -45,6 +47,7 @@ from .metrics import MetricsRoute
 from .partners import PartnerFeedRoute
 from .public import PublicPages
 from .sources import SourcesWriteApi
+from .widgets import WidgetRoutes
 
 __all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "routes"]
 
@@ -70,6 +73,7 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *ArticlesApi(access, store, pushes, audit, clock).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
+        *WidgetRoutes(settings, MostViewedBoard(settings, store, redirects, templates, clock)).routes(),
     ]
 
 
