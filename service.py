@@ -183,7 +183,8 @@ def check(ctx: click.Context) -> None:
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
                 digest_cli.digest_group, readers_cli.subscribers_group, feeds_cli.partners_group,
-                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group, worker_cli.worker):
+                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group, worker_cli.worker,
+                feeds_cli.articles_group):
     main.add_command(command)
 
 

@@ -171,6 +171,8 @@ def resolve_alert(draft: AlertDraft, *, category_order: Sequence[str],
         raise AlertRefused(f"unknown section(s): {', '.join(unknown)}; configured: {', '.join(category_order)}")
     if draft.article_id and article is None:
         raise AlertRefused(f"no article {draft.article_id!r}")
+    if article is not None and not article.is_live:
+        raise AlertRefused(f"article {article.id} is {article.status}: an alert cannot lead to it")
     subject = header_text(draft.subject or (article.title if article else ""), limit=MAX_SUBJECT)
     text = plain_text(draft.text or ((article.summary or "") if article else ""), MAX_TEXT)
     if not subject:

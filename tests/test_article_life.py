@@ -284,3 +284,41 @@ def test_the_api_corrects_kills_holds_and_audits(tmp_path, database_url, clock) 
         actions = [e["action"] for e in client.get("/api/audit", headers=ADMIN).json()["items"]]
         assert {"article.correct", "article.urgent", "article.hold", "article.release", "article.kill"} <= set(actions)
     services.engine.dispose()
+
+
+def test_the_command_line_shows_corrects_holds_and_kills(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    import service
+    from tests.conftest import migrated_sqlite_url, run_gazette
+
+    config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path))
+    services = service.Components(load_settings(config, {}), clock=clock)
+    services.prepare_database(migrate=True)
+    article = make_article(1)
+    services.store.upsert_articles([article], source_id=None, now=NOW)
+    services.engine.dispose()
+    run = lambda *args, expect=0: run_gazette([*args, "--config", str(config)], expect=expect)  # noqa: E731
+
+    assert "revision 2" in run("articles", "correct", article.url, "--note", "오탈자 정정").stdout
+    assert "held" in run("articles", "hold", article.id, "--reason", "검토").stdout
+    run("articles", "hold", article.id, "--reason", "again", expect=1)
+    assert "live" in run("articles", "release", article.id).stdout
+    assert "killed" in run("articles", "kill", article.id, "--reason", "오보").stdout
+    shown = run("articles", "show", article.id).stdout
+    assert "killed since" in shown and "오보" in shown and "오탈자 정정" in shown
+    assert "no article" in run("articles", "show", "nosuch", expect=2).stderr
+
+
+def test_an_alert_cannot_lead_to_a_killed_or_held_story(store) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.alerts import AlertDraft, resolve_alert
+    from newsletter.errors import AlertRefused
+
+    killed, held, live = make_article(1), make_article(2), make_article(3)
+    store.upsert_articles([killed, held, live], source_id=None, now=NOW)
+    life = ArticleLife(store.engine)
+    life.kill(killed.id, "오보", now=NOW)
+    life.hold(held.id, "검토", now=NOW)
+    for story in (killed, held):
+        with pytest.raises(AlertRefused, match="cannot lead"):
+            resolve_alert(AlertDraft(article_id=story.id), category_order=("politics",), article=store.article(story.id))
+    assert resolve_alert(AlertDraft(article_id=live.id), category_order=("politics",),
+                         article=store.article(live.id)).article_id == live.id
