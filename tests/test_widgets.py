@@ -349,6 +349,20 @@ def test_a_correction_reaches_the_box_within_the_refresh(site: WidgetSite) -> No
     assert "기사 2 (정정)" in fragment
 
 
+def test_a_kill_or_a_hold_leaves_the_box_within_the_refresh(site: WidgetSite) -> None:
+    from feeds.article_life import ArticleLife
+
+    before = [i["title"] for i in site.client.get("/widgets/most-viewed.json?limit=3").json()["items"]]
+    life = ArticleLife(site.services.engine)
+    life.kill(site.articles[0].id, "오보", now=site.clock())
+    life.hold(site.articles[1].id, "검토", now=site.clock())
+    site.clock.now += timedelta(seconds=30)
+    after = [i["title"] for i in site.client.get("/widgets/most-viewed.json?limit=3").json()["items"]]
+    assert before[:2] == [site.articles[0].title, site.articles[1].title]
+    assert site.articles[0].title not in after and site.articles[1].title not in after and len(after) == 3
+    assert site.articles[0].title not in site.client.get("/widgets/most-viewed?limit=3").text
+
+
 def test_a_new_leader_reaches_the_box_and_an_unchanged_ranking_keeps_its_etag(site: WidgetSite) -> None:
     before = site.client.get("/widgets/most-viewed.json?limit=3")
     site.clock.now += timedelta(seconds=30)
