@@ -388,7 +388,7 @@ def users_reset_password(ctx: click.Context, email: str, password_stdin: bool) -
 
 @click.group("articles")
 def articles_group() -> None:
-    """A story's life after publication: show it, correct it, hold, release or kill it."""
+    """Correct, hold or kill a published story."""
 
 
 def _story(services: Any, url_or_id: str) -> Any:
