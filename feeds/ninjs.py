@@ -119,7 +119,7 @@ def rights(uri: str, partner: Partner, site: SiteSettings, embargoed_until: str 
     permissions = [{"target": uri, "action": action, **({"constraint": constraint} if constraint else {}),
                     "duty": [{"action": "attribute"}]} for action in ("reproduce", "distribute")]
     agreement = {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Agreement",
-                 "uid": f"{site.base_url}/partners/{partner.slug}/licence", "assigner": site.base_url + "/",
+                 "uid": f"{uri}/licence/{partner.slug}", "assigner": site.base_url + "/",
                  "assignee": f"{site.base_url}/partners/{partner.slug}", "permission": permissions}
     return {"langId": ODRL, "encodedRights": json.dumps(agreement, ensure_ascii=False, separators=(",", ":"))}
 
