@@ -5,6 +5,7 @@ a correction and a kill reaching the feeds and the pushes, and hostile text that
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,7 +28,7 @@ from feeds.push import PushPolicy, PushWorker
 from feeds.readership import Redirects
 from feeds.settings import SiteSettings
 from newsletter.settings import load_settings
-from tests.conftest import NOW, InProcessClient, write_config
+from tests.conftest import NOW, InProcessClient, wait_until, write_config
 from tests.test_partners import (  # noqa: F401  (app: the partner suite's app, reused as a fixture)
     LATE_KEY,
     PORTAL_KEY,
@@ -315,6 +316,13 @@ def test_a_correction_and_a_kill_reach_the_ninjs_feed_at_once(app) -> None:  # t
     # The other formats drop the killed story and move too.
     json_after = get(client, "/partners/portal/feeds/politics.json", **{"If-None-Match": json_before.headers["etag"]})
     assert json_after.status_code == 200 and [i["title"] for i in json_after.json()["items"]] == ["기사 1"]
+    # A held story is in no partner's feed, neither usable nor withheld.
+    with engine.begin() as conn:
+        conn.execute(db.articles.update().where(db.articles.c.id == articles()["economy"].id).values(
+            status=HELD, status_at=services.clock.now, changed_at=services.clock.now))
+    everything = ninjs(client, "/partners/portal/feeds/all.ninjs")
+    assert [(i["pubStatus"], i.get("headlines")) for i in everything] == [
+        ("usable", [{"value": "기사 1"}]), ("canceled", None)]
     # A week later the canceled item has said what it had to.
     services.clock.now = NOW + timedelta(days=7, minutes=6)
     assert [i["pubStatus"] for i in ninjs(client, "/partners/portal/feeds/politics.ninjs")] == ["usable"]
@@ -397,3 +405,57 @@ def test_an_empty_ninjs_feed_is_an_empty_list(tmp_path, database_url, clock) -> 
     with InProcessClient(service.create_app(services)) as client:
         assert ninjs(client, "/partners/empty/feeds/all.ninjs") == []
     services.engine.dispose()
+
+
+def test_a_correction_and_a_kill_reach_every_format_and_the_push_within_a_minute(tmp_path, database_url,  # type: ignore[no-untyped-def]
+                                                                                 clock) -> None:
+    """The whole app with its background loops running (the pusher every `[feeds] refresh`, in real time), a receiver
+    on loopback: a correction and a kill are in the RSS, Atom, JSON and ninjs feeds at the next request and pushed
+    within a minute."""
+    import service
+
+    with Receiver(fail_first=0) as receiver:
+        extra = f"""
+            [[partners]]
+            slug = "wire"
+            name = "통신"
+            key = "{PORTAL_KEY}"
+            categories = ["politics"]
+            callback_url = "{receiver.url}"
+            callback_secret = "{SECRET}"
+            """
+        config = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url, extra=extra), {})
+        services = service.Components(config, clock=clock)
+        services.prepare_database(migrate=True)
+        one, two = (make_article(n, published_at=NOW + timedelta(minutes=n)) for n in (1, 2))
+        clock.now = NOW + timedelta(minutes=3)
+        services.store.upsert_articles([one, two], source_id=None, now=clock.now)
+
+        def pushed(event: str, article_id: str) -> list[dict[str, Any]]:
+            return [doc for _, doc in list(receiver.taken) if doc["_gazette"]["event"] == event
+                    and doc["_gazette"]["ninjs"]["altIds"][0]["value"] == article_id]
+
+        with InProcessClient(service.create_app(services)) as client:
+            wait_until(lambda: pushed("article.published", one.id) and pushed("article.published", two.id), 60)
+            paths = [f"/partners/wire/feeds/politics.{fmt}" for fmt in ("rss", "atom", "json", "ninjs")]
+            before = {path: get(client, path) for path in paths}
+            clock.now = NOW + timedelta(minutes=4)
+            started = time.monotonic()
+            correct(services.engine, one.id, "제목을 고쳤습니다.", clock.now)
+            kill(services.engine, two.id, "오보", clock.now)
+            for path, old in before.items():
+                new = get(client, path, **{"If-None-Match": old.headers["etag"]})
+                assert new.status_code == 200 and new.headers["etag"] != old.headers["etag"], path
+                assert "기사 1" in new.text and "기사 2" not in new.text, path  # killed: no format repeats its title
+            corrected = wait_until(lambda: pushed("article.corrected", one.id), 60)[0]["_gazette"]["ninjs"]
+            canceled = wait_until(lambda: pushed("article.killed", two.id), 60)[0]["_gazette"]["ninjs"]
+            elapsed = time.monotonic() - started
+            document = ninjs(client, "/partners/wire/feeds/politics.ninjs")
+        services.engine.dispose()
+
+    assert elapsed < 60, elapsed
+    print(f"correction and kill pushed {elapsed:.1f} s after they were made")
+    assert_valid([corrected, canceled])
+    assert (corrected["version"], corrected["pubStatus"], canceled["pubStatus"]) == ("2", "usable", "canceled")
+    assert [(i["uri"], i["pubStatus"]) for i in document] == [(corrected["uri"], "usable"), (canceled["uri"], "canceled")]
+    assert receiver.bad == 0
