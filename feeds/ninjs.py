@@ -17,10 +17,11 @@ docs/partners.md ("ninjs"). The traps handled here:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from lxml import html as lxml_html
 
@@ -35,8 +36,6 @@ from .render import item_id
 from .settings import Settings, SiteSettings
 
 FORMAT = "ninjs"
-# ninjs has no registered media type (IANA lists none; the IPTC uses application/json in its examples).
-CONTENT_TYPE = "application/json; charset=utf-8"
 SCHEMA_URI = "http://www.iptc.org/std/ninjs/ninjs-schema_3.1.json#"
 STANDARD = {"name": "ninjs", "version": "3.1", "schema": SCHEMA_URI}
 ODRL = "http://www.w3.org/ns/odrl/2/"  # the rights expression language of `rightsInfo.encodedRights`
@@ -46,6 +45,8 @@ _BLOCKS = ("p", "div", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "
            "pre", "ul", "ol", "table")
 # Written as JSON escapes: `<`, `>` and `&` (no `</script>` or `<!--` in the bytes), and the two line separators that
 # end a line in JavaScript. str.replace, not str.translate: a translate table walks a megabyte char by char in Python.
+_NETLOC = re.compile(r"[A-Za-z0-9.\-_~:@\[\]]+")  # host (with a port, userinfo) as RFC 3986 allows it, no escapes
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")  # "100%.jpg": a percent that starts no escape is one itself
 _JSON_HTML_SAFE = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
@@ -54,12 +55,23 @@ def moment(when: datetime, timezone: tzinfo) -> str:
     return when.replace(microsecond=0).astimezone(timezone).isoformat()
 
 
-def is_link(url: str | None) -> bool:
-    """An absolute http(s) URL with nothing a URI may not hold: only such a link goes into a `format: uri` field."""
-    if not url or any(c.isspace() or ord(c) < 0x21 or c in '<>"{}|\\^`' for c in url) or not url.isascii():
-        return False
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+def as_link(url: str | None) -> str | None:
+    """`url` as a `format: uri` field may hold it (RFC 3986: a Korean file name percent-encoded, an IDN host in
+    punycode), or None when it is no absolute http(s) URL."""
+    if not url or any(ord(c) < 0x20 or c == "\x7f" for c in url):
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    def encoded(text: str) -> str:
+        return quote(_LONE_PERCENT.sub("%25", text), safe="/:@!$&'()*+,;=%~-._?")
+
+    try:  # a host IDNA refuses, or a lone surrogate UTF-8 cannot write: no link
+        host = parts.netloc if parts.netloc.isascii() else parts.netloc.encode("idna").decode("ascii")
+        rest = encoded(parts.path), encoded(parts.query), encoded(parts.fragment)
+    except UnicodeError:
+        return None
+    return urlunsplit((parts.scheme.lower(), host, *rest)) if _NETLOC.fullmatch(host) else None
 
 
 def body_text(fragment: str) -> str:
@@ -180,11 +192,11 @@ def ninjs_item(article: StoredArticle, partner: Partner, *, site: SiteSettings, 
     subjects += [{"name": tag} for tag in article.tags if tag not in sections]
     if subjects:
         item["subjects"] = subjects
-    if is_link(feed_item.url):
-        item["renditions"] = [{"name": "web", "href": feed_item.url, "contentType": "text/html"}]
-    if feed_item.image_url and is_link(feed_item.image_url):  # partner_item leaves it out unless licensed
+    if link := as_link(feed_item.url):
+        item["renditions"] = [{"name": "web", "href": link, "contentType": "text/html"}]
+    if image := as_link(feed_item.image_url):  # partner_item leaves it out unless the licence includes images
         item["associations"] = [{"name": "featureimage", "uri": f"{item['uri']}/featureimage", "type": "picture",
-                                 "renditions": [{"name": "original", "href": feed_item.image_url}]}]
+                                 "renditions": [{"name": "original", "href": image}]}]
     ids = [{"role": "gazette", "value": article.id}]
     if extension.get("canonical_url"):
         ids.append({"role": "canonical", "value": str(extension["canonical_url"])})
@@ -203,7 +215,8 @@ def _byline(article: StoredArticle) -> str | None:
 def _clean(article: StoredArticle) -> StoredArticle:
     """The article's texts without what `_safe` drops, before lxml (which refuses them) reads its HTML."""
     return replace(article, title=xml_text(article.title), summary=xml_text(article.summary),
-                   content_html=xml_text(article.content_html), byline=xml_text(article.byline or "") or None)
+                   content_html=xml_text(article.content_html), byline=xml_text(article.byline or "") or None,
+                   image_url=xml_text(article.image_url or "") or None)
 
 
 def ninjs_document(items: Sequence[Mapping[str, object]]) -> bytes:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 from feeds import db, events
 from feeds.bylines import Reporter
 from feeds.model import HELD, KILLED, Correction, StoredArticle
-from feeds.ninjs import SCHEMA_URI, body_text, ninjs_document, ninjs_item
+from feeds.ninjs import SCHEMA_URI, as_link, body_text, ninjs_document, ninjs_item
 from feeds.normalise import sanitise_html, xml_text
 from feeds.push import PushPolicy, PushWorker
 from feeds.readership import Redirects
@@ -181,6 +181,28 @@ def test_english_site_words() -> None:
     assert english["language"] == "en" and english["edNote"].startswith("This story was killed at 2026-11-25 09:00")
 
 
+@pytest.mark.parametrize("url, expected", [
+    pytest.param("https://news.example.com/i.jpg?w=1&h=2", "https://news.example.com/i.jpg?w=1&h=2", id="plain"),
+    pytest.param("https://news.example.com/사진/대표 이미지.jpg",
+                 "https://news.example.com/%EC%82%AC%EC%A7%84/%EB%8C%80%ED%91%9C%20%EC%9D%B4%EB%AF%B8%EC%A7%80.jpg",
+                 id="korean-file-name"),
+    pytest.param("https://한빛.kr/i.jpg", "https://xn--xx3br43b.kr/i.jpg", id="idn-host"),
+    pytest.param("HTTP://news.example.com/a%20b%.jpg", "http://news.example.com/a%20b%25.jpg", id="lone-percent"),
+    pytest.param("https://news.example.com/a<b>\"c\"", "https://news.example.com/a%3Cb%3E%22c%22", id="markup"),
+    pytest.param("javascript:alert(1)", None, id="javascript"),
+    pytest.param("data:image/png;base64,AAAA", None, id="data"),
+    pytest.param("//news.example.com/i.jpg", None, id="relative"),
+    pytest.param("https://news.example.com/\x00i.jpg", None, id="control-character"),
+    pytest.param("https://exa mple.com/i.jpg", None, id="space-in-host"),
+    pytest.param("https://news.example.com/\ud800.jpg", None, id="lone-surrogate"),
+    pytest.param(None, None, id="none"),
+])
+def test_as_link(url: str | None, expected: str | None) -> None:
+    assert as_link(url) == expected
+    if expected:
+        assert VALIDATOR.is_valid({"uri": expected})
+
+
 @pytest.mark.parametrize("html, expected", [
     pytest.param("", "", id="empty"),
     pytest.param("<p>하나</p><p>둘  셋</p>", "하나\n\n둘 셋", id="paragraphs"),
@@ -199,10 +221,11 @@ HOSTILE = st.lists(st.one_of(st.text(), st.sampled_from(["</script>", "<img src=
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(title=HOSTILE, summary=HOSTILE, body=HOSTILE, byline=HOSTILE)
-def test_hostile_text_validates_and_stays_data(title: str, summary: str, body: str, byline: str) -> None:
+@given(title=HOSTILE, summary=HOSTILE, body=HOSTILE, byline=HOSTILE,
+       image=st.one_of(HOSTILE, HOSTILE.map(lambda path: "https://news.example.com/" + path)))
+def test_hostile_text_validates_and_stays_data(title: str, summary: str, body: str, byline: str, image: str) -> None:
     content = sanitise_html(xml_text(body))  # what the store holds: the normaliser's sanitised HTML
-    article = stored(title=title, summary=summary, content_html=content, byline=byline, reporters=())
+    article = stored(title=title, summary=summary, content_html=content, byline=byline, reporters=(), image_url=image)
     document = ninjs_document([item(article)])
     assert b"<" not in document and b">" not in document and b"\x00" not in document
     parsed = json.loads(document)[0]
