@@ -39,7 +39,9 @@ FORMATS = {
     "atom": "application/atom+xml; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
 }
-CONTENT_TYPES = {**FORMATS, "sitemap": "application/xml; charset=utf-8"}
+# Partner feeds' ninjs (feeds/ninjs.py) is no public format; it has no registered media type (IANA lists none), so
+# it goes as JSON.
+CONTENT_TYPES = {**FORMATS, "sitemap": "application/xml; charset=utf-8", "ninjs": "application/json; charset=utf-8"}
 ATOM_NS = "http://www.w3.org/2005/Atom"
 TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"  # RFC 6721
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
