@@ -115,12 +115,15 @@ class ArticleLife:
             row = self._row(conn, article_id)
             if row.status not in allowed:
                 raise StoreError(f"article {article_id} is {row.status}: it cannot be made {to}")
-            moved = conn.execute(a.update().where(a.c.id == article_id, a.c.status == row.status)
-                                 .values(status=to, status_reason=reason, status_at=now, changed_at=now))
+            values: dict[str, object] = {"status": to, "status_reason": reason, "status_at": now, "changed_at": now}
+            if to == KILLED:  # partners' systems see the cancellation as the story's next version (ninjs)
+                values["revision"] = row.revision + 1
+            moved = conn.execute(a.update().where(a.c.id == article_id, a.c.status == row.status).values(**values))
             if moved.rowcount != 1:
                 raise StoreError(f"article {article_id} changed meanwhile: try again")
             if to == KILLED:
-                events.record(conn, "article.killed", article_id, now, {"reason": reason, "was": row.status})
+                events.record(conn, "article.killed", article_id, now,
+                              {"reason": reason, "was": row.status, "revision": row.revision + 1})
                 # A finished month's archive is frozen, but not with a withdrawn story in it: the months it may
                 # fall in (in any zone) are built again, without it, on their next request.
                 months = {(row.published_at + timedelta(days=d)).strftime("%Y-%m") for d in (-1, 0, 1)}
