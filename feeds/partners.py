@@ -31,7 +31,7 @@ from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
 from .publish import EPOCH
 from .readership import Redirects, with_query
-from .render import FeedDoc, FeedItem, item_id, render
+from .render import DeletedItem, FeedDoc, FeedItem, item_id, render
 from .settings import PartnerSettings, Settings
 from .store import hash_key
 
@@ -166,9 +166,11 @@ def partner_feed_url(base_url: str, partner_slug: str, slug: str, fmt: str) -> s
 
 
 def render_partner_feed(settings: Settings, partner: Partner, slug: str, fmt: str, articles: Sequence[StoredArticle],
-                        redirects: Redirects, top: Mapping[str, object] | None = None) -> bytes:
+                        redirects: Redirects, top: Mapping[str, object] | None = None,
+                        killed: Sequence[StoredArticle] = ()) -> bytes:
     """The partner's feed `slug` (a category or `all`) holding `articles`, in `fmt`; JSON Feed items carry the
-    `_gazette` extension (canonical URL, attribution line, partner), and the feed `top` if given."""
+    `_gazette` extension (canonical URL, attribution line, partner), and the feed `top` if given; Atom carries an
+    RFC 6721 tombstone for each of the `killed` stories."""
     site = settings.site
     labels = {c.slug: c.name for c in settings.categories}
     pairs = [partner_item(a, partner, site_name=site.name, base_url=site.base_url, language=site.language,
@@ -177,7 +179,10 @@ def render_partner_feed(settings: Settings, partner: Partner, slug: str, fmt: st
     doc = FeedDoc(slug=slug, title=f"{site.name} — {label} ({partner.name})",
                   description=attribution_line(partner, site.name, site.language), home_url=site.base_url + "/",
                   language=site.language, author=site.name, timezone=site.timezone,
-                  items=tuple(item for item, _ in pairs))
+                  items=tuple(item for item, _ in pairs),
+                  deleted=tuple(DeletedItem(item_id(site.base_url, a.id, a.published_at), a.status_at or EPOCH,
+                                            CATALOGUE.text(site.language, "article_killed_comment"))
+                                for a in killed) if fmt == "atom" else ())
     body = render(doc, fmt, partner_feed_url(site.base_url, partner.slug, slug, fmt), EPOCH)
     if fmt == "json":
         body = with_json_extension(body, [extension for _, extension in pairs], top)

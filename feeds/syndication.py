@@ -73,7 +73,7 @@ class PartnerFeeds:
             ) -> tuple[Rendered, Sequence[str]]:
         """The feed's bytes and the ids of the (live) articles in it."""
         articles = self.articles(partner, slug, scope, now)
-        killed = self.killed(partner, slug, scope, now) if fmt == NINJS else []
+        killed = self.killed(partner, slug, scope, now) if fmt in (NINJS, "atom") else []
         version = (partner, tuple((a.id, a.changed_at) for a in (*articles, *killed)))
         key = (partner.slug, slug, fmt)
         cached = self._cache.get(key)
@@ -82,7 +82,7 @@ class PartnerFeeds:
         if fmt == NINJS:
             body = render_ninjs_feed(self._settings, partner, articles, killed, self._redirects)
         else:
-            body = render_partner_feed(self._settings, partner, slug, fmt, articles, self._redirects)
+            body = render_partner_feed(self._settings, partner, slug, fmt, articles, self._redirects, killed=killed)
         last = max((max(a.updated_at, a.corrected_at or a.updated_at) for a in articles), default=EPOCH)
         rendered = rendered_bytes(body, fmt, max([last, *(a.status_at or a.changed_at for a in killed)]))
         with self._lock:

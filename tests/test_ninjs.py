@@ -5,6 +5,7 @@ a correction and a kill reaching the feeds and the pushes, and hostile text that
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -326,6 +327,11 @@ def test_a_correction_and_a_kill_reach_the_ninjs_feed_at_once(app) -> None:  # t
     # The other formats drop the killed story and move too.
     json_after = get(client, "/partners/portal/feeds/politics.json", **{"If-None-Match": json_before.headers["etag"]})
     assert json_after.status_code == 200 and [i["title"] for i in json_after.json()["items"]] == ["기사 1"]
+    atom = ET.fromstring(get(client, "/partners/portal/feeds/politics.atom").content)
+    (tombstone,) = atom.findall("{http://purl.org/atompub/tombstones/1.0}deleted-entry")
+    assert tombstone.get("when") == "2026-11-25T09:05:01+09:00" and tombstone.get("ref").endswith(fresh.id)
+    assert [e.findtext("{http://www.w3.org/2005/Atom}title") for e in atom.findall(
+        "{http://www.w3.org/2005/Atom}entry")] == ["기사 1"]
     # A held story is in no partner's feed, neither usable nor withheld.
     ArticleLife(engine).hold(articles()["economy"].id, "법무 검토", now=services.clock.now)
     everything = ninjs(client, "/partners/portal/feeds/all.ninjs")
