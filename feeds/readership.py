@@ -40,7 +40,7 @@ from .store import ArticleStore
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("email", "feed", "partner", "web")
+CHANNELS = ("email", "feed", "partner", "web", "push")
 # The dedupe memory is bounded whatever the traffic: past these sizes the oldest visits are forgotten first (a
 # flood of made-up visitors then costs memory no more than it costs counts).
 MAX_VISITS = 200_000
