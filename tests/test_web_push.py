@@ -37,7 +37,7 @@ SUBJECT = "mailto:newsroom@example.com"
 ORIGIN = {"Origin": "https://news.example.com"}
 
 
-def push_config(tmp_path: Path, *, rate: float = 1000, extra: str = "") -> tuple[str, str]:
+def push_config(tmp_path: Path, *, rate: float = 1000, extra: str = "", insecure: bool = True) -> tuple[str, str]:
     """A [push] section with a fresh key; (the section, the public key)."""
     key = new_vapid_key()
     write_vapid_key(tmp_path / "vapid.pem", key)
@@ -50,16 +50,19 @@ vapid_private_key_file = "{tmp_path / 'vapid.pem'}"
 vapid_subject = "{SUBJECT}"
 rate_per_second = {rate}
 retry_delay = "1m"
-allow_insecure_endpoints = true
+allow_insecure_endpoints = {"true" if insecure else "false"}
 {extra}
 """
     return section, public_key_of(key)
 
 
-def make_site(tmp_path: Path, clock: Clock, mail_url: str, *, rate: float = 1000, extra: str = ""):  # type: ignore[no-untyped-def]
+def make_site(tmp_path: Path, clock: Clock, mail_url: str, *, rate: float = 1000, extra: str = "",  # type: ignore[no-untyped-def]
+              insecure: bool = True):
+    """Components with [push] (a fresh key; `insecure`: a push service on loopback may be reached) and the public
+    key; `extra` goes into the [push] section (and may open sections of its own after it)."""
     import service
 
-    section, public = push_config(tmp_path, rate=rate, extra=extra)
+    section, public = push_config(tmp_path, rate=rate, extra=extra, insecure=insecure)
     config = write_config(tmp_path / "gazette.toml", database_url=migrated_sqlite_url(tmp_path), mail_url=mail_url,
                           extra=section)
     services = service.Components(load_settings(config, {}), clock=clock,

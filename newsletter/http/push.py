@@ -96,7 +96,7 @@ class PushRoutes:
     def script(self, text: str) -> Callable[[Request], Response]:
         def endpoint(request: Request) -> Response:
             return Response(text, media_type="text/javascript; charset=utf-8",
-                            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
+                            headers={"Cache-Control": "public, max-age=300"})  # nosniff: the app sets it on all
         return endpoint
 
     # --- CORS and the checks every POST passes
