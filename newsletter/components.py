@@ -124,12 +124,11 @@ class Components(ContentComponents):
         key = read_vapid_key(p.vapid_private_key_file)
         gate = (TurnGate(TokenBucket(self.shared, "web-push", p.rate_per_second).turns) if self.shared is not None
                 else RateGate(p.rate_per_second))
-        holder = holder_id()
         queue = self.work_queue
         return AlertPush(store=self.push_store, settings=p, site_zone=self.settings.site.timezone,
                          site_language=self.settings.site.language, sender=lambda: PushSender(p, key),
-                         url=self._push_link, lease=lambda name: Lease(self.engine, name, holder, PUSH_LEASE,
-                                                                       self.clock),
+                         url=self._push_link,  # each run its own holder: the due job never takes over a run of this process
+                         lease=lambda name: Lease(self.engine, name, holder_id(), PUSH_LEASE, self.clock),
                          gate=gate, clock=self.clock,
                          enqueue=(lambda alert_id: queue.put(PUSH, alert_id)) if queue is not None else None)
 

@@ -149,6 +149,9 @@ def parse_subscription(body: object, *, categories: Sequence[str], languages: Se
     subscription = body.get("subscription")
     if not isinstance(subscription, dict) or set(subscription) - SUBSCRIPTION_FIELDS:
         raise PushRefused("subscription: must be the browser's PushSubscription (endpoint, expirationTime, keys)")
+    expires = subscription.get("expirationTime")
+    if expires is not None and (not isinstance(expires, (int, float)) or isinstance(expires, bool)):
+        raise PushRefused("subscription.expirationTime: must be null or a time in milliseconds")
     endpoint = check_endpoint(subscription.get("endpoint"), allow_insecure=allow_insecure)
     p256dh, auth = check_keys(subscription.get("keys"))
     chosen = body.get("categories", [])

@@ -96,7 +96,7 @@ def test_the_button_asks_for_permission_only_on_click_and_says_when_it_is_refuse
 
 
 def test_with_permission_the_service_worker_is_registered_on_the_sites_scope(sites, browser) -> None:  # type: ignore[no-untyped-def]
-    newsroom, gazette, services = sites
+    newsroom, _, services = sites
     context = browser.new_context(viewport={"width": 480, "height": 640}, locale="ko-KR")
     context.grant_permissions(["notifications"], origin=newsroom)
     page = context.new_page()

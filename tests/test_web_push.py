@@ -37,14 +37,12 @@ SUBJECT = "mailto:newsroom@example.com"
 ORIGIN = {"Origin": "https://news.example.com"}
 
 
-def push_config(tmp_path: Path, *, rate: float = 1000, extra: str = "", insecure: bool = True) -> tuple[str, str]:
-    """A [push] section with a fresh key; (the section, the public key)."""
+def push_config(tmp_path: Path, *, rate: float = 1000, extra: str = "", insecure: bool = True,
+                admin: bool = True) -> tuple[str, str]:
+    """A [push] section with a fresh key (and [admin], unless the caller has one); (the sections, the public key)."""
     key = new_vapid_key()
     write_vapid_key(tmp_path / "vapid.pem", key)
-    section = f"""
-[admin]
-token = "admin-token-0123456789"
-
+    section = ('\n[admin]\ntoken = "admin-token-0123456789"\n' if admin else "") + f"""
 [push]
 vapid_private_key_file = "{tmp_path / 'vapid.pem'}"
 vapid_subject = "{SUBJECT}"
@@ -325,20 +323,14 @@ def test_push_keys_writes_a_private_key_only_its_owner_reads_and_never_over_one(
 
 
 def test_a_worker_takes_only_alert_ids_off_the_queue(site) -> None:  # type: ignore[no-untyped-def]
-    from feeds.core.work_queue import PUSH
+    from feeds.core.work_queue import PUSH, celery_app
     from newsletter.cli.worker import register_tasks
 
     services, push_service, _, client = site
     subscribed(client, push_service, ["phone"])
     alert = services.alerts.create(AlertDraft(subject="속보", text="본문"), created_by=None)
 
-    class App:  # the registration surface of a Celery app: `task(name=...)(fn)`
-        tasks: dict = {}
-
-        def task(self, name: str, **_: object):  # type: ignore[no-untyped-def]
-            return lambda fn: self.tasks.setdefault(name, fn)
-
-    app = App()
+    app = celery_app("amqp://guest:guest@127.0.0.1:5672/")  # a task called here runs here: no broker is reached
     register_tasks(app, services, "holder")
     for bad in ("1; drop", -1, 0, True, None, [alert.id], 2**70):
         app.tasks[PUSH](bad)
@@ -346,3 +338,4 @@ def test_a_worker_takes_only_alert_ids_off_the_queue(site) -> None:  # type: ign
     app.tasks[PUSH](alert.id)
     wait_until(lambda: push_service.messages("phone"))
     assert services.push_store.counts(alert.id) == {"sent": 1}
+    app.close()

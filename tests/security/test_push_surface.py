@@ -94,6 +94,7 @@ HOSTILE = {
     "extra key": {"subscription": {**body()["subscription"], "keys": {"p256dh": GOOD_KEY, "auth": GOOD_AUTH,
                                                                       "x": "1"}}},
     "no keys": {"subscription": {"endpoint": ENDPOINT}},
+    "expirationTime an object": {"subscription": {**body()["subscription"], "expirationTime": {"a": [1] * 100}}},
     "unknown section": body(categories=["sports"]),
     "sections not a list": body(categories="politics"),
     "section not a string": body(categories=[{"slug": "politics"}]),
