@@ -254,7 +254,9 @@ def test_pushes_keep_the_configured_rate(tmp_path, clock, smtp_server) -> None: 
         services.alerts.send(alert.id)
         times = sorted(r.at for n in names for r in push_service.received[n])
         assert len(times) == 11
-        assert times[-1] - times[0] >= 10 / 20 * 0.95  # 11 pushes at 20/s: 10 intervals of 50 ms at least
+        # 11 pushes at 20/s leave 50 ms between POSTs; the first also waits for its connection, so count from the
+        # second: 9 intervals, give or take a tenth for the server's own timing.
+        assert times[-1] - times[1] >= 9 / 20 * 0.9
     services.close()
 
 
