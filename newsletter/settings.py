@@ -95,6 +95,7 @@ class PushSettings:
     vapid_public_key: str  # its public point, base64url (what the browser subscribes with)
     vapid_subject: str  # mailto: or https: — who the push services may contact about our traffic
     rate_per_second: float = 100.0
+    concurrency: int = 8  # pushes waiting on push services at once, per run
     ttl: int = 86_400  # seconds a push service keeps an alert for a device that is offline
     retries: int = 3  # a 429, 5xx or a dropped connection is tried again this many times
     retry_delay: timedelta = timedelta(seconds=30)  # the first wait; doubled each time
@@ -141,6 +142,7 @@ PUSH: Spec = {
     "vapid_private_key_file": (str, REQUIRED),
     "vapid_subject": (str, REQUIRED),
     "rate_per_second": ((int, float), 100.0),
+    "concurrency": (int, 8),
     "ttl": (int, 86_400),
     "retries": (int, 3),
     "retry_delay": (str, "30s"),
@@ -207,6 +209,7 @@ def _build_push(v: dict[str, Any]) -> PushSettings:
           and len(subject) <= 200 and not any(c in subject for c in ' \r\n"<>'),
           "must be a mailto: address or an https: URL the push services can reach you at (RFC 8292 §2.1)")
     check("push.rate_per_second", 0 < v["rate_per_second"] <= 10_000, "must be above zero and at most 10000")
+    check("push.concurrency", 1 <= v["concurrency"] <= 64, "must be between 1 and 64")
     check("push.ttl", 0 <= v["ttl"] <= 2_419_200, "must be between 0 and 2419200 seconds (28 days)")
     check("push.retries", 0 <= v["retries"] <= 10, "must be between 0 and 10")
     origins = []
@@ -217,7 +220,8 @@ def _build_push(v: dict[str, Any]) -> PushSettings:
               "must be an origin such as https://www.example.com (scheme, host and port only)")
         origins.append(f"{parts.scheme}://{parts.netloc}".lower())  # type: ignore[union-attr]
     return PushSettings(vapid_private_key_file=path, vapid_public_key=public, vapid_subject=subject,
-                        rate_per_second=float(v["rate_per_second"]), ttl=v["ttl"], retries=v["retries"],
+                        rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"], ttl=v["ttl"],
+                        retries=v["retries"],
                         retry_delay=convert("push.retry_delay", v["retry_delay"], parse_duration),
                         origins=tuple(origins), allow_insecure_endpoints=v["allow_insecure_endpoints"])
 
