@@ -36,7 +36,9 @@ def test_a_worker_pushes_the_alert_once_to_each_browser(tmp_path, clock, smtp_se
             services.alerts.send(alert.id)  # the mail here; the pushes put on the queue
             wait_until(lambda: all(push_service.messages(n) for n in ("a", "b")), timeout=90,
                        message="the worker did not push: " + deployment.worker_logs())
-            wait_until(lambda: services.push_store.counts(alert.id) == {"sent": 2}, timeout=30)
+            wait_until(lambda: f"alert {alert.id}: 2 pushed" in deployment.worker_logs(), timeout=60,
+                       message="the first task did not end: " + deployment.worker_logs())  # its lease released
+            assert services.push_store.counts(alert.id) == {"sent": 2}
             services.alerts.send(alert.id)  # again: the second task finds nothing left to push
             wait_until(lambda: f"alert {alert.id}: 0 pushed" in deployment.worker_logs(), timeout=60,
                        message="the second task did not run: " + deployment.worker_logs())
