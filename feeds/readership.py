@@ -41,7 +41,7 @@ from .store import ArticleStore
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("email", "feed", "partner", "web", "widget")  # widget: the embeddable most viewed box (feeds.widgets)
+CHANNELS = ("email", "feed", "partner", "web", "widget", "push")  # widget: the most viewed box; push: Web Push
 # The dedupe memory is bounded whatever the traffic: past these sizes the oldest visits are forgotten first (a
 # flood of made-up visitors then costs memory no more than it costs counts).
 MAX_VISITS = 200_000

@@ -56,7 +56,7 @@ def console_routers(c: Components) -> list[APIRouter]:
         DashboardPage(kit, c.figures, c.store, c.source_book.active).router(),
         SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
                     allow_private_network=c.settings.stored_sources_private_network).router(),
-        AlertsPage(kit, c.alerts).router(),
+        AlertsPage(kit, c.alerts, c.push_store.count if c.push is not None else None).router(),
         SubscribersPage(kit, c.settings, c.subscribers,
                         Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
         *_article_pages(kit, c),

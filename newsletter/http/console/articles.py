@@ -36,7 +36,7 @@ EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 MAX_ARTICLE_ID = 64
 CHANNEL_WORDS = {"email": "console_article_channel_email", "feed": "console_article_channel_feed",
                  "partner": "console_article_channel_partner", "web": "console_article_channel_web",
-                 "widget": "console_article_channel_widget"}
+                 "widget": "console_article_channel_widget", "push": "console_article_channel_push"}
 STATUS_WORDS = {"live": "console_article_status_live", "held": "console_article_status_held",
                 "killed": "console_article_status_killed"}
 _DIGEST_CAMPAIGN = re.compile(r"^(?P<edition>.+)-(?P<id>\d{1,18})$")
