@@ -74,3 +74,23 @@ def test_a_viewer_reads_but_cannot_change_a_story(console: Console) -> None:
     assert editor.post("/admin/articles/nosuch/kill", {"reason": "x"}).status_code == 404
     ArticleLife(console.services.engine).kill(story.id, "x", now=console.clock())
     assert editor.post(f"/admin/articles/{story.id}/release").status_code == 409
+
+
+def test_marking_a_story_urgent_can_send_it_as_a_breaking_alert(console: Console) -> None:
+    from tests.conftest import wait_until
+    from tests.console.test_alerts import readers
+
+    readers(console)
+    story = stored_article(1)
+    editor = console.login("editor")
+    assert "속보 알림도 보내기" in editor.client.get(f"/admin/articles/{story.id}").text
+    quiet = editor.post(f"/admin/articles/{story.id}/urgent", {"urgent": "1"})  # the box not ticked: no alert
+    assert quiet.headers["location"].startswith(f"/admin/articles/{story.id}")
+    assert console.services.alerts.store.count() == 0
+    editor.post(f"/admin/articles/{story.id}/urgent", {"urgent": "0"})
+    sent = editor.post(f"/admin/articles/{story.id}/urgent", {"urgent": "1", "alert": "1"})
+    assert sent.status_code == 303 and sent.headers["location"].startswith("/admin/alerts/")
+    wait_until(lambda: len(console.smtp.messages) == 2)
+    assert sorted(r for _, rcpts, _ in console.smtp.messages for r in rcpts) == ["all@example.com", "p@example.com"]
+    assert console.services.store.article(story.id).is_urgent
+    assert [e.action for e in console.services.audit.entries()][:2] == ["alert.send", "article.urgent"]

@@ -45,7 +45,7 @@ from .users import UsersPages
 
 def _article_pages(kit: ConsoleKit, c: Components) -> list[APIRouter]:
     page = ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions, c.pushes)
-    return [page.router(), ArticleActions(kit, ArticleLife(c.engine), page).router()]
+    return [page.router(), ArticleActions(kit, ArticleLife(c.engine), page, c.alerts).router()]
 
 
 def console_routers(c: Components) -> list[APIRouter]:

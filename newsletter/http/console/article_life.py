@@ -1,5 +1,9 @@
 """`/admin/articles/{id}/…`: an editor corrects, kills, holds, releases or marks urgent a story from its page.
 
+Marking a story urgent can also send it as a breaking alert (mail to the readers who asked for alerts, Web Push to the
+browsers that follow its sections) when the editor ticks "send a breaking alert too": the alert is the story's, made
+and sent as from `/admin/alerts`, and its report is where the editor lands.
+
 Each form posts here with the session's CSRF token (`kit.editor_form`); the rules are `feeds.article_life`'s. A
 change is in the audit log with the story's status before and after; a refusal (an empty note, a story killed
 already) shows the article's page again with the reason, and changes nothing.
@@ -10,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import APIRouter, Depends, Request
+from starlette.background import BackgroundTask
 from starlette.responses import Response
 
 from feeds.article_life import ArticleLife
 from feeds.errors import StoreError
 from feeds.model import StoredArticle
 
+from ...alerts import AlertDesk, AlertDraft, audit_values
+from ...errors import AlertRefused
 from .articles import MAX_ARTICLE_ID, ArticlesPage
 from .kit import ConsoleKit, acting, posted
 
@@ -27,8 +34,8 @@ def life_record(article: StoredArticle) -> dict[str, object]:
 
 
 class ArticleActions:
-    def __init__(self, kit: ConsoleKit, life: ArticleLife, page: ArticlesPage) -> None:
-        self.kit, self.life, self.page = kit, life, page
+    def __init__(self, kit: ConsoleKit, life: ArticleLife, page: ArticlesPage, alerts: AlertDesk) -> None:
+        self.kit, self.life, self.page, self.alerts = kit, life, page, alerts
 
     def router(self) -> APIRouter:
         api = APIRouter(prefix="/admin/articles/{article_id}", include_in_schema=False)
@@ -57,9 +64,23 @@ class ArticleActions:
                             lambda now: self.life.release(article_id, now=now))
 
     def urgent(self, request: Request, article_id: str) -> Response:
-        urgent = posted(request).get("urgent") == "1"
-        return self._change(request, article_id, "article.urgent", "console_flash_article_urgent",
-                            lambda now: self.life.mark_urgent(article_id, urgent, now=now))
+        form = posted(request)
+        urgent = form.get("urgent") == "1"
+        answer = self._change(request, article_id, "article.urgent", "console_flash_article_urgent",
+                              lambda now: self.life.mark_urgent(article_id, urgent, now=now))
+        if not (urgent and form.get("alert") == "1" and answer.status_code == 303):
+            return answer
+        story = self.page.store.article(article_id)
+        assert story is not None
+        try:  # the story's own alert, to the readers of its sections who asked for alerts
+            alert = self.alerts.create(AlertDraft(article_id=article_id, categories=story.categories),
+                                       created_by=acting(request).email)
+        except AlertRefused as refused:
+            return self.page.show(request, article_id, problem=str(refused), status=422)
+        self.kit.audit.record(acting(request), "alert.send", f"alert:{alert.id}", after=audit_values(alert))
+        response = self.kit.redirect(f"/admin/alerts/{alert.id}", flash="console_flash_alert_sent")
+        response.background = BackgroundTask(self.alerts.send, alert.id)  # after the answer, as /admin/alerts does
+        return response
 
     def _change(self, request: Request, article_id: str, action: str, flash: str,
                 change: Callable[..., StoredArticle]) -> Response:
