@@ -30,6 +30,7 @@ from feeds.core.scheduling import SchedulerRunner
 from feeds.logs import configure_logging, hold_logging, release_held, resolve_level
 from feeds.background import ServerLoops
 from newsletter.cli import digest as digest_cli
+from newsletter.cli import push as push_cli
 from newsletter.cli import readers as readers_cli
 from newsletter.cli import worker as worker_cli
 from newsletter import http as newsletter_http
@@ -64,7 +65,8 @@ def create_app(services: Components, runner: SchedulerRunner | None = None, *, s
         notices=services.notices, transport=services.transport, tags=services.tags,
         signer=services.signer, clicks=services.store.campaign_clicks, access=services.access, audit=services.audit,
         alerts=services.alerts, pause=services.pause, resume=services.resume_soon,
-        sources=services.source_book.active, limits=services.limits)
+        sources=services.source_book.active, limits=services.limits,
+        push=services.push_store if services.settings.push is not None else None)
     app.router.routes += audience.routes
     for router in [*audience.routers, *console_routers(services)]:
         app.include_router(router)
@@ -183,7 +185,8 @@ def check(ctx: click.Context) -> None:
 
 for command in (feeds_cli.db_group, feeds_cli.ingest, feeds_cli.feeds_group, feeds_cli.views_group,
                 digest_cli.digest_group, readers_cli.subscribers_group, feeds_cli.partners_group,
-                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group, worker_cli.worker):
+                readers_cli.bounces_group, feeds_cli.sources_group, feeds_cli.users_group, worker_cli.worker,
+                feeds_cli.articles_group, push_cli.push_group):
     main.add_command(command)
 
 

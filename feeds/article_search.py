@@ -5,7 +5,7 @@ Read-only, over the content side's tables. What the store keeps of an edit is th
 times (first published, the source's last update, when Gazette saw the change) and its content hash: earlier
 versions' texts are not kept, so `ArticleFacts` says what is known and no more. Views are the hourly buckets of
 `article_views`, summed per day in the site's time zone; clicks are `article_clicks` (channel: email, feed, partner,
-web) and `campaign_clicks` (a digest edition's `{edition}-{id}`, a partner's `utm_campaign`).
+web, widget) and `campaign_clicks` (a digest edition's `{edition}-{id}`, a partner's `utm_campaign`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""The content side's commands: db upgrade, ingest, feeds build, views import, sources, partners, and the console's
-users (accounts are the shared layer's); and its part of
+"""The content side's commands: db upgrade, ingest, feeds build, views import, sources, partners, articles (a story's
+life after publication), and the console's users (accounts are the shared layer's); and its part of
 `gazette check` (`print_check`).
+
+Why it is long: one short function per command, each a few lines over the same plumbing; a module per group would
+only scatter the `gazette` command's table of contents.
 
 Thin: each command parses its arguments, asks `components_of(ctx)` for what it needs and prints the outcome. The
 objects come from `service.py`, which registers these commands on the `gazette` group; the plumbing every command
@@ -49,6 +52,9 @@ def print_check(components: Any) -> None:
         click.echo(f"  {source.name}: {source.kind} {source.location}, every {duration_text(source.interval)}, "
                    f"into {target}")
     click.echo(f"partners ({len(s.partners)}): " + ", ".join(p.slug for p in s.partners))
+    w = s.widgets
+    click.echo(f"widgets: embeddable by {', '.join(w.origins) or 'the site itself only'}; rankings at most "
+               f"{duration_text(w.refresh)} old, cached {w.max_age}s by browsers")
 
 
 @click.group("db")
@@ -378,3 +384,89 @@ def users_reset_password(ctx: click.Context, email: str, password_stdin: bool) -
     user = services.accounts.reset_password(email, _password(password_stdin))
     services.audit.record(CLI_ACTOR, "user.reset_password", f"user:{user.email}")
     click.echo(f"new password set for {user.email}; every session of it ended")
+
+
+@click.group("articles")
+def articles_group() -> None:
+    """Correct, hold or kill a published story."""
+
+
+def _story(services: Any, url_or_id: str) -> Any:
+    services.prepare_database(migrate=False)
+    article = services.store.find_article(url_or_id)
+    if article is None:
+        raise click.UsageError(f"no article {url_or_id!r} (give its id or its URL)")
+    return article
+
+
+def _life_record(article: Any) -> dict[str, object]:
+    return {"status": article.status, "status_reason": article.status_reason, "urgent": article.is_urgent,
+            "revision": article.revision, "corrections": [c.note for c in article.corrections]}
+
+
+@articles_group.command("show")
+@click.argument("article")
+@config_option
+@click.pass_context
+def articles_show(ctx: click.Context, article: str) -> None:
+    """ARTICLE (id or URL): its status, corrections and the partners that have it."""
+    services = components_of(ctx)
+    story = _story(services, article)
+    tz = services.settings.site.timezone
+    since = f" since {local_time(story.status_at, tz)}" if story.status_at else ""
+    click.echo(f"{story.id}\t{story.title}\n{story.status}{since}{'; urgent' if story.is_urgent else ''}"
+               f"{': ' + story.status_reason if story.status_reason else ''}\nrevision {story.revision}")
+    for c in story.corrections:
+        click.echo(f"corrected {local_time(c.corrected_at, tz)}: {c.note}")
+    for slug, at in services.pushes.received(story.id):
+        click.echo(f"partner {slug}: {'pushed ' + local_time(at, tz) if at else 'took it in a feed'}")
+
+
+def _change(ctx: click.Context, article: str, action: str, change: Any) -> None:
+    from .article_life import ArticleLife
+
+    services = components_of(ctx)
+    before = _story(services, article)
+    after = change(ArticleLife(services.engine), before.id, services.clock())
+    services.audit.record(CLI_ACTOR, action, f"article:{after.id}", before=_life_record(before),
+                          after=_life_record(after))
+    click.echo(f"{after.id}\t{after.status}\trevision {after.revision}")
+
+
+@articles_group.command("correct")
+@click.argument("article")
+@click.option("--note", required=True, help="The correction readers see under the story.")
+@config_option
+@click.pass_context
+def articles_correct(ctx: click.Context, article: str, note: str) -> None:
+    """Publish a correction: a new revision, the note in every feed, partners that have it told."""
+    _change(ctx, article, "article.correct", lambda life, id_, now: life.correct(id_, note, by="cli", now=now))
+
+
+@articles_group.command("kill")
+@click.argument("article")
+@click.option("--reason", required=True, help="Why (the newsroom's and its partners', not shown to readers).")
+@config_option
+@click.pass_context
+def articles_kill(ctx: click.Context, article: str, reason: str) -> None:
+    """Withdraw a story for good: out of every feed, digest and partner feed; partners that have it told."""
+    _change(ctx, article, "article.kill", lambda life, id_, now: life.kill(id_, reason, now=now))
+
+
+@articles_group.command("hold")
+@click.argument("article")
+@click.option("--reason", required=True)
+@config_option
+@click.pass_context
+def articles_hold(ctx: click.Context, article: str, reason: str) -> None:
+    """Keep a live story out of everything until it is released."""
+    _change(ctx, article, "article.hold", lambda life, id_, now: life.hold(id_, reason, now=now))
+
+
+@articles_group.command("release")
+@click.argument("article")
+@config_option
+@click.pass_context
+def articles_release(ctx: click.Context, article: str) -> None:
+    """Put a held story back."""
+    _change(ctx, article, "article.release", lambda life, id_, now: life.release(id_, now=now))

@@ -175,7 +175,7 @@ article_views = Table(
     Index(None, "hour_at"),
 )
 
-# Clicks through signed /r/ links, by channel (email, feed, partner, web), in hourly buckets.
+# Clicks through signed /r/ links, by channel (email, feed, partner, web, widget, push), in hourly buckets.
 article_clicks = Table(
     "article_clicks", metadata,
     Column("article_id", String(16), ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),

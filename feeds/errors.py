@@ -5,6 +5,7 @@
           ├── FetchError     a source could not be fetched (network, HTTP status, size, time); 502
           ├── ParseError     a source's bytes are not a usable feed or export; 422
           ├── BadDefinition  a source's definition breaks the `[[sources]]` rule (`.key` names the key); 422
+          ├── OriginRefused  a cross-origin request from an origin `[widgets] origins` does not name; 403
           └── StoreError     the article store could not do what was asked; 409
                ├── UnknownName       no such partner, source or article; 404
                ├── InvalidValue      a value the store keeps for itself or cannot hold; 422
@@ -44,6 +45,12 @@ class BadDefinition(FeedsError):
         super().__init__(f"{key}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class OriginRefused(FeedsError):
+    """A cross-origin request (a CORS preflight) from an origin the configuration does not allow."""
+
+    status = 403
 
 
 class StoreError(FeedsError):

@@ -75,12 +75,13 @@ class EventLog:
         with self.engine.connect() as conn:
             return [Event(r.id, r.type, r.subject, r.occurred_at, r.data or {}) for r in conn.execute(query)]
 
-    def of(self, subject: str, types: Sequence[str] = TYPES) -> list[Event]:
-        """One subject's events, oldest first (an article's history)."""
+    def of(self, subject: str, types: Sequence[str] = TYPES, limit: int = 100) -> list[Event]:
+        """One subject's last `limit` events, oldest first (an article's history)."""
         e = db.events
         with self.engine.connect() as conn:
-            rows = conn.execute(select(e).where(e.c.subject == subject, e.c.type.in_(list(types))).order_by(e.c.id))
-            return [Event(r.id, r.type, r.subject, r.occurred_at, r.data or {}) for r in rows]
+            rows = conn.execute(select(e).where(e.c.subject == subject, e.c.type.in_(list(types)))
+                                .order_by(e.c.id.desc()).limit(limit)).all()
+            return [Event(r.id, r.type, r.subject, r.occurred_at, r.data or {}) for r in reversed(rows)]
 
     def last_id(self) -> int:
         with self.engine.connect() as conn:

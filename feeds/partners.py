@@ -12,7 +12,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from html import escape
 from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -25,12 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from templates import CATALOGUE
 
 from . import db
+from .article_life import with_corrections
 from .core import database
 from .errors import InvalidValue, StoreError, UnknownName
 from .model import StoredArticle
 from .publish import EPOCH
 from .readership import Redirects, with_query
-from .render import FeedDoc, FeedItem, item_id, render
+from .render import DeletedItem, FeedDoc, FeedItem, item_id, render
 from .settings import PartnerSettings, Settings
 from .store import hash_key
 
@@ -125,7 +126,8 @@ def attribution_html(line: str, canonical_url: str | None, tracked_url: str | No
 
 
 def partner_item(article: StoredArticle, partner: Partner, *, site_name: str, base_url: str, language: str,
-                 labels: Mapping[str, str], redirects: Redirects) -> tuple[FeedItem, dict[str, object]]:
+                 labels: Mapping[str, str], redirects: Redirects,
+                 zone: tzinfo = UTC) -> tuple[FeedItem, dict[str, object]]:
     """One article as the partner gets it, and the `_gazette` JSON Feed extension that goes with it."""
     utm = dict(partner.utm)
     # The item's link counts the click for this partner and lands on the article with the partner's UTM.
@@ -136,8 +138,9 @@ def partner_item(article: StoredArticle, partner: Partner, *, site_name: str, ba
     else:
         body = f"<p>{escape(article.summary)}</p>" if article.summary else ""
     line = attribution_line(partner, site_name, language)
+    body, summary = with_corrections(article, body, article.summary, language=language, zone=zone)
     item = FeedItem(id=item_id(base_url, article.id, article.published_at), url=tracked, title=article.title,
-                    summary=article.summary, content_html=body + attribution_html(line, article.url, tracked, language),
+                    summary=summary, content_html=body + attribution_html(line, article.url, tracked, language),
                     byline=article.byline, author_email=article.author_email, category=article.category,
                     category_label=labels.get(article.category or ""), tags=article.tags,
                     image_url=article.image_url if partner.include_images else None,
@@ -163,18 +166,23 @@ def partner_feed_url(base_url: str, partner_slug: str, slug: str, fmt: str) -> s
 
 
 def render_partner_feed(settings: Settings, partner: Partner, slug: str, fmt: str, articles: Sequence[StoredArticle],
-                        redirects: Redirects, top: Mapping[str, object] | None = None) -> bytes:
+                        redirects: Redirects, top: Mapping[str, object] | None = None,
+                        killed: Sequence[StoredArticle] = ()) -> bytes:
     """The partner's feed `slug` (a category or `all`) holding `articles`, in `fmt`; JSON Feed items carry the
-    `_gazette` extension (canonical URL, attribution line, partner), and the feed `top` if given."""
+    `_gazette` extension (canonical URL, attribution line, partner), and the feed `top` if given; Atom carries an
+    RFC 6721 tombstone for each of the `killed` stories."""
     site = settings.site
     labels = {c.slug: c.name for c in settings.categories}
     pairs = [partner_item(a, partner, site_name=site.name, base_url=site.base_url, language=site.language,
-                          labels=labels, redirects=redirects) for a in articles]
+                          labels=labels, redirects=redirects, zone=site.timezone) for a in articles]
     label = labels.get(slug) or CATALOGUE.text(site.language, "feed_all_title")
     doc = FeedDoc(slug=slug, title=f"{site.name} — {label} ({partner.name})",
                   description=attribution_line(partner, site.name, site.language), home_url=site.base_url + "/",
                   language=site.language, author=site.name, timezone=site.timezone,
-                  items=tuple(item for item, _ in pairs))
+                  items=tuple(item for item, _ in pairs),
+                  deleted=tuple(DeletedItem(item_id(site.base_url, a.id, a.published_at), a.status_at or EPOCH,
+                                            CATALOGUE.text(site.language, "article_killed_comment"))
+                                for a in killed) if fmt == "atom" else ())
     body = render(doc, fmt, partner_feed_url(site.base_url, partner.slug, slug, fmt), EPOCH)
     if fmt == "json":
         body = with_json_extension(body, [extension for _, extension in pairs], top)

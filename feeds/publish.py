@@ -4,6 +4,10 @@ A feed's bytes depend only on its articles, so they are rebuilt when the feed's 
 newest change per category, one grouped query) moves, and served from memory in between; `gazette feeds
 build` writes the same bytes to files. Also here: RFC 5005 monthly archives (frozen once the month is over)
 and the Google News sitemap.
+
+Why it is long: every public document is made here from the same `FeedDoc` (subscription feeds with their
+corrections and tombstones, popular feeds, archives, the sitemap, the static build), and they share one cache and one
+version rule; the refresher that rebuilds them beside requests is the short class at the end.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from typing import Callable
 
 from templates import CATALOGUE
 
+from .article_life import ArticleLife, with_corrections
 from .core.loops import BackgroundLoop
 from .model import FeedVersion, StoredArticle
 from .readership import most_viewed
 from .render import (
     CONTENT_TYPES,
     FORMATS,
+    DeletedItem,
     FeedDoc,
     FeedItem,
     item_id,
@@ -133,6 +139,7 @@ class FeedPublisher:
     def __init__(self, settings: Settings, store: ArticleStore, clock: Callable[[], datetime]) -> None:
         self._settings = settings
         self._store = store
+        self._life = ArticleLife(store.engine)
         self._clock = clock
         self._feeds = {f.slug: f for f in public_feeds(settings)}
         self._labels = {c.slug: c.name for c in settings.categories}
@@ -228,13 +235,20 @@ class FeedPublisher:
     def document(self, info: FeedInfo, articles: list[StoredArticle] | None = None) -> FeedDoc:
         settings = self._settings
         full = settings.feeds.full_content_for(info.slug)
-        items = tuple(
-            FeedItem(id=item_id(settings.site.base_url, a.id, a.published_at), url=a.url, title=a.title,
-                     summary=a.summary, content_html=(a.content_html or None) if full else None, byline=a.byline,
-                     author_email=a.author_email, category=a.category, category_label=self._labels.get(a.category or ""),
-                     tags=a.tags, image_url=a.image_url, published_at=a.published_at, updated_at=a.updated_at,
-                     source_id=a.source_id)
-            for a in (self.articles(info) if articles is None else articles))
+        site = settings.site
+        stories = self.articles(info) if articles is None else articles
+        items = []
+        for a in stories:
+            content, summary = with_corrections(a, (a.content_html or None) if full else None, a.summary,
+                                                language=site.language, zone=site.timezone)
+            items.append(FeedItem(
+                id=item_id(site.base_url, a.id, a.published_at), url=a.url, title=a.title, summary=summary,
+                content_html=content, byline=a.byline, author_email=a.author_email, category=a.category,
+                category_label=self._labels.get(a.category or ""), tags=a.tags, image_url=a.image_url,
+                published_at=a.published_at, updated_at=a.updated_at, source_id=a.source_id))
+        deleted: tuple[DeletedItem, ...] = ()
+        if articles is None and not info.is_popular:
+            deleted = self.tombstones(info, stories)
         home = settings.site.base_url + "/"
         links: tuple[tuple[str, str], ...] = ()
         if not info.is_popular:  # RFC 5005: the subscription document points at the last finished month
@@ -244,7 +258,18 @@ class FeedPublisher:
                 links = (("prev-archive", archive_url(settings, info.slug, previous)),)
         return FeedDoc(slug=info.slug, title=info.title, description=info.description, home_url=home,
                        language=settings.site.language, author=settings.site.name, timezone=settings.site.timezone,
-                       items=items, hubs=settings.feeds.hubs, links=links)
+                       items=tuple(items), hubs=settings.feeds.hubs, links=links, deleted=deleted)
+
+    def tombstones(self, info: FeedInfo, stories: list[StoredArticle]) -> tuple[DeletedItem, ...]:
+        """The stories killed within the feed's window (published since its oldest item, or any when it is not full),
+        as RFC 6721 tombstones: an Atom reader that has the entry removes it."""
+        limit = self._settings.feeds.items_for(info.slug)
+        oldest = min((a.published_at for a in stories), default=None) if len(stories) >= limit else None
+        killed = self._life.killed(EPOCH, categories=[info.category] if info.category else None, limit=limit,
+                                   published_after=oldest)
+        comment = CATALOGUE.text(self._settings.site.language, "article_killed_comment")
+        return tuple(DeletedItem(item_id(self._settings.site.base_url, a.id, a.published_at), a.status_at or EPOCH,
+                                 comment) for a in killed)
 
     def _render(self, doc: FeedDoc, fmt: str) -> Rendered:
         body = render_each(doc, fmt, feed_url(self._settings, doc.slug, fmt), EPOCH, self._skipped)

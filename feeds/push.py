@@ -7,7 +7,7 @@ published after the partner's callback was set; each later event of the article'
 article (its publication was pushed to it, or, for a kill, it took the article in a feed). The rows are unique per
 (partner, article, event), so neither a second process, nor a restart, nor a retry can make another. A push whose
 article was killed or held before it went is dropped, not sent. The worker, run only by the process holding the scheduler lease, claims due rows
-and POSTs the item as a JSON Feed document, signed with HMAC-SHA256 over the body and the partner's secret
+and POSTs the item as a JSON Feed document (its `_gazette.ninjs` the same story as a ninjs 3.1 item), signed with HMAC-SHA256 over the body and the partner's secret
 (`X-Gazette-Signature: sha256=<hex>`) and carrying the row's delivery id (`X-Gazette-Delivery`, also inside the
 signed body) so that the receiver can drop a repeat. A failure is retried with exponential backoff; after
 `max_attempts` the row is parked with its reason, visible in the admin API, until an admin retries it.
@@ -30,6 +30,7 @@ from . import db
 from .core import database
 from .core.loops import BackgroundLoop
 from .model import KILLED, LIVE, StoredArticle
+from .ninjs import canceled_item, ninjs_item
 from .partners import Partner, PartnerStore, render_partner_feed
 from .readership import Redirects
 from .settings import Settings
@@ -298,13 +299,15 @@ class PushWorker:
 
     def body(self, push: Push, partner: Partner) -> bytes | Attempt:
         """The document of one push: a JSON Feed holding the article as the partner's feeds give it (none for a
-        kill), its `_gazette` object saying which event it is; or why there can be none."""
+        kill), its `_gazette` object saying which event it is, with the story as a ninjs item (canceled for a
+        kill); or why there can be none."""
         article = self._store.article(push.article_id)
         if article is None:
             return Attempt("the article is gone", is_final=True)  # retrying cannot help: parked for an admin to see
         top: dict[str, object] = {"delivery_id": push.delivery_id, "partner": partner.slug, "event": push.event}
         if push.event == "article.killed":
             top["article"] = killed_notice(article)
+            top["ninjs"] = canceled_item(article, self._settings.site)
             return render_partner_feed(self._settings, partner, article.category or "all", "json", [],
                                        self._redirects, top=top)
         if not article.is_live:
@@ -314,6 +317,8 @@ class PushWorker:
         if push.event == "article.corrected" and article.corrections:
             top["correction"] = {"note": article.corrections[-1].note,
                                  "corrected_at": article.corrections[-1].corrected_at.isoformat()}
+        top["ninjs"] = ninjs_item(article, partner, site=self._settings.site,
+                                  labels={c.slug: c.name for c in self._settings.categories}, redirects=self._redirects)
         return render_partner_feed(self._settings, partner, article.category or "all", "json", [article],
                                    self._redirects, top=top)
 

@@ -35,12 +35,13 @@ from .agents import CrawlerCheck
 from .core.loops import BackgroundLoop
 from .core.shared import SharedVisits
 from .dates import parse_date
-from .model import StoredArticle
+from .errors import StoreError
+from .model import KILLED, StoredArticle
 from .store import ArticleStore
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("email", "feed", "partner", "web")
+CHANNELS = ("email", "feed", "partner", "web", "widget", "push")  # widget: the most viewed box; push: Web Push
 # The dedupe memory is bounded whatever the traffic: past these sizes the oldest visits are forgotten first (a
 # flood of made-up visitors then costs memory no more than it costs counts).
 MAX_VISITS = 200_000
@@ -296,11 +297,13 @@ class Clicks:
     def follow(self, token: str, ip: str, user_agent: str) -> str | None:
         """Where the link leads, its click counted for the article and channel, the digest edition it came in
         (`utm_campaign`) and the partner it was made for; None for a token we did not sign or an article that
-        is gone or has no URL."""
+        is gone or has no URL. `Unavailable` for a story killed or held: no click is counted."""
         found = self._redirects.target(token)
         article = self._store.article(found.article_id) if found else None
         if found is None or article is None or not article.url:
             return None
+        if not article.is_live:  # a link in an old mail or feed: a notice, never the withdrawn page
+            raise Unavailable(article.status)
         link = "/".join((article.id, found.channel, found.partner or "", found.query.get("utm_campaign", "")))
         if self._counter.is_click(link, ip, user_agent):
             self._store.add_click(article.id, self._clock(), found.channel)
@@ -309,6 +312,15 @@ class Clicks:
             if found.partner:
                 self._on_partner_click(found.partner, self._clock())
         return found.destination(article.url)
+
+
+class Unavailable(StoreError):
+    """A signed link to a story that was killed (410 Gone) or is held (404 for now)."""
+
+    def __init__(self, article_status: str) -> None:
+        super().__init__(f"the article is {article_status}")
+        self.article_status = article_status
+        self.status = 410 if article_status == KILLED else 404
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,11 @@ FORMATS = {
     "atom": "application/atom+xml; charset=utf-8",
     "json": "application/feed+json; charset=utf-8",
 }
-CONTENT_TYPES = {**FORMATS, "sitemap": "application/xml; charset=utf-8"}
+# Partner feeds' ninjs (feeds/ninjs.py) is no public format; it has no registered media type (IANA lists none), so
+# it goes as JSON.
+CONTENT_TYPES = {**FORMATS, "sitemap": "application/xml; charset=utf-8", "ninjs": "application/json; charset=utf-8"}
 ATOM_NS = "http://www.w3.org/2005/Atom"
+TOMBSTONES_NS = "http://purl.org/atompub/tombstones/1.0"  # RFC 6721
 HISTORY_NS = "http://purl.org/syndication/history/1.0"  # RFC 5005
 
 
@@ -63,6 +66,15 @@ class FeedItem:
 
 
 @dataclass(frozen=True)
+class DeletedItem:
+    """An entry withdrawn from the feed (a killed story): Atom says so with an RFC 6721 tombstone."""
+
+    id: str  # the entry's id as the feed gave it
+    deleted_at: datetime
+    comment: str = ""
+
+
+@dataclass(frozen=True)
 class FeedDoc:
     slug: str
     title: str
@@ -75,10 +87,12 @@ class FeedDoc:
     hubs: tuple[str, ...] = field(default_factory=tuple)
     links: tuple[tuple[str, str], ...] = field(default_factory=tuple)  # (rel, href): RFC 5005 paging
     is_archive: bool = False  # an RFC 5005 archive document: <fh:archive/>
+    deleted: tuple[DeletedItem, ...] = ()  # Atom only: RFC 6721 at:deleted-entry, newest first
 
     @property
     def updated_at(self) -> datetime | None:
-        return max((max(i.updated_at, i.published_at) for i in self.items), default=None)
+        return max([*(max(i.updated_at, i.published_at) for i in self.items), *(d.deleted_at for d in self.deleted)],
+                   default=None)
 
 
 def _xml_safe(value: object) -> object:
@@ -90,7 +104,7 @@ def _xml_safe(value: object) -> object:
             cleaned: object = xml_text(current)
         elif isinstance(current, tuple) and current and all(isinstance(x, str) for x in current):
             cleaned = tuple(xml_text(x) for x in current)
-        elif f.name == "items":
+        elif f.name in ("items", "deleted"):
             cleaned = tuple(_xml_safe(item) for item in current)
         else:
             continue
@@ -210,11 +224,21 @@ def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> byte
         if item.content_html:
             fe.content(item.content_html, type="html")
     body = fg.atom_str(pretty=True, encoding="UTF-8", xml_declaration=True)
-    if doc.is_archive:
-        root = etree.fromstring(body)
-        marker = etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS})
-        root.insert(next(i for i, child in enumerate(root) if child.tag == f"{{{ATOM_NS}}}entry")
-                    if root.find(f"{{{ATOM_NS}}}entry") is not None else len(root), marker)
+    if doc.is_archive or doc.deleted:
+        nsmap = {"at": TOMBSTONES_NS} if doc.deleted else {}
+        old = etree.fromstring(body)
+        root = etree.Element(old.tag, nsmap={**old.nsmap, **nsmap}, attrib=dict(old.attrib))
+        root.text = old.text
+        root.extend(list(old))  # the namespaces declared once, on <feed>, as readers and validators expect
+        first_entry = next((i for i, child in enumerate(root) if child.tag == f"{{{ATOM_NS}}}entry"), len(root))
+        if doc.is_archive:
+            root.insert(first_entry, etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS}))
+        for gone in doc.deleted:  # RFC 6721 §2: at:deleted-entry with ref and when, beside the entries
+            tombstone = etree.SubElement(root, f"{{{TOMBSTONES_NS}}}deleted-entry", ref=gone.id,
+                                         when=gone.deleted_at.replace(microsecond=0).astimezone(doc.timezone)
+                                         .isoformat())
+            if gone.comment:
+                etree.SubElement(tombstone, f"{{{TOMBSTONES_NS}}}comment").text = gone.comment
         etree.indent(root, space="  ")
         body = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return body

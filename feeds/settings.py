@@ -1,6 +1,7 @@
 """The content side's settings and the sections both sides share, as frozen dataclasses.
 
-Sections owned here: [site], [database], [secrets], [admin], [scheduler], [queue], [logging], [feeds], [fetch], [views] and
+Sections owned here: [site], [database], [secrets], [admin], [scheduler], [queue], [logging], [feeds], [fetch], [views],
+[widgets], [webhooks] and
 the arrays [[categories]], [[sources]], [[partners]]. The schemas are exported (`SECTIONS`, `ARRAYS`) so the audience
 side's `newsletter.settings` can load one file holding both sides; [mail] and [digests] are declared there, and no
 content-side code reads them. The loading machinery (TOML, the GAZETTE_<SECTION>_<KEY> overlay, schema checks) is
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .core.config import (REQUIRED, Spec, apply_environment, array, check, check_top_level, convert, is_http_url,
-                          parse_duration, read_config, table, time_zone)
+                          parse_duration, read_config, table, time_zone, web_origin)
 
 SOURCE_KINDS = ("feed", "html", "jsonl")
 LANGUAGES = ("ko", "en")
@@ -168,6 +169,16 @@ class QueueSettings:
 
 
 @dataclass(frozen=True)
+class WidgetSettings:
+    """[widgets]: the embeddable boxes (`feeds.widgets`). `origins` may read the JSON (CORS) and frame the fragment."""
+
+    origins: tuple[str, ...] = ()  # each "scheme://host[:port]", as a browser's Origin header writes it
+    max_limit: int = 20
+    refresh: timedelta = timedelta(seconds=30)  # a ranking is computed again when older than this
+    max_age: int = 30  # Cache-Control max-age of the fragment and the JSON, in seconds
+
+
+@dataclass(frozen=True)
 class WebhookSettings:
     """[webhooks] (`feeds.webhooks`): private addresses only if the operator allows them; attempts before parking."""
 
@@ -202,6 +213,7 @@ class Settings:
     logging: LogSettings = LogSettings()
     console: ConsoleSettings = ConsoleSettings()
     queue: QueueSettings = QueueSettings()
+    widgets: WidgetSettings = WidgetSettings()
     webhooks: WebhookSettings = WebhookSettings()
     path: Path | None = field(default=None, compare=False)
 
@@ -232,6 +244,7 @@ SECTIONS: dict[str, Spec] = {
               "workers": (int, 4), "host_concurrency": (int, 2), "host_delay": ((int, float), 0.5),
               "failure_limit": (int, 5), "parse_processes": (int, 2), "tracking_parameters": (list, [])},
     "logging": {"level": (str, None), "format": (str, "text")},
+    "widgets": {"origins": (list, []), "max_limit": (int, 20), "refresh": (str, "30s"), "max_age": (int, 30)},
     "webhooks": {"allow_private_network": (bool, False), "max_attempts": (int, 8)},
 }
 
@@ -305,7 +318,8 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
                     admin_token=admin_token, categories=categories, sources=sources, partners=partners,
                     scheduler_lease_ttl=lease_ttl, scheduler_reload=reload,
                     stored_sources_private_network=sec["admin"]["sources_private_network"], fetch=fetch, views=views,
-                    logging=log_settings, console=console, queue=queue, webhooks=_build_webhooks(sec["webhooks"]))
+                    logging=log_settings, console=console, queue=queue, widgets=_build_widgets(sec["widgets"]),
+                    webhooks=_build_webhooks(sec["webhooks"]))
 
 
 def _build_site(v: dict[str, Any]) -> SiteSettings:
@@ -335,6 +349,15 @@ def _build_queue(v: dict[str, Any]) -> QueueSettings:
 def _build_webhooks(v: dict[str, Any]) -> WebhookSettings:
     check("webhooks.max_attempts", 1 <= v["max_attempts"] <= 50, "must be between 1 and 50")
     return WebhookSettings(**v)
+
+
+def _build_widgets(v: dict[str, Any]) -> WidgetSettings:
+    origins = tuple(convert(f"widgets.origins[{i}]", o, web_origin) for i, o in enumerate(v["origins"]))
+    check("widgets.max_limit", 1 <= v["max_limit"] <= 50, "must be between 1 and 50")
+    refresh = convert("widgets.refresh", v["refresh"], parse_duration)
+    check("widgets.refresh", refresh <= timedelta(minutes=5), "must be at most 5m")
+    check("widgets.max_age", 0 <= v["max_age"] <= 3600, "must be between 0 and 3600 seconds")
+    return WidgetSettings(origins=origins, max_limit=v["max_limit"], refresh=refresh, max_age=v["max_age"])
 
 
 def _build_logging(v: dict[str, Any]) -> LogSettings:

@@ -1,5 +1,7 @@
 """What a partner's feed request gets, whatever carries it: the key checked, the partner's rate limit, the feed's
 scope (licensed categories, embargo), its bytes cached until they change, and every request counted in its usage.
+The formats are the public ones (RSS, Atom, JSON Feed) and ninjs 3.1 (`feeds.ninjs`), which also lists the stories
+killed lately as canceled items.
 
 `PartnerDesk.open()` decides; the HTTP layer (`feeds.http.partners`) turns its `PartnerAnswer` into a response and
 reports back with `PartnerDesk.delivered()` what it sent (a 304 or the bytes), which the usage counts. Refusals of a
@@ -13,8 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Literal, Mapping, Sequence
 
+from .article_life import ArticleLife
 from .core.errors import ConfigError, Invalid
 from .model import StoredArticle
+from .ninjs import FORMAT as NINJS
+from .ninjs import KILL_WINDOW, render_ninjs_feed
 from .partners import (
     FeedScope,
     KeyInfo,
@@ -33,19 +38,22 @@ CACHE_LIMIT = 512
 # (partner, its rate limit a minute) -> 0 when the request may go ahead, else the whole seconds until it may:
 # `feeds.core.limits.RateLimiter.hit`, refilling steadily.
 Limiter = Callable[[str, int], int]
+PARTNER_FORMATS = (*FORMATS, NINJS)
 Outcome = Literal["ok", "missing", "wrong", "revoked", "limited", "unknown", "unlicensed"]
 
 
 class PartnerFeeds:
     """Partner feeds' bytes, rendered again only when the partner's settings or the articles it gets changed.
 
-    The articles are read on every request (one indexed query): the embargo lets articles in as time passes,
-    so what a partner gets depends on the clock as well as on the store.
+    The articles are read on every request (one indexed query; ninjs two, the stories killed lately too): the
+    embargo lets articles in as time passes, so what a partner gets depends on the clock as well as on the store.
+    A correction or a kill moves the story's `changed_at`, so the version, and the bytes are made again.
     """
 
     def __init__(self, settings: Settings, store: ArticleStore, redirects: Redirects) -> None:
         self._settings = settings
         self._store = store
+        self._life = ArticleLife(store.engine)
         self._redirects = redirects
         self._cache: dict[tuple[str, str, str], tuple[object, Rendered]] = {}
         self._lock = threading.Lock()
@@ -54,17 +62,29 @@ class PartnerFeeds:
         return self._store.articles(categories=scope.categories, published_until=partner.visible_until(now),
                                     limit=self._settings.feeds.items_for(slug))
 
+    def killed(self, partner: Partner, slug: str, scope: FeedScope, now: datetime) -> list[StoredArticle]:
+        """The stories of the feed killed in the last `KILL_WINDOW` that the partner could have had (past its
+        embargo when they were killed), newest kill first."""
+        killed = self._life.killed(now - KILL_WINDOW, categories=scope.categories,
+                                   limit=self._settings.feeds.items_for(slug))
+        return [a for a in killed if a.published_at <= partner.visible_until(a.status_at or now)]
+
     def get(self, partner: Partner, slug: str, scope: FeedScope, fmt: str, now: datetime,
             ) -> tuple[Rendered, Sequence[str]]:
-        """The feed's bytes and the ids of the articles in it."""
+        """The feed's bytes and the ids of the (live) articles in it."""
         articles = self.articles(partner, slug, scope, now)
-        version = (partner, tuple((a.id, a.changed_at) for a in articles))
+        killed = self.killed(partner, slug, scope, now) if fmt in (NINJS, "atom") else []
+        version = (partner, tuple((a.id, a.changed_at) for a in (*articles, *killed)))
         key = (partner.slug, slug, fmt)
         cached = self._cache.get(key)
         if cached is not None and cached[0] == version:
             return cached[1], [a.id for a in articles]
-        body = render_partner_feed(self._settings, partner, slug, fmt, articles, self._redirects)
-        rendered = rendered_bytes(body, fmt, max((a.updated_at for a in articles), default=EPOCH))
+        if fmt == NINJS:
+            body = render_ninjs_feed(self._settings, partner, articles, killed, self._redirects)
+        else:
+            body = render_partner_feed(self._settings, partner, slug, fmt, articles, self._redirects, killed=killed)
+        last = max((max(a.updated_at, a.corrected_at or a.updated_at) for a in articles), default=EPOCH)
+        rendered = rendered_bytes(body, fmt, max([last, *(a.status_at or a.changed_at for a in killed)]))
         with self._lock:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
@@ -111,7 +131,7 @@ class PartnerDesk:
             self._partners.record_request(partner.slug, now, status=429)
             return PartnerAnswer("limited", partner, now=now, retry_after=wait)
         scope = feed_scope(partner, slug, self._known)
-        if fmt not in FORMATS or scope.status == "unknown":
+        if fmt not in PARTNER_FORMATS or scope.status == "unknown":
             return self._refused("unknown", partner, now, 404)
         if scope.status == "unlicensed":
             return self._refused("unlicensed", partner, now, 403)

@@ -116,6 +116,7 @@ class AlertReport:
     failures: tuple[DeliveryRow, ...]  # failed, retrying and held deliveries with their reasons
     failure_total: int
     clicks_by_article: dict[str, int] = field(default_factory=dict)
+    push_counts: dict[str, int] = field(default_factory=dict)  # [push]: pushes by state (newsletter.web_push)
 
     @property
     def clicks(self) -> int:
@@ -134,6 +135,14 @@ class ArticleLookup(Protocol):
     def articles(self, *, limit: int = 50, published_after: datetime | None = None,
                  published_until: datetime | None = None,
                  categories: Sequence[str] | None = None) -> list[StoredArticle]: ...
+
+
+class PushSide(Protocol):
+    """[push]: alerts to browsers too (`newsletter.web_push`, here or on the queue), and their counts."""
+
+    def start(self, alert: Alert) -> Callable[[], None]: ...  # begins the pushes; the callable waits for them
+
+    def counts(self, alert_id: int) -> dict[str, int]: ...
 
 
 # --- pure steps -----------------------------------------------------------------------------------------------
@@ -171,6 +180,8 @@ def resolve_alert(draft: AlertDraft, *, category_order: Sequence[str],
         raise AlertRefused(f"unknown section(s): {', '.join(unknown)}; configured: {', '.join(category_order)}")
     if draft.article_id and article is None:
         raise AlertRefused(f"no article {draft.article_id!r}")
+    if article is not None and not article.is_live:
+        raise AlertRefused(f"article {article.id} is {article.status}: an alert cannot lead to it")
     subject = header_text(draft.subject or (article.title if article else ""), limit=MAX_SUBJECT)
     text = plain_text(draft.text or ((article.summary or "") if article else ""), MAX_TEXT)
     if not subject:
@@ -409,6 +420,7 @@ class AlertDesk:
     articles: ArticleLookup
     run: Callable[[], EditionRun]
     clicks: Callable[[str], dict[str, int]]  # campaign ("alerts-{id}") -> clicks by article
+    push: PushSide | None = None  # [push]: each send pushes too, beside the mail
 
     def resolve(self, draft: AlertDraft) -> AlertContent:
         run = self.run()
@@ -431,8 +443,14 @@ class AlertDesk:
         return alert
 
     def send(self, alert_id: int, progress: Callable[[str], None] | None = None) -> SendReport:
-        run = self.run()
-        return send_alert(self.get(alert_id), replace(run, progress=progress) if progress else run)
+        """The mail, and with [push] the pushes beside it (a push does not wait for the mail's retries)."""
+        run, alert = self.run(), self.get(alert_id)
+        pushed = self.push.start(alert) if self.push is not None else None
+        try:
+            return send_alert(alert, replace(run, progress=progress) if progress else run)
+        finally:
+            if pushed is not None:
+                pushed()
 
     def send_at(self, scheduled_at: datetime) -> SendReport:
         """The resume job's way in: the alert whose run is at `scheduled_at`."""
@@ -451,7 +469,8 @@ class AlertDesk:
         ledger = self.run().ledger
         total, rows = ledger.rows(alert.id, statuses=("failed", "retry", "held"), limit=failures)
         return AlertReport(alert=alert, counts=ledger.counts(alert.id), failures=tuple(rows), failure_total=total,
-                           clicks_by_article=self.clicks(f"{ALERTS}-{alert.id}"))
+                           clicks_by_article=self.clicks(f"{ALERTS}-{alert.id}"),
+                           push_counts=self.push.counts(alert.id) if self.push is not None else {})
 
     def recent(self, limit: int = 50, offset: int = 0,
                before: tuple[datetime, int] | None = None) -> list[AlertReport]:
@@ -459,7 +478,8 @@ class AlertDesk:
         those after that alert (its time and id)."""
         ledger = self.run().ledger
         return [AlertReport(alert=a, counts=ledger.counts(a.id), failures=(), failure_total=0,
-                            clicks_by_article=self.clicks(f"{ALERTS}-{a.id}"))
+                            clicks_by_article=self.clicks(f"{ALERTS}-{a.id}"),
+                            push_counts=self.push.counts(a.id) if self.push is not None else {})
                 for a in self.store.recent(limit, offset, before)]
 
     def recent_articles(self, limit: int = 20, search: str = "") -> list[StoredArticle]:

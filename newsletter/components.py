@@ -9,19 +9,21 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from apscheduler.triggers.interval import IntervalTrigger
+
 from feeds import db as content_db
 from feeds.components import ContentComponents
-from feeds.core.scheduling import TaskSpec
+from feeds.core.scheduling import Lease, TaskSpec, holder_id
 from feeds.core.shared import TokenBucket
-from feeds.core.work_queue import BATCH
+from feeds.core.work_queue import BATCH, PUSH
 
 from . import db
-from .alerts import AlertDesk, AlertStore
+from .alerts import Alert, AlertDesk, AlertStore
 from .batch_ledger import BatchLedger
 from .batches import Pace, queue_edition, run_batch
 from .dashboard import Figures
@@ -32,6 +34,8 @@ from .jobs import AudienceJobs
 from .notices import Notices
 from .outbox import RateGate
 from .preview import Plan, plan_edition, preview_edition, send_test
+from .push_keys import read_vapid_key
+from .push_subscriptions import PushStore
 from .records import ALERTS
 from .retry import RetryReport, retry_edition
 from .send import SendReport, carry_on, edition_stats, pause_edition, resume_edition, send_edition, unpause_edition
@@ -41,6 +45,9 @@ from .subscribers import SubscriberStore
 from .tokens import Tokens
 from .transport import Transport, make_transport
 from .verp import TagCodec
+from .web_push import AlertPush, PushSender, TurnGate
+
+PUSH_LEASE = timedelta(minutes=2)  # renewed after each page of subscriptions
 
 
 @dataclass
@@ -93,13 +100,70 @@ class Components(ContentComponents):
                             self.clock, send=lambda edition, at: self.send(edition, at), figures=self.figures)
 
     def task_specs(self) -> list[TaskSpec]:
-        """Every scheduled job: the content side's, then the audience side's."""
-        return [*super().task_specs(), *self.audience_jobs.specs()]
+        """Every scheduled job: the content side's, then the audience side's (with [push], `push:due`)."""
+        return [*super().task_specs(), *self.audience_jobs.specs(), *self.push_specs()]
 
     @cached_property
     def alerts(self) -> AlertDesk:
-        """Breaking-news alerts, through the same engine as the editions."""
-        return AlertDesk(AlertStore(self.engine), self.store, self.edition_run, self.store.campaign_clicks)
+        """Breaking-news alerts, through the same engine as the editions (and, with [push], to browsers)."""
+        return AlertDesk(AlertStore(self.engine), self.store, self.edition_run, self.store.campaign_clicks,
+                         push=self.push)
+
+    # --- [push] -------------------------------------------------------------------------------------------------
+
+    @cached_property
+    def push_store(self) -> PushStore:
+        return PushStore(self.engine)
+
+    @cached_property
+    def push(self) -> AlertPush | None:
+        """Breaking alerts by Web Push; None without [push] (nothing of it runs)."""
+        p = self.settings.push
+        if p is None:
+            return None
+        key = read_vapid_key(p.vapid_private_key_file)
+        gate = (TurnGate(TokenBucket(self.shared, "web-push", p.rate_per_second).turns) if self.shared is not None
+                else RateGate(p.rate_per_second))
+        queue = self.work_queue
+        return AlertPush(store=self.push_store, settings=p, site_zone=self.settings.site.timezone,
+                         site_language=self.settings.site.language, sender=lambda: PushSender(p, key),
+                         url=self._push_link,  # each run its own holder: the due job never takes over a run of this process
+                         lease=lambda name: Lease(self.engine, name, holder_id(), PUSH_LEASE, self.clock),
+                         gate=gate, clock=self.clock,
+                         enqueue=(lambda alert_id: queue.put(PUSH, alert_id)) if queue is not None else None)
+
+    def _push_link(self, alert: Alert) -> str:
+        """Where a tap on the notification leads: a story's tracked link (its clicks count for the alert), else
+        the alert's link, else the site."""
+        content = alert.content
+        if content.article_id:
+            return self.redirects.url(content.article_id, "push", query={
+                "utm_source": "push", "utm_medium": "push", "utm_campaign": f"{ALERTS}-{alert.id}"})
+        return content.link or self.settings.site.base_url + "/"
+
+    def push_alert(self, alert_id: int) -> str:
+        """A worker's task, and the due job's step: push alert `alert_id` to whoever still lacks it."""
+        assert self.push is not None
+        return self.push.deliver(self.alerts.get(alert_id)).summary()
+
+    def push_specs(self) -> list[TaskSpec]:
+        push = self.push
+        if push is None:
+            return []
+        queue = self.work_queue
+
+        def due(_at: datetime) -> str:
+            alert_ids = push.due()
+            for alert_id in alert_ids:
+                if queue is not None:
+                    queue.put(PUSH, alert_id)
+                else:
+                    self.push_alert(alert_id)
+            return f"{len(alert_ids)} alert(s) with pushes due" + (" queued" if queue is not None else "")
+
+        return [TaskSpec(key="push:due", name="breaking alerts' pushes held for the night or to retry",
+                         trigger=IntervalTrigger(minutes=1, timezone=UTC), run=due,
+                         misfire_grace=timedelta(minutes=5))]
 
     def send(self, edition_name: str, scheduled_at: datetime, *, everyone: bool = False, dry_run: bool = False,
              progress: Callable[[str], None] = lambda outcome: None, resume: bool = False) -> SendReport:

@@ -215,3 +215,40 @@ alerts = Table(
     Column("created_by", String(320), nullable=True),  # who sent it: an account's address, or "admin token"
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# [push]: browsers subscribed to breaking alerts by Web Push. A subscription is its endpoint (the push service's URL
+# for one browser) and the keys its messages are encrypted to; `endpoint_hash` (SHA-256) is its identity, so a
+# browser that subscribes again updates its row. Removed when the push service says it is gone (404/410) or the
+# reader unsubscribes: there is nothing else to keep (no address, no name).
+push_subscriptions = Table(
+    "push_subscriptions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint_hash", String(64), nullable=False, unique=True),
+    Column("endpoint", Text, nullable=False),
+    Column("p256dh", String(100), nullable=False),  # the browser's P-256 public point, base64url (65 bytes)
+    Column("auth", String(40), nullable=False),  # its authentication secret, base64url (16 bytes)
+    Column("categories", JSON, nullable=False),  # sections followed; empty: every alert
+    Column("language", String(8), nullable=True),
+    Column("timezone", String(64), nullable=True),  # the night rule's clock; the site's when unknown
+    Column("ad_consent_at", UTCDateTime, nullable=True),  # agreed to alerts that carry advertising (§50); None: not
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("failures", Integer, nullable=False, default=0, server_default="0"),  # failed sends in a row
+)
+
+# One row per (alert, subscription), never two: written `queued` before the POST and `sent` after, so a resumed or
+# repeated send reaches nobody twice. No foreign key to the subscription: a row outlives a removed one (the report
+# counts "removed").
+push_deliveries = Table(
+    "push_deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("edition_id", Integer, ForeignKey("editions.id", ondelete="CASCADE"), nullable=False),
+    Column("subscription_id", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # queued | sent | held | retry | failed | removed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=True),  # a retry, or a push held for the night
+    Column("last_error", Text, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("edition_id", "subscription_id"),
+    Index(None, "status", "next_attempt_at"),
+)

@@ -27,6 +27,7 @@ from feeds.core.config import (REQUIRED, Spec, apply_environment, check, check_t
 from feeds.core.errors import ConfigError
 from feeds.settings import LANGUAGES, SLUG_RE
 
+from .push_keys import PushKeyError, public_key_of, read_vapid_key
 from .signing import DkimError, KeyKind, is_selector, read_private_key, signing_domain
 
 MAIL_SCHEMES = ("maildir", "smtp", "smtp+starttls", "smtps")
@@ -86,12 +87,29 @@ class EditionSettings:
         return self.description.get(language) or next(iter(self.description.values()), "")
 
 
+@dataclass(frozen=True)
+class PushSettings:
+    """[push]: breaking alerts by Web Push (RFC 8030, VAPID RFC 8292, aes128gcm RFC 8291). See docs/push.md."""
+
+    vapid_private_key_file: Path  # the P-256 key `gazette push keys` wrote; read and checked at start
+    vapid_public_key: str  # its public point, base64url (what the browser subscribes with)
+    vapid_subject: str  # mailto: or https: — who the push services may contact about our traffic
+    rate_per_second: float = 100.0
+    concurrency: int = 8  # pushes waiting on push services at once, per run
+    ttl: int = 86_400  # seconds a push service keeps an alert for a device that is offline
+    retries: int = 3  # a 429, 5xx or a dropped connection is tried again this many times
+    retry_delay: timedelta = timedelta(seconds=30)  # the first wait; doubled each time
+    origins: tuple[str, ...] = ()  # pages (scheme://host[:port]) allowed to subscribe, besides [site] base_url's
+    allow_insecure_endpoints: bool = False  # tests and development only: http:// and private addresses as endpoints
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings(feeds_settings.Settings):
     """The whole service's settings: the content side's and the shared sections, plus [mail] and [digests]."""
 
     mail: MailSettings
     digests: tuple[EditionSettings, ...]
+    push: PushSettings | None = None  # [push]: breaking alerts by Web Push; None (no section): push is off
 
     def edition(self, name: str) -> EditionSettings | None:
         return next((e for e in self.digests if e.name == name), None)
@@ -120,7 +138,18 @@ MAIL: Spec = {
     "complaint_senders": (list, []),
     "welcome": (bool, False),
 }
-SECTIONS: dict[str, Spec] = {"mail": MAIL}  # this side's table sections; each [digests.<edition>] follows EDITION
+PUSH: Spec = {
+    "vapid_private_key_file": (str, REQUIRED),
+    "vapid_subject": (str, REQUIRED),
+    "rate_per_second": ((int, float), 100.0),
+    "concurrency": (int, 8),
+    "ttl": (int, 86_400),
+    "retries": (int, 3),
+    "retry_delay": (str, "30s"),
+    "origins": (list, []),
+    "allow_insecure_endpoints": (bool, False),
+}
+SECTIONS: dict[str, Spec] = {"mail": MAIL, "push": PUSH}  # this side's table sections; each [digests.<edition>] follows EDITION
 
 EDITION: Spec = {
     "schedule": (str, REQUIRED),
@@ -160,7 +189,41 @@ def build_settings(raw: Mapping[str, Any]) -> Settings:
     base = feeds_settings.build_settings({k: v for k, v in raw.items() if k not in SECTIONS and k != "digests"})
     mail = _build_mail(table("mail", raw.get("mail", {}), MAIL))
     digests = _build_digests(raw.get("digests", {}), base.site.timezone)
-    return Settings(**{f.name: getattr(base, f.name) for f in fields(base)}, mail=mail, digests=digests)
+    push = _build_push(table("push", raw["push"], PUSH)) if "push" in raw else None
+    return Settings(**{f.name: getattr(base, f.name) for f in fields(base)}, mail=mail, digests=digests, push=push)
+
+
+def _build_push(v: dict[str, Any]) -> PushSettings:
+    """[push], its key read here: a missing, unreadable or wrong key stops the start naming the key, not the first
+    alert."""
+    path = Path(v["vapid_private_key_file"])
+    check("push.vapid_private_key_file", path.is_file(), f"{path} is not a readable file (make one with "
+                                                         "`gazette push keys --out FILE`)")
+    try:
+        public = public_key_of(read_vapid_key(path))
+    except PushKeyError as exc:
+        raise ConfigError("push.vapid_private_key_file", str(exc)) from None
+    subject = v["vapid_subject"]
+    check("push.vapid_subject", (subject.startswith("mailto:") and "@" in subject
+                                 or subject.startswith("https://") and bool(urlsplit(subject).hostname))
+          and len(subject) <= 200 and not any(c in subject for c in ' \r\n"<>'),
+          "must be a mailto: address or an https: URL the push services can reach you at (RFC 8292 §2.1)")
+    check("push.rate_per_second", 0 < v["rate_per_second"] <= 10_000, "must be above zero and at most 10000")
+    check("push.concurrency", 1 <= v["concurrency"] <= 64, "must be between 1 and 64")
+    check("push.ttl", 0 <= v["ttl"] <= 2_419_200, "must be between 0 and 2419200 seconds (28 days)")
+    check("push.retries", 0 <= v["retries"] <= 10, "must be between 0 and 10")
+    origins = []
+    for i, origin in enumerate(v["origins"]):
+        parts = urlsplit(origin) if isinstance(origin, str) else None
+        check(f"push.origins[{i}]", parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname)
+              and not parts.path.strip("/") and not parts.query and "@" not in origin,
+              "must be an origin such as https://www.example.com (scheme, host and port only)")
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())  # type: ignore[union-attr]
+    return PushSettings(vapid_private_key_file=path, vapid_public_key=public, vapid_subject=subject,
+                        rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"], ttl=v["ttl"],
+                        retries=v["retries"],
+                        retry_delay=convert("push.retry_delay", v["retry_delay"], parse_duration),
+                        origins=tuple(origins), allow_insecure_endpoints=v["allow_insecure_endpoints"])
 
 
 def _build_mail(v: dict[str, Any]) -> MailSettings:

@@ -99,7 +99,7 @@ class Sharing:
 
     def share(self, article_id: str, form: ShareForm, *, lang: str, ip: str) -> ShareOutcome:
         article = self.articles.article(article_id)
-        if article is None:
+        if article is None or not article.is_live:  # a killed or held story is not mailed on
             return ShareOutcome("no_article")
         sender = " ".join(plain_text(form.sender_name).split())[:MAX_SENDER]
         note = plain_text(form.note).strip()[:MAX_NOTE]

@@ -355,12 +355,13 @@ def free_port() -> int:
 class ServerThread:
     """An ASGI app served by uvicorn on a free loopback port, in a thread, for real HTTP in tests."""
 
-    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, port: int | None = None) -> None:  # type: ignore[no-untyped-def]
+        """`port`: one chosen beforehand (a site whose base_url must name its own port); else a free one."""
         import threading
 
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="on"))

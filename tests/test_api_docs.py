@@ -40,6 +40,8 @@ WHOLE = {("get", "/api/partners/{slug}"): "a partner: its categories and keys",
          ("get", "/api/partners/{slug}/usage"): "a partner's usage: one row a day, `days` at most 366",
          ("get", "/api/alerts/{alert_id}"): "an alert's report: its first 100 failures, the rest in its deliveries",
          ("get", "/api/dashboard"): "the dashboard's figures: fixed windows, a few rows each",
+         ("get", "/api/articles/{article_id}"): "an article's life: its corrections, the partners that have it and "
+                                                "its last 100 events",
          ("get", "/api/webhooks/{endpoint_id}"): "a webhook endpoint: the few event types it wants"}
 
 

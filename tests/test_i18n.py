@@ -28,6 +28,8 @@ BUILT = {
                              "ads_granted_subject", "ads_withdrawn_subject", "reconfirm_subject"},
     't[f"{kind}_body"]': {"confirm_body", "manage_body"},  # the other notices pass their own body
     't[f"ads_{change}_body"]': {"ads_granted_body", "ads_withdrawn_body"},
+    'TEXT[lang][f"push_{w}"]': {f"push_{w}" for w in ("button", "off", "done", "off_done", "denied", "unsupported",
+                                                       "failed", "sections", "ads", "unsubscribe", "title")},
 }
 # Words put in the catalogue before the code that shows them (none now). A key here must still be unused, so it
 # leaves this set as soon as the code uses it.

@@ -478,7 +478,9 @@ def test_push_reaches_a_failing_receiver_exactly_once_signed(tmp_path, database_
         taken = {doc["items"][0]["_gazette"]["canonical_url"]: (delivery, doc) for delivery, doc in receiver.taken}
         assert sorted(taken) == ["https://news.example.com/2", "https://news.example.com/4"]  # each once
         delivery, doc = taken["https://news.example.com/2"]
-        assert doc["_gazette"] == {"delivery_id": delivery, "partner": "wire", "event": "article.published"}
+        assert doc["_gazette"] == {"delivery_id": delivery, "partner": "wire", "event": "article.published",
+                                   "ninjs": doc["_gazette"]["ninjs"]}  # the ninjs item: tests/test_ninjs.py
+        assert doc["_gazette"]["ninjs"]["uri"] == doc["items"][0]["id"]
         assert doc["items"][0]["url"].startswith("https://news.example.com/r/")
         assert doc["feed_url"] == "https://news.example.com/partners/wire/feeds/politics.json"
 

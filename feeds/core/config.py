@@ -189,6 +189,20 @@ def is_http_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
+_ORIGIN = re.compile(r"(https?)://([a-z0-9](?:[a-z0-9.-]*[a-z0-9])?|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?/?")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def web_origin(value: Any) -> str:
+    """`value` written as a browser writes an Origin header (RFC 6454 §6.2): "scheme://host[:port]", lowercase, the
+    default port left out. ValueError for anything else (a path, a query, a user, a wildcard, "null")."""
+    found = _ORIGIN.fullmatch(value.lower()) if isinstance(value, str) else None
+    if found is None or (found[3] is not None and not 0 < int(found[3]) < 65536):
+        raise ValueError(f"{value!r} is not an origin such as \"https://news.example.com\" or \"http://localhost:8080\"")
+    scheme, host, port = found.groups()
+    return f"{scheme}://{host}" + (f":{int(port)}" if port is not None and port != _DEFAULT_PORTS[scheme] else "")
+
+
 def time_zone(key: str, name: str) -> ZoneInfo:
     """The IANA zone `name`; ConfigError naming `key` when there is none."""
     try:

@@ -5,8 +5,8 @@
                          methods) and what role it needs (`viewer`, `editor`, `admin` dependencies); `admin_router`
                          (an API router behind it: reading needs a viewer, changing an editor; errors documented)
     errors               `install_error_handlers`: every `GazetteError` (its `.status`), `HTTPException` and
-                         `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/` and
-                         `/partners/` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
+                         `RequestValidationError` answered in one place, as RFC 9457 problem+json under `/api/`,
+                         `/partners/` and for `/widgets/….json` (`is_json_path`), as an HTML page elsewhere; `problem_body`, `status_title`
     paging               `Paged` (the `limit` and `cursor` every list takes) and `ListPage` (what it answers), over
                          `feeds.core.paging`
     conditional GET      `is_not_modified` (If-None-Match, else If-Modified-Since -> 304), `accepts_gzip`, and
@@ -194,8 +194,10 @@ def admin_router(access: Access, prefix: str, tag: str) -> APIRouter:
 # --- errors -----------------------------------------------------------------------------------------------------
 
 def is_json_path(path: str) -> bool:
-    """Errors under these paths are JSON (RFC 9457 problem details); elsewhere they are pages."""
-    return path.startswith(("/api/", "/partners/")) or path == "/api"
+    """Errors under these paths are JSON (RFC 9457 problem details), and those of a widget's data (`/widgets/….json`);
+    elsewhere they are pages."""
+    return path.startswith(("/api/", "/partners/")) or path == "/api" or (path.startswith("/widgets/")
+                                                                           and path.endswith(".json"))
 
 
 def status_title(status: int) -> str:

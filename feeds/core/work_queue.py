@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 QUEUE = "gazette"
 INGEST = "gazette.source.ingest"  # (source name): poll one source
 BATCH = "gazette.edition.batch"  # (batch id): send one batch of an edition's readers
+PUSH = "gazette.alert.push"  # (alert id): push one breaking alert to the browsers that follow it ([push])
 
 
 def celery_app(url: str) -> Celery:

@@ -4,11 +4,13 @@ mapping its answer; errors go to the kit's one mapping (`feeds.core.http.install
     public     `/`, `/feeds/…` (and archives, the news sitemap), `/opml`, `/v/…`, `/r/…`, `/livez`, `/healthz`
     partners   `/partners/{partner}/feeds/…`
     api        the admin API: `/api/sources`, `/api/popular`, `/api/partners/…`
+    articles   the admin API's articles: corrections, kills, holds, the urgent mark (`/api/articles/{id}…`)
     sources    the admin API's writes to sources: add, edit, pause, resume, delete, test (`/api/sources…`)
     audit      `/api/audit`: the audit log, for admins' scripts
     webhooks   `/api/webhooks`: the newsroom's webhook endpoints, their delivery log, test events (admins)
     docs       `/api/docs`, the API's interactive reference, its assets from the package; `/docs` redirects there
     metrics    `/metrics`
+    widgets    `/widgets/most-viewed`, `.json`, `.js`: the embeddable most viewed box
     fastpath   `FeedFastPath`, ASGI middleware that answers built feeds from memory
     guard      `RequestGuard`, ASGI middleware in front of everything (caps, the admin token, security headers)
 
@@ -37,7 +39,9 @@ from ..store import ArticleStore
 from ..webhook_worker import WebhookSender
 from ..webhooks import WebhookStore
 from ..syndication import PartnerDesk, PartnerFeeds
+from ..widgets import MostViewedBoard
 from .api import PartnersApi, SourcesApi
+from .articles import ArticlesApi
 from .audit import AuditApi
 from .docs import API_DESCRIPTION, DocsPages
 from .fastpath import FeedFastPath
@@ -46,6 +50,7 @@ from .metrics import MetricsRoute
 from .partners import PartnerFeedRoute
 from .public import PublicPages
 from .sources import SourcesWriteApi
+from .widgets import WidgetRoutes
 from .webhooks import WebhooksApi
 
 __all__ = ["API_DESCRIPTION", "FeedFastPath", "RequestGuard", "error_page", "routes"]
@@ -70,11 +75,13 @@ def routes(settings: Settings, *, store: ArticleStore, publisher: FeedPublisher,
         *SourcesWriteApi(access, source_book, audit).router().routes,
         *PartnersApi(settings, partners, pushes, clock, access, audit).router().routes,
         *AuditApi(access, audit).router().routes,
+        *ArticlesApi(access, store, pushes, audit, clock).router().routes,
         *MetricsRoute(settings.admin_token, figures).routes(),
         *DocsPages(f"{settings.site.name} API (Gazette)", access).routes(),
         *(WebhooksApi(*webhooks, clock, access, audit,
                       allow_private_network=settings.webhooks.allow_private_network).router().routes
           if webhooks is not None else ()),
+        *WidgetRoutes(settings, MostViewedBoard(settings, store, redirects, templates, clock)).routes(),
     ]
 
 

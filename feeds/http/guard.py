@@ -13,7 +13,8 @@ sees a request it would refuse:
   scripts (unless the page sets one of its own that allows its own scripts: `/api/docs`), `frame-ancestors 'none'`
   (no framing of the unsubscribe or preferences pages), and `Referrer-Policy: no-referrer`, since many of our URLs
   carry tokens. The console's pages (`/admin`) may frame their own previews and be framed by themselves only
-  (`CONSOLE_SECURITY_POLICY`).
+  (`CONSOLE_SECURITY_POLICY`). An embeddable widget's page (`/widgets/…`) that sets its own policy names who may
+  frame it there (`frame-ancestors`), so it gets no `X-Frame-Options` (which can only say DENY or SAMEORIGIN).
 
 The admin-token rule itself, the problem documents and the JSON-or-page choice are the HTTP kit's
 (`feeds.core.http`): the same ones the routes' error handlers use.
@@ -43,6 +44,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # reference page that shows it, with its assets (`docs.py`).
 PUBLIC_API_PATHS = frozenset({"/api/openapi.json", "/api/docs"})
 PUBLIC_API_PREFIX = "/api/docs/assets/"
+WIDGETS_PREFIX = "/widgets/"
 CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
                            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 _EVERY_ANSWER = [(b"x-content-type-options", b"nosniff")]
@@ -93,6 +95,7 @@ class RequestGuard:
             return
 
         html_answer = _CONSOLE_ANSWER if path == "/admin" or path.startswith("/admin/") else _HTML_ANSWER
+        is_embeddable = path.startswith(WIDGETS_PREFIX)
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -104,8 +107,10 @@ class RequestGuard:
                         if not value.startswith(b"text/html"):
                             headers += _EVERY_ANSWER
                         elif any(n == b"content-security-policy" for n, _ in headers):
-                            # A second policy would forbid what the page's own allows (`/api/docs`' scripts).
-                            headers += [h for h in html_answer if h[0] != b"content-security-policy"]
+                            # A second policy would forbid what the page's own allows (`/api/docs`' scripts); a
+                            # widget's own policy says who may frame it, which X-Frame-Options would forbid.
+                            headers += [h for h in html_answer if h[0] != b"content-security-policy"
+                                        and not (is_embeddable and h[0] == b"x-frame-options")]
                         else:
                             headers += html_answer
                         break

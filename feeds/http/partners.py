@@ -1,4 +1,4 @@
-"""Partner feeds over HTTP: `GET /partners/{partner}/feeds/{slug}.rss|.atom|.json`.
+"""Partner feeds over HTTP: `GET /partners/{partner}/feeds/{slug}.rss|.atom|.json|.ninjs`.
 
 The key comes as `Authorization: Bearer KEY` or `?key=KEY`. The partner desk (`feeds.syndication.PartnerDesk`)
 decides; this maps its answer, all errors as problem+json through the one error mapping: 401 with
@@ -48,7 +48,7 @@ def refusal(answer: PartnerAnswer, partner_slug: str, slug: str, fmt: str) -> HT
         return HTTPException(403, f"partner {partner.slug!r} does not license {slug!r}; licensed: "
                                   + ", ".join(partner.categories), headers)
     return HTTPException(404, f"no partner feed {slug}.{fmt}: the feeds are all.<fmt> and <category>.<fmt> for the "
-                              f"categories licensed ({', '.join(partner.categories)}); fmt is rss, atom or json", headers)
+                              f"categories licensed ({', '.join(partner.categories)}); fmt is rss, atom, json or ninjs", headers)
 
 
 class PartnerFeedRoute:

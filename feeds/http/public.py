@@ -25,10 +25,13 @@ from ..core.http import Representation, representation_response
 from ..errors import StoreError, UnknownName
 from ..opml import build_opml, feed_links
 from ..publish import FeedPublisher, feed_url
-from ..readership import TRANSPARENT_GIF, Clicks, ViewCounter
+from ..readership import TRANSPARENT_GIF, Clicks, Unavailable, ViewCounter
 from ..settings import Settings
 from ..store import ArticleStore
 
+# What a signed link to a story that is not live shows: killed (410) or held (404).
+NOTICES = {410: ("article_withdrawn_title", "article_withdrawn_text"),
+           404: ("article_unavailable_title", "article_unavailable_text")}
 ARCHIVE_MAX_AGE = 86400  # a finished month never changes: caches may keep it for a day at least
 
 
@@ -121,8 +124,15 @@ class PublicPages:
         return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
     def redirect(self, request: Request) -> Response:
-        destination = self._clicks.follow(request.path_params["token"], client_ip(request),
-                                          request.headers.get("user-agent", ""))
+        try:
+            destination = self._clicks.follow(request.path_params["token"], client_ip(request),
+                                              request.headers.get("user-agent", ""))
+        except Unavailable as gone:
+            language = self._settings.site.language
+            title, text = NOTICES[gone.status]
+            page = self._templates.get_template("pages/error.html").render(
+                site=self._settings.site, title=CATALOGUE.text(language, title), message=CATALOGUE.text(language, text))
+            return HTMLResponse(page, status_code=gone.status, headers={"Cache-Control": "no-store"})
         if destination is None:
             raise UnknownName(CATALOGUE.text(self._settings.site.language, "link_invalid"))
         return RedirectResponse(destination, status_code=302, headers={"Cache-Control": "no-store"})

@@ -16,10 +16,11 @@ from typing import Any
 import click
 
 from feeds.core.commands import components_of, config_option
+from feeds.core.database import MAX_ID
 from feeds.core.errors import ConfigError
 from feeds.core.loops import BackgroundLoop
 from feeds.core.scheduling import Lease, holder_id
-from feeds.core.work_queue import BATCH, INGEST, QUEUE, register
+from feeds.core.work_queue import BATCH, INGEST, PUSH, QUEUE, register
 
 from ..batch_ledger import WORKER_TTL, worker_lease_name
 
@@ -29,7 +30,7 @@ FAILED_BATCH_WAIT = 30.0  # seconds before a batch whose task failed (the databa
 
 
 def register_tasks(app: Any, services: Any, holder: str) -> None:
-    """The worker's two tasks. Their arguments come off the broker: anyone who can publish there could send
+    """The worker's tasks (a push run's too, with [push]). Their arguments come off the broker: anyone who can publish there could send
     anything, so a batch id must be a positive integer and a source a configured one (`poll_queued` skips any other
     name), and a malformed message is dropped, never enqueued again."""
     queue = services.work_queue
@@ -44,7 +45,14 @@ def register_tasks(app: Any, services: Any, holder: str) -> None:
             return f"not a source name: {str(name)[:80]!r}, dropped"
         return services.poll_queued(name)
 
+    def push(alert_id: object) -> str:
+        if not isinstance(alert_id, int) or isinstance(alert_id, bool) or not 0 < alert_id <= MAX_ID:
+            return f"not an alert id: {str(alert_id)[:80]!r}, dropped"
+        return services.push_alert(alert_id)
+
     register(app, INGEST, poll)
+    if services.settings.push is not None:  # a push left unsent is picked up again by the push:due job
+        register(app, PUSH, push)
     register(app, BATCH, batch, again=lambda batch_id: queue.put(BATCH, batch_id, countdown=FAILED_BATCH_WAIT))
 
 

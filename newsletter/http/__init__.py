@@ -33,6 +33,7 @@ from ..alerts import AlertDesk
 from ..dashboard import Figures
 from ..deliveries import DeliveryStore, EditionStats
 from ..notices import Notices
+from ..push_subscriptions import PushStore
 from ..settings import Settings
 from ..sharing import Sharing
 from ..signing import DkimSigner
@@ -46,10 +47,12 @@ from .alerts_api import AlertsApi
 from .api import BouncesApi, EditionsApi, SubscribersApi
 from .dashboard_api import DashboardApi
 from .pages import SubscriptionPages
+from .push import PushRoutes
 from .sharing import SharePage
 from .web_copy import WebCopyPage
 
 FORMS_PER_IP = (10, timedelta(minutes=10))  # POST /subscribe and /link from one client
+PUSH_PER_IP = (30, timedelta(minutes=10))  # POST /push/subscriptions[/unsubscribe] from one client
 
 
 @dataclass(frozen=True)
@@ -67,18 +70,21 @@ def audience_http(settings: Settings, *, subscribers: SubscriberStore, deliverie
                   audit: AuditLog, alerts: AlertDesk, pause: Callable[[int], EditionStats] | None = None,
                   resume: Callable[[int], EditionStats] | None = None,
                   sources: Callable[[], Sequence[SourceSettings]] | None = None,
-                  limits: Limits | None = None) -> AudienceHttp:
+                  limits: Limits | None = None, push: PushStore | None = None) -> AudienceHttp:
     """The audience side's routes and routers, over its stores and services. `clicks`: an edition's clicks by
     article, by campaign name ("{edition}-{id}"); `sources`: the effective sources now (the file's and the stored
-    ones; default: the file's); `limits` makes the rate limiters (default: in this process's memory)."""
+    ones; default: the file's); `limits` makes the rate limiters (default: in this process's memory); `push`, with
+    [push], the Web Push subscriptions the /push/ routes keep."""
     limits = limits or Limits(clock)
     flow = Subscription(settings, subscribers, tokens, notices, clock)
     pages = SubscriptionPages(settings, flow, tokens, templates, limits.limiter("subscribe-forms", *FORMS_PER_IP))
     copies = WebCopyPage(settings, WebCopies(settings.site.base_url, deliveries, subscribers, tokens), templates)
     sharing = SharePage(settings, Sharing(settings, articles, subscribers, redirects, templates, clock, transport,
                                           tags, signer, limits=limits), templates)
+    pushing = (PushRoutes(settings, push, limits.limiter("push-subscriptions", *PUSH_PER_IP), clock).routes()
+               if push is not None and settings.push is not None else [])
     return AudienceHttp(
-        routes=[*pages.routes(), *copies.routes(), *sharing.routes()],
+        routes=[*pages.routes(), *copies.routes(), *sharing.routes(), *pushing],
         routers=[SubscribersApi(settings, subscribers, flow, clock, access, audit).router(),
                  EditionsApi(settings, deliveries, clicks, access, audit=audit, pause=pause, resume=resume).router(),
                  BouncesApi(settings, subscribers, clock, tokens, access, audit).router(),

@@ -3,7 +3,7 @@
     POST /api/alerts/preview   what a reader would get (HTML and text), and how many readers it would reach
     POST /api/alerts           record the alert and send it now (202 with its id; the send runs after the answer)
     GET  /api/alerts           recent alerts with their counts, newest first (a page: `ListPage`, `Paged`)
-    GET  /api/alerts/{id}      one alert's report: deliveries by state, failures with reasons, clicks
+    GET  /api/alerts/{id}      one alert's report: deliveries by state, failures with reasons, clicks, pushes
 
 Thin: each endpoint reads the body, calls `newsletter.alerts.AlertDesk`, maps the result. A viewer reads, an editor
 previews and sends (`Access`); every send is written to the audit log ("alert.send", "alert:<id>"). An alert's id is its
@@ -68,6 +68,9 @@ class AlertOut(BaseModel):
     finished_at: datetime | None
     counts: dict[str, int] = Field(description="deliveries by state: queued, sent, failed, retry, held, skipped")
     clicks: int
+    push: dict[str, int] = Field(default_factory=dict, description="[push]: pushes to browsers by state: queued, "
+                                 "sent, removed (the browser left: 404/410), failed, retry, held (the night rule), "
+                                 "skipped; empty without [push]")
 
 
 class FailureOut(BaseModel):
@@ -99,7 +102,8 @@ def _out(report: AlertReport) -> dict[str, object]:
     a, c = report.alert, report.alert.content
     return dict(id=a.id, subject=c.subject, text=c.text, link=c.link, article_id=c.article_id,
                 categories=list(c.categories), ads=c.has_ads, created_at=a.created_at, created_by=a.created_by,
-                status=a.status, finished_at=a.finished_at, counts=report.counts, clicks=report.clicks)
+                status=a.status, finished_at=a.finished_at, counts=report.counts, clicks=report.clicks,
+                push=report.push_counts)
 
 
 class AlertsApi:

@@ -303,7 +303,7 @@ def test_an_articles_page_shows_revisions_views_per_day_and_clicks_by_channel(co
     store = services.store
     store.upsert_articles([stored_article(1, content_hash="changed", title="기사 1 (수정)")], source_id=None, now=NOW)
     store.add_views_batch([("art000000001", NOW - timedelta(days=1), 7), ("art000000001", NOW, 5)])
-    for channel in ("email", "email", "feed", "partner", "web"):
+    for channel in ("email", "email", "feed", "partner", "web", "widget"):
         store.add_click("art000000001", NOW, channel)
     edition = services.subscribers.editions[0]
     store.add_campaign_click(f"{edition}-42", "art000000001")
@@ -311,13 +311,15 @@ def test_an_articles_page_shows_revisions_views_per_day_and_clicks_by_channel(co
     page = console.login("viewer").client.get("/admin/articles/art000000001")
     assert page.status_code == 200
     text = page.text
-    for expected in ("기사 1 (수정)", "수정 이력", "이전 판의 본문은 남기지 않아", "합계 12회", "합계 5회",
+    for expected in ("기사 1 (수정)", "수정 이력", "이전 판의 본문은 남기지 않아", "합계 12회", "합계 6회",
                      f"뉴스레터 {edition} #42", "summer-promo", "정치"):
         assert expected in text, expected
     revision = re.search(r"<dt>판</dt><dd>(\d+)</dd>", text)
     assert revision and revision.group(1) == "2"
     email = re.search(r"이메일 \(뉴스레터·공유\)</td><td class=\"num\">(\d+)", text)
     assert email and email.group(1) == "2"
+    widget = re.search(r"많이 본 뉴스 위젯</td><td class=\"num\">(\d+)", text)
+    assert widget and widget.group(1) == "1"
     english = console.login("viewer").client.get("/admin/articles/art000000001?lang=en").text
     assert "Clicks by channel" in english and "12 views in all" in english
 

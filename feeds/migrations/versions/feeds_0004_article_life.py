@@ -9,7 +9,6 @@ Create Date: 2026-11-29
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "feeds_0004"
 down_revision = "feeds_0003"
 branch_labels = None

@@ -12,6 +12,7 @@ role, CSRF, the layout, the audit log) is `kit.py`.
     alerts     /admin/alerts: breaking news, composed, previewed, sent and reported
     subscribers  /admin/subscribers: search, a reader's record, add, export, erase
     articles     /admin/articles: search, an article's revisions, views and clicks
+    article_life /admin/articles/{id}/…: correct, kill, hold, release, mark urgent (editors)
     partners   /admin/partners: partners, terms, keys (shown once), usage, the push queue
     users      /admin/users: accounts and roles (admins)
     audit      /admin/audit: who changed what (admins)
@@ -23,12 +24,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from feeds.article_life import ArticleLife
 from feeds.article_search import ArticleSearch
 
 from ...components import Components
 from ...subscription import Subscription
 from .account import AccountPage
 from .alerts import AlertsPage
+from .article_life import ArticleActions
 from .articles import ArticlesPage
 from .audit import AuditPage
 from .auth import LoginPages
@@ -42,6 +45,11 @@ from .users import UsersPages
 from .webhooks import WebhooksPages
 
 
+def _article_pages(kit: ConsoleKit, c: Components) -> list[APIRouter]:
+    page = ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions, c.pushes)
+    return [page.router(), ArticleActions(kit, ArticleLife(c.engine), page, c.alerts).router()]
+
+
 def console_routers(c: Components) -> list[APIRouter]:
     kit = ConsoleKit(c.settings, c.templates, c.access, c.audit, c.clock)
     return [
@@ -50,10 +58,10 @@ def console_routers(c: Components) -> list[APIRouter]:
         DashboardPage(kit, c.figures, c.store, c.source_book.active).router(),
         SourcesPage(kit, c.source_book, failure_limit=c.settings.fetch.failure_limit, categories=c.settings.categories,
                     allow_private_network=c.settings.stored_sources_private_network).router(),
-        AlertsPage(kit, c.alerts).router(),
+        AlertsPage(kit, c.alerts, c.push_store.count if c.push is not None else None).router(),
         SubscribersPage(kit, c.settings, c.subscribers,
                         Subscription(c.settings, c.subscribers, c.tokens, c.notices, c.clock)).router(),
-        ArticlesPage(kit, c.settings, ArticleSearch(c.engine), c.store, c.subscribers.editions).router(),
+        *_article_pages(kit, c),
         PartnersPages(kit, c.settings, c.partners, c.pushes).router(),
         UsersPages(kit, c.settings, c.accounts).router(),
         AuditPage(kit, c.settings, c.audit).router(),

@@ -7,12 +7,14 @@ part), confirm, and send it now; then its report. Past alerts are listed with th
     POST /admin/alerts/edit         back to the form with what was written (editor)
     POST /admin/alerts/send         sends it (the box ticked), records it in the audit log, shows its report (editor)
     GET  /admin/alerts/{id}         an alert's report: deliveries by state, failures with reasons, clicks
+                                    (with [push], its pushes by state beside the mail)
 
 The work is `newsletter.alerts.AlertDesk`'s, the same the API calls: the same engine as the editions.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -49,9 +51,10 @@ def values_of(draft: AlertDraft) -> dict[str, Any]:
 
 
 class AlertsPage:
-    def __init__(self, kit: ConsoleKit, desk: AlertDesk) -> None:
+    def __init__(self, kit: ConsoleKit, desk: AlertDesk, push_count: Callable[[], int] | None = None) -> None:
         self.kit = kit
         self.desk = desk
+        self.push_count = push_count  # [push]: browsers subscribed to Web Push (None: push is off)
 
     def router(self) -> APIRouter:
         api = APIRouter(prefix="/admin/alerts", include_in_schema=False)
@@ -75,7 +78,8 @@ class AlertsPage:
         return self.kit.page(request, actor, "console/alerts.html", status=status, search=search, stories=stories,
                              values=values_of(draft), error=error, alerts=self.desk.recent(limit=50),
                              categories=self._categories(), state_words=STATE_WORDS, status_words=STATUS_WORDS,
-                             max_subject=MAX_SUBJECT, max_text=MAX_TEXT)
+                             max_subject=MAX_SUBJECT, max_text=MAX_TEXT,
+                             push_subscribers=self.push_count() if self.push_count is not None else None)
 
     def edit(self, request: Request) -> Response:
         return self.compose(request, draft_of(posted(request)))
@@ -113,7 +117,8 @@ class AlertsPage:
         story = self.desk.articles.article(found.alert.content.article_id) if found.alert.content.article_id else None
         return self.kit.page(request, acting(request), "console/alerts_report.html", report=found, story=story,
                              chosen_sections=[labels.get(c, c) for c in found.alert.content.categories], states=STATES,
-                             state_words=STATE_WORDS, status_words=STATUS_WORDS, tz=self.kit.settings.site.timezone)
+                             state_words=STATE_WORDS, status_words=STATUS_WORDS, tz=self.kit.settings.site.timezone,
+                             has_push=self.push_count is not None)
 
     def _categories(self) -> list[tuple[str, str]]:
         return [(c.slug, c.name) for c in self.kit.settings.categories]

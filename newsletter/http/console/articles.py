@@ -1,7 +1,9 @@
 """`/admin/articles`: the articles searched by title, section, source and publication dates, a page at a time; and
 one article's page: what is kept of its revisions, its sections, views per day and clicks by channel and campaign.
 
-Read-only for every role. It sits in the console package rather than the content side's because an article's
+Every role reads; editors act on a story's life from its page (`article_life.py`: correct, kill, hold, release,
+mark urgent), which shows its status, its public corrections and the partners that have it. It sits in the console
+package rather than the content side's because an article's
 clicks are read beside the audience side's editions: a campaign `{edition}-{id}` is that digest edition's.
 Revisions: the store keeps the current text with its revision number, times and content hash, not earlier texts,
 so the page shows those facts and no invented history.
@@ -19,6 +21,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from feeds.article_search import ArticleQuery, ArticleSearch
+from feeds.push import PushQueue
 from feeds.readership import CHANNELS
 from feeds.store import ArticleStore
 
@@ -32,7 +35,10 @@ VIEW_DAYS = 30
 EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(2999, 12, 31)
 MAX_ARTICLE_ID = 64
 CHANNEL_WORDS = {"email": "console_article_channel_email", "feed": "console_article_channel_feed",
-                 "partner": "console_article_channel_partner", "web": "console_article_channel_web"}
+                 "partner": "console_article_channel_partner", "web": "console_article_channel_web",
+                 "widget": "console_article_channel_widget", "push": "console_article_channel_push"}
+STATUS_WORDS = {"live": "console_article_status_live", "held": "console_article_status_held",
+                "killed": "console_article_status_killed"}
 _DIGEST_CAMPAIGN = re.compile(r"^(?P<edition>.+)-(?P<id>\d{1,18})$")
 
 
@@ -91,12 +97,13 @@ def campaign_label(campaign: str, editions: tuple[str, ...]) -> tuple[str, str |
 
 class ArticlesPage:
     def __init__(self, kit: ConsoleKit, settings: Settings, search: ArticleSearch, store: ArticleStore,
-                 editions: tuple[str, ...]) -> None:
+                 editions: tuple[str, ...], pushes: PushQueue) -> None:
         self.kit = kit
         self.settings = settings
         self.articles = search
         self.store = store
         self.editions = editions
+        self.pushes = pushes
 
     def router(self) -> APIRouter:
         api = APIRouter(prefix="/admin/articles", include_in_schema=False)
@@ -123,9 +130,10 @@ class ArticlesPage:
                              next_query=filters.query(page=filters.page + 1) if filters.page < last_page else None,
                              last_page=last_page)
 
-    def show(self, request: Request, article_id: str) -> Response:
+    def show(self, request: Request, article_id: str, *, problem: str | None = None, status: int = 200) -> Response:
         facts = self.articles.facts(article_id) if 0 < len(article_id) <= MAX_ARTICLE_ID else None
-        if facts is None:
+        story = self.store.article(article_id) if facts is not None else None
+        if facts is None or story is None:
             return self.kit.page(request, acting(request), "console/readers_missing.html", status=404,
                                  back="/admin/articles")
         views = self.articles.views_per_day(facts.id, days=VIEW_DAYS, now=self.kit.clock(),
@@ -134,7 +142,9 @@ class ArticlesPage:
         campaigns = [(name, clicks, *campaign_label(name, self.editions))
                      for name, clicks in self.articles.clicks_by_campaign(facts.id)]
         top = max((n for _, n in views), default=0)
-        return self.kit.page(request, acting(request), "console/article.html", article=facts, views=views,
+        return self.kit.page(request, acting(request), "console/article.html", status=status, article=facts,
+                             story=story, problem=problem, status_words=STATUS_WORDS,
+                             recipients=self.pushes.received(story.id), views=views,
                              views_total=sum(n for _, n in views), views_top=top, view_days=VIEW_DAYS,
                              channels=[(c, channels.get(c, 0)) for c in CHANNELS] +
                                       [(c, n) for c, n in sorted(channels.items()) if c not in CHANNELS],
