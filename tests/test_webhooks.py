@@ -378,3 +378,27 @@ def test_the_signature_is_what_the_docs_say(tmp_path, clock) -> None:  # type: i
         assert not check(endpoint.secret, raw + b" ", headers["X-Gazette-Signature"])
         assert not check("whsec_other", raw, headers["X-Gazette-Signature"]) and not check(endpoint.secret, raw, None)
     services.close()
+
+
+def test_a_correction_and_a_kill_reach_the_newsroom_with_the_articles_state(tmp_path, clock) -> None:  # type: ignore[no-untyped-def]
+    from feeds.article_life import ArticleLife
+    from tests.conftest import migrated_sqlite_url
+
+    services = components(tmp_path, migrated_sqlite_url(tmp_path), clock)
+    with Receiver() as cms:
+        endpoint = services.webhooks.create("CMS", cms.url, ["article.corrected", "article.killed"],
+                                            allow_private_network=True, now=NOW, by="t")
+        cms.secret = endpoint.secret
+        story = make_article(1)
+        services.store.upsert_articles([story], source_id=None, now=NOW)
+        life = ArticleLife(services.engine)
+        life.correct(story.id, "이름 철자를 바로잡았습니다.", by="desk@example.com", now=NOW)
+        life.kill(story.id, "법원 결정", now=NOW + timedelta(minutes=1))
+        assert worker(services, clock).step().delivered == 2
+        corrected, killed = cms.taken()
+        assert (corrected["type"], corrected["data"]["note"]) == ("article.corrected", "이름 철자를 바로잡았습니다.")
+        assert (killed["type"], killed["data"]["reason"], killed["article"]["status"]) == (
+            "article.killed", "법원 결정", "killed")
+        assert corrected["article"]["status"] == "killed"  # the article as it is when sent, not as it was
+    services.close()
+
