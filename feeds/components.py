@@ -43,6 +43,7 @@ from .core.scheduling import (
 )
 from .core.work_queue import INGEST, TaskQueue, celery_app
 from .errors import SchemaNotCurrent, UnknownName
+from .events import EventLog
 from .fetch import HostLimiter, HttpFetcher
 from .ingest import (
     IngestPolicy,
@@ -51,7 +52,7 @@ from .ingest import (
     ingest_all,
     ingest_source,
 )
-from .jobs import ingest_jobs, session_jobs
+from .jobs import event_jobs, ingest_jobs, session_jobs
 from .model import UpsertCounts
 from .normalise import TRACKING_PARAMETERS
 from .partners import PartnerStore
@@ -249,7 +250,8 @@ class ContentComponents:
         """The scheduled jobs of this side (a subclass adds its own): an ingest job per active source, the file's
         and the stored ones, read now."""
         return [*ingest_jobs(self.source_book.active(), self.settings.site.timezone, self.poll),
-                *session_jobs(self.accounts.forget_ended, self.settings.site.timezone)]
+                *session_jobs(self.accounts.forget_ended, self.settings.site.timezone),
+                *event_jobs(lambda: EventLog(self.engine).prune(self.clock()), self.settings.site.timezone)]
 
     def scheduler_runner(self) -> SchedulerRunner:
         """The scheduler of `task_specs()`, run by whichever process holds the lease, which reads them again every

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from . import db
 
 ARTICLE_EVENTS = ("article.published", "article.updated", "article.corrected", "article.killed")
 AUDIENCE_EVENTS = ("subscriber.confirmed", "subscriber.unsubscribed", "subscriber.bounced", "edition.sent")
 TYPES = ARTICLE_EVENTS + AUDIENCE_EVENTS
+KEEP = timedelta(days=90)  # the log is a delivery queue, not an archive: older events go (`events:prune`, daily)
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,14 @@ class EventLog:
     def last_id(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(db.events.c.id).order_by(db.events.c.id.desc()).limit(1)).scalar() or 0)
+
+    def prune(self, now: datetime, keep: timedelta = KEEP) -> int:
+        """Delete the events older than `keep`, and the webhook deliveries of theirs that went, but not an event a
+        webhook delivery still waits for (pending, or parked for an admin to retry: its body is made from the
+        event). A subscriber's address in an event goes with it. Returns how many events were deleted."""
+        e, w = db.events, db.webhook_deliveries
+        before = now - keep
+        with self.engine.begin() as conn:
+            conn.execute(delete(w).where(w.c.status == "delivered", w.c.created_at < before))
+            waiting = select(w.c.event_id).where(w.c.event_id.is_not(None), w.c.status.in_(["pending", "parked"]))
+            return conn.execute(delete(e).where(e.c.occurred_at < before, e.c.id.not_in(waiting))).rowcount

@@ -1,5 +1,6 @@
 """The content side's scheduled jobs: `ingest:<source>` for each configured source, every its interval; and the
-shared layer's housekeeping, `console:sessions` (ended console sessions deleted, hourly).
+shared layer's housekeeping, `console:sessions` (ended console sessions deleted, hourly) and `events:prune` (the event
+log's events older than 90 days deleted, daily).
 
 The wiring hands `ingest_jobs(...)` to the scheduler beside the audience side's jobs (`newsletter.jobs`).
 """
@@ -37,3 +38,10 @@ def session_jobs(forget_ended: Callable[[], int], timezone: ZoneInfo) -> list[Ta
     would otherwise stay."""
     return [TaskSpec(key="console:sessions", name="console sessions", trigger=CronTrigger(minute=17, timezone=timezone),
                      run=lambda _at: f"{forget_ended()} ended sessions deleted", misfire_grace=timedelta(hours=1))]
+
+
+def event_jobs(prune: Callable[[], int], timezone: ZoneInfo) -> list[TaskSpec]:
+    """The event log's old events (and the webhook deliveries that went) deleted once a day, at 04:41."""
+    return [TaskSpec(key="events:prune", name="event log housekeeping",
+                     trigger=CronTrigger(hour=4, minute=41, timezone=timezone),
+                     run=lambda _at: f"{prune()} old events deleted", misfire_grace=timedelta(hours=6))]

@@ -322,3 +322,27 @@ def test_an_alert_cannot_lead_to_a_killed_or_held_story(store) -> None:  # type:
             resolve_alert(AlertDraft(article_id=story.id), category_order=("politics",), article=store.article(story.id))
     assert resolve_alert(AlertDraft(article_id=live.id), category_order=("politics",),
                          article=store.article(live.id)).article_id == live.id
+
+
+def test_old_events_are_pruned_but_not_one_a_webhook_still_waits_for(store) -> None:  # type: ignore[no-untyped-def]
+    from feeds import db
+
+    old, waited, recent = make_article(1), make_article(2), make_article(3)
+    store.upsert_articles([old, waited], source_id=None, now=NOW - timedelta(days=100))
+    store.upsert_articles([recent], source_id=None, now=NOW)
+    log = EventLog(store.engine)
+    ids = {e.subject: e.id for e in log.after(0)}
+    with store.engine.begin() as conn:
+        endpoint = conn.execute(db.webhook_endpoints.insert().values(
+            name="crm", url="https://crm.example/hook", secret="s", events=["article.published"],
+            created_at=NOW)).inserted_primary_key[0]
+        rows = [(ids[old.id], "delivered", "d1"), (ids[waited.id], "parked", "d2")]
+        conn.execute(db.webhook_deliveries.insert(), [
+            {"endpoint_id": endpoint, "event_id": event_id, "event": "article.published", "delivery_id": delivery,
+             "status": status, "attempts": 1, "created_at": NOW - timedelta(days=100)}
+            for event_id, status, delivery in rows])
+    assert log.prune(NOW) == 1
+    assert [e.subject for e in log.after(0)] == [waited.id, recent.id]
+    with store.engine.connect() as conn:
+        assert list(conn.execute(db.webhook_deliveries.select().with_only_columns(
+            db.webhook_deliveries.c.delivery_id))) == [("d2",)]

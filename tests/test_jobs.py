@@ -180,7 +180,7 @@ def test_the_wiring_lists_the_content_jobs_then_the_audience_jobs(tmp_path: Path
     components = service.Components(settings_with(tmp_path, SOURCES))
     components.prepare_database(migrate=True)  # the jobs include the sources stored in the database
     assert [s.key for s in components.task_specs()] == ["ingest:wire", "ingest:daily-export", "console:sessions",
-                                                        "digest:due", "consent:reconfirm", "digest:resume", "figures:daily"]
+                                                        "events:prune", "digest:due", "consent:reconfirm", "digest:resume", "figures:daily"]
 
 
 def test_a_name_that_is_not_configured_is_refused_with_its_status(tmp_path: Path) -> None:
