@@ -94,3 +94,64 @@ def test_marking_a_story_urgent_can_send_it_as_a_breaking_alert(console: Console
     assert sorted(r for _, rcpts, _ in console.smtp.messages for r in rcpts) == ["all@example.com", "p@example.com"]
     assert console.services.store.article(story.id).is_urgent
     assert [e.action for e in console.services.audit.entries()][:2] == ["alert.send", "article.urgent"]
+
+
+def test_a_correction_and_a_kill_made_in_the_console_reach_everything_within_a_minute(  # type: ignore[no-untyped-def]
+        tmp_path, smtp_server, clock, migrated_sqlite) -> None:
+    """The issue's "done when": the app with its own background loops (feeds refreshed and pushes sent every
+    `[feeds] refresh`, in real time); an editor corrects one story and kills another in the console; the public
+    feeds, the partner's four formats, the most viewed box and the partner's push endpoint all have both within a
+    minute."""
+    import time
+    from datetime import timedelta
+
+    from tests.conftest import NOW, wait_until
+    from tests.console.conftest import console_over
+    from tests.security.conftest import PARTNER_KEY
+    from tests.test_partners import SECRET, Receiver
+    from tests.test_store import make_article
+
+    smtp, smtp_url = smtp_server
+    one, two = (make_article(n, published_at=NOW + timedelta(minutes=n)) for n in (1, 2))
+    with Receiver(fail_first=0) as receiver:
+        extra = f'[[partners]]\nslug = "wire"\nname = "통신"\nkey = "wire-{PARTNER_KEY}"\ncategories = ["politics"]\n' \
+                f'callback_url = "{receiver.url}"\ncallback_secret = "{SECRET}"\n'
+
+        def prepare(services) -> None:  # type: ignore[no-untyped-def]
+            clock.now = NOW + timedelta(minutes=3)
+            services.store.upsert_articles([one, two], source_id=None, now=clock.now)
+            services.store.add_views_batch([(two.id, clock.now, 9), (one.id, clock.now, 5)])
+
+        with console_over(tmp_path, smtp, clock, migrated_sqlite, mail_url=smtp_url, extra=extra,
+                          prepare=prepare) as site:
+            client = site.base
+
+            def events(kind: str, article_id: str) -> bool:
+                return any(doc["_gazette"]["event"] == kind and doc["_gazette"]["ninjs"]["altIds"][0]["value"] ==
+                           article_id for _, doc in list(receiver.taken))
+
+            wait_until(lambda: events("article.published", one.id) and events("article.published", two.id), 60)
+            key = {"Authorization": f"Bearer wire-{PARTNER_KEY}"}
+            public = [f"/feeds/{slug}.{fmt}" for slug in ("all", "politics") for fmt in ("rss", "atom", "json")]
+            partner = [f"/partners/wire/feeds/politics.{fmt}" for fmt in ("rss", "atom", "json", "ninjs")]
+            box = "/widgets/most-viewed.json"
+            assert two.title in client.get(box).text
+
+            editor = site.login("editor")
+            started = time.monotonic()
+            clock.now = NOW + timedelta(minutes=4)
+            assert editor.post(f"/admin/articles/{one.id}/correct", {"note": "제목의 숫자를 바로잡았습니다"}).status_code == 303
+            assert editor.post(f"/admin/articles/{two.id}/kill", {"reason": "오보"}).status_code == 303
+
+            def everywhere() -> bool:
+                pages = [client.get(path).text for path in public] + [client.get(p, headers=key).text for p in partner]
+                return all("바로잡았습니다" in page and two.url not in page for page in pages[:-1]) \
+                    and "canceled" in pages[-1] and events("article.corrected", one.id) \
+                    and events("article.killed", two.id)
+
+            wait_until(everywhere, 60, interval=0.5)
+            clock.now += timedelta(seconds=30)  # the box ranks again every [widgets] refresh (30 s) of the site's clock
+            wait_until(lambda: two.title not in client.get(box).text, 60, interval=0.5)
+            elapsed = time.monotonic() - started
+            assert b"deleted-entry" in client.get("/feeds/politics.atom").content
+    assert elapsed < 60, elapsed
