@@ -12,7 +12,11 @@ import pytest
 from feeds.ingest import ingest_all
 from newsletter.settings import load_settings
 from tests.conftest import ROOT, ServerThread, demo_config
-from tests.console.browser import CHROMIUM, SCREENSHOTS, needs_browser
+from tests.console.browser import (
+    SCREENSHOTS,
+    launched_chromium,
+    needs_browser,
+)
 
 pytestmark = needs_browser
 
@@ -39,14 +43,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-un
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("width", [375, 1280])

@@ -19,7 +19,11 @@ from starlette.routing import Route
 
 from newsletter.settings import load_settings
 from tests.conftest import ServerThread, migrated_sqlite_url, wait_until, write_config
-from tests.console.browser import CHROMIUM, SCREENSHOTS, needs_browser
+from tests.console.browser import (
+    SCREENSHOTS,
+    launched_chromium,
+    needs_browser,
+)
 from tests.push_service import PushService
 from tests.test_web_push import SUBJECT, push_config
 
@@ -67,14 +71,8 @@ def sites(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_the_button_asks_for_permission_only_on_click_and_says_when_it_is_refused(sites, browser) -> None:  # type: ignore[no-untyped-def]

@@ -23,7 +23,11 @@ import pytest
 from newsletter.settings import load_settings
 from newsletter.timing import TICK
 from tests.conftest import NOW, ServerThread, write_config
-from tests.console.browser import CHROMIUM, SCREENSHOTS, needs_browser
+from tests.console.browser import (
+    SCREENSHOTS,
+    launched_chromium,
+    needs_browser,
+)
 from tests.test_store import make_article
 
 pytestmark = needs_browser
@@ -101,12 +105,8 @@ def site(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
 
 @pytest.fixture(scope="module")
 def browser():  # type: ignore[no-untyped-def]
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def local(url: str, server: ServerThread) -> str:

@@ -23,7 +23,13 @@ from feeds.fetch import HttpFetcher
 from feeds.ingest import ingest_all
 from newsletter.settings import load_settings
 from tests.conftest import ServerThread, demo_config, free_port, run_gazette, wait_until
-from tests.console.browser import AXE, CHROMIUM, SCREENSHOTS, check_page, needs_browser
+from tests.console.browser import (
+    AXE,
+    SCREENSHOTS,
+    check_page,
+    launched_chromium,
+    needs_browser,
+)
 
 pytestmark = needs_browser
 
@@ -98,14 +104,8 @@ def embedding(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedding]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 def reader_page(chromium: Any, width: int = 1200) -> Any:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,20 @@ def browser_skip_reason() -> str | None:
 
 
 needs_browser = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Headless Chromium for one test module (each module's `browser`/`chromium` fixture): Playwright's sync API
+    keeps an event loop in this thread while it runs, which later tests' `asyncio.run` would meet."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
 
 
 @dataclass

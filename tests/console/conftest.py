@@ -179,18 +179,10 @@ def console_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """Per module: Playwright's sync API keeps an event loop in this thread while it runs, which later tests'
-    `asyncio.run` would meet."""
-    from playwright.sync_api import sync_playwright
+    from tests.console.browser import launched_chromium
 
-    from tests.console.browser import CHROMIUM
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+    with launched_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
