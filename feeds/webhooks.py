@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, exists, func, select
+from sqlalchemy import Connection, Engine, exists, func, select
 
 from . import db
 from .core import database
@@ -46,6 +46,7 @@ TEST_EVENT = "webhook.test"
 STATUSES = ("pending", "delivered", "parked")
 MAX_URL = 2000
 MAX_NAME = 200
+FAN_OUT_ON_EDIT = 1000  # rows a page when an edit queues what the endpoint's old types are owed
 LOOKBACK = 1000  # log ids re-read behind the cursor each round (a transaction that committed late)
 RESPONSE_KEPT = 300  # characters of a failed answer kept as its reason; the rest is never read
 
@@ -191,6 +192,9 @@ class WebhookStore:
             if changes.get("events") is not None:
                 values["events"] = list(check_events(changes["events"]))
             if set(values.get("events", ())) - set(before.events) or (values.get("is_active") and not before.is_active):
+                current = before
+                while current.is_active and self._fan_out(conn, current, now, FAN_OUT_ON_EDIT) == FAN_OUT_ON_EDIT:
+                    current = _endpoint(conn.execute(select(e).where(e.c.id == endpoint_id)).one())  # the next page
                 last = conn.execute(select(func.coalesce(func.max(db.events.c.id), 0))).scalar_one()
                 values.update(first_event_id=last, last_event_id=max(last, before.last_event_id))
             conn.execute(e.update().where(e.c.id == endpoint_id).values(**values))
@@ -217,21 +221,24 @@ class WebhookStore:
     def fan_out(self, endpoint: Endpoint, now: datetime, limit: int = 500) -> int:
         """New events of the types the endpoint wants become its delivery rows, and its cursor moves, in one
         transaction; returns how many rows were made (`limit` at most: the next call goes on)."""
-        ev, d, e = db.events, db.webhook_deliveries, db.webhook_endpoints
         with self.engine.begin() as conn:
-            last = conn.execute(select(func.coalesce(func.max(ev.c.id), 0))).scalar_one()
-            start = max(endpoint.first_event_id, endpoint.last_event_id - LOOKBACK)
-            rows = conn.execute(
-                select(ev.c.id, ev.c.type).where(ev.c.id > start, ev.c.id <= last, ev.c.type.in_(list(endpoint.events)),
-                                                 ~exists().where(d.c.endpoint_id == endpoint.id, d.c.event_id == ev.c.id))
-                .order_by(ev.c.id).limit(limit)).all()
-            if rows:
-                conn.execute(database.insert_for(self.engine)(d).on_conflict_do_nothing(), [
-                    {"endpoint_id": endpoint.id, "event_id": r.id, "event": r.type, "delivery_id": uuid.uuid4().hex,
-                     "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for r in rows])
-            cursor = rows[-1].id if len(rows) == limit else last
-            conn.execute(e.update().where(e.c.id == endpoint.id, e.c.last_event_id < cursor)
-                         .values(last_event_id=cursor))
+            return self._fan_out(conn, endpoint, now, limit)
+
+    def _fan_out(self, conn: Connection, endpoint: Endpoint, now: datetime, limit: int) -> int:
+        ev, d, e = db.events, db.webhook_deliveries, db.webhook_endpoints
+        last = conn.execute(select(func.coalesce(func.max(ev.c.id), 0))).scalar_one()
+        start = max(endpoint.first_event_id, endpoint.last_event_id - LOOKBACK)
+        rows = conn.execute(
+            select(ev.c.id, ev.c.type).where(ev.c.id > start, ev.c.id <= last, ev.c.type.in_(list(endpoint.events)),
+                                             ~exists().where(d.c.endpoint_id == endpoint.id, d.c.event_id == ev.c.id))
+            .order_by(ev.c.id).limit(limit)).all()
+        if rows:
+            conn.execute(database.insert_for(self.engine)(d).on_conflict_do_nothing(), [
+                {"endpoint_id": endpoint.id, "event_id": r.id, "event": r.type, "delivery_id": uuid.uuid4().hex,
+                 "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now} for r in rows])
+        cursor = rows[-1].id if len(rows) == limit else last
+        conn.execute(e.update().where(e.c.id == endpoint.id, e.c.last_event_id < cursor)
+                     .values(last_event_id=cursor))
         return len(rows)
 
     def add_test(self, endpoint: Endpoint, now: datetime) -> Delivery:

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import pytest
 
+from feeds import events
 from feeds.errors import InvalidValue
 from feeds.events import AUDIENCE_EVENTS, EventLog
 from feeds.push import PushPolicy, is_signed
@@ -339,19 +340,21 @@ def test_an_endpoint_added_or_given_new_events_gets_no_history(tmp_path, clock) 
         endpoint = hooks.create("CRM", crm.url, ["edition.sent"], allow_private_network=True, now=NOW, by="t")
         crm.secret = endpoint.secret
         services.store.upsert_articles([make_article(2)], source_id=None, now=NOW)
+        with services.engine.begin() as conn:  # owed to its old type, not yet fanned out when the edit comes
+            events.record(conn, "edition.sent", "7", NOW, {"edition": "daily"})
         hooks.update(endpoint.id, {"events": ["article.published", "edition.sent"]}, allow_private_network=True,
                      now=NOW)
         services.store.upsert_articles([make_article(3)], source_id=None, now=NOW)
         worker(services, clock).step()
-        assert [b["subject"] for b in crm.taken()] == [make_article(3).id]
+        assert [b["subject"] for b in crm.taken()] == ["7", make_article(3).id]  # article 2: before the new type
         hooks.update(endpoint.id, {"is_active": False}, allow_private_network=True, now=NOW)
         services.store.upsert_articles([make_article(4)], source_id=None, now=NOW)
-        assert worker(services, clock).step().queued == 0 and len(crm.calls) == 1
+        assert worker(services, clock).step().queued == 0 and len(crm.calls) == 2
         hooks.update(endpoint.id, {"is_active": True}, allow_private_network=True, now=NOW)
         assert worker(services, clock).step().queued == 0  # switched on again: no backlog of the time it was off
         services.store.upsert_articles([make_article(5)], source_id=None, now=NOW)
         worker(services, clock).step()
-        assert [b["subject"] for b in crm.taken()] == [make_article(3).id, make_article(5).id]
+        assert [b["subject"] for b in crm.taken()] == ["7", make_article(3).id, make_article(5).id]
     services.close()
 
 
