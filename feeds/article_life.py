@@ -105,7 +105,8 @@ class ArticleLife:
     def mark_urgent(self, article_id: str, urgent: bool, *, now: datetime) -> StoredArticle:
         a = db.articles
         with self.engine.begin() as conn:
-            self._row(conn, article_id)
+            if self._row(conn, article_id).status == KILLED:
+                raise StoreError(f"article {article_id} was killed: a killed story is not marked urgent")
             conn.execute(a.update().where(a.c.id == article_id).values(is_urgent=urgent, changed_at=now))
         return self._article(article_id)
 
@@ -124,10 +125,10 @@ class ArticleLife:
             if to == KILLED:
                 events.record(conn, "article.killed", article_id, now,
                               {"reason": reason, "was": row.status, "revision": row.revision + 1})
-                # A finished month's archive is frozen, but not with a withdrawn story in it: the months it may
-                # fall in (in any zone) are built again, without it, on their next request.
-                months = {(row.published_at + timedelta(days=d)).strftime("%Y-%m") for d in (-1, 0, 1)}
-                conn.execute(db.feed_archives.delete().where(db.feed_archives.c.month.in_(sorted(months))))
+            # A finished month's archive is frozen, but not with a withdrawn or held story in it, nor without a
+            # released one: the months it may fall in (in any zone) are built again on their next request.
+            months = {(row.published_at + timedelta(days=d)).strftime("%Y-%m") for d in (-1, 0, 1)}
+            conn.execute(db.feed_archives.delete().where(db.feed_archives.c.month.in_(sorted(months))))
 
     @staticmethod
     def _row(conn: Connection, article_id: str):  # type: ignore[no-untyped-def]

@@ -1,13 +1,14 @@
-"""Pushing articles and their later life to partners that gave a callback URL: a queue of signed POSTs, retried,
-then parked.
+"""Pushing articles and their later life to partners that gave a callback URL: a queue of signed POSTs, retried, then
+parked.
 
 Each (partner, article) gets one `article.published` row once the article is past the partner's embargo, if it was
-published after the partner's callback was set; each later event of the article's in the event log
-(`feeds.events`: `article.updated`, `article.corrected`, `article.killed`) gets one row per partner that has the
-article (its publication was pushed to it, or, for a kill, it took the article in a feed). The rows are unique per
-(partner, article, event), so neither a second process, nor a restart, nor a retry can make another. A push whose
-article was killed or held before it went is dropped, not sent. The worker, run only by the process holding the scheduler lease, claims due rows
-and POSTs the item as a JSON Feed document (its `_gazette.ninjs` the same story as a ninjs 3.1 item), signed with HMAC-SHA256 over the body and the partner's secret
+published after the partner's callback was set; each later event of the article's in the event log (`feeds.events`:
+`article.updated`, `article.corrected`, `article.killed`) gets one row per partner that has the article (its
+publication was pushed to it, or, for a kill, it took the article in a feed). The rows are unique per (partner,
+article, event), so neither a second process, nor a restart, nor a retry can make another. A push whose article was
+killed before it went is dropped, not sent; one whose article is held waits until it is released. The worker, run
+only by the process holding the scheduler lease, claims due rows and POSTs the item as a JSON Feed document (its
+`_gazette.ninjs` the same story as a ninjs 3.1 item), signed with HMAC-SHA256 over the body and the partner's secret
 (`X-Gazette-Signature: sha256=<hex>`) and carrying the row's delivery id (`X-Gazette-Delivery`, also inside the
 signed body) so that the receiver can drop a repeat. A failure is retried with exponential backoff; after
 `max_attempts` the row is parked with its reason, visible in the admin API, until an admin retries it.
@@ -29,7 +30,7 @@ from sqlalchemy import Engine, exists, func, or_, select
 from . import db
 from .core import database
 from .core.loops import BackgroundLoop
-from .model import KILLED, LIVE, StoredArticle
+from .model import HELD, KILLED, LIVE, StoredArticle
 from .ninjs import canceled_item, ninjs_item
 from .partners import Partner, PartnerStore, render_partner_feed
 from .readership import Redirects
@@ -44,6 +45,7 @@ EVENT_HEADER = "X-Gazette-Event"
 STATUSES = ("pending", "delivered", "parked", "dropped")
 PUBLISHED = "article.published"
 LATER = ("article.updated", "article.corrected", "article.killed")
+HELD_RECHECK = timedelta(minutes=5)  # a push of a held story looks again this often: it goes once it is released
 EVENT_HORIZON = timedelta(days=7)  # a later event older than this is not pushed: it would tell a partner nothing new
 
 
@@ -157,8 +159,14 @@ class PushQueue:
                 first.setdefault(slug, None)
         return sorted(first.items())
 
+    def postpone(self, push: Push, until: datetime) -> None:
+        """Try the row again at `until`, its attempts as they were (its story is held)."""
+        q = db.partner_pushes
+        with self.engine.begin() as conn:
+            conn.execute(q.update().where(q.c.id == push.id).values(next_attempt_at=until))
+
     def dropped(self, push: Push, reason: str, now: datetime) -> None:
-        """Never to be sent: the story was killed or held before this push went."""
+        """Never to be sent: the story was killed before this push went."""
         q = db.partner_pushes
         with self.engine.begin() as conn:
             conn.execute(q.update().where(q.c.id == push.id).values(status="dropped", last_error=reason[:1000],
@@ -231,7 +239,8 @@ class PushQueue:
 class Attempt:
     error: str | None  # None: delivered
     is_final: bool = False
-    is_moot: bool = False  # nothing to send any more (the story was killed or held first): dropped, not parked
+    is_moot: bool = False  # nothing to send any more (the story was killed first): dropped, not parked
+    is_held: bool = False  # not now: the story is held; the push waits, its attempts untouched
 
 
 @dataclass(frozen=True)
@@ -284,6 +293,9 @@ class PushWorker:
             if attempt.is_moot:
                 self._queue.dropped(push, attempt.error or "", now)
                 continue
+            if attempt.is_held:
+                self._queue.postpone(push, now + HELD_RECHECK)
+                continue
             if attempt.error is None:
                 self._queue.delivered(push, now)
                 delivered += 1
@@ -310,6 +322,8 @@ class PushWorker:
             top["ninjs"] = canceled_item(article, self._settings.site)
             return render_partner_feed(self._settings, partner, article.category or "all", "json", [],
                                        self._redirects, top=top)
+        if article.status == HELD:  # it waits for the release (or the kill, which drops it)
+            return Attempt("the article is held", is_held=True)
         if not article.is_live:
             return Attempt(f"the article was {article.status} before this push went", is_moot=True)
         if not partner.may_take(article.category):

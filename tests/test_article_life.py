@@ -346,3 +346,32 @@ def test_old_events_are_pruned_but_not_one_a_webhook_still_waits_for(store) -> N
     with store.engine.connect() as conn:
         assert list(conn.execute(db.webhook_deliveries.select().with_only_columns(
             db.webhook_deliveries.c.delivery_id))) == [("d2",)]
+
+
+def test_a_push_of_a_held_story_waits_and_goes_once_it_is_released(tmp_path, database_url, clock) -> None:  # type: ignore[no-untyped-def]
+    import service
+
+    with Receiver(fail_first=0) as receiver:
+        settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
+                                              extra=PUSH_CONFIG.format(url=receiver.url, secret=SECRET)), {})
+        services = service.Components(settings, clock=clock)
+        services.prepare_database(migrate=True)
+        article = make_article(1, published_at=NOW + timedelta(minutes=1))
+        clock.now = NOW + timedelta(minutes=2)
+        services.store.upsert_articles([article], source_id=None, now=clock())
+        worker = PushWorker(settings, services.partners, services.pushes, services.store, services.redirects,
+                            clock, is_leader=lambda: True, interval=timedelta(hours=1),
+                            policy=PushPolicy(max_attempts=3, timeout=5))
+        services.pushes.enqueue(services.partners.partner("wire"), clock())  # queued while it was live
+        life = ArticleLife(services.engine)
+        life.hold(article.id, "법무 검토", now=clock())
+        life.correct(article.id, "보류 중 정정", by=None, now=clock())
+        assert worker.step().delivered == 0 and receiver.taken == []
+        (waiting,) = services.pushes.pushes("wire")
+        assert (waiting.status, waiting.attempts) == ("pending", 0)  # waiting, no attempt spent
+        life.release(article.id, now=clock())
+        clock.now += timedelta(minutes=5)
+        assert worker.step().delivered == 1
+        (doc,) = [doc for _, doc in receiver.taken]
+        assert doc["_gazette"]["event"] == "article.published" and "보류 중 정정" in doc["items"][0]["content_html"]
+        services.engine.dispose()

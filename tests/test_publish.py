@@ -209,7 +209,7 @@ def test_archive_and_sitemap_routes(tmp_path, clock) -> None:  # type: ignore[no
     with InProcessClient(service.create_app(services)) as client:
         archive = client.get("/feeds/politics/archive/2026-10.atom")
         assert archive.status_code == 200 and archive.headers["content-type"].startswith("application/atom+xml")
-        assert archive.headers["cache-control"] == "public, max-age=86400"
+        assert archive.headers["cache-control"] == "public, max-age=3600"
         assert client.get("/feeds/politics/archive/2026-10.atom",
                           headers={"If-None-Match": archive.headers["etag"]}).status_code == 304
         assert client.get("/feeds/politics/archive/1999-01.atom").status_code == 404

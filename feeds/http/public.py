@@ -32,7 +32,8 @@ from ..store import ArticleStore
 # What a signed link to a story that is not live shows: killed (410) or held (404).
 NOTICES = {410: ("article_withdrawn_title", "article_withdrawn_text"),
            404: ("article_unavailable_title", "article_unavailable_text")}
-ARCHIVE_MAX_AGE = 86400  # a finished month never changes: caches may keep it for a day at least
+# A finished month changes only when an editor kills, holds or releases a story in it: caches may keep it an hour.
+ARCHIVE_MAX_AGE = 3600
 
 
 def client_ip(request: Request) -> str:
