@@ -273,10 +273,11 @@ def preview_alert(content: AlertContent, run: EditionRun, *, email: str | None =
 
 # --- the send -------------------------------------------------------------------------------------------------
 
-def send_alert(alert: Alert, run: EditionRun) -> SendReport:
-    """Send the alert, or carry on with it: everyone of its audience who has no final delivery row gets it once."""
+def send_alert(alert: Alert, run: EditionRun, *, is_withdrawn: bool = False) -> SendReport:
+    """Send the alert, or carry on with it: everyone of its audience who has no final delivery row gets it once.
+    `is_withdrawn` (its story was killed or held since): nobody more gets it; the waiting rows are settled."""
     shown_at = alert.created_at.astimezone(run.settings.site.timezone)
-    recipients = audience_of(alert.content, run)
+    recipients = [] if is_withdrawn else audience_of(alert.content, run)
     lease = run.lease_for(alert.id)
     if not lease.acquire():
         return SendReport(ALERTS, alert.id, shown_at, len(recipients), 0, 0, 0, 0, False, is_busy=True)
@@ -291,10 +292,10 @@ def _send(alert: Alert, recipients: list[Subscriber], run: EditionRun, lease: Ru
     now = run.clock()
     states = ledger.states(alert.id)
     receiving = {r.id for r in recipients}
-    ledger.settle_skipped(alert.id, {
-        sid: "no longer receives alerts (unsubscribed, paused, alerts or advertising consent withdrawn, sections "
-             "changed)" for sid, (status, _, _) in states.items() if status in WAITING and sid not in receiving},
-        statuses=WAITING)
+    why = ("the alert's story was withdrawn" if not recipients and content.article_id else
+           "no longer receives alerts (unsubscribed, paused, alerts or advertising consent withdrawn, sections changed)")
+    ledger.settle_skipped(alert.id, {sid: why for sid, (status, _, _) in states.items()
+                                     if status in WAITING and sid not in receiving}, statuses=WAITING)
     already = sum(1 for r in recipients if states.get(r.id, ("",))[0] in FINAL)
     todo = [r for r in recipients if states.get(r.id, ("",))[0] not in FINAL]
     stored = ledger.segment_mails(alert.id)
@@ -446,8 +447,10 @@ class AlertDesk:
         """The mail, and with [push] the pushes beside it (a push does not wait for the mail's retries)."""
         run, alert = self.run(), self.get(alert_id)
         pushed = self.push.start(alert) if self.push is not None else None
+        story = self.articles.article(alert.content.article_id) if alert.content.article_id else None
+        withdrawn = story is not None and not story.is_live  # killed or held since: what waits is not sent
         try:
-            return send_alert(alert, replace(run, progress=progress) if progress else run)
+            return send_alert(alert, replace(run, progress=progress) if progress else run, is_withdrawn=withdrawn)
         finally:
             if pushed is not None:
                 pushed()

@@ -47,7 +47,7 @@ from .transport import Transport, make_transport
 from .verp import TagCodec
 from .web_push import AlertPush, PushSender, TurnGate
 
-PUSH_LEASE = timedelta(minutes=2)  # renewed after each page of subscriptions
+PUSH_LEASE = timedelta(minutes=2)  # renewed every 20 s while a run's pushes go
 
 
 @dataclass
@@ -129,8 +129,15 @@ class Components(ContentComponents):
                          site_language=self.settings.site.language, sender=lambda: PushSender(p, key),
                          url=self._push_link,  # each run its own holder: the due job never takes over a run of this process
                          lease=lambda name: Lease(self.engine, name, holder_id(), PUSH_LEASE, self.clock),
-                         gate=gate, clock=self.clock,
+                         gate=gate, clock=self.clock, is_live=self._alert_story_live,
                          enqueue=(lambda alert_id: queue.put(PUSH, alert_id)) if queue is not None else None)
+
+    def _alert_story_live(self, alert: Alert) -> bool:
+        """An alert of a story may push only while the story is live (a kill overnight stops the 08:00 pushes)."""
+        if not alert.content.article_id:
+            return True
+        story = self.store.article(alert.content.article_id)
+        return story is not None and story.is_live
 
     def _push_link(self, alert: Alert) -> str:
         """Where a tap on the notification leads: a story's tracked link (its clicks count for the alert), else

@@ -49,6 +49,11 @@ MAX_PLAINTEXT = 3000  # bytes: a push message holds 4096 with its 86-byte header
 MAX_BODY_CHARS = 300  # a notification shows two or three lines; the story is one tap away
 JWT_LIFETIME = 12 * 3600  # seconds; push services refuse a VAPID token valid for more than 24 h (RFC 8292 §2)
 PAGE = 500  # subscriptions read at a time
+LEASE_RENEW = 20.0  # seconds between renewals of a run's lease while its pushes go (the lease lasts 2 minutes)
+
+
+class LeaseLost(Exception):
+    """This run's lease lapsed and another run took the alert: this one stops; the ledger says what it did."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +200,7 @@ class AlertPush:
     gate: Gate
     clock: Callable[[], datetime]
     enqueue: Callable[[int], None] | None = None  # [queue] url: a push run is a task for `gazette worker`
+    is_live: Callable[[Alert], bool] = lambda alert: True  # False: the alert's story was killed or held since
 
     def start(self, alert: Alert) -> Callable[[], None]:
         """Begin pushing `alert`: on the queue, or on a thread of this process; what waits for the thread."""
@@ -224,6 +230,9 @@ class AlertPush:
     def _deliver(self, alert: Alert, lease: RunLease) -> PushReport:
         content, now = alert.content, self.clock()
         states = self.store.states(alert.id)
+        if not self.is_live(alert):  # held for the morning or a retry, and the story was withdrawn meanwhile
+            self._skip_leavers(alert.id, states, set(), reason="the alert's story was withdrawn")
+            return PushReport(alert.id)
         url = self.url(alert)
         payloads: dict[str, bytes] = {}
         tally = {"sent": 0, "removed": 0, "failed": 0, "retry": 0, "held": 0}
@@ -232,6 +241,7 @@ class AlertPush:
         # Each push waits on the push service (tens of milliseconds far away): `concurrency` of them at once, a page
         # at a time, each after its turn at the rate gate.
         pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"push-{alert.id}")
+        renewed = time.monotonic()
         try:
             for page in self._pages():
                 pushes = []
@@ -254,7 +264,13 @@ class AlertPush:
                     pushes.append(pool.submit(self._push_one, alert.id, sub, payload, attempts, sender))
                 for done in pushes:
                     tally[done.result()] += 1
-                lease.acquire()  # renewed after each page: a long run keeps it
+                    if time.monotonic() - renewed > LEASE_RENEW:  # a slow rate keeps the lease too
+                        if not lease.acquire():
+                            raise LeaseLost(f"alert {alert.id}: the push lease went to another run")
+                        renewed = time.monotonic()
+                if not lease.acquire():
+                    raise LeaseLost(f"alert {alert.id}: the push lease went to another run")
+                renewed = time.monotonic()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             sender.close()
@@ -297,14 +313,14 @@ class AlertPush:
         return status
 
     def _skip_leavers(self, alert_id: int, states: dict[int, tuple[str, int, datetime | None]],
-                      following: set[int]) -> None:
+                      following: set[int], *,
+                      reason: str = "unsubscribed, or no longer follows the alert's sections") -> None:
         """Pushes waiting (held, to retry) for subscriptions that are gone or no longer follow the alert: settled as
         `skipped`, so the due job stops coming back to them."""
         now = self.clock()
         for sid, (status, attempts, _) in states.items():
             if status in ("held", "retry", "queued") and sid not in following:
-                self.store.record(alert_id, sid, "skipped", now, attempts=attempts,
-                                  error="unsubscribed, or no longer follows the alert's sections")
+                self.store.record(alert_id, sid, "skipped", now, attempts=attempts, error=reason)
 
     def counts(self, alert_id: int) -> dict[str, int]:
         return self.store.counts(alert_id)

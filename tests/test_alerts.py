@@ -270,6 +270,27 @@ def test_an_alert_with_ads_waits_for_the_morning_and_goes_only_to_consenting_rea
     services.close()
 
 
+def test_mail_held_for_the_morning_is_not_sent_when_its_story_was_killed_overnight(  # type: ignore[no-untyped-def]
+        tmp_path, clock, smtp_server) -> None:
+    from feeds.article_life import ArticleLife
+    from tests.test_store import make_article
+
+    recorder, url = smtp_server
+    clock.now = NOW.replace(hour=14)  # 23:00 in Seoul
+    services, _ = make_site(tmp_path, clock, url)
+    story = make_article(1)
+    services.store.upsert_articles([story], source_id=None, now=clock.now)
+    add(services, "yes@example.com", ["politics"], ["alerts"], ads=True)
+    desk = services.alerts
+    alert = desk.create(AlertDraft(article_id=story.id, has_ads=True), created_by=None)
+    assert desk.send(alert.id).held == 1
+    ArticleLife(services.engine).kill(story.id, "오보", now=clock.now)
+    clock.now = NOW.replace(hour=23, minute=1)  # 08:01 in Seoul: the resume job comes, the story is gone
+    services.audience_jobs.resume_editions()
+    assert recorder.messages == [] and desk.report(alert.id).counts == {"skipped": 1}
+    services.close()
+
+
 @pytest.mark.parametrize(("case", "draft", "message"), [
     ("no subject", AlertDraft(text="본문"), "subject"),
     ("no text", AlertDraft(subject="제목"), "text"),

@@ -245,6 +245,26 @@ def test_an_alert_with_advertising_is_held_for_browsers_in_their_night(site, clo
     assert len(push_service.messages("seoul")) == 1 and services.push_store.counts(alert.id) == {"sent": 2}
 
 
+def test_a_push_held_for_the_morning_is_not_sent_when_its_story_was_killed_overnight(site, clock) -> None:  # type: ignore[no-untyped-def]
+    from feeds.article_life import ArticleLife
+    from tests.test_store import make_article
+
+    services, push_service, _, client = site
+    story = make_article(1)
+    services.store.upsert_articles([story], source_id=None, now=NOW)
+    clock.now = NOW + timedelta(hours=13)  # 22:00 in Seoul
+    subscribed(client, push_service, ["seoul"], zone="Asia/Seoul", ads=True)
+    alert = services.alerts.create(AlertDraft(article_id=story.id, has_ads=True), created_by=None)
+    services.alerts.send(alert.id)
+    assert services.push_store.counts(alert.id) == {"held": 1}
+    ArticleLife(services.engine).kill(story.id, "오보", now=clock.now + timedelta(hours=1))
+    clock.now = NOW + timedelta(hours=23)  # 08:00: the due job comes back, finds the story withdrawn
+    run_due(services)
+    assert push_service.messages("seoul") == [] and services.push_store.counts(alert.id) == {"skipped": 1}
+    run_due(services)
+    assert push_service.messages("seoul") == []
+
+
 # --- the rate -------------------------------------------------------------------------------------------------
 
 def test_pushes_keep_the_configured_rate(tmp_path, clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
