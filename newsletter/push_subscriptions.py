@@ -84,8 +84,9 @@ def b64url_decode(value: str) -> bytes:
     return base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4))
 
 
-def check_endpoint(endpoint: object, *, allow_insecure: bool) -> str:
-    """A push service URL Gazette may POST to; PushRefused otherwise."""
+def check_endpoint(endpoint: object, *, allow_insecure: bool, services: Sequence[str] = ()) -> str:
+    """A push service URL Gazette may POST to (on one of `services` or a subdomain, when given); PushRefused
+    otherwise."""
     if not isinstance(endpoint, str) or not endpoint:
         raise PushRefused("subscription.endpoint: must be a URL")
     if len(endpoint) > MAX_ENDPOINT:
@@ -113,6 +114,9 @@ def check_endpoint(endpoint: object, *, allow_insecure: bool) -> str:
             raise PushRefused(f"subscription.endpoint: {host} is not a public address")
         if host == "localhost" or host.endswith((".localhost", ".local", ".internal")) or "." not in host:
             raise PushRefused(f"subscription.endpoint: {host} is not a public host")
+        if services and not any(host.lower() == s or host.lower().endswith("." + s) for s in services):
+            raise PushRefused(f"subscription.endpoint: {host} is not a push service this site accepts "
+                              f"([push] services)")
     return endpoint
 
 
@@ -139,7 +143,7 @@ def check_keys(keys: object) -> tuple[str, str]:
 
 
 def parse_subscription(body: object, *, categories: Sequence[str], languages: Sequence[str],
-                       allow_insecure: bool) -> SubscriptionRequest:
+                       allow_insecure: bool, services: Sequence[str] = ()) -> SubscriptionRequest:
     """The subscribe request's JSON (already parsed) checked: see the module's docstring."""
     if not isinstance(body, dict):
         raise PushRefused("the body must be a JSON object")
@@ -152,7 +156,7 @@ def parse_subscription(body: object, *, categories: Sequence[str], languages: Se
     expires = subscription.get("expirationTime")
     if expires is not None and (not isinstance(expires, (int, float)) or isinstance(expires, bool)):
         raise PushRefused("subscription.expirationTime: must be null or a time in milliseconds")
-    endpoint = check_endpoint(subscription.get("endpoint"), allow_insecure=allow_insecure)
+    endpoint = check_endpoint(subscription.get("endpoint"), allow_insecure=allow_insecure, services=services)
     p256dh, auth = check_keys(subscription.get("keys"))
     chosen = body.get("categories", [])
     if not isinstance(chosen, list) or len(chosen) > len(categories) or not all(isinstance(c, str) for c in chosen):

@@ -87,6 +87,11 @@ class EditionSettings:
         return self.description.get(language) or next(iter(self.description.values()), "")
 
 
+# The push services browsers subscribe with (Chrome and Edge's FCM, Firefox's autopush, Safari's, Windows'): an
+# endpoint elsewhere is refused, so that nobody can make Gazette POST each alert to an address of their choosing.
+PUSH_SERVICES = ("fcm.googleapis.com", "push.services.mozilla.com", "push.apple.com", "notify.windows.com")
+
+
 @dataclass(frozen=True)
 class PushSettings:
     """[push]: breaking alerts by Web Push (RFC 8030, VAPID RFC 8292, aes128gcm RFC 8291). See docs/push.md."""
@@ -100,6 +105,7 @@ class PushSettings:
     retries: int = 3  # a 429, 5xx or a dropped connection is tried again this many times
     retry_delay: timedelta = timedelta(seconds=30)  # the first wait; doubled each time
     origins: tuple[str, ...] = ()  # pages (scheme://host[:port]) allowed to subscribe, besides [site] base_url's
+    services: tuple[str, ...] = PUSH_SERVICES  # push service hosts (and their subdomains) an endpoint may be on
     allow_insecure_endpoints: bool = False  # tests and development only: http:// and private addresses as endpoints
 
 
@@ -147,6 +153,7 @@ PUSH: Spec = {
     "retries": (int, 3),
     "retry_delay": (str, "30s"),
     "origins": (list, []),
+    "services": (list, list(PUSH_SERVICES)),
     "allow_insecure_endpoints": (bool, False),
 }
 SECTIONS: dict[str, Spec] = {"mail": MAIL, "push": PUSH}  # this side's table sections; each [digests.<edition>] follows EDITION
@@ -219,11 +226,16 @@ def _build_push(v: dict[str, Any]) -> PushSettings:
               and not parts.path.strip("/") and not parts.query and "@" not in origin,
               "must be an origin such as https://www.example.com (scheme, host and port only)")
         origins.append(f"{parts.scheme}://{parts.netloc}".lower())  # type: ignore[union-attr]
+    for i, host in enumerate(v["services"]):
+        check(f"push.services[{i}]", isinstance(host, str) and 3 <= len(host) <= 253 and "." in host
+              and all(part.isascii() and part.replace("-", "").isalnum() for part in host.lower().split(".")),
+              "must be a host name such as fcm.googleapis.com (its subdomains count too)")
     return PushSettings(vapid_private_key_file=path, vapid_public_key=public, vapid_subject=subject,
                         rate_per_second=float(v["rate_per_second"]), concurrency=v["concurrency"], ttl=v["ttl"],
                         retries=v["retries"],
                         retry_delay=convert("push.retry_delay", v["retry_delay"], parse_duration),
-                        origins=tuple(origins), allow_insecure_endpoints=v["allow_insecure_endpoints"])
+                        origins=tuple(origins), services=tuple(h.lower() for h in v["services"]),
+                        allow_insecure_endpoints=v["allow_insecure_endpoints"])
 
 
 def _build_mail(v: dict[str, Any]) -> MailSettings:

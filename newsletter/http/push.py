@@ -159,7 +159,8 @@ class PushRoutes:
             return refusal
         try:
             wanted = parse_subscription(body, categories=[c.slug for c in self.settings.categories],
-                                        languages=("ko", "en"), allow_insecure=self.push.allow_insecure_endpoints)
+                                        languages=("ko", "en"), allow_insecure=self.push.allow_insecure_endpoints,
+                                        services=self.push.services)
         except PushRefused as exc:
             return self.error(422, str(exc), origin=origin)
         await run_in_threadpool(self.store.subscribe, wanted, self.clock())

@@ -82,6 +82,9 @@ HOSTILE = {
     "endpoint too long": body("https://push.example.com/" + "a" * 1000),
     "endpoint not a string": body(["https://push.example.com/x"]),  # type: ignore[arg-type]
     "bad port": body("https://push.example.com:99999/x"),
+    "not a push service": body("https://victim.example.com/api/hook"),
+    "a push service's name as a prefix": body("https://fcm.googleapis.com.evil.example/fcm/send/x"),
+    "a push service's name as a suffix": body("https://evilfcm.googleapis.com/fcm/send/x"),
     "p256dh too short": body(p256dh=b64(b"\x04" + b"\x01" * 32)),
     "p256dh compressed": body(p256dh=b64(b"\x02" + b"\x01" * 32)),
     "p256dh not on the curve": body(p256dh=NOT_ON_CURVE),
@@ -185,6 +188,28 @@ def test_the_scripts_carry_configured_words_as_data(push_site) -> None:  # type:
     assert public in script.text and "__GAZETTE__" not in script.text
     assert "innerHTML" not in script.text and "innerHTML" not in client.get("/push/sw.js").text
     assert client.get("/push/key").json() == {"publicKey": public}
+
+
+@pytest.mark.parametrize(("endpoint", "services", "taken"), [
+    ("https://updates.push.services.mozilla.com/wpush/v2/abc", None, True),  # the defaults: the browsers' services
+    ("https://web.push.apple.com/QGuQyavXutnMH", None, True),
+    ("https://wns2-par02p.notify.windows.com/w/?token=abc", None, True),
+    ("https://push.example.net/x", None, False),
+    ("https://push.example.net/x", ["push.example.net"], True),  # the operator's own list
+    ("https://fcm.googleapis.com/fcm/send/x", ["push.example.net"], False),
+    ("https://push.example.net/x", [], True),  # an empty list: any public host
+])
+def test_endpoints_only_on_the_push_services_configured(endpoint: str, services: list[str] | None,
+                                                        taken: bool) -> None:
+    from newsletter.push_subscriptions import PushRefused, check_endpoint
+    from newsletter.settings import PUSH_SERVICES
+
+    allowed = PUSH_SERVICES if services is None else tuple(services)
+    if taken:
+        assert check_endpoint(endpoint, allow_insecure=False, services=allowed) == endpoint
+    else:
+        with pytest.raises(PushRefused, match="not a push service"):
+            check_endpoint(endpoint, allow_insecure=False, services=allowed)
 
 
 def test_a_name_that_resolves_to_loopback_is_not_pushed_to(tmp_path, clock, smtp_server) -> None:  # type: ignore[no-untyped-def]
