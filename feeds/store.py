@@ -292,7 +292,7 @@ class ArticleStore:
                     values["published_at"] = row.published_at
                     values["updated_at"] = article.updated_at if article.updated_at > row.updated_at else now
                     values["changed_at"] = now
-                    values["revision"] = row.revision + 1
+                    values["_bump"] = 1  # in SQL: an editor's correction committed meanwhile keeps its own number
                     told.append(("article.updated", row.id, {"revision": row.revision + 1}))
                     updated += 1
                 else:
@@ -309,8 +309,10 @@ class ArticleStore:
             for values in updates:  # one executemany per set of columns: a feed whose every item changed is one
                 by_shape.setdefault(tuple(sorted(values)), []).append(values)
             for shape, rows in by_shape.items():
-                conn.execute(a.update().where(a.c.id == bindparam("_id"))
-                             .values(**{k: bindparam(k) for k in shape if k != "_id"}), rows)
+                columns: dict[str, Any] = {k: bindparam(k) for k in shape if k not in ("_id", "_bump")}
+                if "_bump" in shape:
+                    columns["revision"] = a.c.revision + bindparam("_bump")
+                conn.execute(a.update().where(a.c.id == bindparam("_id")).values(**columns), rows)
             if sections:
                 conn.execute(database.insert_for(conn)(db.article_categories).on_conflict_do_nothing(), sections)
             for slug, ids in earlier.items():
