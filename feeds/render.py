@@ -230,15 +230,17 @@ def render_atom(doc: FeedDoc, self_url: str, fallback_updated: datetime) -> byte
         root = etree.Element(old.tag, nsmap={**old.nsmap, **nsmap}, attrib=dict(old.attrib))
         root.text = old.text
         root.extend(list(old))  # the namespaces declared once, on <feed>, as readers and validators expect
+        # Extension elements go before the entries: RFC 4287's schema puts every atom:entry last in atom:feed.
         first_entry = next((i for i, child in enumerate(root) if child.tag == f"{{{ATOM_NS}}}entry"), len(root))
         if doc.is_archive:
             root.insert(first_entry, etree.Element(f"{{{HISTORY_NS}}}archive", nsmap={"fh": HISTORY_NS}))
-        for gone in doc.deleted:  # RFC 6721 §2: at:deleted-entry with ref and when, beside the entries
-            tombstone = etree.SubElement(root, f"{{{TOMBSTONES_NS}}}deleted-entry", ref=gone.id,
-                                         when=gone.deleted_at.replace(microsecond=0).astimezone(doc.timezone)
-                                         .isoformat())
+            first_entry += 1
+        for position, gone in enumerate(doc.deleted, start=first_entry):  # RFC 6721 §2: ref and when
+            tombstone = etree.Element(f"{{{TOMBSTONES_NS}}}deleted-entry", ref=gone.id,
+                                      when=gone.deleted_at.replace(microsecond=0).astimezone(doc.timezone).isoformat())
             if gone.comment:
                 etree.SubElement(tombstone, f"{{{TOMBSTONES_NS}}}comment").text = gone.comment
+            root.insert(position, tombstone)
         etree.indent(root, space="  ")
         body = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return body

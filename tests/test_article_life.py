@@ -72,6 +72,8 @@ def test_a_killed_story_leaves_every_feed_with_an_atom_tombstone(store, settings
     feed = ET.fromstring(publisher.get("politics", "atom").body)
     assert entry_ids(publisher.get("politics", "atom").body) == [entry_ids(publisher.get("all", "atom").body)[0]]
     (tombstone,) = feed.findall(f"{AT}deleted-entry")
+    kinds = [child.tag for child in feed]  # RFC 4287 puts every atom:entry after the feed's other elements
+    assert kinds.index(f"{AT}deleted-entry") < kinds.index(f"{ATOM}entry") and kinds[-1] == f"{ATOM}entry"
     local = clock().astimezone(settings.site.timezone).isoformat()
     assert (tombstone.get("ref"), tombstone.get("when")) == (tag, local)
     assert tombstone.findtext(f"{AT}comment") == "이 기사는 삭제되었습니다."
