@@ -167,7 +167,9 @@ def test_ingest_exits_cleanly_with_its_parse_processes(corpus: korean_corpus.Cor
                              env={**os.environ, **fresh})
     def pool_started() -> list[str]:  # stopped while its parse processes work
         assert again.poll() is None, "the ingest ended before its pool started"
-        return _children(again.pid)
+        # Parse processes, not multiprocessing's resource tracker: that one starts with the pool, before the sources
+        # are read, and a signal there lands in the middle of a query (`sources()`), not in the ingest's wait.
+        return [pid for pid in _children(again.pid) if b"spawn_main" in _cmdline(pid)]
 
     wait_until(pool_started, 60, interval=0.01, message="the ingest's parse processes did not start")
     again.send_signal(signal.SIGTERM)
@@ -176,6 +178,13 @@ def test_ingest_exits_cleanly_with_its_parse_processes(corpus: korean_corpus.Cor
     with sa.create_engine(fresh["GAZETTE_DATABASE_URL"]).connect() as conn:  # a stop is not the sources' failure
         failed = conn.execute(sa.select(db.sources.c.name).where(db.sources.c.consecutive_failures > 0)).scalars().all()
     assert failed == [], failed
+
+
+def _cmdline(pid: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # it ended meanwhile
+        return b""
 
 
 def _children(pid: int) -> list[str]:
