@@ -192,21 +192,33 @@ callback_secret = "{secret}"
 """
 
 
+def pushing_site(tmp_path, database_url: str, clock, receiver: Receiver):  # type: ignore[no-untyped-def]
+    """Components whose partner "wire" pushes to `receiver` (PUSH_CONFIG), migrated."""
+    import service
+
+    settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
+                                          extra=PUSH_CONFIG.format(url=receiver.url, secret=SECRET)), {})
+    services = service.Components(settings, clock=clock)
+    services.prepare_database(migrate=True)
+    return services
+
+
+def push_worker(services, clock, policy: PushPolicy) -> PushWorker:  # type: ignore[no-untyped-def]
+    """The lease holder's push worker, stepped by the test."""
+    return PushWorker(services.settings, services.partners, services.pushes, services.store, services.redirects,
+                      clock, is_leader=lambda: True, interval=timedelta(hours=1), policy=policy)
+
+
 def test_partners_that_have_a_story_are_told_of_its_correction_and_kill(tmp_path, database_url, clock) -> None:  # type: ignore[no-untyped-def]
     import service
 
     with Receiver(fail_first=0) as receiver:
-        settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
-                                              extra=PUSH_CONFIG.format(url=receiver.url, secret=SECRET)), {})
-        services = service.Components(settings, clock=clock)
-        services.prepare_database(migrate=True)
+        services = pushing_site(tmp_path, database_url, clock, receiver)
         first, second = make_article(1, published_at=NOW + timedelta(minutes=1)), make_article(
             2, published_at=NOW + timedelta(minutes=1))
         clock.now = NOW + timedelta(minutes=2)
         services.store.upsert_articles([first, second], source_id=None, now=clock())
-        worker = PushWorker(settings, services.partners, services.pushes, services.store, services.redirects,
-                            clock, is_leader=lambda: True, interval=timedelta(hours=1),
-                            policy=PushPolicy(max_attempts=3, timeout=5))
+        worker = push_worker(services, clock, PushPolicy(max_attempts=3, timeout=5))
         life = ArticleLife(services.engine)
         life.kill(second.id, "게재 보류 요청", now=clock())  # before its push went: nothing of it is ever sent
         assert worker.step().delivered == 1
@@ -237,19 +249,13 @@ def test_partners_that_have_a_story_are_told_of_its_correction_and_kill(tmp_path
 
 
 def test_a_push_queued_before_a_kill_is_dropped_not_sent(tmp_path, database_url, clock) -> None:  # type: ignore[no-untyped-def]
-    import service
 
     with Receiver(fail_first=1) as receiver:
-        settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
-                                              extra=PUSH_CONFIG.format(url=receiver.url, secret=SECRET)), {})
-        services = service.Components(settings, clock=clock)
-        services.prepare_database(migrate=True)
+        services = pushing_site(tmp_path, database_url, clock, receiver)
         article = make_article(1, published_at=NOW + timedelta(minutes=1))
         clock.now = NOW + timedelta(minutes=2)
         services.store.upsert_articles([article], source_id=None, now=clock())
-        worker = PushWorker(settings, services.partners, services.pushes, services.store, services.redirects,
-                            clock, is_leader=lambda: True, interval=timedelta(hours=1),
-                            policy=PushPolicy(max_attempts=3, first_delay=timedelta(seconds=10), timeout=5))
+        worker = push_worker(services, clock, PushPolicy(max_attempts=3, first_delay=timedelta(seconds=10), timeout=5))
         assert worker.step().failed == 1  # queued, tried once, to be retried
         ArticleLife(services.engine).kill(article.id, "오보", now=clock())
         clock.now += timedelta(minutes=5)
@@ -351,19 +357,13 @@ def test_old_events_are_pruned_but_not_one_a_webhook_still_waits_for(store) -> N
 
 
 def test_a_push_of_a_held_story_waits_and_goes_once_it_is_released(tmp_path, database_url, clock) -> None:  # type: ignore[no-untyped-def]
-    import service
 
     with Receiver(fail_first=0) as receiver:
-        settings = load_settings(write_config(tmp_path / "gazette.toml", database_url=database_url,
-                                              extra=PUSH_CONFIG.format(url=receiver.url, secret=SECRET)), {})
-        services = service.Components(settings, clock=clock)
-        services.prepare_database(migrate=True)
+        services = pushing_site(tmp_path, database_url, clock, receiver)
         article = make_article(1, published_at=NOW + timedelta(minutes=1))
         clock.now = NOW + timedelta(minutes=2)
         services.store.upsert_articles([article], source_id=None, now=clock())
-        worker = PushWorker(settings, services.partners, services.pushes, services.store, services.redirects,
-                            clock, is_leader=lambda: True, interval=timedelta(hours=1),
-                            policy=PushPolicy(max_attempts=3, timeout=5))
+        worker = push_worker(services, clock, PushPolicy(max_attempts=3, timeout=5))
         services.pushes.enqueue(services.partners.partner("wire"), clock())  # queued while it was live
         life = ArticleLife(services.engine)
         life.hold(article.id, "법무 검토", now=clock())
