@@ -45,6 +45,13 @@ def clean_text(value: str, *, field: str, limit: int) -> str:
     return text
 
 
+def life_record(article: StoredArticle) -> dict[str, object]:
+    """What the audit log keeps of a story's life, before and after an editor's change: status and reason, urgency,
+    revision and corrections (the console and the command line record it alike)."""
+    return {"status": article.status, "status_reason": article.status_reason, "urgent": article.is_urgent,
+            "revision": article.revision, "corrections": [c.note for c in article.corrections]}
+
+
 def correction_lines(article: StoredArticle, language: str, zone: tzinfo) -> list[str]:
     """The story's public corrections as readers see them, oldest first: "[정정 2026-11-29 15:00] …"."""
     return [CATALOGUE.text(language, "article_correction", note=c.note,

@@ -399,10 +399,6 @@ def _story(services: Any, url_or_id: str) -> Any:
     return article
 
 
-def _life_record(article: Any) -> dict[str, object]:
-    return {"status": article.status, "status_reason": article.status_reason, "urgent": article.is_urgent,
-            "revision": article.revision, "corrections": [c.note for c in article.corrections]}
-
 
 @articles_group.command("show")
 @click.argument("article")
@@ -423,13 +419,13 @@ def articles_show(ctx: click.Context, article: str) -> None:
 
 
 def _change(ctx: click.Context, article: str, action: str, change: Any) -> None:
-    from .article_life import ArticleLife
+    from .article_life import ArticleLife, life_record
 
     services = components_of(ctx)
     before = _story(services, article)
     after = change(ArticleLife(services.engine), before.id, services.clock())
-    services.audit.record(CLI_ACTOR, action, f"article:{after.id}", before=_life_record(before),
-                          after=_life_record(after))
+    services.audit.record(CLI_ACTOR, action, f"article:{after.id}", before=life_record(before),
+                          after=life_record(after))
     click.echo(f"{after.id}\t{after.status}\trevision {after.revision}")
 
 

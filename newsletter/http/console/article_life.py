@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response
 
-from feeds.article_life import ArticleLife
+from feeds.article_life import ArticleLife, life_record
 from feeds.errors import StoreError
 from feeds.model import StoredArticle
 
@@ -25,12 +25,6 @@ from ...alerts import AlertDesk, AlertDraft, audit_values
 from ...errors import AlertRefused
 from .articles import MAX_ARTICLE_ID, ArticlesPage
 from .kit import ConsoleKit, acting, posted
-
-
-def life_record(article: StoredArticle) -> dict[str, object]:
-    """What the audit log keeps of a story's life: its status and reason, urgency, revision and corrections."""
-    return {"status": article.status, "status_reason": article.status_reason, "urgent": article.is_urgent,
-            "revision": article.revision, "corrections": [c.note for c in article.corrections]}
 
 
 class ArticleActions:
